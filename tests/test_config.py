@@ -1,0 +1,70 @@
+import pytest
+
+from transformer_lib import PRESETS, ModelConfig, SOTAConfig, SOTATransformer, Transformer
+from transformer_lib.model import parameter_counts
+
+
+def test_derived_fields():
+    config = ModelConfig(vocab_size=100, d_model=96, num_layers=2, num_heads=6)
+    assert config.num_kv_heads == 6
+    assert config.head_dim == 16
+    assert config.ffn_hidden_dim == 256  # 8/3 * 96 = 256, already a multiple of 64
+    assert ModelConfig(d_model=100, num_heads=2).ffn_hidden_dim == 320  # 266 rounded up to 64
+    assert ModelConfig(num_heads=12, num_kv_heads=4).kv_groups == 3
+
+
+def test_seed_preset_has_22_5m_parameters():
+    model = Transformer(ModelConfig.from_preset("seed-22.5M"))
+    assert model.config.vocab_size == 50257
+    assert abs(model.num_parameters() - 22.5e6) / 22.5e6 < 0.01
+    assert parameter_counts(model)["total"] == model.num_parameters()
+
+
+def test_presets_and_overrides():
+    assert {"seed-22.5M", "tiny", "gpt2-small"} <= set(PRESETS)
+    gpt2 = ModelConfig.from_preset("gpt2-small")
+    assert (gpt2.d_model, gpt2.num_layers, gpt2.num_heads) == (768, 12, 12)
+    assert ModelConfig.from_preset("tiny", num_layers=3).num_layers == 3
+
+
+def test_dict_round_trip():
+    config = ModelConfig.from_preset("tiny")
+    assert ModelConfig.from_dict(config.to_dict()) == config
+
+
+def test_original_design_names_still_work():
+    import torch
+
+    config = SOTAConfig(vocab_size=50257, d_model=768, num_heads=12, num_layers=12)
+    assert SOTAConfig is ModelConfig and SOTATransformer is Transformer
+    model = SOTATransformer(config)
+    input_ids = torch.randint(0, 50257, (1, 8))
+    logits = model(input_ids)
+    assert logits.shape == (1, 8, 50257)
+    generated = model.generate(input_ids, max_new_tokens=3)
+    assert generated.shape == (1, 11)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, words",
+    [
+        (dict(d_model=100, num_heads=3), ValueError, "d_model=100 is not divisible by num_heads=3"),
+        (dict(num_heads=12, num_kv_heads=5), ValueError, "num_kv_heads=5"),
+        (dict(d_model=36, num_heads=4), ValueError, "odd"),
+        (dict(d_model=0), ValueError, "d_model=0"),
+        (dict(num_layers=-1), ValueError, "num_layers=-1"),
+        (dict(vocab_size=2.5), TypeError, "vocab_size"),
+        (dict(dropout=1.0), ValueError, "dropout"),
+        (dict(rope_theta=0.0), ValueError, "rope_theta"),
+    ],
+)
+def test_bad_config_names_the_field(kwargs, error, words):
+    with pytest.raises(error, match=words):
+        ModelConfig(**kwargs)
+
+
+def test_unknown_preset_lists_known_ones():
+    with pytest.raises(KeyError, match="tiny"):
+        ModelConfig.from_preset("huge")
+    with pytest.raises(TypeError, match="d_modle"):
+        ModelConfig.from_preset("tiny", d_modle=3)

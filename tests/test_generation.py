@@ -1,0 +1,107 @@
+"""Sampling filters and generation, with and without the KV cache."""
+
+import pytest
+import torch
+
+from transformer_lib.generation import filter_logits, generate, sample_next_token
+
+
+def test_temperature_zero_is_greedy():
+    logits = torch.tensor([[0.1, 2.0, -1.0, 1.9]])
+    kept = filter_logits(logits, temperature=0)
+    assert torch.isfinite(kept).tolist() == [[False, True, False, False]]
+    assert sample_next_token(logits, temperature=0).tolist() == [1]
+
+
+def test_top_k_keeps_the_k_largest():
+    logits = torch.tensor([[0.0, 3.0, 1.0, 2.0, -1.0]])
+    kept = torch.isfinite(filter_logits(logits, top_k=2))
+    assert kept.tolist() == [[False, True, False, True, False]]
+
+
+def test_top_p_keeps_the_smallest_set_reaching_p():
+    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]])
+    logits = probs.log()
+    assert torch.isfinite(filter_logits(logits, top_p=0.5)).tolist() == [[True, False, False, False]]
+    assert torch.isfinite(filter_logits(logits, top_p=0.7)).tolist() == [[True, True, False, False]]
+    assert torch.isfinite(filter_logits(logits, top_p=0.81)).tolist() == [[True, True, True, False]]
+    assert torch.isfinite(filter_logits(logits, top_p=1.0)).all()
+    # shuffled order gives the same set
+    shuffled = logits[:, [2, 0, 3, 1]]
+    assert torch.isfinite(filter_logits(shuffled, top_p=0.7)).tolist() == [[False, True, False, True]]
+
+
+def test_temperature_sharpens_and_flattens():
+    logits = torch.tensor([[1.0, 2.0, 3.0]])
+    cold = torch.softmax(filter_logits(logits, temperature=0.5), -1)
+    hot = torch.softmax(filter_logits(logits, temperature=2.0), -1)
+    assert cold[0, 2] > torch.softmax(logits, -1)[0, 2] > hot[0, 2]
+
+
+@pytest.mark.parametrize("use_sampling", [False, True])
+def test_kv_cache_gives_identical_tokens(tiny_model, use_sampling):
+    prompt = torch.randint(0, 512, (3, 7))
+    kwargs = dict(temperature=0.9, top_k=50, top_p=0.95) if use_sampling else dict(temperature=0)
+    cached = generate(tiny_model, prompt, 40, use_cache=True,
+                      generator=torch.Generator().manual_seed(7), **kwargs)
+    full = generate(tiny_model, prompt, 40, use_cache=False,
+                    generator=torch.Generator().manual_seed(7), **kwargs)
+    assert cached.shape == (3, 47)
+    assert torch.equal(cached[:, :7], prompt)
+    assert torch.equal(cached, full)
+
+
+def test_seeded_sampling_is_reproducible_and_seed_dependent(tiny_model):
+    prompt = torch.tensor([1, 2, 3])
+    a = generate(tiny_model, prompt, 20, generator=torch.Generator().manual_seed(1))
+    b = generate(tiny_model, prompt, 20, generator=torch.Generator().manual_seed(1))
+    c = generate(tiny_model, prompt, 20, generator=torch.Generator().manual_seed(2))
+    assert a.dim() == 1 and a.shape == (23,)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_batched_rows_match_single_prompts(tiny_model):
+    prompts = torch.randint(0, 512, (2, 6))
+    batched = generate(tiny_model, prompts, 15, temperature=0)
+    for row in range(2):
+        single = generate(tiny_model, prompts[row], 15, temperature=0)
+        assert torch.equal(batched[row], single)
+
+
+def test_eos_pads_finished_rows_and_stops_early(tiny_model):
+    prompt = torch.tensor([[1, 2, 3]])
+    greedy = generate(tiny_model, prompt, 10, temperature=0)
+    eos = int(greedy[0, 4])  # the second generated token
+    stopped = generate(tiny_model, prompt, 10, temperature=0, eos_id=eos)
+    first = (greedy[0, 3:] == eos).nonzero()[0].item() + 3
+    assert stopped.shape[1] == first + 1
+    assert torch.equal(stopped[0], greedy[0, : first + 1])
+
+
+def test_generate_restores_training_mode(tiny_model):
+    tiny_model.train()
+    generate(tiny_model, torch.tensor([1]), 2)
+    assert tiny_model.training
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        (dict(temperature=-0.1), "temperature=-0.1"),
+        (dict(top_k=0), "top_k=0"),
+        (dict(top_p=0.0), "top_p=0.0"),
+        (dict(top_p=1.5), "top_p=1.5"),
+        (dict(max_new_tokens=-1), "max_new_tokens=-1"),
+        (dict(max_new_tokens=200), "exceeds max_seq_len=128"),
+    ],
+)
+def test_bad_generation_arguments(tiny_model, kwargs, words):
+    args = dict(max_new_tokens=5)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=words):
+        generate(tiny_model, torch.tensor([1, 2, 3]), **args)
+
+
+def test_empty_prompt_is_an_error(tiny_model):
+    with pytest.raises(ValueError, match="empty"):
+        generate(tiny_model, torch.tensor([], dtype=torch.long), 3)

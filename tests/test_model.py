@@ -1,0 +1,114 @@
+"""Whole-model properties, clear input errors and a golden output."""
+
+import pytest
+import torch
+
+from transformer_lib import ModelConfig, Transformer
+
+
+def test_logits_shape(tiny_model, tiny_config):
+    logits = tiny_model(torch.randint(0, tiny_config.vocab_size, (3, 17)))
+    assert logits.shape == (3, 17, tiny_config.vocab_size)
+    assert logits.dtype == torch.float32
+
+
+def test_changing_a_future_token_leaves_earlier_logits_unchanged(tiny_model):
+    torch.manual_seed(1)
+    ids = torch.randint(0, 512, (2, 20))
+    changed = ids.clone()
+    changed[:, 12] = (changed[:, 12] + 1) % 512
+    a, b = tiny_model(ids), tiny_model(changed)
+    torch.testing.assert_close(a[:, :12], b[:, :12], atol=0, rtol=0)
+    assert not torch.allclose(a[:, 12:], b[:, 12:])
+
+
+def test_gradients_reach_every_parameter(tiny_config):
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig.from_preset("tiny", tie_embeddings=False))
+    ids = torch.randint(0, 512, (2, 16))
+    logits = model(ids[:, :-1])
+    loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), ids[:, 1:].flatten())
+    loss.backward()
+    for name, param in model.named_parameters():
+        assert param.grad is not None, name
+        assert param.grad.abs().sum() > 0, name
+
+
+def test_tied_embeddings_share_storage(tiny_model):
+    assert tiny_model.lm_head.weight is tiny_model.embed_tokens.weight
+    untied = Transformer(ModelConfig.from_preset("tiny", tie_embeddings=False))
+    assert untied.lm_head.weight.data_ptr() != untied.embed_tokens.weight.data_ptr()
+    extra = untied.num_parameters() - tiny_model.num_parameters()
+    assert extra == 512 * 64
+
+
+def test_initial_loss_is_near_uniform(tiny_model):
+    ids, targets = torch.randint(0, 512, (2, 4, 64))
+    logits = tiny_model(ids)
+    loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
+    assert abs(loss.item() - torch.log(torch.tensor(512.0)).item()) < 0.1
+
+
+def test_residual_projections_use_scaled_init():
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig(vocab_size=64, d_model=256, num_layers=8, num_heads=4))
+    std_o = model.layers[0].self_attn.o_proj.weight.std().item()
+    std_q = model.layers[0].self_attn.q_proj.weight.std().item()
+    assert abs(std_q - 0.02) < 0.001
+    assert abs(std_o - 0.02 / 4) < 0.0005  # 0.02 / sqrt(2 * 8)
+
+
+def test_attention_maps_match_the_forward_pass(tiny_model):
+    ids = torch.randint(0, 512, (2, 12))
+    maps = tiny_model.attention_maps(ids)
+    assert len(maps) == 2
+    for weights in maps:
+        assert weights.shape == (2, 4, 12, 12)
+        torch.testing.assert_close(weights.sum(-1), torch.ones(2, 4, 12))
+        assert torch.all(weights.triu(diagonal=1) == 0)
+
+
+def test_cached_chunks_match_a_full_forward(tiny_model):
+    ids = torch.randint(0, 512, (2, 30))
+    full = tiny_model(ids)
+    caches = tiny_model.make_caches(2)
+    pieces = [tiny_model(ids[:, :10], caches), tiny_model(ids[:, 10:11], caches),
+              tiny_model(ids[:, 11:30], caches)]
+    torch.testing.assert_close(torch.cat(pieces, dim=1), full, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "make_input, error, words",
+    [
+        (lambda: torch.rand(1, 5), TypeError, "integer token ids"),
+        (lambda: torch.zeros(5, dtype=torch.long), ValueError, r"shape \(batch, seq_len\)"),
+        (lambda: torch.zeros(1, 2, 3, dtype=torch.long), ValueError, "unsqueeze"),
+        (lambda: torch.tensor([[1, 512]]), ValueError, "token id 512 is outside"),
+        (lambda: torch.tensor([[-1, 3]]), ValueError, "token id -1"),
+        (lambda: torch.zeros(1, 129, dtype=torch.long), ValueError, "max_seq_len is 128"),
+        (lambda: [[1, 2, 3]], TypeError, "torch.Tensor"),
+    ],
+)
+def test_bad_input_ids_raise_clear_errors(tiny_model, make_input, error, words):
+    with pytest.raises(error, match=words):
+        tiny_model(make_input())
+
+
+def test_rejects_non_config():
+    with pytest.raises(TypeError, match="ModelConfig"):
+        Transformer({"d_model": 8})
+
+
+# Greedy continuation of a seeded tiny model. If this changes, the model's numerics changed:
+# check initialisation, RoPE and attention before updating it.
+GOLDEN_PROMPT = [1, 2, 3, 4, 5]
+GOLDEN_CONTINUATION = [22, 6, 61, 288, 177, 427, 427, 258, 404, 120, 139, 49]
+
+
+def test_golden_greedy_output():
+    torch.manual_seed(1234)
+    model = Transformer(ModelConfig.from_preset("tiny"))
+    model.init_weights(std=0.5)  # large weights give varied tokens, so the check bites
+    out = model.generate(torch.tensor(GOLDEN_PROMPT), max_new_tokens=12, temperature=0)
+    assert out[:5].tolist() == GOLDEN_PROMPT
+    assert out[5:].tolist() == GOLDEN_CONTINUATION

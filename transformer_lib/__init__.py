@@ -1,0 +1,20 @@
+"""transformer_lib: a small, tested Llama-style transformer (the finished code of the book)."""
+
+from .config import PRESETS, ModelConfig
+from .generation import generate
+from .model import Transformer, parameter_counts
+
+# The original design's names, kept so its examples run unchanged.
+SOTAConfig = ModelConfig
+SOTATransformer = Transformer
+
+__all__ = [
+    "PRESETS",
+    "ModelConfig",
+    "SOTAConfig",
+    "SOTATransformer",
+    "Transformer",
+    "generate",
+    "parameter_counts",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,131 @@
+"""Causal self-attention with grouped-query heads: a fused SDPA path and an explicit-math path.
+
+Both paths share the projections and RoPE; they differ only in how softmax(QK^T/sqrt(D))V is
+computed. ``forward`` uses ``torch.nn.functional.scaled_dot_product_attention`` (Flash or
+memory-efficient kernels where the device has them); ``forward_with_weights`` spells the math out
+and also returns the attention weights, for plots and teaching. A test keeps them equal.
+
+Notation: B batch, T query positions, S key positions, H query heads, K key/value heads,
+D head dimension, C = d_model.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+from .rope import apply_rope
+
+
+class KVCache(nn.Module):
+    """Keys and values of past positions, so each generated token costs one position of work.
+
+    Shape contract: ``k_cache`` and ``v_cache`` are (B, K, max_seq_len, D); ``length`` positions
+    are filled. ``update(k, v)`` appends (B, K, T, D) and returns everything filled so far.
+    """
+
+    def __init__(self, batch_size: int, num_kv_heads: int, max_seq_len: int, head_dim: int,
+                 dtype: torch.dtype = torch.float32, device: torch.device | str | None = None):
+        super().__init__()
+        shape = (batch_size, num_kv_heads, max_seq_len, head_dim)
+        self.register_buffer("k_cache", torch.zeros(shape, dtype=dtype, device=device),
+                             persistent=False)
+        self.register_buffer("v_cache", torch.zeros(shape, dtype=dtype, device=device),
+                             persistent=False)
+        self.length = 0
+
+    def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        start, end = self.length, self.length + k.shape[2]
+        if end > self.k_cache.shape[2]:
+            raise ValueError(f"KV cache holds {self.k_cache.shape[2]} positions; cannot reach {end}")
+        self.k_cache[:, :, start:end] = k
+        self.v_cache[:, :, start:end] = v
+        self.length = end
+        return self.k_cache[:, :, :end], self.v_cache[:, :, :end]
+
+    def reset(self) -> None:
+        self.length = 0
+
+
+def causal_mask(num_queries: int, num_keys: int, device=None) -> torch.Tensor:
+    """Boolean (T, S) mask, True where attention is allowed; the T queries are the last T keys."""
+    offset = num_keys - num_queries
+    rows = torch.arange(num_queries, device=device).unsqueeze(1)
+    cols = torch.arange(num_keys, device=device).unsqueeze(0)
+    return cols <= rows + offset
+
+
+def attention_weights(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """softmax(q k^T / sqrt(D)) with a causal mask; q (B, H, T, D), k (B, H, S, D) -> (B, H, T, S)."""
+    scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])  # (B, H, T, S)
+    mask = causal_mask(q.shape[-2], k.shape[-2], device=q.device)
+    scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores.float(), dim=-1).to(q.dtype)
+
+
+def repeat_kv(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """Repeat each key/value head for its group of query heads: (B, K, S, D) -> (B, K*groups, S, D)."""
+    return x if groups == 1 else x.repeat_interleave(groups, dim=1)
+
+
+class Attention(nn.Module):
+    """Multi-head causal self-attention with RoPE and grouped-query key/value heads."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.num_heads = config.num_heads
+        self.num_kv_heads = config.num_kv_heads
+        self.head_dim = config.head_dim
+        self.dropout = config.dropout
+        kv_dim = config.num_kv_heads * config.head_dim
+        self.q_proj = nn.Linear(config.d_model, config.d_model, bias=False)
+        self.k_proj = nn.Linear(config.d_model, kv_dim, bias=False)
+        self.v_proj = nn.Linear(config.d_model, kv_dim, bias=False)
+        self.o_proj = nn.Linear(config.d_model, config.d_model, bias=False)
+
+    def _project(self, x, cos, sin, cache):
+        B, T, _ = x.shape
+        # (B, T, C) -> (B, T, H, D) -> (B, H, T, D); likewise with K heads for keys and values
+        q = self.q_proj(x).view(B, T, self.num_heads, self.head_dim).transpose(1, 2)
+        k = self.k_proj(x).view(B, T, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        v = self.v_proj(x).view(B, T, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if cache is not None:
+            k, v = cache.update(k, v)  # (B, K, S, D) with S = positions so far
+        return q, k, v
+
+    def _merge_heads(self, out: torch.Tensor) -> torch.Tensor:
+        B, _, T, _ = out.shape
+        return self.o_proj(out.transpose(1, 2).reshape(B, T, -1))  # (B, H, T, D) -> (B, T, C)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                cache: KVCache | None = None) -> torch.Tensor:
+        """x (B, T, C); cos/sin (T, D) for the positions of x; returns (B, T, C)."""
+        q, k, v = self._project(x, cos, sin, cache)
+        T, S = q.shape[2], k.shape[2]
+        if T == S:
+            mask, is_causal = None, True
+        elif T == 1:
+            mask, is_causal = None, False  # one new query sees every cached key
+        else:
+            mask, is_causal = causal_mask(T, S, device=x.device), False
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=is_causal,
+            dropout_p=self.dropout if self.training else 0.0,
+            enable_gqa=self.num_kv_heads != self.num_heads,
+        )  # (B, H, T, D)
+        return self._merge_heads(out)
+
+    def forward_with_weights(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                             cache: KVCache | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same computation spelled out; returns (output (B, T, C), weights (B, H, T, S))."""
+        q, k, v = self._project(x, cos, sin, cache)
+        groups = self.num_heads // self.num_kv_heads
+        k, v = repeat_kv(k, groups), repeat_kv(v, groups)  # (B, H, S, D)
+        weights = attention_weights(q, k)  # (B, H, T, S)
+        dropped = F.dropout(weights, self.dropout, self.training)
+        return self._merge_heads(dropped @ v), weights

@@ -1,0 +1,36 @@
+"""The pre-norm transformer block: x + attn(norm(x)), then x + ffn(norm(x))."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .attention import Attention, KVCache
+from .config import ModelConfig
+from .rmsnorm import RMSNorm
+from .swiglu import SwiGLU
+
+
+class Block(nn.Module):
+    """One layer. Normalising the branch inputs (not the residual stream) keeps deep stacks stable."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.input_layernorm = RMSNorm(config.d_model, config.norm_eps)
+        self.self_attn = Attention(config)
+        self.post_attention_layernorm = RMSNorm(config.d_model, config.norm_eps)
+        self.mlp = SwiGLU(config.d_model, config.ffn_hidden_dim)
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                cache: KVCache | None = None) -> torch.Tensor:
+        x = x + self.resid_dropout(self.self_attn(self.input_layernorm(x), cos, sin, cache))
+        return x + self.resid_dropout(self.mlp(self.post_attention_layernorm(x)))
+
+    def forward_with_weights(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                             cache: KVCache | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """As ``forward``, through explicit attention; also returns its weights (B, H, T, S)."""
+        attn_out, weights = self.self_attn.forward_with_weights(
+            self.input_layernorm(x), cos, sin, cache)
+        x = x + self.resid_dropout(attn_out)
+        return x + self.resid_dropout(self.mlp(self.post_attention_layernorm(x))), weights

@@ -1,0 +1,116 @@
+"""Model configuration: one dataclass, derived fields computed in one place, named presets."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return ((value + multiple - 1) // multiple) * multiple
+
+
+@dataclass
+class ModelConfig:
+    """Shape and hyper-parameters of a Llama-style decoder-only transformer.
+
+    Fields left at ``None`` are derived in ``__post_init__`` (the only place that derives them).
+    """
+
+    vocab_size: int = 50257  # GPT-2's BPE vocabulary; the book's own tokenizers use far fewer
+    d_model: int = 768  # width of the residual stream
+    num_layers: int = 12  # number of transformer blocks
+    num_heads: int = 12  # query heads
+    num_kv_heads: int | None = None  # key/value heads (grouped-query attention); None = num_heads
+    ffn_hidden_dim: int | None = None  # SwiGLU width; None = 8/3 * d_model rounded up to 64
+    max_seq_len: int = 1024  # longest sequence the RoPE tables (and the KV cache) cover
+    rope_theta: float = 10000.0  # RoPE base: larger stretches the longest wavelength
+    norm_eps: float = 1e-5  # RMSNorm epsilon, as in Llama
+    dropout: float = 0.0  # modern LLM pre-training uses none; kept for small-data experiments
+    tie_embeddings: bool = True  # share the embedding and output matrices (saves vocab*d params)
+    ffn_multiple_of: int = field(default=64, repr=False)  # hardware-friendly rounding of the FFN
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "d_model", "num_layers", "num_heads", "max_seq_len"):
+            _require_positive_int(name, getattr(self, name))
+        if self.num_kv_heads is None:
+            self.num_kv_heads = self.num_heads
+        _require_positive_int("num_kv_heads", self.num_kv_heads)
+        if self.ffn_hidden_dim is None:
+            self.ffn_hidden_dim = _round_up(int(8 * self.d_model / 3), self.ffn_multiple_of)
+        _require_positive_int("ffn_hidden_dim", self.ffn_hidden_dim)
+        if self.d_model % self.num_heads:
+            raise ValueError(
+                f"d_model={self.d_model} is not divisible by num_heads={self.num_heads}; "
+                f"pick num_heads from the divisors of d_model or change d_model"
+            )
+        if self.num_heads % self.num_kv_heads:
+            raise ValueError(
+                f"num_heads={self.num_heads} is not divisible by num_kv_heads={self.num_kv_heads}; "
+                f"each key/value head must serve a whole group of query heads"
+            )
+        if self.head_dim % 2:
+            raise ValueError(
+                f"head dimension d_model/num_heads = {self.head_dim} is odd; RoPE rotates pairs "
+                f"of dimensions, so choose d_model and num_heads giving an even head dimension"
+            )
+        if not self.rope_theta > 0:
+            raise ValueError(f"rope_theta={self.rope_theta} must be positive (Llama uses 10000)")
+        if not self.norm_eps > 0:
+            raise ValueError(f"norm_eps={self.norm_eps} must be positive (Llama uses 1e-5)")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout={self.dropout} must lie in [0, 1)")
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.num_heads
+
+    @property
+    def kv_groups(self) -> int:
+        """How many query heads share one key/value head."""
+        return self.num_heads // self.num_kv_heads
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> ModelConfig:
+        """A named configuration, with any field overridden by keyword."""
+        if name not in PRESETS:
+            raise KeyError(f"unknown preset {name!r}; known presets: {', '.join(sorted(PRESETS))}")
+        unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise TypeError(f"unknown ModelConfig field(s) {sorted(unknown)} in overrides")
+        return cls(**{**PRESETS[name], **overrides})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ModelConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"config has unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**values)
+
+
+def _require_positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value <= 0:
+        raise ValueError(f"{name}={value} must be a positive integer")
+
+
+PRESETS: dict[str, dict] = {
+    # The original design's model: 22.5M parameters with GPT-2's vocabulary and tied embeddings.
+    # 50257*256 embedding + 12 * 803,328 per block + 256 = 22,505,984.
+    "seed-22.5M": dict(
+        vocab_size=50257, d_model=256, num_layers=12, num_heads=8, max_seq_len=512
+    ),
+    # Small enough for unit tests and notebook cells on a laptop CPU.
+    "tiny": dict(vocab_size=512, d_model=64, num_layers=2, num_heads=4, num_kv_heads=2,
+                 max_seq_len=128),
+    # The shape of GPT-2 small (124M with GPT-2's LayerNorm MLP; a SwiGLU model of this shape).
+    "gpt2-small": dict(vocab_size=50257, d_model=768, num_layers=12, num_heads=12,
+                       max_seq_len=1024),
+    # The benchmark shape of issue 2 (d 288, 6 layers, 6 heads, vocab 4096), llama2.c's 15M.
+    "stories15M": dict(vocab_size=4096, d_model=288, num_layers=6, num_heads=6, max_seq_len=256),
+}

@@ -1,0 +1,94 @@
+"""Device and precision policy: which accelerator to use and which dtype to compute in.
+
+Order of preference: CUDA, then Apple MPS, then CPU. Precision: bf16 autocast on CUDA GPUs that
+support it (float16 without loss scaling is not offered: it needs a GradScaler and rarely pays on
+cards that have bf16), float32 on MPS (mixed dtypes failed on MPS in the original design, and
+autocast there is still incomplete), float32 on CPU unless bf16 autocast is asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def pick_device(requested: str | torch.device | None = None) -> torch.device:
+    """The requested device, or the best one present; a request for an absent device is an error."""
+    if requested is None or str(requested) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(requested)
+    except RuntimeError as err:
+        raise ValueError(f"unknown device {requested!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' "
+                         f"or 'mps'") from err
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {requested!r} was requested but CUDA is not available "
+                             f"(torch {torch.__version__}); use --device cpu or 'auto'")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {requested!r} was requested but only "
+                             f"{torch.cuda.device_count()} CUDA device(s) exist")
+    elif device.type == "mps" and not _mps_available():
+        raise ValueError(f"device {requested!r} was requested but Apple MPS is not available; "
+                         f"use --device cpu or 'auto'")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"unsupported device type {device.type!r}; use cpu, cuda or mps")
+    return device
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How to compute: parameters stay float32; ``autocast_dtype`` (if any) is used for matmuls."""
+
+    name: str  # "fp32" or "bf16"
+    autocast_dtype: torch.dtype | None
+
+    def autocast(self, device: torch.device):
+        """A context manager that applies this precision on ``device`` (a no-op for fp32)."""
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=self.autocast_dtype)
+
+
+def pick_precision(device: torch.device, requested: str = "auto") -> Precision:
+    """The precision policy for ``device``; ``requested`` is 'auto', 'fp32' or 'bf16'."""
+    if requested not in PRECISIONS:
+        raise ValueError(f"unknown precision {requested!r}; choose one of {', '.join(PRECISIONS)}")
+    if requested == "fp32":
+        return Precision("fp32", None)
+    if device.type == "mps":
+        if requested == "bf16":
+            raise ValueError("bf16 autocast is not supported on MPS by this library (mixed "
+                             "dtypes fail there); use --precision fp32 or auto")
+        return Precision("fp32", None)
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return Precision("bf16", torch.bfloat16)
+        if requested == "bf16":
+            raise ValueError("this CUDA GPU does not support bf16; use --precision fp32")
+        return Precision("fp32", None)
+    # CPU: float32 unless bf16 is asked for explicitly.
+    return Precision("bf16", torch.bfloat16) if requested == "bf16" else Precision("fp32", None)
+
+
+def describe(device: torch.device) -> str:
+    """One line naming the device, for logs and the book's device check."""
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+    if device.type == "mps":
+        return "mps (Apple GPU)"
+    return f"cpu ({torch.get_num_threads()} threads)"

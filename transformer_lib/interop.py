@@ -1,0 +1,126 @@
+"""Conversion to and from Hugging Face ``transformers``' ``LlamaForCausalLM``.
+
+Our parameter names are HF Llama's without the ``model.`` prefix, and both use the split-halves
+RoPE pairing, so conversion is a renaming plus a shape check; no permutation is needed.
+``transformers`` is imported lazily: it is a test dependency, not a requirement of the book.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .config import ModelConfig
+from .model import Transformer
+
+
+def _transformers():
+    try:
+        import transformers
+    except ImportError as err:
+        raise ImportError("transformer_lib.interop needs the `transformers` package: "
+                          "pip install transformers") from err
+    return transformers
+
+
+def to_hf_config(config: ModelConfig):
+    """The ``LlamaConfig`` describing the same architecture as ``config``."""
+    transformers = _transformers()
+    return transformers.LlamaConfig(
+        vocab_size=config.vocab_size,
+        hidden_size=config.d_model,
+        intermediate_size=config.ffn_hidden_dim,
+        num_hidden_layers=config.num_layers,
+        num_attention_heads=config.num_heads,
+        num_key_value_heads=config.num_kv_heads,
+        head_dim=config.head_dim,
+        max_position_embeddings=config.max_seq_len,
+        rope_theta=config.rope_theta,
+        rms_norm_eps=config.norm_eps,
+        tie_word_embeddings=config.tie_embeddings,
+        attention_dropout=config.dropout,
+        hidden_act="silu",
+        attention_bias=False,
+        mlp_bias=False,
+    )
+
+
+def _rope_theta(hf_config) -> float:
+    params = getattr(hf_config, "rope_parameters", None) or {}
+    rope_type = params.get("rope_type", "default")
+    scaling = getattr(hf_config, "rope_scaling", None) or {}
+    rope_type = scaling.get("rope_type", scaling.get("type", rope_type))
+    if rope_type not in ("default", None):
+        raise ValueError(f"RoPE scaling {rope_type!r} is not supported; only plain RoPE converts")
+    theta = params.get("rope_theta", getattr(hf_config, "rope_theta", None))
+    if theta is None:
+        raise ValueError("the Llama config names no rope_theta")
+    return float(theta)
+
+
+def from_hf_config(hf_config) -> ModelConfig:
+    """The ``ModelConfig`` of a ``LlamaConfig``; unsupported features raise a ValueError."""
+    for flag in ("attention_bias", "mlp_bias"):
+        if getattr(hf_config, flag, False):
+            raise ValueError(f"Llama config has {flag}=True; transformer_lib models have no biases")
+    if getattr(hf_config, "hidden_act", "silu") != "silu":
+        raise ValueError(f"hidden_act={hf_config.hidden_act!r} is not supported; SwiGLU uses silu")
+    head_dim = getattr(hf_config, "head_dim", None)
+    if head_dim not in (None, hf_config.hidden_size // hf_config.num_attention_heads):
+        raise ValueError(f"head_dim={head_dim} differs from hidden_size/num_attention_heads; "
+                         f"transformer_lib derives the head size from d_model")
+    return ModelConfig(
+        vocab_size=hf_config.vocab_size,
+        d_model=hf_config.hidden_size,
+        num_layers=hf_config.num_hidden_layers,
+        num_heads=hf_config.num_attention_heads,
+        num_kv_heads=hf_config.num_key_value_heads or hf_config.num_attention_heads,
+        ffn_hidden_dim=hf_config.intermediate_size,
+        max_seq_len=hf_config.max_position_embeddings,
+        rope_theta=_rope_theta(hf_config),
+        norm_eps=hf_config.rms_norm_eps,
+        dropout=float(getattr(hf_config, "attention_dropout", 0.0) or 0.0),
+        tie_embeddings=bool(hf_config.tie_word_embeddings),
+    )
+
+
+def _hf_name(name: str) -> str:
+    return name if name.startswith("lm_head") else f"model.{name}"
+
+
+def _copy_weights(source: dict[str, torch.Tensor], target: torch.nn.Module, rename) -> None:
+    target_state = target.state_dict()
+    for name, tensor in target_state.items():
+        source_name = rename(name)
+        if source_name not in source:
+            raise KeyError(f"weight {source_name!r} (for {name!r}) is missing from the source model")
+        if source[source_name].shape != tensor.shape:
+            raise ValueError(f"shape mismatch for {name!r}: source {tuple(source[source_name].shape)}"
+                             f" vs target {tuple(tensor.shape)}")
+    with torch.no_grad():
+        for name, tensor in target_state.items():
+            tensor.copy_(source[rename(name)])
+
+
+def from_hf(hf_model) -> Transformer:
+    """A ``Transformer`` with the weights of a ``LlamaForCausalLM`` (copied, on the CPU, float32)."""
+    model = Transformer(from_hf_config(hf_model.config))
+    source = {k: v.detach().float().cpu() for k, v in hf_model.state_dict().items()}
+    _copy_weights(source, model, _hf_name)
+    return model
+
+
+def to_hf(model: Transformer):
+    """A ``LlamaForCausalLM`` with the weights of ``model`` (copied, on the CPU, float32)."""
+    transformers = _transformers()
+    hf_model = transformers.LlamaForCausalLM(to_hf_config(model.config)).float()
+    names = {_hf_name(name): name for name in model.state_dict()}
+    source = {_hf_name(k): v.detach().float().cpu() for k, v in model.state_dict().items()}
+
+    def rename(hf_name: str) -> str:
+        if hf_name not in names:
+            raise KeyError(f"transformers' model has a weight {hf_name!r} that transformer_lib "
+                           f"does not know")
+        return hf_name
+
+    _copy_weights(source, hf_model, rename)
+    return hf_model.eval()
