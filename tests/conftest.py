@@ -1,15 +1,12 @@
-"""Shared test settings: no display, no network, deterministic torch."""
+"""Fixtures for the unit tests."""
 
-import os
+import matplotlib
+import pytest
+import torch
 
-os.environ.setdefault("MPLBACKEND", "Agg")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+from transformer_lib import ModelConfig, Transformer
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from transformer_lib import ModelConfig, Transformer  # noqa: E402
+matplotlib.use("Agg")  # in-process only: notebook kernels keep their inline backend
 
 
 @pytest.fixture

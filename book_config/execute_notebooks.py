@@ -1,0 +1,40 @@
+"""Regenerate each chapter's .ipynb from its .py source and execute it in place.
+
+Usage: python book_config/execute_notebooks.py [notebooks/NN_name.py ...]   (default: all)
+
+The .py is the source: the .ipynb is rebuilt from it with ``jupytext --update`` (which keeps
+nothing but outputs), then executed so that the stored outputs are the ones nbval compares.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main(paths: list[str]) -> int:
+    sources = [Path(p).resolve() for p in paths] or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+    env = dict(os.environ, MPLBACKEND="module://matplotlib_inline.backend_inline",
+               HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", PYTHONHASHSEED="0")
+    shared = ROOT.parent / "shared" / "data" / "tinystories"
+    if "TINYSTORIES_PATH" not in env and shared.is_dir():
+        env["TINYSTORIES_PATH"] = str(shared)
+    for source in sources:
+        start = time.perf_counter()
+        subprocess.run(["jupytext", "--to", "ipynb", "--update", str(source)], check=True,
+                       env=env, capture_output=True)
+        notebook = source.with_suffix(".ipynb")
+        subprocess.run(["jupyter", "nbconvert", "--to", "notebook", "--execute", "--inplace",
+                        "--ExecutePreprocessor.timeout=900", str(notebook)], check=True, env=env,
+                       cwd=source.parent)
+        print(f"{notebook.name}: executed in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,171 @@
+"""python -m transformer_lib.bench: speed of training steps and generation, against transformers.
+
+Both libraries run the same weights (ours converted with ``interop.to_hf``), interleaved
+repetition by repetition so that drifts in machine load hit both alike; figures are medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+from .config import ModelConfig
+from .device import describe, pick_device
+from .model import Transformer
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def _train_step(forward, optimizer, ids, device) -> float:
+    start = time.perf_counter()
+    logits = forward(ids[:, :-1])
+    loss = F.cross_entropy(logits.flatten(0, 1).float(), ids[:, 1:].flatten())
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def _timed(fn, device) -> float:
+    _sync(device)
+    start = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, in MiB (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def run(args) -> dict:
+    torch.manual_seed(args.seed)
+    device = pick_device(args.device)
+    config = ModelConfig(vocab_size=args.vocab_size, d_model=args.d_model,
+                         num_layers=args.num_layers, num_heads=args.num_heads,
+                         max_seq_len=max(args.seq_len + 1, args.prompt_len + args.new_tokens))
+    ours = Transformer(config).to(device)
+    results: dict = {"device": describe(device), "torch": torch.__version__,
+                     "config": config.to_dict(), "batch_size": args.batch_size,
+                     "seq_len": args.seq_len, "repeats": args.repeats}
+    models = {"transformer_lib": (ours, lambda x: ours(x))}
+    try:
+        from .interop import to_hf
+
+        hf = to_hf(ours).to(device)
+        hf.config.use_cache = True
+        models["transformers"] = (hf, lambda x: hf(x).logits)
+        import transformers
+
+        results["transformers"] = transformers.__version__
+    except ImportError:
+        print("transformers is not installed: timing transformer_lib alone", file=sys.stderr)
+
+    ids = torch.randint(0, config.vocab_size, (args.batch_size, args.seq_len + 1), device=device)
+    optimizers = {name: torch.optim.AdamW(model.parameters(), lr=1e-4, foreach=True)
+                  for name, (model, _) in models.items()}
+    train_times = {name: [] for name in models}
+    for repeat in range(args.warmup + args.repeats):
+        for name, (model, forward) in models.items():
+            model.train()
+            elapsed = _train_step(forward, optimizers[name], ids, device)
+            if repeat >= args.warmup:
+                train_times[name].append(elapsed)
+    tokens_per_step = args.batch_size * args.seq_len
+    results["train_tokens_per_s"] = {
+        name: tokens_per_step / statistics.median(times) for name, times in train_times.items()}
+
+    prompt = torch.randint(0, config.vocab_size, (1, args.prompt_len), device=device)
+    generators = {"transformer_lib (KV cache)":
+                  lambda: ours.generate(prompt, args.new_tokens, temperature=0),
+                  "transformer_lib (no cache)":
+                  lambda: ours.generate(prompt, args.new_tokens, temperature=0, use_cache=False)}
+    if "transformers" in models:
+        generators["transformers"] = lambda: hf.generate(
+            prompt, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens,
+            do_sample=False, pad_token_id=0)
+    ours.eval()
+    if "transformers" in models:
+        hf.eval()
+    generate_times = {name: [] for name in generators}
+    with torch.no_grad():
+        for repeat in range(1 + args.generate_repeats):
+            for name, fn in generators.items():
+                elapsed = _timed(fn, device)
+                if repeat >= 1:
+                    generate_times[name].append(elapsed)
+    results["generate_tokens_per_s"] = {
+        name: args.new_tokens / statistics.median(times) for name, times in generate_times.items()}
+    gen = results["generate_tokens_per_s"]
+    results["kv_cache_speedup"] = gen["transformer_lib (KV cache)"] / gen[
+        "transformer_lib (no cache)"]
+    if "transformers" in models:
+        train = results["train_tokens_per_s"]
+        results["train_ratio_vs_transformers"] = train["transformer_lib"] / train["transformers"]
+        results["generate_ratio_vs_transformers"] = gen["transformer_lib (KV cache)"] / gen[
+            "transformers"]
+    results["peak_rss_mib"] = peak_rss_mib()
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m transformer_lib.bench",
+        description="Time training steps (forward, backward, AdamW) and batch-1 greedy generation "
+                    "for transformer_lib and transformers' LlamaForCausalLM on the same weights.")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--d-model", type=int, default=288)
+    parser.add_argument("--num-layers", type=int, default=6)
+    parser.add_argument("--num-heads", type=int, default=6)
+    parser.add_argument("--vocab-size", type=int, default=4096)
+    parser.add_argument("--seq-len", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--prompt-len", type=int, default=8)
+    parser.add_argument("--new-tokens", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=2, help="untimed training steps per library")
+    parser.add_argument("--repeats", type=int, default=7, help="timed training steps per library")
+    parser.add_argument("--generate-repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results = run(args)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    print(f"device: {results['device']}, torch {results['torch']}, "
+          f"d_model {args.d_model}, {args.num_layers} layers, {args.num_heads} heads, "
+          f"vocab {args.vocab_size}, batch {args.batch_size} x seq {args.seq_len}")
+    print("training (forward + backward + AdamW), tokens/s, median of "
+          f"{args.repeats}:")
+    for name, value in results["train_tokens_per_s"].items():
+        print(f"  {name:<28}{value:>12,.0f}")
+    print(f"batch-1 greedy generation of {args.new_tokens} tokens, tokens/s:")
+    for name, value in results["generate_tokens_per_s"].items():
+        print(f"  {name:<28}{value:>12,.1f}")
+    if "train_ratio_vs_transformers" in results:
+        print(f"training ratio vs transformers:   {results['train_ratio_vs_transformers']:.2f}x")
+        print(f"generation ratio vs transformers: {results['generate_ratio_vs_transformers']:.2f}x")
+    print(f"KV cache speed-up over recomputation: {results['kv_cache_speedup']:.2f}x")
+    print(f"peak resident memory: {results['peak_rss_mib']:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
