@@ -1,0 +1,323 @@
+"""The trainer: schedule, optimizer groups, reproducibility, exact resume, checkpoints, DDP."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from transformer_lib import ModelConfig, Transformer
+from transformer_lib import checkpoint as ckpt
+from transformer_lib.trainer import (
+    TrainConfig,
+    Trainer,
+    TrainingDiverged,
+    evaluate_tokens,
+    learning_rate,
+    make_optimizer,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def small_model(seed=0, **overrides):
+    torch.manual_seed(seed)
+    values = dict(vocab_size=64, d_model=32, num_layers=2, num_heads=2, max_seq_len=32)
+    values.update(overrides)
+    return Transformer(ModelConfig(**values))
+
+
+def pattern_tokens(n=4000, vocab=64, seed=0):
+    """A learnable stream: mostly a repeating cycle, with some noise."""
+    rng = np.random.default_rng(seed)
+    tokens = (np.arange(n) * 7 % vocab).astype(np.uint16)
+    noise = rng.random(n) < 0.1
+    tokens[noise] = rng.integers(0, vocab, noise.sum())
+    return tokens
+
+
+BYTES = np.ones(64, dtype=np.int64)
+
+
+def make_trainer(run_dir=None, model=None, **config):
+    values = dict(batch_size=4, seq_len=16, max_steps=20, eval_every=10, eval_windows=4,
+                  warmup_steps=3, lr=1e-2)
+    values.update(config)
+    return Trainer(model or small_model(), pattern_tokens(), pattern_tokens(seed=1),
+                   TrainConfig(**values), BYTES, run_dir=run_dir, progress=False, log=None)
+
+
+def test_schedule_warms_up_then_decays_to_the_floor():
+    config = TrainConfig(lr=1.0, min_lr_ratio=0.1, warmup_steps=10, max_steps=100)
+    assert learning_rate(config, 0, 0.0) == pytest.approx(0.1)
+    assert learning_rate(config, 9, 0.09) == pytest.approx(1.0)
+    assert learning_rate(config, 10, 0.0) == pytest.approx(1.0)
+    assert learning_rate(config, 55, 0.5) == pytest.approx(0.55)
+    assert learning_rate(config, 99, 1.0) == pytest.approx(0.1)
+    lrs = [learning_rate(config, s, s / 100) for s in range(10, 100)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:], strict=False))
+
+
+def test_no_weight_decay_on_norms_and_embeddings():
+    model = small_model(tie_embeddings=False)
+    optimizer = make_optimizer(model, TrainConfig(max_steps=1), torch.device("cpu"))
+    names = {id(p): n for n, p in model.named_parameters()}
+    decayed = [names[id(p)] for p in optimizer.param_groups[0]["params"]]
+    plain = [names[id(p)] for p in optimizer.param_groups[1]["params"]]
+    assert optimizer.param_groups[1]["weight_decay"] == 0.0
+    assert "embed_tokens.weight" in plain and "norm.weight" in plain
+    assert "layers.0.input_layernorm.weight" in plain
+    assert "lm_head.weight" in decayed and "layers.1.mlp.down_proj.weight" in decayed
+    assert len(decayed) + len(plain) == len(list(model.parameters()))
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(), "max_steps or max_minutes"),
+    (dict(max_steps=0), "max_steps=0"),
+    (dict(max_steps=5, batch_size=0), "batch_size=0"),
+    (dict(max_minutes=-1.0), "max_minutes"),
+])
+def test_bad_train_config(kwargs, words):
+    with pytest.raises(ValueError, match=words):
+        TrainConfig(**kwargs)
+
+
+def test_batch_must_split_evenly_over_accumulation():
+    with pytest.raises(ValueError, match="divisible"):
+        make_trainer(batch_size=6, grad_accum=4)
+
+
+def test_training_learns_and_is_reproducible():
+    first = make_trainer(max_steps=60)
+    before = first.evaluate()["loss"]
+    history = first.fit()
+    after = history[-1]["val_loss"]
+    assert after < before - 1.0
+    second = make_trainer(max_steps=60)
+    second.fit()
+    for a, b in zip(first.model.parameters(), second.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    kinds = {record["kind"] for record in history}
+    assert kinds == {"train", "eval"}
+
+
+def test_gradient_accumulation_matches_one_big_batch():
+    one = make_trainer(max_steps=5, batch_size=8)
+    two = make_trainer(max_steps=5, batch_size=8, grad_accum=4)
+    one.fit()
+    two.fit()
+    for a, b in zip(one.model.parameters(), two.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_time_budget_stops_the_run():
+    trainer = make_trainer(max_steps=None, max_minutes=0.02)  # 1.2 s
+    start = time.perf_counter()
+    trainer.fit()
+    assert 1.0 < time.perf_counter() - start < 20
+    assert trainer.step > 1
+
+
+class Crash(Exception):
+    pass
+
+
+def crash_at(step):
+    def callback(record):
+        if record["step"] == step:
+            raise Crash(f"simulated crash at step {step}")
+    return callback
+
+
+def test_resume_in_process_gives_identical_weights(tmp_path):
+    straight = make_trainer(tmp_path / "a", model=small_model(dropout=0.1), max_steps=20)
+    straight.fit()
+    crashed = make_trainer(tmp_path / "b", model=small_model(dropout=0.1), max_steps=20,
+                           save_every=8, log_every=1)
+    crashed.callbacks.append(crash_at(12))
+    with pytest.raises(Crash):
+        crashed.fit()
+    resumed = make_trainer(tmp_path / "b", model=small_model(seed=99, dropout=0.1), max_steps=20,
+                           save_every=8, log_every=1)
+    resumed.resume(tmp_path / "b")
+    assert resumed.step == 8
+    resumed.fit()
+    for a, b in zip(straight.model.parameters(), resumed.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    trainer = make_trainer(tmp_path, max_steps=30, save_every=5)
+    original = trainer.model.forward
+    calls = {"n": 0}
+
+    def poisoned(input_ids, caches=None):
+        calls["n"] += 1
+        out = original(input_ids, caches)
+        return out * float("nan") if calls["n"] == 8 else out
+
+    trainer._forward = poisoned
+    with pytest.raises(TrainingDiverged, match="loss became nan at step 8"):
+        trainer.fit()
+    assert ckpt.resolve_checkpoint(tmp_path).name == "step_00000005"
+    model, _ = ckpt.load_model_from_checkpoint(tmp_path)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_checkpoint_round_trip_and_clear_errors(tmp_path):
+    trainer = make_trainer(tmp_path, max_steps=3)
+    trainer.fit()
+    model, meta = ckpt.load_model_from_checkpoint(tmp_path)
+    assert meta["step"] == 3
+    for a, b in zip(model.parameters(), trainer.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    folder = ckpt.resolve_checkpoint(tmp_path)
+    weights = folder / ckpt.WEIGHTS
+    weights.write_bytes(weights.read_bytes()[:1000])  # truncated
+    with pytest.raises(ckpt.CheckpointError, match="model.safetensors"):
+        ckpt.load_model_from_checkpoint(tmp_path)
+    (folder / ckpt.STATE).write_bytes(b"not a pickle")
+    with pytest.raises(ckpt.CheckpointError, match="state.pt"):
+        ckpt.load_training_state(folder)
+    with pytest.raises(ckpt.CheckpointError, match="neither a checkpoint"):
+        ckpt.resolve_checkpoint(tmp_path / "nowhere")
+
+
+def test_resume_refuses_a_checkpoint_of_another_shape(tmp_path):
+    make_trainer(tmp_path, max_steps=2).fit()
+    other = make_trainer(None, model=small_model(d_model=64), max_steps=2)
+    with pytest.raises(ckpt.CheckpointError, match="another shape"):
+        other.resume(tmp_path)
+
+
+def test_evaluation_covers_every_token():
+    model = small_model()
+    tokens = pattern_tokens(1001)
+    byte_lengths = np.arange(64) % 3 + 1
+    result = evaluate_tokens(model, tokens, byte_lengths, seq_len=16, batch_size=5)
+    assert result["tokens"] == 1000
+    assert result["bytes"] == int(byte_lengths[tokens[1:].astype(np.int64)].sum())
+    assert result["bits_per_byte"] == pytest.approx(
+        result["loss"] * 1000 / (math.log(2) * result["bytes"]))
+
+
+# ---- the command lines, on a small corpus made here ------------------------------------------
+
+def write_corpus(folder: Path) -> Path:
+    rng = np.random.default_rng(0)
+    names, things = ["Tom", "Lily", "Sam", "Mia"], ["ball", "cat", "tree", "cake", "boat"]
+    for split, count in (("train", 300), ("validation", 60)):
+        stories = []
+        for _ in range(count):
+            name, thing = rng.choice(names), rng.choice(things)
+            stories.append(f"Once upon a time, {name} had a {thing}.\n{name} loved the {thing} "
+                           f"very much. One day the {thing} was lost, and {name} was sad.")
+        text = "".join(f"{story}\n<|endoftext|>\n" for story in stories)
+        (folder / f"{split}.txt").write_text(text, encoding="utf-8")
+    return folder
+
+
+TINY_ARGS = ["--d-model", "32", "--num-layers", "1", "--num-heads", "2", "--max-seq-len", "32",
+             "--seq-len", "32", "--batch-size", "4", "--vocab-size", "300", "--warmup-steps", "2",
+             "--eval-windows", "4", "--eval-every", "10", "--no-progress", "--threads", "1"]
+
+
+def run_cli(*args, env_extra=None, **kwargs):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", PYTHONHASHSEED="0")
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True,
+                          cwd=ROOT, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return write_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+def final_weights(run_dir: Path) -> dict:
+    return load_file(ckpt.resolve_checkpoint(run_dir) / ckpt.WEIGHTS)
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_matches_an_uninterrupted_run(corpus, tmp_path):
+    common = ["-m", "transformer_lib.train", "--data", str(corpus), "--max-steps", "40",
+              "--save-every", "5", "--cache-dir", str(tmp_path / "cache"), *TINY_ARGS]
+    straight = run_cli(*common, "--out", str(tmp_path / "straight"))
+    assert straight.returncode == 0, straight.stderr
+
+    crashed = tmp_path / "crashed"
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    process = subprocess.Popen([sys.executable, *common, "--out", str(crashed)], cwd=ROOT,
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill it once a middle checkpoint exists
+        latest = crashed / "latest"
+        if latest.exists() and "step_00000015" <= latest.read_text().strip()[-13:] < "step_00000040":
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = ckpt.resolve_checkpoint(crashed).name
+    assert killed_at < "step_00000040", "the run finished before it could be killed"
+
+    resumed = run_cli(*common, "--out", str(crashed), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = final_weights(tmp_path / "straight"), final_weights(crashed)
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=1e-6, rtol=0, msg=name)
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_match_one(corpus, tmp_path):
+    common = ["--data", str(corpus), "--max-steps", "6", "--cache-dir", str(tmp_path / "cache"),
+              *TINY_ARGS]
+    one = run_cli("-m", "transformer_lib.train", *common, "--out", str(tmp_path / "one"))
+    assert one.returncode == 0, one.stderr
+    two = run_cli("-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
+                  "-m", "transformer_lib.train", *common, "--out", str(tmp_path / "two"),
+                  env_extra={"OMP_NUM_THREADS": "1"})
+    assert two.returncode == 0, two.stderr
+
+    def final_val_loss(run_dir):
+        records = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+        return [r for r in records if r["kind"] == "eval"][-1]["val_loss"]
+
+    assert abs(final_val_loss(tmp_path / "one") - final_val_loss(tmp_path / "two")) < 1e-5
+    assert "2 process(es)" in two.stdout
+
+
+@pytest.mark.slow
+def test_evaluate_and_generate_command_lines(corpus, tmp_path):
+    run = tmp_path / "run"
+    trained = run_cli("-m", "transformer_lib.train", "--data", str(corpus), "--out", str(run),
+                      "--max-steps", "30", "--cache-dir", str(tmp_path / "cache"), *TINY_ARGS)
+    assert trained.returncode == 0, trained.stderr
+    again = run_cli("-m", "transformer_lib.train", "--data", str(corpus), "--out", str(run),
+                    "--max-steps", "3", *TINY_ARGS)
+    assert again.returncode != 0 and "--resume" in again.stderr
+
+    evaluated = run_cli("-m", "transformer_lib.evaluate", "--checkpoint", str(run), "--data",
+                        str(corpus / "validation.txt"), "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    result = json.loads(evaluated.stdout)
+    assert {"loss", "bits_per_byte", "tokens", "bytes"} <= set(result)
+    text = (corpus / "validation.txt").read_text(encoding="utf-8")
+    stories = [s.strip() for s in text.split("<|endoftext|>") if s.strip()]
+    assert result["bytes"] == sum(len(s.encode()) for s in stories)
+
+    generated = run_cli("-m", "transformer_lib.generate", "--checkpoint", str(run), "--prompt",
+                        "Once upon a time", "--max-new-tokens", "20", "--seed", "1")
+    assert generated.returncode == 0, generated.stderr
+    assert generated.stdout.startswith("Once upon a time")
+
+    broken = run_cli("-m", "transformer_lib.evaluate", "--checkpoint", str(tmp_path / "none"))
+    assert broken.returncode == 2 and "neither a checkpoint" in broken.stderr

@@ -1,0 +1,136 @@
+"""Checkpoints: weights in safetensors, training state through weights-only torch.load, JSON meta.
+
+Layout of a run directory::
+
+    run/
+      latest                      # one line: the name of the newest complete checkpoint
+      checkpoints/step_00000500/  # model.safetensors, state.pt, meta.json, tokenizer.json
+      log.jsonl                   # one JSON record per logged step and evaluation
+
+A checkpoint is written into a temporary directory and renamed into place, then ``latest`` is
+replaced atomically; a kill at any moment leaves the previous checkpoint readable and named.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_model, save_model
+
+from .config import ModelConfig
+from .model import Transformer
+
+FORMAT = 1
+WEIGHTS, STATE, META, TOKENIZER = "model.safetensors", "state.pt", "meta.json", "tokenizer.json"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, truncated, corrupt or does not match what loads it."""
+
+
+def _write_text_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def save_checkpoint(run_dir: str | os.PathLike, model: Transformer, step: int, meta: dict,
+                    state: dict | None = None, tokenizer_file: str | os.PathLike | None = None,
+                    keep: int = 2) -> Path:
+    """Write checkpoint ``step`` atomically, point ``latest`` at it, keep the newest ``keep``."""
+    run_dir = Path(run_dir)
+    checkpoints = run_dir / "checkpoints"
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    name = f"step_{step:08d}"
+    tmp = checkpoints / f".{name}.tmp-{os.getpid()}"  # hidden until complete
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    save_model(model, str(tmp / WEIGHTS))
+    if state is not None:
+        torch.save(state, tmp / STATE)
+    if tokenizer_file is not None:
+        shutil.copyfile(tokenizer_file, tmp / TOKENIZER)
+    full_meta = {"format": FORMAT, "step": step, "model_config": model.config.to_dict(), **meta}
+    (tmp / META).write_text(json.dumps(full_meta, indent=1), encoding="utf-8")
+    for file in tmp.iterdir():  # data on disk before the rename makes it visible
+        with open(file, "rb") as handle:
+            os.fsync(handle.fileno())
+    final = checkpoints / name
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    _write_text_atomically(run_dir / "latest", f"checkpoints/{name}\n")
+    for old in sorted(checkpoints.glob("step_*"))[:-keep] if keep else []:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A checkpoint directory from itself or from a run directory (following ``latest``)."""
+    path = Path(path)
+    if (path / META).is_file():
+        return path
+    latest = path / "latest"
+    if latest.is_file():
+        target = path / latest.read_text(encoding="utf-8").strip()
+        if not (target / META).is_file():
+            raise CheckpointError(f"{latest} names {target}, which holds no {META}; the run "
+                                  f"directory is damaged: point --checkpoint at a step_* folder")
+        return target
+    raise CheckpointError(f"{path} is neither a checkpoint (no {META}) nor a run directory "
+                          f"(no 'latest' file); train one with python -m transformer_lib.train")
+
+
+def read_meta(checkpoint_dir: Path) -> dict:
+    meta_path = checkpoint_dir / META
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"cannot read {meta_path}: {err}") from err
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{meta_path} has format {meta.get('format')!r}; expected {FORMAT}")
+    return meta
+
+
+def load_model_from_checkpoint(path: str | os.PathLike,
+                               map_location: str | torch.device = "cpu"
+                               ) -> tuple[Transformer, dict]:
+    """The model of a checkpoint (or of a run's latest), and the checkpoint's metadata."""
+    checkpoint_dir = resolve_checkpoint(path)
+    meta = read_meta(checkpoint_dir)
+    try:
+        config = ModelConfig.from_dict(meta["model_config"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{checkpoint_dir / META} holds no valid model_config: {err}") from err
+    model = Transformer(config)
+    weights = checkpoint_dir / WEIGHTS
+    try:
+        missing, unexpected = load_model(model, str(weights), strict=False,
+                                         device=str(map_location))
+    except (OSError, SafetensorError, RuntimeError) as err:
+        raise CheckpointError(f"cannot load weights {weights}: {err}") from err
+    if missing or unexpected:
+        raise CheckpointError(f"{weights} does not match its config: missing {missing}, "
+                              f"unexpected {unexpected}")
+    return model.to(map_location), meta
+
+
+def load_training_state(checkpoint_dir: Path) -> dict:
+    """The optimizer, RNG and sampler state of a checkpoint (weights-only unpickling)."""
+    state_path = checkpoint_dir / STATE
+    try:
+        return torch.load(state_path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as err:
+        raise CheckpointError(f"{state_path} is missing: this checkpoint cannot resume training "
+                              f"(it may be an export with weights only)") from err
+    except Exception as err:  # corrupt or truncated pickles raise many different types
+        raise CheckpointError(f"cannot read training state {state_path}: {err}") from err

@@ -1,0 +1,210 @@
+"""python -m transformer_lib.train: train on TinyStories from the command line (or torchrun)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from . import checkpoint as ckpt
+from .config import PRESETS, ModelConfig
+from .model import Transformer
+from .trainer import TrainConfig, Trainer, TrainingDiverged, token_byte_lengths
+
+# Defaults tuned for the best validation bits per byte a 5-minute run on a 2-core CPU buys
+# (see the README for the measured curve). The model shape is the "tinystories-cpu" preset.
+DEFAULT_PRESET = "tinystories-cpu"
+DEFAULT_VOCAB_SIZE = 4096
+DEFAULT_MAX_MINUTES = 5.0
+
+
+def prepare_tokenizer(run_dir: Path, data, tokenizer_arg: str | None, vocab_size: int,
+                      is_main: bool):
+    """The run's tokenizer file: given, already in the run directory, or trained on ``data``."""
+    from .data import load_stories
+    from .tokenizer import load_tokenizer, train_tokenizer
+
+    path = run_dir / ckpt.TOKENIZER
+    if is_main and not path.exists():
+        if tokenizer_arg is not None:
+            load_tokenizer(tokenizer_arg).save(path)
+        else:
+            stories = load_stories("train", source=data)
+            train_tokenizer(stories["text"], vocab_size, name=f"bpe-{vocab_size}").save(path)
+    _barrier()
+    return load_tokenizer(path), path
+
+
+def prepare_tokens(data, tokenizer, cache_dir, is_main: bool):
+    """Token caches of the train and validation splits (rank 0 builds, the others reuse)."""
+    from .tokens import cache_split
+
+    caches = {}
+    for turn in (True, False):  # rank 0 first, then everybody else opens what it built
+        if is_main == turn:
+            for split in ("train", "validation"):
+                caches[split] = cache_split(split, tokenizer, source=data, cache_dir=cache_dir,
+                                            progress=is_main)
+        _barrier()
+    return caches["train"], caches["validation"]
+
+
+def _barrier() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def _init_distributed() -> tuple[int, int]:
+    """Join the process group that torchrun describes in the environment; (rank, world)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend)
+    return dist.get_rank(), world
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m transformer_lib.train",
+        description="Train a Llama-style model on TinyStories. With only --data and --out it "
+                    "trains a vocab-4096 BPE and the 'tinystories-cpu' model for 5 minutes. "
+                    "Runs under torchrun --nproc_per_node=N for data-parallel training.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--data", default=None,
+                        help="TinyStories source: a directory with train/validation files, "
+                             "(default: $TINYSTORIES_PATH, else the Hugging Face hub)")
+    parser.add_argument("--out", required=True, help="run directory for checkpoints and logs")
+    parser.add_argument("--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS),
+                        help="model shape")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out from its latest checkpoint (starts "
+                             "fresh if it has none)")
+    stop = parser.add_argument_group("when to stop (the schedule ends where the run does)")
+    stop.add_argument("--max-steps", type=int, default=None)
+    stop.add_argument("--max-minutes", type=float, default=None,
+                      help=f"wall-clock budget; {DEFAULT_MAX_MINUTES:g} if no stop is given")
+    model = parser.add_argument_group("model overrides (default: the preset's)")
+    for flag in ("d-model", "num-layers", "num-heads", "num-kv-heads", "ffn-hidden-dim",
+                 "max-seq-len"):
+        model.add_argument(f"--{flag}", type=int, default=None)
+    model.add_argument("--dropout", type=float, default=None)
+    model.add_argument("--untied", action="store_true", help="separate output head")
+    tok = parser.add_argument_group("tokens")
+    tok.add_argument("--tokenizer", default=None,
+                     help="tokenizer file or 'gpt2' (default: train a BPE on the train split)")
+    tok.add_argument("--vocab-size", type=int, default=DEFAULT_VOCAB_SIZE,
+                     help="vocabulary of the BPE trained when --tokenizer is not given")
+    tok.add_argument("--cache-dir", default=None,
+                     help="token cache directory (default ~/.cache/transformer_lib/tokens)")
+    opt = parser.add_argument_group("optimisation (defaults: TrainConfig's)")
+    defaults = TrainConfig(max_steps=1)
+    for field in ("batch_size", "seq_len", "grad_accum", "lr", "min_lr_ratio", "warmup_steps",
+                  "weight_decay", "grad_clip", "eval_every", "eval_windows", "save_every",
+                  "log_every", "seed"):
+        value = getattr(defaults, field)
+        kind = float if isinstance(value, float) else int
+        help_text = "global sequences per optimizer step" if field == "batch_size" else None
+        opt.add_argument(f"--{field.replace('_', '-')}", type=kind, default=None,
+                         help=(help_text + f" (default {value})") if help_text else
+                         f"default {value}")
+    run = parser.add_argument_group("hardware")
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    run.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    run.add_argument("--compile", action="store_true", help="torch.compile the model")
+    run.add_argument("--threads", type=int, default=None, help="CPU threads per process")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def train_config_from_args(args, saved: dict | None = None) -> TrainConfig:
+    """TrainConfig from the saved run (when resuming), overridden by flags given explicitly."""
+    values = dict(saved or {})
+    for field in dataclasses.fields(TrainConfig):
+        value = getattr(args, field.name, None)
+        if value is not None and not (field.name in ("compile",) and value is False):
+            values[field.name] = value
+    values["device"], values["precision"] = args.device, args.precision
+    values["compile"] = args.compile or values.get("compile", False)
+    if values.get("max_steps") is None and values.get("max_minutes") is None:
+        values["max_minutes"] = DEFAULT_MAX_MINUTES
+    return TrainConfig(**values)
+
+
+def model_config_from_args(args, vocab_size: int) -> ModelConfig:
+    overrides = {"vocab_size": vocab_size}
+    for name in ("d_model", "num_layers", "num_heads", "num_kv_heads", "ffn_hidden_dim",
+                 "max_seq_len", "dropout"):
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
+    if args.untied:
+        overrides["tie_embeddings"] = False
+    return ModelConfig.from_preset(args.preset, **overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    run_dir = Path(args.out)
+    rank, world = _init_distributed()
+    is_main = rank == 0
+    try:
+        saved_checkpoint = None
+        if (run_dir / "latest").exists():
+            if not args.resume:
+                raise SystemExit(f"error: {run_dir} already holds a run; pass --resume to "
+                                 f"continue it, or choose another --out (nothing was changed)")
+            saved_checkpoint = ckpt.resolve_checkpoint(run_dir)
+        elif args.resume and is_main:
+            print(f"no checkpoint in {run_dir} yet: starting a new run", file=sys.stderr)
+        if is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        tokenizer, tokenizer_file = prepare_tokenizer(run_dir, args.data, args.tokenizer,
+                                                      args.vocab_size, is_main)
+        train_cache, val_cache = prepare_tokens(args.data, tokenizer, args.cache_dir, is_main)
+        if saved_checkpoint is not None:
+            meta = ckpt.read_meta(saved_checkpoint)
+            model_config = ModelConfig.from_dict(meta["model_config"])
+            train_config = train_config_from_args(args, meta["train_config"])
+        else:
+            model_config = model_config_from_args(args, tokenizer.vocab_size)
+            train_config = train_config_from_args(args)
+        if model_config.vocab_size != tokenizer.vocab_size:
+            raise SystemExit(f"error: the model's vocab_size {model_config.vocab_size} differs "
+                             f"from the tokenizer's {tokenizer.vocab_size}")
+        torch.manual_seed(train_config.seed)
+        model = Transformer(model_config)
+        trainer = Trainer(model, train_cache.tokens, val_cache.tokens, train_config,
+                          token_byte_lengths(tokenizer), run_dir=run_dir,
+                          tokenizer_file=tokenizer_file, progress=not args.no_progress,
+                          extra_meta={"data": str(args.data or os.environ.get(
+                              "TINYSTORIES_PATH", "hub")), "world_size": world})
+        if saved_checkpoint is not None:
+            trainer.resume(saved_checkpoint)
+        if is_main:
+            print(f"model: {model.num_parameters():,} parameters, {model_config}; "
+                  f"training on {trainer.device} in {trainer.precision.name}, "
+                  f"{world} process(es); {train_cache.n_tokens:,} train tokens")
+        try:
+            trainer.fit()
+        except TrainingDiverged as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        if is_main:
+            print(f"saved {ckpt.resolve_checkpoint(run_dir)}")
+        return 0
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

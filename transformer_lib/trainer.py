@@ -1,0 +1,397 @@
+"""One trainer for the notebooks and the command line.
+
+AdamW without weight decay on norms and embeddings, linear warm-up then cosine decay, gradient
+clipping and accumulation, periodic evaluation in bits per byte, stopping by steps or by
+wall-clock minutes, atomic checkpoints with exact resume, and data-parallel training on
+several processes (``torchrun``) where the global batch is split across ranks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from . import checkpoint as ckpt
+from .device import Precision, pick_device, pick_precision
+from .model import Transformer
+from .tokens import IGNORE_INDEX, RandomWindows, SequentialWindows
+
+
+@dataclass
+class TrainConfig:
+    """How to train; every field has a default sized for a laptop CPU."""
+
+    batch_size: int = 16  # sequences per optimizer step, over all processes together
+    seq_len: int = 256  # tokens per training window
+    grad_accum: int = 1  # micro-batches per step on each process (same maths, less memory)
+    lr: float = 3e-3  # peak learning rate; small models tolerate large rates
+    min_lr_ratio: float = 0.1  # the cosine decays to lr * min_lr_ratio
+    warmup_steps: int = 30  # linear warm-up from lr / warmup_steps
+    weight_decay: float = 0.1  # on matrices only; norms and embeddings get none
+    beta1: float = 0.9
+    beta2: float = 0.95  # shorter memory than 0.999: steadier for short, noisy runs
+    grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
+    max_steps: int | None = None  # stop after this many steps ...
+    max_minutes: float | None = None  # ... or after this much wall-clock time, whichever first
+    eval_every: int = 100  # steps between evaluations (a last one always runs at the end)
+    eval_windows: int | None = 64  # windows per periodic evaluation; None = every token
+    save_every: int | None = None  # steps between checkpoints (one is always written at the end)
+    log_every: int = 10  # steps between train records sent to callbacks
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"  # auto, fp32 or bf16 (see transformer_lib.device)
+    compile: bool = False  # torch.compile the model; falls back to eager with a warning
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "seq_len", "grad_accum", "warmup_steps", "eval_every",
+                     "log_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (
+                    0 if name == "warmup_steps" else 1):
+                raise ValueError(f"{name}={value!r} must be a positive integer")
+        if self.max_steps is None and self.max_minutes is None:
+            raise ValueError("give max_steps or max_minutes (or both): the learning-rate schedule "
+                             "is planned for the stop that applies")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps={self.max_steps} must be >= 1")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f"max_minutes={self.max_minutes} must be positive")
+        if not self.lr > 0 or not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"lr={self.lr} must be > 0 and min_lr_ratio={self.min_lr_ratio} "
+                             f"in [0, 1]")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN or infinite."""
+
+
+def learning_rate(config: TrainConfig, step: int, progress: float) -> float:
+    """Linear warm-up over ``warmup_steps``, then cosine decay as ``progress`` goes 0 -> 1.
+
+    ``progress`` is the fraction of the run done: steps over max_steps, or elapsed over
+    max_minutes, whichever is further along, so the decay ends where the run does.
+    """
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    cosine = 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+    return config.lr * (config.min_lr_ratio + (1.0 - config.min_lr_ratio) * cosine)
+
+
+def make_optimizer(model: torch.nn.Module, config: TrainConfig,
+                   device: torch.device) -> torch.optim.AdamW:
+    """AdamW with decay on weight matrices only (not on norms or the embedding table)."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():  # a tied output head is the embedding
+        (no_decay if param.dim() < 2 or "embed_tokens" in name else decay).append(param)
+    groups = [{"params": decay, "weight_decay": config.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    fused = device.type in ("cuda", "cpu")  # one kernel per step where PyTorch has one
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2),
+                             fused=fused, foreach=None if fused else True)
+
+
+def token_byte_lengths(tokenizer) -> np.ndarray:
+    """UTF-8 bytes each token id stands for (0 for special tokens), to count bytes of targets."""
+    special = set(tokenizer.special_tokens.values()) if hasattr(tokenizer, "special_tokens") \
+        else {tokenizer.eot_id}
+    return np.array([0 if i in special else len(tokenizer.token_bytes(i))
+                     for i in range(tokenizer.vocab_size)], dtype=np.int64)
+
+
+def _world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _all_reduce(values: list[float], device: torch.device, op=None) -> list[float]:
+    if _world()[1] == 1:
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(tensor, op=op or dist.ReduceOp.SUM)
+    return tensor.tolist()
+
+
+@torch.no_grad()
+def evaluate_tokens(model: Transformer, tokens: np.ndarray, byte_lengths: np.ndarray,
+                    seq_len: int, batch_size: int = 16, device: torch.device | str = "cpu",
+                    precision: Precision | None = None, max_windows: int | None = None,
+                    progress: bool = False) -> dict:
+    """Mean loss per token and bits per byte over a token array (every token, or a prefix).
+
+    Windows are split across processes when running distributed; sums are all-reduced, so
+    every rank returns the same figures.
+    """
+    device = torch.device(device)
+    precision = precision or Precision("fp32", None)
+    rank, world = _world()
+    if max_windows is not None:
+        tokens = tokens[: max_windows * seq_len + 1]
+    windows = SequentialWindows(tokens, batch_size, seq_len, device=device)
+    was_training = model.training
+    model.eval()
+    loss_sum, n_tokens, n_bytes = 0.0, 0, 0
+    table = torch.from_numpy(byte_lengths).to(device)
+    mine = (batch for i, batch in enumerate(windows) if i % world == rank)
+    for x, y in tqdm(mine, total=math.ceil(len(windows) / world), desc="evaluate",
+                     disable=not progress or rank != 0, leave=False):
+        with precision.autocast(device):
+            logits = model(x)
+        loss_sum += F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(),
+                                    reduction="sum").item()
+        valid = y != IGNORE_INDEX
+        n_tokens += int(valid.sum())
+        n_bytes += int(table[y[valid]].sum())
+    model.train(was_training)
+    loss_sum, n_tokens, n_bytes = _all_reduce([loss_sum, n_tokens, n_bytes], device)
+    loss = loss_sum / n_tokens
+    return {"loss": loss, "bits_per_byte": loss_sum / (math.log(2) * n_bytes),
+            "tokens": int(n_tokens), "bytes": int(n_bytes)}
+
+
+class Trainer:
+    """Trains a Transformer on a flat token array; call :meth:`fit`.
+
+    ``callbacks`` receive dict records: ``{"kind": "train", "step", "tokens", "elapsed_s",
+    "loss", "lr"}`` every ``log_every`` steps and ``{"kind": "eval", "step", "tokens",
+    "elapsed_s", "val_loss", "val_bpb"}`` at each evaluation. With ``run_dir`` the run is
+    checkpointed there (rank 0 only) and ``resume=True`` continues its latest checkpoint.
+    """
+
+    def __init__(self, model: Transformer, train_tokens: np.ndarray, val_tokens: np.ndarray,
+                 config: TrainConfig, byte_lengths: np.ndarray, *,
+                 run_dir: str | Path | None = None, tokenizer_file: str | Path | None = None,
+                 callbacks: Sequence[Callable[[dict], None]] = (), progress: bool = True,
+                 log: Callable[[str], None] | None = tqdm.write, extra_meta: dict | None = None):
+        self.config = config
+        self.rank, self.world = _world()
+        if config.batch_size % (self.world * config.grad_accum):
+            raise ValueError(
+                f"batch_size={config.batch_size} must be divisible by processes x grad_accum = "
+                f"{self.world} x {config.grad_accum}; each process takes an equal share")
+        if config.seq_len > model.config.max_seq_len:
+            raise ValueError(f"seq_len={config.seq_len} exceeds the model's max_seq_len="
+                             f"{model.config.max_seq_len}")
+        self.device = pick_device(config.device)
+        if self.device.type == "cuda" and self.world > 1:
+            self.device = torch.device("cuda", torch.cuda.current_device())
+        self.precision = pick_precision(self.device, config.precision)
+        self.model = model.to(self.device)
+        self.train_tokens, self.val_tokens = train_tokens, val_tokens
+        self.byte_lengths = byte_lengths
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.tokenizer_file = tokenizer_file
+        self.callbacks = list(callbacks)
+        self.progress = progress and self.rank == 0
+        self.log = log if self.rank == 0 else None
+        self.extra_meta = extra_meta or {}
+        self.sampler = RandomWindows(train_tokens, config.batch_size, config.seq_len,
+                                     seed=config.seed, device=self.device)
+        self.optimizer = make_optimizer(self.model, config, self.device)
+        self.step = 0
+        self.elapsed_before = 0.0  # seconds trained before a resume
+        self.history: list[dict] = []
+        self._forward = self._build_forward()
+
+    # ---- set-up -----------------------------------------------------------------------------
+
+    def _build_forward(self):
+        module: torch.nn.Module = self.model
+        if self.config.compile:
+            module = torch.compile(module)
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            module = DistributedDataParallel(
+                module, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        return module
+
+    def _fall_back_to_eager(self, err: Exception) -> None:
+        warnings.warn(f"torch.compile failed ({type(err).__name__}: {str(err)[:200]}); "
+                      f"training without compilation", stacklevel=2)
+        self.config = dataclasses.replace(self.config, compile=False)
+        self._forward = self._build_forward()
+
+    def resume(self, checkpoint_dir: str | Path) -> None:
+        """Restore weights, optimizer, RNG and data position from a checkpoint."""
+        checkpoint_dir = ckpt.resolve_checkpoint(checkpoint_dir)
+        model, meta = ckpt.load_model_from_checkpoint(checkpoint_dir)
+        if model.config != self.model.config:
+            raise ckpt.CheckpointError(f"{checkpoint_dir} holds a model of another shape: "
+                                       f"{model.config} vs {self.model.config}")
+        state = ckpt.load_training_state(checkpoint_dir)
+        with torch.no_grad():
+            for target, source in zip(self.model.parameters(), model.parameters(), strict=True):
+                target.copy_(source)
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.sampler.load_state_dict(state["sampler"])
+        except (KeyError, ValueError, RuntimeError) as err:
+            raise ckpt.CheckpointError(f"{checkpoint_dir / ckpt.STATE} does not match this run: "
+                                       f"{err}") from err
+        torch.set_rng_state(state["torch_rng"])
+        if self.device.type == "cuda" and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        self.step = int(state["step"])
+        self.elapsed_before = float(state["elapsed_s"])
+        self.history = list(meta.get("history", []))
+
+    # ---- the loop ---------------------------------------------------------------------------
+
+    def _progress_fraction(self, elapsed: float) -> float:
+        fractions = []
+        if self.config.max_steps is not None:
+            fractions.append(self.step / self.config.max_steps)
+        if self.config.max_minutes is not None:
+            fractions.append(elapsed / (60.0 * self.config.max_minutes))
+        fraction = max(fractions)
+        if self.world > 1:  # every rank follows rank 0's clock, so all stop at the same step
+            fraction = _all_reduce([fraction if self.rank == 0 else 0.0], self.device)[0]
+        return fraction
+
+    def _train_step(self, lr: float) -> float:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        x, y = self.sampler.batch_at(self.step)  # the global batch, (B, T)
+        share = self.config.batch_size // self.world
+        x, y = x[self.rank * share:(self.rank + 1) * share], y[self.rank * share:(self.rank + 1)
+                                                                   * share]
+        micro = share // self.config.grad_accum
+        total = 0.0
+        for i in range(self.config.grad_accum):
+            xm, ym = x[i * micro:(i + 1) * micro], y[i * micro:(i + 1) * micro]
+            last = i == self.config.grad_accum - 1
+            sync = self._forward.no_sync() if self.world > 1 and not last else _null()
+            with sync, self.precision.autocast(self.device):
+                logits = self._forward(xm)
+                loss = F.cross_entropy(logits.flatten(0, 1).float(), ym.flatten())
+            (loss / self.config.grad_accum).backward()
+            total += loss.item() / self.config.grad_accum
+        if self.config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        total = _all_reduce([total], self.device)[0] / self.world
+        if not math.isfinite(total):
+            self.optimizer.zero_grad(set_to_none=True)
+            raise TrainingDiverged(
+                f"loss became {total} at step {self.step + 1}; stopping without saving, so the "
+                f"last good checkpoint stays. Lower the learning rate (now {lr:g}) or use fp32")
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.sampler.step = self.step + 1
+        self.step += 1
+        return total
+
+    def evaluate(self, max_windows: int | None = None) -> dict:
+        """Validation loss and bits per byte (every token, or the first max_windows windows)."""
+        return evaluate_tokens(self.model, self.val_tokens, self.byte_lengths,
+                               self.config.seq_len, self.config.batch_size, self.device,
+                               self.precision, max_windows)
+
+    def _emit(self, record: dict) -> None:
+        self.history.append(record)
+        if self.rank == 0:
+            for callback in self.callbacks:
+                callback(record)
+            if self.run_dir is not None:
+                with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(record) + "\n")
+
+    def save(self, elapsed: float) -> Path | None:
+        if self.run_dir is None or self.rank != 0:
+            return None
+        state = {"optimizer": self.optimizer.state_dict(), "sampler": self.sampler.state_dict(),
+                 "torch_rng": torch.get_rng_state(), "step": self.step, "elapsed_s": elapsed}
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        meta = {"train_config": self.config.to_dict(), "history": self.history,
+                "tokens_seen": self.step * self.config.batch_size * self.config.seq_len,
+                "tokenizer": ckpt.TOKENIZER if self.tokenizer_file else None, **self.extra_meta}
+        return ckpt.save_checkpoint(self.run_dir, self.model, self.step, meta, state,
+                                    self.tokenizer_file)
+
+    def fit(self) -> list[dict]:
+        """Train until the step or time budget is spent; return the history of records."""
+        config = self.config
+        if self.run_dir is not None and self.rank == 0:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.step == 0:
+            torch.manual_seed(config.seed)  # dropout; resumes restore the RNG state instead
+        tokens_per_step = config.batch_size * config.seq_len
+        start = time.perf_counter() - self.elapsed_before
+        elapsed = self.elapsed_before
+        bar = tqdm(total=config.max_steps, initial=self.step, desc="train", unit="step",
+                   disable=not self.progress, dynamic_ncols=True)
+        window_start, window_steps = time.perf_counter(), 0
+        self.model.train()
+        try:
+            while self._progress_fraction(elapsed) < 1.0:
+                lr = learning_rate(config, self.step, self._progress_fraction(elapsed))
+                try:
+                    loss = self._train_step(lr)
+                except TrainingDiverged:
+                    raise
+                except Exception as err:  # compilation errors surface at the first call
+                    if not config.compile or self.step > 0:
+                        raise
+                    self._fall_back_to_eager(err)
+                    config = self.config
+                    loss = self._train_step(lr)
+                elapsed = time.perf_counter() - start
+                window_steps += 1
+                rate = window_steps * tokens_per_step / max(time.perf_counter() - window_start,
+                                                            1e-9)
+                bar.update(1)
+                if config.max_steps is None:  # time budget: let the bar show the projected end
+                    bar.total = max(self.step, int(self.step / max(
+                        self._progress_fraction(elapsed), 1e-9)))
+                bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{rate:,.0f}", refresh=False)
+                if self.step % config.log_every == 0:
+                    self._emit({"kind": "train", "step": self.step,
+                                "tokens": self.step * tokens_per_step, "elapsed_s": elapsed,
+                                "loss": loss, "lr": lr})
+                    window_start, window_steps = time.perf_counter(), 0
+                done = self._progress_fraction(elapsed) >= 1.0
+                if self.step % config.eval_every == 0 and not done:
+                    self._evaluate_and_log(config.eval_windows, elapsed)
+                if config.save_every and self.step % config.save_every == 0 and not done:
+                    self.save(elapsed)
+        finally:
+            bar.close()
+        self._evaluate_and_log(None, elapsed)
+        self.save(elapsed)
+        return self.history
+
+    def _evaluate_and_log(self, max_windows: int | None, elapsed: float) -> None:
+        result = self.evaluate(max_windows)
+        self._emit({"kind": "eval", "step": self.step,
+                    "tokens": self.step * self.config.batch_size * self.config.seq_len,
+                    "elapsed_s": elapsed, "val_loss": result["loss"],
+                    "val_bpb": result["bits_per_byte"], "val_tokens": result["tokens"]})
+        if self.log is not None:
+            scope = "all" if max_windows is None else f"{result['tokens']:,}"
+            self.log(f"step {self.step}: val loss {result['loss']:.4f}, "
+                     f"{result['bits_per_byte']:.4f} bits/byte ({scope} tokens), "
+                     f"{elapsed / 60:.1f} min")
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
