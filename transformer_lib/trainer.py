@@ -374,6 +374,9 @@ class Trainer:
             bar.close()
         self._evaluate_and_log(None, elapsed)
         self.save(elapsed)
+        for callback in self.callbacks if self.rank == 0 else ():
+            if hasattr(callback, "close"):  # e.g. a LiveDashboard draws its final state
+                callback.close()
         return self.history
 
     def _evaluate_and_log(self, max_windows: int | None, elapsed: float) -> None:

@@ -1,0 +1,397 @@
+"""Plot helpers: each returns a Figure with the expected axes, labels and artists."""
+
+import math
+import warnings
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import FancyArrow, Rectangle
+
+from transformer_lib import ModelConfig, Transformer, viz
+from transformer_lib.model import parameter_counts
+
+
+class ByteTokenizer:
+    """A tiny byte-level tokenizer, so these tests do not depend on the real one."""
+
+    name = "bytes"
+    vocab_size = 257
+    eot_id = 256
+
+    def encode(self, text):
+        return list(text.encode())
+
+    def decode(self, ids):
+        return bytes(i for i in ids if i < 256).decode(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return Transformer(ModelConfig.from_preset("tiny", num_layers=2)).eval()
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return ByteTokenizer()
+
+
+def heatmap_axes(figure):
+    return [ax for ax in figure.axes if ax.images]
+
+
+def train_records(steps=10, eval_every=5):
+    records = []
+    for step in range(steps):
+        records.append({"kind": "train", "step": step, "tokens": 1000 * step,
+                        "elapsed_s": 0.1 * step, "loss": 5.0 - 0.1 * step, "lr": 1e-3})
+        if step % eval_every == eval_every - 1:
+            records.append({"kind": "eval", "step": step, "tokens": 1000 * step,
+                            "elapsed_s": 0.1 * step, "val_loss": 5.2 - 0.1 * step,
+                            "val_bpb": 2.0 - 0.05 * step})
+    return records
+
+
+# --------------------------------------------------------------------------- attention
+
+
+def test_attention_grid_has_one_heatmap_per_layer_and_head(model, tokenizer):
+    text = "Hello, attention!"
+    maps, labels = viz.attention_for_text(model, tokenizer, text)
+    figure = viz.plot_attention(maps, labels)
+    config = model.config
+    assert isinstance(figure, Figure)
+    heatmaps = heatmap_axes(figure)
+    assert len(heatmaps) == config.num_layers * config.num_heads
+    assert len(figure.axes) == len(heatmaps) + 1  # plus the colour bar
+    assert [ax.get_title() for ax in heatmaps[:2]] == ["layer 0, head 0", "layer 0, head 1"]
+    assert figure.get_suptitle().startswith(f"Attention over {len(text)} tokens")
+    # Labels on the outer edge only: the bottom-left panel carries both axes' token labels.
+    bottom_left = heatmaps[-config.num_heads]
+    assert [t.get_text() for t in bottom_left.texts] == labels + labels
+    assert bottom_left.get_xlabel() and bottom_left.get_ylabel()
+    assert not heatmaps[1].texts and not heatmaps[1].get_ylabel()
+    # The drawn data is the model's, with the causal future masked out.
+    drawn = heatmaps[config.num_heads + 2].images[0].get_array()
+    np.testing.assert_allclose(drawn.data, maps[1][2].numpy(), atol=1e-6)
+    future = np.triu(np.ones(drawn.shape, dtype=bool), k=1)
+    assert drawn.mask[future].all() and not drawn.mask[~future].any()
+
+
+def test_attention_selects_layers_and_heads(model, tokenizer):
+    maps, labels = viz.attention_for_text(model, tokenizer, "abc")
+    figure = viz.plot_attention(maps, labels, layers=1, heads=[0, 3])
+    assert [ax.get_title() for ax in heatmap_axes(figure)] == ["layer 1, head 0",
+                                                                "layer 1, head 3"]
+
+
+def test_attention_accepts_model_output_with_batch_dim(model):
+    ids = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 8]])
+    maps = model.attention_maps(ids)  # (B, H, T, T) per layer
+    figure = viz.plot_attention(maps, list("abcd"), batch_index=1, layers=0, heads=0)
+    np.testing.assert_allclose(heatmap_axes(figure)[0].images[0].get_array().data,
+                               maps[0][1, 0].numpy(), atol=1e-6)
+
+
+def test_attention_bad_input_raises_clear_errors(model, tokenizer):
+    maps, labels = viz.attention_for_text(model, tokenizer, "abcd")
+    with pytest.raises(ValueError, match="3 token labels for attention over 4 positions"):
+        viz.plot_attention(maps, labels[:3])
+    with pytest.raises(ValueError, match="layer index 2 is out of range"):
+        viz.plot_attention(maps, labels, layers=2)
+    with pytest.raises(ValueError, match="head index -1 is out of range"):
+        viz.plot_attention(maps, labels, heads=[-1])
+    with pytest.raises(TypeError, match="head index must be an int"):
+        viz.plot_attention(maps, labels, heads=[1.0])
+    with pytest.raises(ValueError, match=r"\(B, H, T, T\)"):
+        viz.plot_attention([torch.ones(4, 4, 3)], labels)
+    with pytest.raises(ValueError, match="no tokens"):
+        viz.attention_for_text(model, tokenizer, "")
+    with pytest.raises(ValueError, match="max_seq_len"):
+        viz.attention_for_text(model, tokenizer, "x" * (model.config.max_seq_len + 1))
+
+
+def test_attention_thins_labels_for_long_prompts():
+    count = 100
+    weights = torch.softmax(torch.randn(1, 2, count, count), -1)
+    figure = viz.plot_attention([weights], [f"t{i}" for i in range(count)], max_labels=25)
+    ax = heatmap_axes(figure)[0]
+    shown = [t.get_text() for t in ax.texts]
+    assert 0 < len(shown) <= 2 * 25 and shown[:2] == ["t0", "t4"]
+
+
+def test_plot_model_attention_labels_tokens_readably(model, tokenizer):
+    figure = viz.plot_model_attention(model, tokenizer, "a b$", layers=0, heads=0)
+    assert [t.get_text() for t in heatmap_axes(figure)[0].texts][:4] == ["a", "␣", "b", r"\$"]
+
+
+def test_display_label_makes_text_safe_to_draw():
+    assert viz.display_label("a b") == "a␣b"
+    assert viz.display_label("a b", visible_spaces=False) == "a b"
+    assert viz.display_label("\n\t") == "⏎⇥"
+    assert viz.display_label("$x$") == r"\$x\$"  # not mathtext
+    assert viz.display_label("\x00") == r"\x00"
+    assert viz.display_label("世") == r"\u4e16"  # no glyph in DejaVu Sans
+    assert viz.display_label("") == "∅"
+
+
+def test_awkward_tokens_draw_without_warnings(tokenizer):
+    text = "cost $5\n\tnaïve 世界 😀 \x07"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a missing glyph or mathtext error would fail here
+        viz.figure_to_png(viz.plot_tokens(text, tokenizer), dpi=30)
+        ids = tokenizer.encode(text)
+        weights = torch.softmax(torch.randn(1, len(ids), len(ids)), -1)
+        viz.figure_to_png(viz.plot_attention([weights], viz.token_labels(tokenizer, ids)), dpi=30)
+
+
+# --------------------------------------------------------------------------- RoPE
+
+
+def test_rope_rotated_pairs_match_closed_form():
+    head_dim, theta = 16, 100.0
+    points = viz.rope_rotated_pairs(head_dim, [0, 3, 7], theta)
+    inverse = theta ** (-np.arange(0, head_dim, 2) / head_dim)
+    for k, position in enumerate([0, 3, 7]):
+        np.testing.assert_allclose(points[k, :, 0], np.cos(position * inverse), atol=1e-5)
+        np.testing.assert_allclose(points[k, :, 1], np.sin(position * inverse), atol=1e-5)
+
+
+def test_rope_plots_go_through_apply_rope(monkeypatch):
+    calls = []
+    real_apply_rope = viz.apply_rope
+
+    def spy(x, cos, sin):
+        calls.append(x.shape)
+        return real_apply_rope(x, cos, sin)
+
+    monkeypatch.setattr(viz, "apply_rope", spy)
+    viz.plot_rope_rotation(16, 1, range(4))
+    viz.plot_rope_angles(16, [0, 1], max_position=8)
+    viz.plot_rope_similarity(16, 8)
+    assert len(calls) == 4  # rotation, angles, and one per similarity kind
+
+
+def test_rope_rotation_draws_one_arrow_per_position():
+    figure = viz.plot_rope_rotation(head_dim=16, pair=2, positions=range(6))
+    ax = figure.axes[0]
+    arrows = [p for p in ax.patches if isinstance(p, FancyArrow)]
+    assert len(figure.axes) == 1 and len(arrows) == 6
+    assert "pair 2" in ax.get_title() and "rad/token" in ax.get_title()
+    assert ax.get_xlabel() == "dimension 2 (component value)"
+    assert ax.get_ylabel() == "dimension 10 (component value)"
+    assert [t.get_text() for t in ax.texts] == [str(p) for p in range(6)]
+    with pytest.raises(ValueError, match="pair index 8 is out of range"):
+        viz.plot_rope_rotation(head_dim=16, pair=8)
+    with pytest.raises(ValueError, match="head_dim"):
+        viz.plot_rope_rotation(head_dim=15)
+    with pytest.raises(ValueError, match="positions must be >= 0"):
+        viz.plot_rope_rotation(16, 0, [-1, 2])
+
+
+def test_rope_angles_one_line_per_pair_wrapping_at_pi():
+    figure = viz.plot_rope_angles(head_dim=16, pairs=[0, 7], max_position=20)
+    ax = figure.axes[0]
+    assert len(ax.lines) == 2
+    x, y = ax.lines[0].get_data()
+    assert y[1] == pytest.approx(1.0, abs=1e-5)  # pair 0 turns 1 rad per token
+    assert np.isnan(y).any()  # broken where it wraps past pi
+    assert np.nanmax(np.abs(y)) <= math.pi + 1e-6
+    assert ax.get_xlabel() == "position (tokens)" and "rad" in ax.get_ylabel()
+    assert len(viz.plot_rope_angles(16).axes[0].lines) == 4  # the default spread of pairs
+
+
+def test_rope_spectrum_is_log_wavelength_per_pair():
+    figure = viz.plot_rope_spectrum(head_dim=16, theta=[10000.0, 500000.0], context_length=128)
+    ax = figure.axes[0]
+    assert ax.get_yscale() == "log" and len(ax.lines) == 3  # two thetas and the context line
+    x, y = ax.lines[0].get_data()
+    np.testing.assert_allclose(y, 2 * np.pi * 10000.0 ** (np.arange(0, 16, 2) / 16), rtol=1e-5)
+    assert "wavelength" in ax.get_ylabel() and "tokens" in ax.get_ylabel()
+    with pytest.raises(ValueError, match="theta=0"):
+        viz.plot_rope_spectrum(16, theta=0)
+
+
+def test_rope_similarity_decays_from_one():
+    scores = viz.rope_similarity(16, 64, kind="constant")
+    inverse = 10000.0 ** (-np.arange(0, 16, 2) / 16)
+    expected = np.cos(np.outer(np.arange(65), inverse)).mean(1)
+    np.testing.assert_allclose(scores, expected, atol=1e-5)
+    assert scores[0] == pytest.approx(1.0) and scores[1:].max() < 1.0
+    figure = viz.plot_rope_similarity(16, 64)
+    assert len(figure.axes[0].lines) == 2
+    assert figure.axes[0].get_xlabel() == "relative distance (tokens)"
+    with pytest.raises(ValueError, match="kind"):
+        viz.rope_similarity(16, 8, kind="zeros")
+
+
+# --------------------------------------------------------------------------- tokens
+
+
+def test_token_spans_merge_split_characters(tokenizer):
+    text = "né 😀!"
+    spans = viz.token_spans(tokenizer, text)
+    assert "".join(span.text for span in spans) == text
+    assert [span.ids for span in spans] == [(110,), (195, 169), (32,), (240, 159, 152, 128),
+                                            (33,)]
+
+
+def test_plot_tokens_one_box_per_span_with_ids(tokenizer):
+    figure = viz.plot_tokens("hi é", tokenizer)
+    ax = figure.axes[0]
+    boxes = [p for p in ax.patches if isinstance(p, Rectangle)]
+    assert len(boxes) == 4
+    texts = [t.get_text() for t in ax.texts]
+    assert texts == ["h", "104", "i", "105", " ", "32", "é", "195,169"]
+    assert ax.get_title(loc="left") == "bytes: 5 tokens for 4 characters (0.80 characters/token)"
+    assert len(viz.plot_tokens("hi", tokenizer, show_ids=False).axes[0].texts) == 2
+
+
+def test_plot_tokens_wraps_lines_and_caps_height(tokenizer):
+    figure = viz.plot_tokens("abcdefgh " * 40, tokenizer, chars_per_line=20, max_lines=3)
+    ax = figure.axes[0]
+    assert ax.get_ylim()[0] == pytest.approx(3 * 2.4)  # three lines of text and ids
+    assert "spans shown" in ax.get_title(loc="left")
+    with pytest.raises(TypeError, match="lacks encode"):
+        viz.plot_tokens("x", object())
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+def test_next_token_choice_marks_each_cut():
+    logits = torch.log(torch.tensor([0.5, 0.3, 0.15, 0.05]))
+    choice = viz.next_token_choice(logits, temperature=1.0, top_k=3, top_p=0.7)
+    assert choice.ids.tolist() == [0, 1, 2, 3]
+    assert choice.cut_by == ("", "", "top-p", "top-k")
+    assert choice.num_surviving == 2
+    np.testing.assert_allclose(choice.final_probs, [0.625, 0.375, 0, 0], atol=1e-6)
+    greedy = viz.next_token_choice(logits, temperature=0.0, top_k=3)
+    assert greedy.cut_by == ("", "greedy", "greedy", "greedy") and greedy.num_surviving == 1
+    with pytest.raises(ValueError, match="one position"):
+        viz.next_token_choice(logits[None])
+
+
+def test_plot_next_token_choice_one_bar_per_shown_token(model, tokenizer):
+    logits = viz.next_token_logits(model, tokenizer, "Once")
+    assert logits.shape == (model.config.vocab_size,)
+    choice = viz.next_token_choice(logits, temperature=0.8, top_k=5, num_shown=12)
+    figure = viz.plot_next_token_choice(choice, tokenizer)
+    ax = figure.axes[0]
+    bars = [p for p in ax.patches if isinstance(p, Rectangle)]
+    assert len(bars) == 12
+    assert [b.get_facecolor() for b in bars[:5]] == [bars[0].get_facecolor()] * 5
+    assert bars[5].get_facecolor() != bars[0].get_facecolor()  # cut by top-k: grey
+    assert f"5 of {model.config.vocab_size} tokens survive" in ax.get_title()
+    assert ax.get_xlabel() == "probability" and ax.get_ylabel() == "next token (id)"
+
+
+# --------------------------------------------------------------------------- training curves
+
+
+def test_training_curves_by_step_and_by_tokens():
+    records = train_records()
+    figure = viz.plot_training_curves(records)
+    loss_ax, bpb_ax, lr_ax = figure.axes
+    assert [len(ax.lines) for ax in figure.axes] == [2, 1, 1]
+    assert [ax.get_title() for ax in figure.axes] == ["Loss", "Validation bits per byte",
+                                                      "Learning-rate schedule"]
+    assert loss_ax.get_ylabel() == "cross-entropy (nats/token)"
+    assert lr_ax.get_xlabel() == "optimizer step"
+    np.testing.assert_array_equal(bpb_ax.lines[0].get_xdata(), [4, 9])
+    by_tokens = viz.plot_training_curves(records, x="tokens")
+    assert by_tokens.axes[0].get_xlabel() == "tokens seen"
+    np.testing.assert_array_equal(by_tokens.axes[1].lines[0].get_xdata(), [4000, 9000])
+
+
+def test_training_curves_without_data_say_so():
+    figure = viz.plot_training_curves([])
+    assert [len(ax.lines) for ax in figure.axes] == [0, 0, 0]
+    assert figure.axes[1].texts[0].get_text() == "no eval records yet"
+    only_train = viz.plot_training_curves(train_records(eval_every=100))
+    assert [len(ax.lines) for ax in only_train.axes] == [1, 0, 1]
+
+
+def test_training_records_are_validated():
+    with pytest.raises(ValueError, match="record 1 of kind 'eval' lacks val_bpb"):
+        viz.plot_training_curves([train_records()[0], {"kind": "eval", "step": 1, "tokens": 1,
+                                                       "elapsed_s": 1.0, "val_loss": 1.0}])
+    with pytest.raises(TypeError, match="must be a dict"):
+        viz.plot_training_curves([("train", 1)])
+    with pytest.raises(ValueError, match="x='time'"):
+        viz.plot_training_curves([], x="time")
+    # Other kinds are the trainer's business: kept, not plotted.
+    viz.plot_training_curves([{"kind": "checkpoint", "path": "x"}])
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def test_parameter_counts_one_bar_per_component(model):
+    figure = viz.plot_parameter_counts(model)
+    ax = figure.axes[0]
+    counts = parameter_counts(model)
+    assert [b.get_height() for b in ax.patches] == [counts[k] for k in
+                                                    ("embedding", "attention", "feed_forward",
+                                                     "norms", "lm_head")]
+    assert [t.get_text() for t in ax.get_xticklabels()][-1] == "lm_head"
+    assert "0 (tied to embedding)" in [t.get_text() for t in ax.texts]
+    assert f"total {viz.format_count(counts['total'])}" in ax.get_title()
+    assert ax.get_ylabel() == "parameters (count)"
+    with pytest.raises(ValueError, match="non-negative int"):
+        viz.plot_parameter_counts({"embedding": -3})
+    with pytest.raises(TypeError):
+        viz.plot_parameter_counts([1, 2])
+
+
+# --------------------------------------------------------------------------- all plots
+
+
+def every_plot(model, tokenizer):
+    maps, labels = viz.attention_for_text(model, tokenizer, "abc")
+    logits = viz.next_token_logits(model, tokenizer, "ab")
+    return {
+        "attention": viz.plot_attention(maps, labels, layers=0, heads=0),
+        "rope_rotation": viz.plot_rope_rotation(16, 0, range(3)),
+        "rope_angles": viz.plot_rope_angles(16, max_position=8),
+        "rope_spectrum": viz.plot_rope_spectrum(16),
+        "rope_similarity": viz.plot_rope_similarity(16, 8),
+        "next_token": viz.plot_next_token_choice(viz.next_token_choice(logits), tokenizer),
+        "training": viz.plot_training_curves(train_records()),
+        "parameters": viz.plot_parameter_counts(model),
+    }
+
+
+def test_every_plot_is_titled_and_labelled_and_leaves_pyplot_alone(model, tokenizer):
+    open_before = plt.get_fignums()
+    for name, figure in every_plot(model, tokenizer).items():
+        assert isinstance(figure, Figure), name
+        width, height = figure.get_size_inches()
+        assert width <= viz.MAX_FIGURE_WIDTH_IN and height <= viz.MAX_FIGURE_HEIGHT_IN, name
+        plots = [ax for ax in figure.axes if ax.get_label() != "<colorbar>"]
+        for ax in plots:
+            assert ax.get_xlabel() and ax.get_ylabel(), name
+            assert ax.get_title() or figure.get_suptitle(), name
+    assert plt.get_fignums() == open_before  # nothing registered with pyplot
+
+
+def test_plot_lines_draws_one_line_per_series():
+    figure = viz.plot_lines([0, 1, 2], {"a": [1, 2, 3], "b": [3, 2, 1]}, title="T", xlabel="x (s)",
+                            ylabel="y (ms)", reference=1.0)
+    ax = figure.axes[0]
+    assert len(ax.lines) == 3  # two series and the reference line
+    assert ax.get_title() == "T" and ax.get_xlabel() == "x (s)" and ax.get_ylabel() == "y (ms)"
+    with pytest.raises(ValueError, match="series 'a' has 2 values"):
+        viz.plot_lines([0, 1, 2], {"a": [1, 2]}, title="T", xlabel="x", ylabel="y")
+
+
+def test_plot_bars_labels_each_bar():
+    figure = viz.plot_bars({"eager": 2.0, "compiled": 1.0}, title="Speed", ylabel="ms")
+    ax = figure.axes[0]
+    assert len(ax.patches) == 2
+    assert [t.get_text() for t in ax.texts] == ["2", "1"]
+    with pytest.raises(ValueError, match="empty"):
+        viz.plot_bars({}, title="x", ylabel="y")
