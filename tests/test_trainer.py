@@ -321,3 +321,12 @@ def test_evaluate_and_generate_command_lines(corpus, tmp_path):
 
     broken = run_cli("-m", "transformer_lib.evaluate", "--checkpoint", str(tmp_path / "none"))
     assert broken.returncode == 2 and "neither a checkpoint" in broken.stderr
+
+
+def test_book_check_reports_both_outcomes(capsys):
+    from transformer_lib.book import check
+
+    assert check("exercise 1", True) is True
+    assert check("exercise 2", False, hint="look at the mask") is False
+    assert capsys.readouterr().out.splitlines() == [
+        "exercise 1: correct", "exercise 2: not yet - hint: look at the mask"]

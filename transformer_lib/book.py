@@ -76,3 +76,12 @@ def book_model(run_root: str | Path = DEFAULT_RUN_ROOT, *, data=None,
         trainer.resume(run_dir)
     history = trainer.fit()
     return TrainedModel(trainer.model.eval(), tokenizer, history, run_dir, False)
+
+
+def check(exercise: str, passed: bool, hint: str = "") -> bool:
+    """Tell the reader whether an exercise's answer is right (prints one line, returns passed)."""
+    if passed:
+        print(f"{exercise}: correct")
+    else:
+        print(f"{exercise}: not yet" + (f" - hint: {hint}" if hint else ""))
+    return bool(passed)
