@@ -36,6 +36,10 @@ def evaluate_checkpoint(path: str, data: str | None, split: str = "validation",
     """Loss per token and bits per UTF-8 byte over every token of the text at ``data``."""
     from .tokens import cache_split
 
+    if data is not None and Path(data).is_file():
+        # A single file is evaluated whole, whatever split its name suggests.
+        named = Path(data).name.split(".")[0].split("-")[0]
+        split = named if named in ("train", "validation", "test") else split
     model, tokenizer, meta = load_checkpoint_and_tokenizer(path, device)
     device_ = model.embed_tokens.weight.device
     with tempfile.TemporaryDirectory() as tmp:
