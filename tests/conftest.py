@@ -7,6 +7,9 @@ import torch
 from transformer_lib import ModelConfig, Transformer
 
 matplotlib.use("Agg")  # in-process only: notebook kernels keep their inline backend
+# The unit tests use tiny tensors, for which one thread is fastest and a second only waits
+# for a busy core.
+torch.set_num_threads(1)
 
 
 @pytest.fixture
