@@ -10,33 +10,8 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrow, Rectangle
 
-from transformer_lib import ModelConfig, Transformer, viz
+from transformer_lib import viz
 from transformer_lib.model import parameter_counts
-
-
-class ByteTokenizer:
-    """A tiny byte-level tokenizer, so these tests do not depend on the real one."""
-
-    name = "bytes"
-    vocab_size = 257
-    eot_id = 256
-
-    def encode(self, text):
-        return list(text.encode())
-
-    def decode(self, ids):
-        return bytes(i for i in ids if i < 256).decode(errors="replace")
-
-
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return Transformer(ModelConfig.from_preset("tiny", num_layers=2)).eval()
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return ByteTokenizer()
 
 
 def heatmap_axes(figure):

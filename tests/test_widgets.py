@@ -6,36 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from transformer_lib import ModelConfig, Transformer, dashboard, viz, widgets
+from transformer_lib import ModelConfig, dashboard, viz, widgets
 
 ipywidgets = pytest.importorskip("ipywidgets")
 
 DPI = 40  # small PNGs keep the tests fast; the drawing code is the same
 
 
-class ByteTokenizer:
-    """A tiny byte-level tokenizer, so these tests do not depend on the real one."""
-
-    name = "bytes"
-    vocab_size = 257
-    eot_id = 256
-
-    def encode(self, text):
-        return list(text.encode())
-
-    def decode(self, ids):
-        return bytes(i for i in ids if i < 256).decode(errors="replace")
-
-
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return Transformer(ModelConfig.from_preset("tiny", num_layers=2)).eval()
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return ByteTokenizer()
 
 
 def heatmaps(figure):
