@@ -78,10 +78,12 @@ def book_model(run_root: str | Path = DEFAULT_RUN_ROOT, *, data=None,
     return TrainedModel(trainer.model.eval(), tokenizer, history, run_dir, False)
 
 
-def check(exercise: str, passed: bool, hint: str = "") -> bool:
-    """Tell the reader whether an exercise's answer is right (prints one line, returns passed)."""
+def check(exercise: str, passed: bool, hint: str = "") -> None:
+    """Tell the reader whether an exercise's answer is right, in one printed line.
+
+    Returns nothing, so a check at the end of a cell adds no stray value to its output.
+    """
     if passed:
         print(f"{exercise}: correct")
     else:
         print(f"{exercise}: not yet" + (f" - hint: {hint}" if hint else ""))
-    return bool(passed)

@@ -1,0 +1,208 @@
+# %% [markdown]
+# # 0. Start here
+#
+# This book builds a small modern language model, one piece per chapter, in the style of Meta's
+# Llama: a *decoder-only transformer* that reads a sequence of tokens and predicts the next one.
+# Every chapter builds its piece from scratch in a few lines of PyTorch, explains it with prose,
+# maths and plots, and then checks it with an `assert` against the finished code in the
+# `transformer_lib` library, whose version it uses from then on. By chapter 7 the pieces train
+# on TinyStories, a data set of simple children's stories, and by chapter 8 the model writes
+# its own.
+#
+# This chapter shows what we will build and why, checks that your machine can run the book, runs
+# the finished model, and maps the chapters.
+
+# %% [markdown]
+# ## What we build, and what changed since 2017
+#
+# The Transformer of "Attention Is All You Need" (Vaswani et al., 2017) translated sentences
+# with an encoder and a decoder. GPT-2 (Radford et al., 2019) kept only the decoder and trained
+# it to predict the next token of web text. Llama (Touvron et al., 2023) kept GPT-2's plan and
+# replaced most of its parts with ones found to train better or run faster. Our model is built
+# from those parts:
+#
+# | piece | 2017 Transformer | GPT-2 | our model | chapter |
+# |---|---|---|---|---|
+# | tokens | subword BPE, about 37k | byte-level BPE, 50,257 | byte-level BPE (4,096 for TinyStories, or GPT-2's) | 1 |
+# | normalisation | LayerNorm, after each sub-layer | LayerNorm, before each sub-layer | RMSNorm, before each sub-layer (pre-norm) | 2, 6 |
+# | position | fixed sinusoids added to the input | learned vectors added to the input | rotary embeddings (RoPE) on queries and keys | 3 |
+# | attention | multi-head | multi-head | grouped-query, through fused Flash/SDPA kernels | 4 |
+# | feed-forward | ReLU, 4× wide | GELU, 4× wide | SwiGLU, 8/3× wide | 5 |
+# | biases | yes | yes | none | 4, 5 |
+#
+# Why each change:
+#
+# - **RMSNorm.** Only rescales each vector to unit size, without subtracting the mean or adding a
+#   bias: fewer operations and half the parameters of LayerNorm, with the same training quality.
+# - **Pre-norm blocks.** Each block normalises the input of its attention and feed-forward
+#   branches and adds their outputs to an untouched *residual stream*, so gradients reach the
+#   first layers of a deep stack and training needs no delicate warm-up (GPT-2 made this move).
+# - **RoPE.** Encodes position by rotating query and key vectors by angles proportional to the
+#   position, so the attention score between two tokens depends on their *distance*; there are no
+#   position parameters to learn.
+# - **SwiGLU.** A feed-forward layer in which one projection gates another elementwise; at equal
+#   parameter count it trains to lower loss than a ReLU or GELU layer, which is why it is 8/3
+#   rather than 4 times wider with three matrices instead of two.
+# - **Grouped-query attention (GQA).** Several query heads share one key/value head, which
+#   shrinks the cache of keys and values kept during generation, the memory that limits long
+#   contexts and large batches.
+# - **Flash/SDPA kernels.** PyTorch's `scaled_dot_product_attention` computes the same maths as
+#   the textbook formula, but in fused kernels that never store the full $T \times T$ score
+#   matrix, so attention is faster and its memory grows linearly with the sequence length.
+# - **No biases, tied embeddings.** Biases add parameters that large models found unnecessary.
+#   The output layer reuses the input embedding matrix (as GPT-2 and the 2017 model did), which
+#   saves `vocab_size × d_model` parameters, a large share for small models.
+
+# %% [markdown]
+# ## Running the book
+#
+# Install the library and everything the notebooks use, then open the notebooks folder
+# (Python 3.10 or newer):
+#
+# ```bash
+# pip install -r requirements.txt
+# jupyter lab notebooks/
+# ```
+#
+# Each chapter is a pair of files: `NN_name.py` is the source (plain Python in "percent"
+# format, which JupyterLab opens as a notebook through jupytext) and `NN_name.ipynb` holds the
+# same cells with their outputs. Run the cells top to bottom.
+#
+# Where the code runs:
+#
+# - **CPU.** Every chapter runs on a laptop CPU; the whole book takes a few minutes, most of it
+#   in chapter 7, which trains a small model for about two minutes.
+# - **NVIDIA GPU (CUDA).** The `torch` wheel from PyPI for Linux includes CUDA, so
+#   `requirements.txt` is enough on a machine with an NVIDIA driver. The library then trains under
+#   bfloat16 autocast where the GPU supports it. (On a Linux machine without a GPU, install the
+#   much smaller CPU wheel first:
+#   `pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu`.)
+# - **Apple GPU (MPS).** On an Apple-silicon Mac the same install uses the GPU through Metal
+#   (the "mps" device), in float32.
+#
+# The data, TinyStories, comes from the Hugging Face hub the first time a chapter asks for it,
+# or from a local copy if the environment variable `TINYSTORIES_PATH` names a directory holding
+# `train.txt` and `validation.txt`.
+
+# %% [markdown]
+# ### Device check
+#
+# `pick_device()` chooses CUDA if present, else MPS, else the CPU; `pick_precision` says in which
+# number format the library will compute there. This cell prints your machine's answer (the
+# stored output comes from the CPU machine the book is built on).
+
+# %%
+import torch
+
+from transformer_lib import ModelConfig, Transformer, parameter_counts, viz
+from transformer_lib.book import check
+from transformer_lib.demo import main as run_demo
+from transformer_lib.device import describe, pick_device, pick_precision
+
+device = pick_device()
+precision = pick_precision(device)
+print(f"device: {describe(device)}")
+print(f"precision: {precision.name}")
+
+# %% [markdown]
+# A matrix product on that device confirms it works (on a GPU this is also where the first
+# kernel launch happens, so it can take a moment):
+
+# %%
+ones = torch.ones(2, 3, device=device)
+product = ones @ ones.T  # (2, 3) @ (3, 2) -> (2, 2), every entry 1 + 1 + 1
+print(f"on {product.device.type}: {product.tolist()}")
+
+# %%
+assert torch.equal(product.cpu(), torch.full((2, 2), 3.0))
+
+# %% [markdown]
+# ## The finished model at work
+#
+# `transformer_lib.demo` builds a model from a named *preset*, prints its configuration, its
+# modules and their parameter counts, then runs one forward pass and a short greedy generation.
+# The weights are random (training comes in chapter 7), so the generated ids mean nothing yet,
+# but every piece of the book is exercised. We use the `tiny` preset, which runs in a second;
+# the timings depend on your machine.
+
+# %%
+run_demo(["--preset", "tiny"])
+
+# %% [markdown]
+# Read the module tree from the top: an embedding table (`embed_tokens`), two `Block`s, each
+# with an RMSNorm, grouped-query attention (4 query heads, 2 key/value heads: `k_proj` and
+# `v_proj` are half as wide as `q_proj`), a second RMSNorm and a SwiGLU feed-forward layer
+# (`gate_proj`, `up_proj`, `down_proj`), then a final RMSNorm and the output layer `lm_head`,
+# which counts 0 parameters because it shares the embedding's matrix. Every name is the one
+# Hugging Face's Llama uses, so checkpoints convert one to one (chapter 10).
+#
+# Using the library yourself takes three lines: a config, a model, and a call on a batch of
+# token ids, which returns one score (*logit*) per vocabulary entry at every position.
+
+# %%
+torch.manual_seed(0)
+tiny_config = ModelConfig.from_preset("tiny")
+tiny_model = Transformer(tiny_config)
+token_ids = torch.randint(0, tiny_config.vocab_size, (2, 10))  # (batch B, positions T)
+logits = tiny_model(token_ids)
+print(f"token ids {tuple(token_ids.shape)} -> logits {tuple(logits.shape)}  (B, T, vocab_size)")
+
+# %%
+assert logits.shape == (2, 10, tiny_config.vocab_size)
+
+# %% [markdown]
+# ### Where the parameters are
+#
+# The `seed-22.5M` preset is the design this library started from: 12 blocks of width 256 with
+# GPT-2's 50,257-token vocabulary, 22.5 million parameters in all. Counting them by component
+# shows where a small model's size goes:
+
+# %%
+seed_config = ModelConfig.from_preset("seed-22.5M")
+seed_counts = parameter_counts(Transformer(seed_config))
+print(f"total: {seed_counts['total']:,} parameters")
+viz.plot_parameter_counts(seed_counts, title="Parameters of the seed-22.5M preset")
+
+# %% [markdown]
+# More than half of the model is its embedding table: with a 50,257-token vocabulary and vectors
+# of width 256, the lookup table outweighs all twelve blocks of attention and feed-forward
+# layers. This is one reason the book trains its own 4,096-token vocabulary on TinyStories
+# (chapter 1), and a reason the output layer shares that table instead of adding a second one.
+
+# %%
+assert seed_counts["total"] == 22_505_984
+assert seed_counts["embedding"] > seed_counts["total"] / 2
+
+# %% [markdown]
+# ### Warm-up exercise
+#
+# From the configuration alone, compute how many parameters the embedding table of the `tiny`
+# preset holds. Its fields are printed by the demo above (`vocab_size`, `d_model`). (The cell
+# ships with a working answer: replace it with your own.)
+
+# %%
+tiny_embedding_parameters = 512 * 64  # replace this with your own answer
+
+# %%
+expected_parameters = parameter_counts(tiny_model)["embedding"]
+_ = check("warm-up", tiny_embedding_parameters == expected_parameters,
+          "one row of d_model numbers per token id")
+
+# %% [markdown]
+# ## Map of the book
+#
+# | chapter | title | what you build and check |
+# |---|---|---|
+# | 0 | Start here | the plan, the device check, the finished model at work |
+# | 1 | Tokens | byte-pair encoding from scratch, checked against the library's tokenizer; a 4,096-token vocabulary for TinyStories |
+# | 2 | Embeddings and RMSNorm | embedding lookups, LayerNorm and RMSNorm from scratch; why and where we normalise |
+# | 3 | RoPE | rotary position embeddings: rotation speeds, cos/sin tables, scores that depend only on distance, the two pairing conventions |
+# | 4 | Attention | scaled dot-product attention, the causal mask, grouped-query attention; explicit maths against fused Flash/SDPA kernels; attention maps |
+# | 5 | SwiGLU | the gated feed-forward layer, compared with GPT-2's GELU MLP |
+# | 6 | Block and model | the residual stream, pre-norm against post-norm, the block and the whole model, initialisation and parameter counts |
+# | 7 | Training | token cache and batches, the loss, AdamW with warm-up and cosine schedule, bits per byte; training on TinyStories with a live plot |
+# | 8 | Generation | temperature, top-k and top-p sampling; the KV cache that makes generation fast |
+# | 9 | Hardware | CPU, CUDA and MPS; bfloat16 autocast, `torch.compile`, where the time goes |
+# | 10 | Interop | converting weights to and from Hugging Face's `LlamaForCausalLM`, and checking they agree |
+#
+# Chapters 1 to 6 each take under a minute on a CPU; start with chapter 1.

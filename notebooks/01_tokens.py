@@ -1,0 +1,551 @@
+# %% [markdown]
+# # 1. Tokens
+#
+# A language model never sees text. It sees a list of integers, one per *token*, and predicts
+# the next integer. This chapter builds the translation between the two: we look at what a
+# string is made of (characters, UTF-8 bytes), write a byte-pair-encoding (BPE) tokenizer from
+# scratch on a toy corpus, check it id for id against `transformer_lib.tokenizer`, and then use
+# the library to train the 4,096-token vocabulary the book's models read TinyStories with.
+#
+# What you will build:
+#
+# - a GPT-style pre-tokeniser (one regular expression),
+# - BPE training (count pairs, merge the most frequent, repeat), encoding and decoding,
+# - a measurement of how many bytes one token carries, and how that depends on the
+#   vocabulary size.
+
+# %%
+import base64
+import tempfile
+import time
+from collections import Counter
+from itertools import pairwise
+from pathlib import Path
+
+import datasets
+import regex  # like `re`, but it knows Unicode classes such as \p{L} ("any letter")
+
+from transformer_lib import viz
+from transformer_lib.book import check
+from transformer_lib.data import load_stories
+from transformer_lib.tokenizer import (
+    EOT_TEXT,
+    GPT2_PATTERN,
+    Tokenizer,
+    load_tokenizer,
+    train_tokenizer,
+)
+from transformer_lib.widgets import TokenizerExplorer
+
+# The first load of a split writes a cache and draws progress bars; silence them so that the
+# stored outputs do not depend on whether the cache was warm.
+datasets.disable_progress_bars()
+
+# %% [markdown]
+# ## Text is characters, characters are bytes
+#
+# A Python string is a sequence of Unicode *code points*: numbers between 0 and 1,114,111. We
+# could give every code point its own id, but that vocabulary would be huge, most of it would
+# never appear in training, and any character missing from the training data would have no id
+# at all.
+#
+# Underneath, text is stored as bytes. UTF-8 spells each code point with one to four bytes:
+# ASCII letters take one, accented Latin letters two, most Chinese characters three, emoji four.
+# Let us take a string apart.
+
+# %%
+sample = "naïve café 🙂"
+for char in dict.fromkeys(sample):  # each distinct character once, in order of appearance
+    utf8 = char.encode("utf-8")
+    print(f"{char!r:6} code point U+{ord(char):04X}  UTF-8 bytes {list(utf8)}")
+
+# %% [markdown]
+# The string has 12 characters but more bytes: `ï` and `é` take two each, the emoji four.
+# (`str.encode()` uses UTF-8 unless told otherwise, so from here on we leave the argument out.)
+
+# %%
+sample_bytes = sample.encode()
+print(f"{len(sample)} characters, {len(sample_bytes)} bytes")
+
+# %%
+assert len(sample) == 12
+assert len(sample_bytes) == 9 + 2 + 2 + 4  # nine one-byte characters, ï, é, 🙂
+assert len("🙂".encode()) == 4 and len("é".encode()) == 2
+
+# %% [markdown]
+# Bytes solve the "unknown character" problem: with 256 byte ids, *every* string has an
+# encoding. The price is length. A model's cost grows with the number of positions it reads
+# (attention even grows with its square), and a byte-level model spends one position on every
+# byte, most of which carry little information on their own (`t`, `h`, `e`...).
+#
+# *Subword* tokenizers sit in between: frequent byte sequences such as ` the` or `ing` get one
+# id each, rare text falls back to shorter pieces, and in the worst case to single bytes. So the
+# vocabulary stays a fixed size, nothing is ever unknown, and common text becomes several times
+# shorter. Byte-pair encoding (Sennrich et al., 2016; used byte-level since GPT-2) is the
+# standard way to choose those subwords.
+
+# %% [markdown]
+# ## Byte-pair encoding from scratch
+#
+# We learn the merges on a toy corpus: a few sentences in the style of TinyStories, the data set
+# the book trains on.
+
+# %%
+toy_corpus = (
+    "Once upon a time there was a little cat. The little cat liked to sit in the sun.\n"
+    "One day the cat saw a little bird. The bird sang a song, and the cat listened.\n"
+    '"Hello, bird!" said the cat. "Hello, cat!" said the bird. They sat in the sun together.\n'
+    "The sun was warm and the song was happy. The cat and the bird were friends."
+)
+print(f"{len(toy_corpus)} characters, {len(toy_corpus.encode())} bytes")
+
+# %% [markdown]
+# ### Step 1: pre-tokenisation
+#
+# BPE could merge across any boundary, producing tokens such as `t. T` that mix punctuation,
+# a space and the next word. GPT-2 first cuts the text into chunks with a regular expression
+# and only merges *inside* a chunk. Its pattern, alternative by alternative:
+#
+# - `'s|'t|'re|'ve|'m|'ll|'d`: common English contractions;
+# - ` ?\p{L}+`: a run of letters, with at most one space in front (so ` cat` is one chunk);
+# - ` ?\p{N}+`: a run of digits, likewise;
+# - ` ?[^\s\p{L}\p{N}]+`: a run of punctuation and symbols;
+# - `\s+(?!\S)|\s+`: whitespace, leaving the last space of a run to the word that follows.
+
+# %%
+SPLIT_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+
+print(regex.findall(SPLIT_PATTERN, 'The cat\'s "Hello!" at 10:30,   then  sleep.\n'))
+
+# %% [markdown]
+# The library stores the same pattern as tiktoken spells it (`GPT2_PATTERN`, with possessive
+# quantifiers such as `++`, which match the same text but never backtrack, so the regex engine
+# is faster). Both split our corpus identically:
+
+# %%
+assert regex.findall(SPLIT_PATTERN, toy_corpus) == regex.findall(GPT2_PATTERN, toy_corpus)
+
+# %% [markdown]
+# ### Step 2: count the chunks and their byte pairs
+#
+# Training only needs each distinct chunk once, with its count. A chunk is held as a tuple of
+# ids, which start out as its UTF-8 byte values 0..255.
+
+# %%
+def chunk_counts(text: str) -> Counter:
+    """Distinct pre-tokenised chunks, each as a tuple of byte ids, with how often it occurs."""
+    return Counter(tuple(chunk.encode()) for chunk in regex.findall(SPLIT_PATTERN, text))
+
+
+def pair_counts(chunks: Counter) -> Counter:
+    """How often each pair of neighbouring ids occurs, over all chunks (weighted by count)."""
+    counts = Counter()
+    for ids, count in chunks.items():
+        for pair in pairwise(ids):
+            counts[pair] += count
+    return counts
+
+
+toy_chunks = chunk_counts(toy_corpus)
+toy_pairs = pair_counts(toy_chunks)
+for (left, right), count in toy_pairs.most_common(5):
+    print(f"{bytes([left, right])!r:8} ids ({left}, {right}) occurs {count} times")
+
+# %% [markdown]
+# ### Step 3: merge, and repeat
+#
+# The most frequent pair becomes a new token with the next free id (256, then 257, ...), and
+# every occurrence of the pair is replaced by it. `merge` does the replacement left to right.
+
+# %%
+def merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
+    """Replace every occurrence of `pair` in `ids` (scanning left to right) by `new_id`."""
+    merged, i = [], 0
+    while i < len(ids):
+        if i + 1 < len(ids) and (ids[i], ids[i + 1]) == pair:
+            merged.append(new_id)
+            i += 2
+        else:
+            merged.append(ids[i])
+            i += 1
+    return merged
+
+
+print(merge([104, 101, 32, 104, 101, 104], (104, 101), 256))
+
+# %% [markdown]
+# Training is the loop: count pairs, take the most frequent (on a tie, the pair seen first),
+# record the merge, apply it to every chunk. Each token's bytes are the two parts' bytes joined.
+
+# %%
+def train_bpe(text: str, num_merges: int) -> tuple[dict, dict]:
+    """Learn up to num_merges merges. Returns merges {(left, right): new_id} and the vocabulary
+    {id: bytes}, both in the order the merges were learned."""
+    chunks = chunk_counts(text)
+    vocab = {byte: bytes([byte]) for byte in range(256)}
+    merges = {}
+    for new_id in range(256, 256 + num_merges):
+        counts = pair_counts(chunks)
+        if not counts:  # every chunk is a single token: nothing left to merge
+            break
+        pair = max(counts, key=counts.get)
+        merges[pair] = new_id
+        vocab[new_id] = vocab[pair[0]] + vocab[pair[1]]
+        chunks = Counter({tuple(merge(list(ids), pair, new_id)): n for ids, n in chunks.items()})
+    return merges, vocab
+
+
+toy_merges, toy_vocab = train_bpe(toy_corpus, num_merges=40)
+print(f"learned {len(toy_merges)} merges; the first twelve:")
+print([toy_vocab[new_id].decode("utf-8") for new_id in list(toy_merges.values())[:12]])
+
+# %% [markdown]
+# The first merges join the most common letter pairs (`he`, ` t`), then whole frequent words
+# appear (` the`, ` cat`). Every id above 255 stands for a distinct byte string:
+
+# %%
+assert len(toy_merges) == 40
+assert len(set(toy_vocab.values())) == len(toy_vocab) == 256 + 40
+
+# %% [markdown]
+# ### Step 4: encode and decode
+#
+# To encode new text we split it into chunks with the same regex, start each chunk from its
+# bytes, and replay the merges *in the order they were learned*: among the pairs present, merge
+# the one with the lowest merge id, until no present pair has a merge. Decoding concatenates
+# each id's bytes and reads them as UTF-8.
+
+# %%
+def encode_chunk(ids: list[int], merges: dict) -> list[int]:
+    """Apply merges to one chunk's ids, earliest-learned first, until none applies."""
+    while len(ids) >= 2:
+        pair = min(pairwise(ids), key=lambda p: merges.get(p, float("inf")))
+        if pair not in merges:
+            break
+        ids = merge(ids, pair, merges[pair])
+    return ids
+
+
+def bpe_encode(text: str, merges: dict) -> list[int]:
+    """Pre-tokenise, then encode every chunk on its own."""
+    chunks = regex.findall(SPLIT_PATTERN, text)
+    return [i for chunk in chunks for i in encode_chunk(list(chunk.encode()), merges)]
+
+
+def bpe_decode(ids: list[int], vocab: dict) -> str:
+    """Join the tokens' bytes; byte sequences that are not valid UTF-8 become U+FFFD."""
+    return b"".join(vocab[i] for i in ids).decode("utf-8", errors="replace")
+
+
+toy_ids = bpe_encode(toy_corpus, toy_merges)
+print(f"toy corpus: {len(toy_corpus.encode())} bytes -> {len(toy_ids)} tokens "
+      f"({len(toy_corpus.encode()) / len(toy_ids):.2f} bytes per token)")
+print([bpe_decode([i], toy_vocab) for i in bpe_encode("The little bird sang.", toy_merges)])
+
+# %% [markdown]
+# Text the tokenizer has never seen, including characters absent from the corpus, still
+# encodes: it falls back to shorter pieces and, at worst, to raw bytes.
+
+# %%
+unseen_text = "A big dog barked at the little bird in the park. Naïve café 🙂, 1234!!"
+unseen_ids = bpe_encode(unseen_text, toy_merges)
+print(f"{len(unseen_text.encode())} bytes -> {len(unseen_ids)} tokens")
+print(f"the emoji alone: {bpe_encode('🙂', toy_merges)}")  # no merge applies: its four bytes
+
+# %%
+assert bpe_decode(toy_ids, toy_vocab) == toy_corpus
+assert bpe_decode(unseen_ids, toy_vocab) == unseen_text
+assert len(toy_ids) < len(toy_corpus.encode()) / 2  # merges more than halve the corpus
+assert bpe_encode("🙂", toy_merges) == list("🙂".encode())
+
+# %% [markdown]
+# ## Checking against the library
+#
+# `transformer_lib.tokenizer.Tokenizer` encodes with tiktoken, OpenAI's fast BPE in Rust. It
+# does not store merges; it stores *ranks*, a map from a token's bytes to its id. tiktoken
+# merges, among neighbouring pieces, the pair whose joined bytes have the lowest rank. Since our
+# ids grow in merge order, our vocabulary read backwards (bytes -> id) is exactly such a rank
+# table: the 256 single bytes first, then the merges in the order we learned them.
+
+# %%
+toy_ranks = {token: token_id for token_id, token in toy_vocab.items()}
+toy_tokenizer = Tokenizer("toy-bpe", SPLIT_PATTERN, toy_ranks)
+print(toy_tokenizer)
+
+# %% [markdown]
+# The library must give exactly our ids, on the training corpus and on unseen text, and decode
+# them back to the original strings.
+
+# %%
+for text in (toy_corpus, unseen_text, "catcatcat thethe sunsun 🙂🙂"):
+    assert toy_tokenizer.encode(text) == bpe_encode(text, toy_merges), text
+    assert toy_tokenizer.decode(toy_tokenizer.encode(text)) == text
+print("the library's tokenizer gives the same ids as our from-scratch BPE")
+
+# %% [markdown]
+# The library adds one thing we did not build: a *special token*, `<|endoftext|>`, whose id
+# follows the last rank (here 296). It marks the boundary between two stories when they are
+# concatenated for training; we return to it below.
+
+# %%
+assert toy_tokenizer.eot_id == len(toy_ranks) == 296
+assert toy_tokenizer.vocab_size == 297
+
+# %% [markdown]
+# ### Ranks files
+#
+# A rank table can be written as a *ranks file*: one line per token, its bytes in base64 and
+# its rank. This is the `.tiktoken` format in which GPT-2's vocabulary is published
+# (`r50k_base.tiktoken`), and `load_tokenizer` reads such a file directly (with GPT-2's split
+# pattern and `<|endoftext|>` after the last rank). Writing our toy ranks this way and loading
+# them back gives the same tokenizer.
+
+# %%
+with tempfile.TemporaryDirectory() as folder:
+    ranks_file = Path(folder) / "toy.tiktoken"
+    lines = [f"{base64.b64encode(token).decode('ascii')} {rank}" for token, rank in toy_ranks.items()]
+    ranks_file.write_text("\n".join(lines) + "\n", encoding="ascii")
+    print(lines[256:259])  # the first three merges: "he", " t", " s"
+    reloaded = load_tokenizer(ranks_file)
+
+assert reloaded.encode(unseen_text) == toy_tokenizer.encode(unseen_text)
+assert reloaded.eot_id == toy_tokenizer.eot_id
+
+# %% [markdown]
+# From here on we use the library. Our loop recounts every pair after each merge, which is fine
+# for 40 merges on 300 bytes but far too slow for thousands of merges on megabytes. The library
+# trains with Hugging Face `tokenizers` (the same algorithm in Rust, with incremental counts)
+# and converts the result into tiktoken ranks.
+
+# %% [markdown]
+# ## A tokenizer for TinyStories
+#
+# `load_stories(split)` returns one story per row. It reads a local copy when the environment
+# variable `TINYSTORIES_PATH` points at one (as in the book's test runs); without it, the
+# library downloads TinyStories from the Hugging Face hub the first time.
+
+# %%
+train_stories = load_stories("train")["text"]
+validation_stories = load_stories("validation")["text"]
+train_bytes = sum(len(story.encode()) for story in train_stories)
+print(f"train: {len(train_stories)} stories, {train_bytes / 1e6:.1f} MB; "
+      f"validation: {len(validation_stories)} stories")
+print(train_stories[0][:200], "...")
+
+# %% [markdown]
+# We train a byte-level BPE with 4,096 ids: 256 bytes, 3,839 merges and `<|endoftext|>`.
+
+# %%
+start = time.perf_counter()
+story_tokenizer = train_tokenizer(train_stories, 4096)
+print(f"trained in {time.perf_counter() - start:.2f} s: {story_tokenizer}")
+
+# %%
+assert story_tokenizer.vocab_size == 4096 and story_tokenizer.eot_id == 4095
+
+# %% [markdown]
+# The longest tokens are whole words (with their leading space) that the stories repeat:
+
+# %%
+longest = sorted(story_tokenizer.ranks, key=lambda token: (-len(token), token))[:8]
+print([token.decode("utf-8") for token in longest])
+
+# %% [markdown]
+# ### Bytes per token
+#
+# How much text does one token carry? We measure it on the *validation* split, which the
+# tokenizer never saw, as total UTF-8 bytes over total tokens. (Chapter 7 reports the model's
+# loss in bits per byte for the same reason: a per-byte figure does not depend on the
+# tokenizer, a per-token one does.)
+
+# %%
+def bytes_per_token(tokenizer: Tokenizer, texts) -> float:
+    """Total UTF-8 bytes of texts divided by the number of tokens they encode to."""
+    texts = list(texts)
+    n_bytes = sum(len(text.encode()) for text in texts)
+    n_tokens = sum(len(ids) for ids in tokenizer.encode_batch(texts))
+    return n_bytes / n_tokens
+
+
+validation_bpt = bytes_per_token(story_tokenizer, validation_stories)
+print(f"validation: {validation_bpt:.2f} bytes per token")
+
+# %%
+assert 3.5 < validation_bpt < 4.5  # about four characters of English per token
+
+# %% [markdown]
+# ### `<|endoftext|>` is not typed, it is added
+#
+# Text that *contains* the characters `<|endoftext|>` is encoded as ordinary text, a handful of
+# byte-pair tokens, never as the special id. Otherwise anyone who can put text in front of the
+# model could forge a document boundary. The id is added on request (`add_eot=True`), or by the
+# token cache, which places it between stories.
+
+# %%
+typed = story_tokenizer.encode(f"The end.{EOT_TEXT}")
+added = story_tokenizer.encode("The end.", add_eot=True)
+print(f"typed: {typed}")
+print(f"added: {added} (eot_id = {story_tokenizer.eot_id})")
+
+# %%
+assert story_tokenizer.eot_id not in typed
+assert added[-1] == story_tokenizer.eot_id and added[:-1] == story_tokenizer.encode("The end.")
+
+# %% [markdown]
+# ### Seeing the token boundaries
+#
+# `viz.plot_tokens` draws a text as coloured spans, one per token, with the id underneath.
+# Frequent words are one token each; rarer words split into pieces, and the emoji, unseen in
+# training, into its raw bytes (a span that groups several ids; the plot's font has no emoji,
+# so it writes the code point).
+
+# %%
+viz.plot_tokens("Once upon a time, Lily found a shiny red ball in the garden. "
+                "She was so happy! Unbelievably, it bounced to the moon 🙂.", story_tokenizer)
+
+# %% [markdown]
+# The emoji's four ids are not its byte values 240, 159, 153, 130: the library keeps the ids of
+# Hugging Face's trainer, which numbers the 256 single bytes in its own order. Any numbering
+# works, as long as the encoder, the decoder and the model share it. `token_bytes` shows what
+# each id stands for:
+
+# %%
+emoji_ids = story_tokenizer.encode("🙂")
+print(emoji_ids, [story_tokenizer.token_bytes(i) for i in emoji_ids])
+
+# %%
+assert [story_tokenizer.token_bytes(i) for i in emoji_ids] == [bytes([b]) for b in "🙂".encode()]
+
+# %% [markdown]
+# In Jupyter, the explorer below lets you type your own text and see it tokenised (on a static
+# page, it shows the default text).
+
+# %%
+explorer = TokenizerExplorer(story_tokenizer)
+explorer
+
+# %% [markdown]
+# ### How big should the vocabulary be?
+#
+# More merges mean longer tokens, so fewer positions per story, but also a larger embedding
+# table and rarer tokens, each seen less often in training. We train tokenizers of several
+# sizes on the first 500 training stories and measure bytes per token both on those stories
+# and on the validation split.
+
+# %%
+subset = load_stories("train", limit=500)["text"]
+vocab_sizes = [260, 512, 1024, 2048, 4096]
+subset_bpt, validation_bpt_by_size = [], []
+for size in vocab_sizes:
+    tokenizer = train_tokenizer(subset, size)
+    subset_bpt.append(bytes_per_token(tokenizer, subset))
+    validation_bpt_by_size.append(bytes_per_token(tokenizer, validation_stories))
+print("vocab size   bytes/token (500 training stories)   bytes/token (validation)")
+for size, on_subset, on_validation in zip(vocab_sizes, subset_bpt, validation_bpt_by_size,
+                                              strict=True):
+    print(f"{size:>10}   {on_subset:>34.2f}   {on_validation:>24.2f}")
+
+# %%
+viz.plot_lines(vocab_sizes, {"500 training stories": subset_bpt,
+                             "validation split": validation_bpt_by_size},
+               title="Longer tokens with a larger vocabulary", xlabel="vocabulary size (ids)",
+               ylabel="bytes per token", logx=True, markers=True)
+
+# %% [markdown]
+# Bytes per token climbs quickly for the first few hundred merges, then more slowly: each
+# doubling of the vocabulary buys less. For small vocabularies the two curves coincide: the
+# first merges (` the`, `ed`, ` and`) are common in any English text. The late merges fit the
+# tokenizer's own training text: words and names frequent in those 500 stories but rare
+# elsewhere, so the curves part. That is why tokenizers are trained on a lot of text, and why
+# we measure on held-out data.
+
+# %%
+assert all(a < b for a, b in pairwise(validation_bpt_by_size))
+gaps = [s - v for s, v in zip(subset_bpt, validation_bpt_by_size, strict=True)]
+assert abs(gaps[0]) < 0.05 and gaps[-1] > 0.1  # no gap at 260 ids, a clear one at 4,096
+
+# %% [markdown]
+# ## GPT-2's tokenizer
+#
+# `load_tokenizer("gpt2")` gives GPT-2's 50,257-id encoding through tiktoken, which downloads
+# the vocabulary once and caches it. Without network access it fails within seconds with a
+# `ConnectionError`; the offline fix is a local ranks file, the same format we wrote above:
+# `load_tokenizer("r50k_base.tiktoken")`. (This cell shows the offline message in the stored
+# notebook, since the book is built without network access.)
+
+# %%
+try:
+    gpt2 = load_tokenizer("gpt2")
+except ConnectionError:
+    print("GPT-2's encoding is not available offline: pass a local r50k_base.tiktoken file "
+          "to load_tokenizer, or go online once so tiktoken can cache it.")
+else:
+    text = "Once upon a time, Lily found a shiny red ball in the garden."
+    print(f"GPT-2: {len(gpt2.encode(text))} tokens, ours: {len(story_tokenizer.encode(text))} "
+          f"tokens for {len(text)} characters (vocabularies {gpt2.vocab_size} and "
+          f"{story_tokenizer.vocab_size})")
+
+# %% [markdown]
+# GPT-2's vocabulary is twelve times larger because it was trained on web text of every kind.
+# On TinyStories' small vocabulary of simple words, 4,096 ids already give about four bytes per
+# token, and the embedding table stays small enough for a CPU-sized model.
+
+# %% [markdown]
+# ## Exercises
+#
+# **Exercise 1.** How many bytes does the word `naïve` take in UTF-8? Work it out from the
+# character table at the top of the chapter, without calling `.encode`. (The cell ships with a
+# working answer: replace it with your own.)
+
+# %%
+naive_bytes = 6  # replace this with your own answer
+
+# %%
+_ = check("exercise 1", naive_bytes == len("naïve".encode()),
+          "four ASCII letters take one byte each; how many does ï take?")
+
+# %% [markdown]
+# **Exercise 2.** Do one BPE merge by hand on the text `abababcab` (a single chunk; the byte
+# ids of `a`, `b`, `c` are 97, 98, 99). Which pair of ids is the most frequent, and what is the
+# list of ids after merging it into the new id 256?
+
+# %%
+most_frequent_pair = (97, 98)  # replace this with your own answer
+ids_after_merge = [256, 256, 256, 99, 256]  # replace this with your own answer
+
+# %%
+by_hand = list(b"abababcab")
+expected_pair = pair_counts(Counter({tuple(by_hand): 1})).most_common(1)[0][0]
+right = most_frequent_pair == expected_pair and ids_after_merge == merge(by_hand, expected_pair, 256)
+_ = check("exercise 2", right,
+          "count the neighbouring pairs (a,b), (b,a), (b,c), (c,a); then replace each (a,b)")
+
+# %% [markdown]
+# **Exercise 3.** Why can a byte-level BPE never meet an unknown token? Give the smallest
+# number of ordinary ids a byte-level vocabulary must contain so that *every* string can be
+# encoded, then run the cell below, which encodes text from scripts that never appear in
+# TinyStories and decodes it back.
+
+# %%
+minimum_ids = 256  # replace this with your own answer
+
+# %%
+foreign = "Ελληνικά, 日本語, עברית, and 🦜"
+round_trip = story_tokenizer.decode(story_tokenizer.encode(foreign)) == foreign
+_ = check("exercise 3", minimum_ids == 256 and round_trip,
+          "every string is a sequence of UTF-8 bytes; how many different byte values are there?")
+
+# %% [markdown]
+# ## What we built, and where it lives in the library
+#
+# | from scratch in this chapter | in `transformer_lib` |
+# |---|---|
+# | `SPLIT_PATTERN` (GPT-2's pre-tokenisation regex) | `tokenizer.GPT2_PATTERN` (tiktoken's spelling) |
+# | `train_bpe`: count pairs, merge, repeat | `tokenizer.train_tokenizer(texts, vocab_size)` (Hugging Face `tokenizers`) |
+# | `bpe_encode` / `bpe_decode` | `Tokenizer.encode` / `decode` / `encode_batch` (tiktoken) |
+# | our vocabulary read as bytes -> id | `Tokenizer.ranks`, ranks files via `load_tokenizer(path)` |
+# | | `<|endoftext|>` as `Tokenizer.eot_id`, added with `add_eot=True` |
+# | | `Tokenizer.save(path)` and `load_tokenizer(path)`; from a shell, `python -m transformer_lib.tokenizer train --vocab-size 4096 --out bpe4096.json` |
+#
+# The model never sees any of this: it receives ids between 0 and `vocab_size - 1`. The next
+# chapter turns each id into a vector.

@@ -1,0 +1,494 @@
+# %% [markdown]
+# # 2. Embeddings and RMSNorm
+#
+# Chapter 1 turned text into token ids. A neural network computes with vectors, so the first
+# layer of the model swaps each id for a learned vector: its *embedding*. Those vectors then
+# travel through dozens of layers, and to keep their size under control every layer starts by
+# *normalising* its input. This chapter builds both pieces from scratch:
+#
+# - an embedding lookup, shown to be the same as multiplying a one-hot vector by a matrix;
+# - LayerNorm, the normalisation of the original Transformer and GPT-2, checked against PyTorch;
+# - RMSNorm, the simpler normalisation of Llama and of our model, checked against
+#   `transformer_lib.rmsnorm.RMSNorm`;
+# - measurements: what RMSNorm is invariant to, what its `eps` does, what it saves compared
+#   with LayerNorm, and why it computes in float32 even when the model runs in bfloat16.
+
+# %%
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.fx import symbolic_trace
+from torch.utils import benchmark
+
+from transformer_lib import ModelConfig, Transformer, parameter_counts, viz
+from transformer_lib.book import check
+from transformer_lib.rmsnorm import RMSNorm
+
+_ = torch.manual_seed(0)  # every random draw below is reproducible
+
+# %% [markdown]
+# ## Embeddings: an id picks a row
+#
+# An embedding table is a matrix $E$ with one row per token id: shape $(V, d)$ for a vocabulary
+# of $V$ ids and vectors of width $d$ (the model's `d_model`). Token $i$ is represented by row
+# $E_i$. Here is a small table, $V = 10$ and $d = 4$:
+
+# %%
+vocab_size, d_model = 10, 4
+embedding = nn.Embedding(vocab_size, d_model)
+token_ids = torch.tensor([[3, 1, 4, 1, 5]])  # (B=1, T=5)
+vectors = embedding(token_ids)  # (B, T, d)
+print(f"ids {tuple(token_ids.shape)} -> vectors {tuple(vectors.shape)}")
+print(vectors[0, :2].detach().numpy().round(3))
+
+# %% [markdown]
+# A lookup is a matrix product in disguise. Write token $i$ as a *one-hot* vector $e_i$ of
+# length $V$ (a 1 at position $i$, zeros elsewhere); then $e_i^\top E = E_i$: the product picks
+# out row $i$. Doing it for every position at once:
+
+# %%
+one_hot = F.one_hot(token_ids, num_classes=vocab_size).float()  # (B, T, V)
+from_matmul = one_hot @ embedding.weight  # (B, T, V) @ (V, d) -> (B, T, d)
+torch.testing.assert_close(from_matmul, vectors, rtol=0, atol=0)
+print("one-hot @ E equals nn.Embedding, bit for bit")
+
+# %% [markdown]
+# So an embedding layer *is* a linear layer without bias, fed one-hot inputs. It is implemented
+# as a lookup because the product wastes almost all its work on zeros: with the book's 4,096-id
+# vocabulary and $d = 128$, each token would cost $V \cdot d$ multiply-adds instead of copying
+# $d$ numbers.
+
+# %%
+print(f"one-hot product: {4096 * 128:,} multiply-adds per token; lookup: {128} numbers copied")
+
+# %% [markdown]
+# The same view explains training. The gradient of a lookup reaches only the rows that were
+# used, and a row used twice receives the sum of both positions' gradients. Rows of tokens absent
+# from the batch get a zero gradient (an optimiser with momentum, such as AdamW, may still move
+# them a little, from what earlier batches taught it).
+
+# %%
+embedding.zero_grad()
+embedding(token_ids).sum().backward()
+rows_with_gradient = embedding.weight.grad.abs().sum(dim=1).nonzero().flatten().tolist()
+print(f"ids in the batch: {sorted(set(token_ids.flatten().tolist()))}; "
+      f"rows with a gradient: {rows_with_gradient}")
+print(f"gradient of row 1 (used twice): {embedding.weight.grad[1].tolist()}")
+
+# %%
+assert rows_with_gradient == sorted(set(token_ids.flatten().tolist()))
+assert torch.equal(embedding.weight.grad[1], torch.full((d_model,), 2.0))
+
+# %% [markdown]
+# ### The embedding in our model
+#
+# The library's `Transformer` starts with `embed_tokens = nn.Embedding(vocab_size, d_model)`.
+# It also *ties* the output layer to it: the logit of token $i$ is the dot product of the final
+# hidden vector with $E_i$, so one matrix both reads and writes tokens (as in GPT-2; the 2017
+# Transformer tied them too). Tying saves $V \cdot d$ parameters.
+
+# %%
+config = ModelConfig.from_preset("tiny")
+model = Transformer(config)
+print(f"embed_tokens: {model.embed_tokens}")
+print(f"lm_head shares its weight: {model.lm_head.weight is model.embed_tokens.weight}")
+print(parameter_counts(model))
+
+# %%
+assert model.lm_head.weight is model.embed_tokens.weight
+assert parameter_counts(model)["embedding"] == config.vocab_size * config.d_model
+
+# %% [markdown]
+# The rows start as small random numbers, drawn from $\mathcal N(0, 0.02^2)$ (GPT-2's
+# initialisation), so a freshly embedded token has a root-mean-square (RMS) size of about 0.02.
+# The RMS of a vector $x$ of width $d$ is
+# $$\operatorname{RMS}(x) = \sqrt{\tfrac{1}{d}\textstyle\sum_{i=1}^{d} x_i^2}.$$
+
+# %%
+def rms(x: torch.Tensor) -> torch.Tensor:
+    """Root mean square over the last dimension."""
+    return x.pow(2).mean(dim=-1).sqrt()
+
+
+embedding_rms = rms(model.embed_tokens.weight).mean().item()
+print(f"mean RMS of an embedding row: {embedding_rms:.4f}")
+
+# %%
+assert abs(embedding_rms - 0.02) < 0.001
+
+# %% [markdown]
+# ## Why normalise
+#
+# The model is a *residual stream*: each of its layers reads the current vectors $x$ and adds
+# its output back, $x \leftarrow x + f(x)$. If a layer's output grows with its input, every
+# layer multiplies the size of the stream, and after a few dozen layers the numbers are huge
+# (or, with other weights, vanishingly small). Gradients suffer the same fate.
+#
+# A toy stack of random linear layers shows it. Without normalisation each layer adds a vector
+# about as large as the stream itself, so the RMS grows by roughly $\sqrt 2$ per layer. With
+# *pre-norm*, the layer reads a normalised copy of the stream, $x \leftarrow x + f(\mathrm{norm}
+# (x))$: it adds a vector of fixed size, and the stream grows only like $\sqrt{\text{depth}}$.
+
+# %%
+def stream_rms_by_depth(num_layers: int, width: int, pre_norm: bool) -> list[float]:
+    """RMS of a residual stream x <- x + W x (or x + W norm(x)) after each random layer."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(64, width, generator=generator)
+    sizes = [rms(x).mean().item()]
+    for _ in range(num_layers):
+        weight = torch.randn(width, width, generator=generator) / width**0.5  # keeps RMS ~ 1
+        branch_input = x / rms(x)[:, None] if pre_norm else x
+        x = x + branch_input @ weight.T
+        sizes.append(rms(x).mean().item())
+    return sizes
+
+
+depth = list(range(25))
+without_norm = stream_rms_by_depth(24, 256, pre_norm=False)
+with_pre_norm = stream_rms_by_depth(24, 256, pre_norm=True)
+print(f"after 24 layers: RMS {without_norm[-1]:.0f} without normalisation, "
+      f"{with_pre_norm[-1]:.1f} with pre-norm")
+
+# %%
+viz.plot_lines(depth, {"x + f(x)": without_norm, "x + f(norm(x))  (pre-norm)": with_pre_norm},
+               title="Size of the residual stream through a random stack", xlabel="layer",
+               ylabel="RMS of the stream", logy=True, markers=True)
+
+# %%
+assert without_norm[-1] > 1000 and 3 < with_pre_norm[-1] < 8  # ~2**12 against ~sqrt(25)
+
+# %% [markdown]
+# Normalising does a second job: every layer sees inputs of a known size, whatever the layers
+# before it did, so one learning rate suits them all. The original Transformer normalised
+# *after* each addition (post-norm); GPT-2 moved the norm to the branch input (pre-norm), which
+# trains deep stacks without the long warm-up post-norm needs. Chapter 6 assembles the block.
+
+# %% [markdown]
+# ## LayerNorm from scratch
+#
+# LayerNorm (Ba et al., 2016), used by the 2017 Transformer and GPT-2, standardises each vector
+# over its $d$ features, then applies a learned gain $\gamma$ and bias $\beta$:
+# $$\mathrm{LayerNorm}(x) = \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}} \odot \gamma + \beta,
+# \qquad \mu = \tfrac{1}{d}\textstyle\sum_i x_i, \quad
+# \sigma^2 = \tfrac{1}{d}\textstyle\sum_i (x_i - \mu)^2.$$
+# The small $\epsilon$ keeps the division finite when all features are (nearly) equal.
+
+# %%
+class LayerNormFromScratch(nn.Module):
+    """Subtract the mean, divide by the standard deviation, then scale and shift."""
+
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))  # gamma
+        self.bias = nn.Parameter(torch.zeros(dim))  # beta
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        centred = x - x.mean(dim=-1, keepdim=True)
+        variance = centred.pow(2).mean(dim=-1, keepdim=True)  # biased (divides by d), as above
+        return centred * torch.rsqrt(variance + self.eps) * self.weight + self.bias
+
+# %% [markdown]
+# We check it against PyTorch's `torch.nn.functional.layer_norm`. A fresh norm has $\gamma = 1$
+# and $\beta = 0$, which would hide mistakes in how they are applied, so we first give PyTorch's
+# `nn.LayerNorm` random parameters and copy them *from* it *into* ours.
+
+# %%
+width = 64
+reference_layer_norm = nn.LayerNorm(width)
+with torch.no_grad():
+    reference_layer_norm.weight.normal_()
+    reference_layer_norm.bias.normal_()
+
+our_layer_norm = LayerNormFromScratch(width)
+our_layer_norm.load_state_dict(reference_layer_norm.state_dict())
+
+x = 3 * torch.randn(2, 5, width) + 1  # (B, T, d), deliberately off-centre and large
+expected = F.layer_norm(x, (width,), reference_layer_norm.weight, reference_layer_norm.bias,
+                        reference_layer_norm.eps)
+torch.testing.assert_close(our_layer_norm(x), expected)
+print("LayerNormFromScratch matches torch.nn.functional.layer_norm")
+
+# %% [markdown]
+# ## RMSNorm from scratch
+#
+# RMSNorm (Zhang & Sennrich, 2019) keeps only the rescaling. It does not subtract the mean and
+# has no bias:
+# $$\mathrm{RMSNorm}(x) = \frac{x}{\sqrt{\tfrac{1}{d}\sum_i x_i^2 + \epsilon}} \odot g.$$
+# The argument of the paper: what stabilises training is controlling the *scale* of the vector;
+# re-centring it adds work without helping. Llama and most recent models agree, and so does our
+# model, which uses RMSNorm in every place GPT-2 used LayerNorm.
+
+# %%
+class RMSNormFromScratch(nn.Module):
+    """Divide by the root mean square, then scale by a learned gain."""
+
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))  # g
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean_square = x.pow(2).mean(dim=-1, keepdim=True)
+        return x * torch.rsqrt(mean_square + self.eps) * self.weight
+
+# %% [markdown]
+# The check against the library follows the same rule: randomise the library module's gain (as
+# training would), copy it into ours, compare.
+
+# %%
+library_norm = RMSNorm(width, eps=1e-5)
+with torch.no_grad():
+    library_norm.weight.normal_()
+
+our_rms_norm = RMSNormFromScratch(width, eps=library_norm.eps)
+our_rms_norm.load_state_dict(library_norm.state_dict())
+
+torch.testing.assert_close(our_rms_norm(x), library_norm(x))
+print("RMSNormFromScratch matches transformer_lib.rmsnorm.RMSNorm")
+
+# %% [markdown]
+# The two norms are close relatives: for a vector whose mean is already zero, the RMS *is* the
+# standard deviation, and RMSNorm equals LayerNorm without its bias.
+
+# %%
+centred = x - x.mean(dim=-1, keepdim=True)
+no_bias_layer_norm = F.layer_norm(centred, (width,), library_norm.weight, None, library_norm.eps)
+torch.testing.assert_close(library_norm(centred), no_bias_layer_norm)
+print("on zero-mean vectors, RMSNorm == LayerNorm without bias")
+
+# %% [markdown]
+# From here on we use the library's `RMSNorm`.
+
+# %% [markdown]
+# ## What RMSNorm ignores: the scale of its input
+#
+# Multiplying the input by any $a > 0$ multiplies its RMS by $a$ too, so the ratio does not
+# change: $\mathrm{RMSNorm}(a x) = \mathrm{RMSNorm}(x)$, apart from $\epsilon$. We feed one
+# vector at scales from $10^{-6}$ to $10^{4}$ to a norm with gain 1 and measure the output's
+# RMS, for Llama's $\epsilon = 10^{-5}$ and a larger $\epsilon = 10^{-2}$.
+
+# %%
+scales = torch.logspace(-6, 4, steps=41)
+unit_vector = torch.randn(width)
+unit_vector = unit_vector / rms(unit_vector)  # RMS exactly 1, so the input RMS is the scale
+output_rms = {}
+for eps in (1e-5, 1e-2):
+    norm = RMSNorm(width, eps=eps)
+    with torch.no_grad():
+        output_rms[f"eps = {eps:g}"] = [rms(norm(s * unit_vector)).item() for s in scales]
+print("input RMS   output RMS (eps=1e-5)   output RMS (eps=1e-2)")
+for s in (1e-6, 1e-4, 1e-2, 1.0, 1e4):
+    i = int(torch.argmin((scales - s).abs()))
+    print(f"{scales[i]:9.0e}   {output_rms['eps = 1e-05'][i]:21.4f}   "
+          f"{output_rms['eps = 0.01'][i]:21.4f}")
+
+# %%
+viz.plot_lines(scales, output_rms, title="RMSNorm output against input scale",
+               xlabel="RMS of the input", ylabel="RMS of the output", logx=True,
+               reference=1.0)
+
+# %% [markdown]
+# Well above $\sqrt{\epsilon}$ (about 0.003 for $\epsilon = 10^{-5}$) the output has RMS 1
+# whatever the input's size: the curve is flat. Below it, $\epsilon$ dominates the denominator and the output shrinks with the input instead
+# of being blown up to unit size. That is the second job of $\epsilon$: a vector that is almost
+# zero is mostly rounding noise, and amplifying it a millionfold would only amplify the noise.
+
+# %%
+flat = [y for s, y in zip(scales, output_rms["eps = 1e-05"], strict=True) if s >= 0.1]
+assert all(abs(y - 1) < 1e-3 for y in flat)  # scale invariance well above sqrt(eps)
+assert output_rms["eps = 1e-05"][0] < 1e-3  # a tiny input stays tiny
+at_tenth = int(torch.argmin((scales - 0.1).abs()))
+assert output_rms["eps = 0.01"][at_tenth] < output_rms["eps = 1e-05"][at_tenth]  # bigger eps, more damping
+
+# %% [markdown]
+# Its first job shows at exactly zero, for example a padding vector: without $\epsilon$ the norm
+# computes $0/0$.
+
+# %%
+zeros = torch.zeros(1, width)
+print(f"eps=1e-5: {RMSNorm(width, eps=1e-5)(zeros)[0, :3].tolist()}; "
+      f"eps=0: {RMSNorm(width, eps=0.0)(zeros)[0, :3].tolist()}")
+
+# %%
+assert torch.equal(RMSNorm(width, eps=1e-5)(zeros), zeros)
+assert torch.isnan(RMSNorm(width, eps=0.0)(zeros)).all()
+
+# %% [markdown]
+# ## What RMSNorm saves
+#
+# Count the operations each norm performs. `torch.fx.symbolic_trace` records every operation of
+# a module's `forward` as a node of a graph; we list them.
+
+# %%
+def traced_operations(module: nn.Module) -> list[str]:
+    """Names of the tensor operations a module's forward performs, in order."""
+    graph = symbolic_trace(module).graph
+    return [getattr(node.target, "__name__", str(node.target)) for node in graph.nodes
+            if node.op in ("call_function", "call_method")]
+
+
+layer_norm_ops = traced_operations(LayerNormFromScratch(width))
+rms_norm_ops = traced_operations(RMSNormFromScratch(width))
+print(f"LayerNorm: {len(layer_norm_ops)} operations, {layer_norm_ops}")
+print(f"RMSNorm:   {len(rms_norm_ops)} operations, {rms_norm_ops}")
+
+# %%
+assert layer_norm_ops.count("mean") == 2 and rms_norm_ops.count("mean") == 1
+assert len(rms_norm_ops) < len(layer_norm_ops)
+
+# %% [markdown]
+# RMSNorm needs one reduction over the features instead of two, no subtraction and no bias,
+# and has half the parameters ($d$ instead of $2d$). A norm does so little arithmetic per
+# number that its speed is set by memory traffic, and each unfused operation above reads and
+# writes the whole tensor once more.
+#
+# Let us time them on 2,048 vectors of several widths, together with PyTorch's `F.layer_norm`,
+# which computes LayerNorm in one *fused* kernel. (The timings vary from machine to machine and
+# run to run; on CUDA, time with `torch.cuda.synchronize()` around the work, which
+# `torch.utils.benchmark` does for you.)
+
+# %%
+def time_ms(function, x: torch.Tensor) -> float:
+    """Median time of function(x) in milliseconds (torch.utils.benchmark)."""
+    timer = benchmark.Timer(stmt="function(x)", globals={"function": function, "x": x})
+    return timer.blocked_autorange(min_run_time=0.1).median * 1e3
+
+
+widths = [256, 512, 1024, 2048]
+timings = {"LayerNorm (from scratch)": [], "RMSNorm (from scratch)": [],
+           "F.layer_norm (fused kernel)": []}
+with torch.no_grad():
+    for dim in widths:
+        batch = torch.randn(2048, dim)
+        timings["LayerNorm (from scratch)"].append(time_ms(LayerNormFromScratch(dim), batch))
+        timings["RMSNorm (from scratch)"].append(time_ms(RMSNormFromScratch(dim), batch))
+        timings["F.layer_norm (fused kernel)"].append(
+            time_ms(lambda t: F.layer_norm(t, t.shape[-1:]), batch))
+for name, values in timings.items():
+    per_width = ", ".join(f"d={dim}: {v:.3f} ms" for dim, v in zip(widths, values, strict=True))
+    print(f"{name}: {per_width}")
+
+# %%
+viz.plot_lines(widths, timings, title="Time of one normalisation of 2,048 vectors (CPU)",
+               xlabel="width d", ylabel="milliseconds", logx=True, logy=True, markers=True)
+
+# %% [markdown]
+# On most machines RMSNorm from scratch beats LayerNorm from scratch, since it makes fewer
+# passes over memory, and the fused LayerNorm kernel beats both: fusion matters more than the
+# formula. That is why training code fuses its norms (`torch.compile`, or hand-written CUDA and
+# Triton kernels); fused, RMSNorm keeps its edge of one reduction fewer. Either way, norms are a
+# small share of a transformer's time, which the matrix multiplications dominate. The main gains
+# from RMSNorm are simplicity and fewer parameters, at no cost in quality.
+
+# %% [markdown]
+# ## Why the norm computes in float32
+#
+# On a CUDA GPU the library trains under *autocast* with bfloat16 (chapter 9): matrix
+# multiplications run in bfloat16, which keeps float32's range but only 8 significant bits, about 2 to 3 decimal
+# digits. The library's `rms_norm` therefore casts its input to float32, normalises, and casts
+# the result back once. Under autocast the input indeed arrives in bfloat16:
+
+# %%
+projection = nn.Linear(width, width)
+with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+    hidden = projection(torch.randn(4, width))
+    normed = library_norm(hidden)
+print(f"linear output: {hidden.dtype}; RMSNorm output: {normed.dtype}")
+
+# %% [markdown]
+# (The output is float32 because the gain is a float32 parameter: bfloat16 times float32 gives
+# float32. The next matrix multiplication under autocast casts it back to bfloat16.)
+#
+# How much does the float32 detour buy? We normalise the same bfloat16 vectors (width 4,096)
+# two ways, entirely in bfloat16 and with the library, and compare each with a float64 result.
+
+# %%
+hidden_bf16 = (3 * torch.randn(64, 4096)).bfloat16()
+exact = hidden_bf16.double() * torch.rsqrt(hidden_bf16.double().pow(2).mean(-1, keepdim=True)
+                                           + 1e-5)
+all_bf16 = RMSNormFromScratch(4096).bfloat16()(hidden_bf16)
+float32_inside = RMSNorm(4096)(hidden_bf16)
+error_bf16 = (all_bf16.double() - exact).abs().max().item()
+error_float32 = (float32_inside.double() - exact).abs().max().item()
+print(f"largest error, all in bfloat16: {error_bf16:.4f}; float32 inside: {error_float32:.4f}")
+
+# %%
+assert error_float32 < error_bf16
+
+# %% [markdown]
+# In bfloat16 every intermediate (the mean square, its inverse root, the products) is rounded to
+# 8 bits, and the errors add up; in float32 only the final result is rounded. With float16, the
+# other 16-bit format, it is worse: its largest number is 65,504, so any activation above 256
+# overflows when squared, and the whole vector normalises to zeros.
+
+# %%
+large = torch.full((1, 8), 300.0)
+print(f"300**2 in float16: {large.half().pow(2)[0, 0].item()}; "
+      f"RMSNorm all in float16: {RMSNormFromScratch(8).half()(large.half())[0, :3].tolist()}; "
+      f"library RMSNorm on float16 input: {RMSNorm(8)(large.half())[0, :3].tolist()}")
+
+# %%
+assert torch.isinf(large.half().pow(2)).all()
+assert torch.equal(RMSNormFromScratch(8).half()(large.half()), torch.zeros(1, 8).half())
+torch.testing.assert_close(RMSNorm(8)(large.half()).float(), torch.ones(1, 8))
+
+# %% [markdown]
+# ## Exercises
+#
+# **Exercise 1.** Compute by hand the RMSNorm (gain 1, ignore $\epsilon$) of the vector
+# $[3, 4]$. Give both outputs to three decimals. (The cell ships with a working answer: replace
+# it with your own.)
+
+# %%
+rms_norm_of_3_4 = [0.849, 1.131]  # replace this with your own answer
+
+# %%
+expected = RMSNorm(2)(torch.tensor([3.0, 4.0]))
+_ = check("exercise 1", torch.allclose(torch.tensor(rms_norm_of_3_4), expected, atol=1e-3),
+          "the mean of the squares is (9 + 16) / 2; divide each entry by its square root")
+
+# %% [markdown]
+# **Exercise 2.** The `tiny` preset has 2 blocks of width 64. Each block has two RMSNorms (one
+# before attention, one before the feed-forward layer), and one more sits before the output
+# layer. How many parameters do all its norms hold? How many would LayerNorms hold in the same
+# places?
+
+# %%
+rms_norm_parameters = 320  # replace this with your own answer
+layer_norm_parameters = 640  # replace this with your own answer
+
+# %%
+counted = parameter_counts(model)["norms"]
+right = rms_norm_parameters == counted and layer_norm_parameters == 2 * counted
+_ = check("exercise 2", right, "five norms of width 64; LayerNorm has a bias as well as a gain")
+
+# %% [markdown]
+# **Exercise 3.** A vector whose entries are all equal, say $[-2, -2, -2, -2]$: what does
+# RMSNorm (gain 1) return for it, and what does LayerNorm ($\gamma = 1$, $\beta = 0$) return?
+# Which of the two throws away all the information in such a vector?
+
+# %%
+rms_norm_of_constant = [-1.0, -1.0, -1.0, -1.0]  # replace this with your own answer
+layer_norm_of_constant = [0.0, 0.0, 0.0, 0.0]  # replace this with your own answer
+
+# %%
+constant = torch.full((4,), -2.0)
+rms_right = torch.allclose(torch.tensor(rms_norm_of_constant), RMSNorm(4)(constant), atol=1e-4)
+layer_right = torch.allclose(torch.tensor(layer_norm_of_constant), F.layer_norm(constant, (4,)),
+                             atol=1e-4)
+_ = check("exercise 3", rms_right and layer_right,
+          "LayerNorm subtracts the mean first; RMSNorm divides by sqrt(mean of squares) = 2")
+
+# %% [markdown]
+# ## What we built, and where it lives in the library
+#
+# | from scratch in this chapter | in `transformer_lib` |
+# |---|---|
+# | one-hot @ $E$ = embedding lookup | `Transformer.embed_tokens` (`nn.Embedding`), tied to `lm_head` |
+# | `LayerNormFromScratch` | not used: the model has no LayerNorm (PyTorch's `F.layer_norm` was our reference) |
+# | `RMSNormFromScratch` | `rmsnorm.RMSNorm` and `rmsnorm.rms_norm` (float32 inside) |
+# | pre-norm residual stream | `block.Block`: `x + attn(norm(x))`, `x + mlp(norm(x))` (chapter 6) |
+#
+# The vectors leaving the embedding do not yet know *where* in the sequence their token sits.
+# Chapter 3 adds position, by rotating them.
