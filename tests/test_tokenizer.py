@@ -272,3 +272,13 @@ def test_real_cli_trains_vocab_4096_within_a_minute(tmp_path):
     subprocess.run(command, check=True, capture_output=True, timeout=120)
     assert time.perf_counter() - started < 60
     assert load_tokenizer(out).vocab_size == 4096
+
+
+def test_decode_accepts_int_like_ids():
+    import numpy as np
+    import torch
+
+    tokenizer = train_tokenizer(["hello world, hello there"] * 20, 300)
+    ids = tokenizer.encode("hello")
+    assert tokenizer.decode([torch.tensor(i) for i in ids]) == "hello"
+    assert tokenizer.decode([np.int64(i) for i in ids]) == "hello"

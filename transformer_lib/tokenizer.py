@@ -20,6 +20,7 @@ import argparse
 import base64
 import hashlib
 import json
+import operator
 import os
 import sys
 import time
@@ -128,7 +129,7 @@ class Tokenizer:
         Accepts lists, numpy arrays and torch tensors. decode(encode(s)) == s for every string
         that is valid Unicode (lone surrogates cannot be UTF-8 and are replaced on encode).
         """
-        ids = ids.tolist() if hasattr(ids, "tolist") else list(ids)
+        ids = ids.tolist() if hasattr(ids, "tolist") else [_as_index(i) for i in ids]
         bad = [i for i in ids if not isinstance(i, int) or not 0 <= i < self.vocab_size]
         if bad:
             raise ValueError(
@@ -192,6 +193,14 @@ class Tokenizer:
             f"Tokenizer(name={self.name!r}, vocab_size={self.vocab_size}, eot_id={self.eot_id}, "
             f"hash={self.content_hash[:12]})"
         )
+
+
+def _as_index(value):
+    """An int from an int-like id (a numpy integer or a 0-dim tensor); other values unchanged."""
+    try:
+        return operator.index(value)
+    except TypeError:
+        return value
 
 
 def load_tokenizer(path_or_name: str | os.PathLike) -> Tokenizer:

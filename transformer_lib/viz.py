@@ -25,7 +25,7 @@ from matplotlib import colormaps, font_manager
 from matplotlib.figure import Figure
 from matplotlib.ft2font import FT2Font
 from matplotlib.patches import Patch, Rectangle
-from matplotlib.ticker import EngFormatter, FuncFormatter
+from matplotlib.ticker import EngFormatter, FuncFormatter, NullFormatter
 from matplotlib.transforms import blended_transform_factory, offset_copy
 
 from .generation import filter_logits
@@ -901,6 +901,10 @@ def plot_lines(x, series: Mapping[str, Sequence[float]], *, title: str, xlabel: 
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     if logx:
         ax.set_xscale("log")
+        if len(x) <= 12:  # label the measured points themselves, e.g. 128 256 512, not 10^2
+            ax.set_xticks(x)
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
     if logy:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)

@@ -1,0 +1,642 @@
+# %% [markdown]
+# # 4. Attention
+#
+# So far every position has been processed on its own: a token becomes a vector, the vector is
+# normalised, and RoPE turns it according to where it sits. Nothing has let one position read
+# another. Attention is the step that does: each token looks back over the tokens before it,
+# decides which of them matter, and pulls in a weighted mix of what they carry. It is the only
+# place in the model where information moves between positions.
+#
+# What you will build:
+#
+# - scaled dot-product attention from queries, keys and values, and the reason for the
+#   $1/\sqrt{d}$ in it,
+# - the causal mask that stops a token from reading the future,
+# - multi-head and grouped-query attention (GQA), with the memory GQA saves,
+# - a complete attention module with RoPE, checked against `transformer_lib.attention.Attention`,
+# - the fused kernel behind `torch.nn.functional.scaled_dot_product_attention` (Flash attention),
+#   its trick rebuilt in a few lines, and a timing against the explicit math,
+# - attention maps of a small model, layer by layer and head by head.
+
+# %%
+import math
+import time
+from functools import partial
+from itertools import pairwise
+
+import datasets
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from transformer_lib import ModelConfig, Transformer, viz
+from transformer_lib.attention import Attention, causal_mask, repeat_kv
+from transformer_lib.book import check
+from transformer_lib.data import load_stories
+from transformer_lib.rope import apply_rope, rope_tables
+from transformer_lib.tokenizer import train_tokenizer
+from transformer_lib.widgets import AttentionExplorer
+
+torch.manual_seed(0)
+datasets.disable_progress_bars()  # the stored outputs must not depend on a warm data cache
+
+# %% [markdown]
+# ## Queries, keys and values
+#
+# Attention gives each position three vectors, all computed from that position's input $x_t$
+# by a learned linear map:
+#
+# - a **query** $q_t = x_t W_Q$: what this position is looking for,
+# - a **key** $k_t = x_t W_K$: what this position offers, used as an address to be matched,
+# - a **value** $v_t = x_t W_V$: what this position hands over when it is chosen.
+#
+# Position $i$ compares its query with every key by a dot product, turns the scores into
+# weights that are positive and sum to one with a softmax, and returns the weighted average of
+# the values:
+#
+# $$a_{ij} = \operatorname{softmax}_j\!\left(\frac{q_i \cdot k_j}{\sqrt{d}}\right), \qquad
+# o_i = \sum_j a_{ij}\, v_j .$$
+#
+# Stacking the vectors as rows of matrices $Q, K, V$ gives the whole layer in one line,
+# $\operatorname{softmax}(QK^\top/\sqrt{d})\,V$. The division by $\sqrt{d}$ ($d$ is the length
+# of a query) gets its own section below. First a single head on five random "tokens", with no
+# scaling yet, so that each step can be seen.
+
+# %%
+num_tokens, width = 5, 8
+x = torch.randn(num_tokens, width)  # (T, C): one row per token
+w_query, w_key, w_value = (nn.Linear(width, width, bias=False) for _ in range(3))
+queries, keys, values = w_query(x), w_key(x), w_value(x)  # each (T, C)
+scores = queries @ keys.T  # (T, T): scores[i, j] = q_i . k_j
+weights = torch.softmax(scores, dim=-1)  # each row: how much token i takes from each token j
+mixed = weights @ values  # (T, C): row i is the weighted average of the value rows
+print("scores", tuple(scores.shape), "weights", tuple(weights.shape), "output", tuple(mixed.shape))
+print("row sums of the weights:", [round(s, 4) for s in weights.sum(dim=-1).tolist()])
+
+# %% [markdown]
+# Each row of the weights is a probability distribution over the tokens, and each output row is
+# the matching average of the value rows.
+
+# %%
+torch.testing.assert_close(weights.sum(dim=-1), torch.ones(num_tokens))
+assert (weights > 0).all()
+torch.testing.assert_close(mixed[2], sum(weights[2, j] * values[j] for j in range(num_tokens)))
+
+# %% [markdown]
+# Here is the same computation as a function we will reuse for the rest of the chapter. It
+# works on any leading dimensions (batch, heads), takes an optional boolean mask (`True` where
+# attending is allowed), and returns the weights too, so that we can look at them.
+
+# %%
+def scaled_dot_product(q, k, v, mask=None):
+    """softmax(q k^T / sqrt(D)) v; q (..., T, D), k and v (..., S, D), mask (T, S) or None."""
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., T, S)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))  # exp(-inf) = 0: no weight at all
+    weights = torch.softmax(scores, dim=-1)  # (..., T, S), each row sums to 1
+    return weights @ v, weights  # (..., T, D) and (..., T, S)
+
+
+# %% [markdown]
+# ## Why divide by $\sqrt{d}$
+#
+# Suppose the entries of a query and a key are independent with mean 0 and variance 1. Their
+# dot product $q \cdot k = \sum_{i=1}^{d} q_i k_i$ is a sum of $d$ such products, so its
+# variance is $d$ and its typical size $\sqrt{d}$. For a head of dimension 1,024 the scores are
+# spread over about $\pm 32$, and a softmax of numbers that far apart puts nearly all the weight
+# on the largest one: it *saturates*. A saturated softmax is also a flat one for learning. Its
+# Jacobian $\partial a_i / \partial s_j = a_i(\delta_{ij} - a_j)$ vanishes when one $a_i$ is 1
+# and the rest are 0, so the scores receive almost no gradient.
+#
+# Dividing the scores by $\sqrt{d}$ brings their variance back to 1, whatever the head size. We
+# measure both versions: 1,000 random queries against 64 random keys, for several head sizes,
+# recording the spread of the scores, the largest weight in each row (averaged over rows) and
+# the size of the softmax Jacobian (its Frobenius norm, averaged over rows).
+
+# %%
+def softmax_statistics(scores):
+    """Std of the scores, mean largest weight per row, mean Frobenius norm of the Jacobian."""
+    p = torch.softmax(scores, dim=-1)  # (rows, keys)
+    jacobian = torch.diag_embed(p) - p[:, :, None] * p[:, None, :]  # (rows, keys, keys)
+    return (scores.std().item(), p.max(dim=-1).values.mean().item(),
+            jacobian.flatten(1).norm(dim=-1).mean().item())
+
+
+head_sizes = [16, 64, 256, 1024]
+torch.manual_seed(0)
+statistics = {"unscaled": [], "scaled": []}
+for d in head_sizes:
+    raw_scores = torch.randn(1000, d) @ torch.randn(64, d).T  # (1000 queries, 64 keys)
+    statistics["unscaled"].append(softmax_statistics(raw_scores))
+    statistics["scaled"].append(softmax_statistics(raw_scores / math.sqrt(d)))
+print("head size | score std (unscaled, scaled) | largest weight | softmax gradient size")
+for i, d in enumerate(head_sizes):
+    (std_u, top_u, grad_u), (std_s, top_s, grad_s) = (statistics[k][i] for k in statistics)
+    print(f"{d:9} | {std_u:6.2f} {std_s:6.2f}                | {top_u:.3f} {top_s:.3f}    "
+          f"| {grad_u:.3f} {grad_s:.3f}")
+
+# %% [markdown]
+# Unscaled, the spread of the scores doubles every time the head size quadruples (it is
+# $\sqrt{d}$), the largest weight climbs towards 1 and the gradient through the softmax shrinks.
+# Scaled, all three stay where they were at $d = 16$.
+
+# %%
+for i, d in enumerate(head_sizes):
+    std_u, std_s = statistics["unscaled"][i][0], statistics["scaled"][i][0]
+    assert abs(std_u / math.sqrt(d) - 1) < 0.05 and abs(std_s - 1) < 0.05
+largest_unscaled = [top for _, top, _ in statistics["unscaled"]]
+largest_scaled = [top for _, top, _ in statistics["scaled"]]
+assert largest_unscaled == sorted(largest_unscaled) and largest_unscaled[-1] > 0.9
+assert max(largest_scaled) < 0.15
+assert statistics["unscaled"][-1][2] < 0.5 * statistics["scaled"][-1][2]
+
+# %%
+viz.plot_lines(head_sizes, {"unscaled: q . k": largest_unscaled,
+                            "scaled: q . k / sqrt(d)": largest_scaled},
+               title="The softmax saturates without the 1/sqrt(d) scale",
+               xlabel="head dimension d", ylabel="mean largest attention weight", logx=True,
+               markers=True)
+
+# %% [markdown]
+# With 64 keys a uniform row would give each key $1/64 \approx 0.016$; the scaled softmax stays
+# near 0.1, a real mixture, while the unscaled one approaches a hard choice of one key.
+
+# %% [markdown]
+# ## The causal mask
+#
+# A language model is trained to predict token $t+1$ from tokens $1..t$. All positions of a
+# training sequence are computed at once, so position $i$ must be stopped from reading any key
+# $j > i$, or it could simply copy the answer. The *causal mask* is a lower-triangular matrix
+# of booleans: row $i$ (the query) is `True` in columns $0..i$ (the keys it may read). Where it
+# is `False`, the score is replaced by $-\infty$ before the softmax, and $e^{-\infty} = 0$ gives
+# exactly zero weight.
+
+# %%
+sentence = ["The", "cat", "sat", "on", "the", "mat"]
+T = len(sentence)
+mask = torch.tril(torch.ones(T, T, dtype=torch.bool))  # (T, T): True on and below the diagonal
+print(mask.int())
+
+# %%
+assert torch.equal(mask, causal_mask(T, T))  # the library's version
+
+# %% [markdown]
+# To draw the mask as attention weights, give every allowed pair the same score (0): the
+# softmax then spreads each row evenly over the allowed keys. Row $i$ puts $1/(i+1)$ on each of
+# tokens $0..i$: the first token can only read itself, the last averages the whole sentence.
+
+# %%
+flat_scores = torch.zeros(T, T).masked_fill(~mask, float("-inf"))
+mask_weights = torch.softmax(flat_scores, dim=-1)  # (T, T)
+expected = mask.float() / torch.arange(1, T + 1).unsqueeze(1)  # row i: 1/(i+1) on its prefix
+torch.testing.assert_close(mask_weights, expected)
+
+# %%
+viz.plot_attention(mask_weights[None, None], sentence,  # (1 batch, 1 head, T, T)
+                   title="The causal mask as weights: each row averages its prefix")
+
+# %% [markdown]
+# The mask makes the output at position $i$ a function of tokens $0..i$ only. We check it
+# directly: change the key and value of token 4 and see which outputs move.
+
+# %%
+torch.manual_seed(0)
+q, k, v = torch.randn(3, T, 16).unbind(0)  # each (T, D)
+before, _ = scaled_dot_product(q, k, v, mask)
+k_changed, v_changed = k.clone(), v.clone()
+k_changed[4], v_changed[4] = torch.randn(16), torch.randn(16)
+after, _ = scaled_dot_product(q, k_changed, v_changed, mask)
+print("outputs that changed:", [i for i in range(T) if not torch.equal(before[i], after[i])])
+
+# %%
+assert torch.equal(before[:4], after[:4])  # bit for bit: the future is invisible
+assert not torch.allclose(before[4:], after[4:])
+
+# %% [markdown]
+# During generation the model reads one new token at a time, with the keys and values of the
+# earlier tokens kept in a *KV cache* (chapter 8). There are then fewer queries ($T$) than keys
+# ($S$), and the queries are the *last* $T$ positions. `causal_mask(T, S)` handles both cases:
+# here two new queries after three cached tokens.
+
+# %%
+print(causal_mask(2, 5).int())
+
+# %%
+assert causal_mask(2, 5).tolist() == [[True] * 4 + [False], [True] * 5]
+
+# %% [markdown]
+# ## Multi-head attention
+#
+# One attention pattern per query is limiting: a token may need its subject from three words
+# back *and* the previous token at the same time. Multi-head attention runs $H$ attentions side
+# by side, each on its own slice of $D = C / H$ dimensions, with its own weights.
+#
+# Nothing new is needed to compute them. $W_Q$ stays one $C \times C$ matrix; we cut its output
+# into $H$ groups of $D$ features and move the head index next to the batch index, so that one
+# batched matrix product handles every head at once. Follow the shapes (B batch, T positions,
+# C model width, H heads, D head width):
+
+# %%
+B, T, C, H = 2, 6, 32, 4
+D = C // H
+torch.manual_seed(0)
+x = torch.randn(B, T, C)
+q_proj = nn.Linear(C, C, bias=False)
+q = q_proj(x)  # (B, T, C)
+q = q.view(B, T, H, D)  # (B, T, H, D): the C features cut into H groups of D
+q = q.transpose(1, 2)  # (B, H, T, D): heads become a batch dimension
+print(tuple(q.shape))
+
+# %% [markdown]
+# Head $h$ is nothing but rows $hD .. (h+1)D$ of the projection matrix: the split is a
+# bookkeeping step, not extra computation.
+
+# %%
+head = 1
+torch.testing.assert_close(q[:, head], x @ q_proj.weight[head * D:(head + 1) * D].T)
+
+# %% [markdown]
+# After attention, each head's output is (B, H, T, D). Merging undoes the split: move the heads
+# back next to their features and flatten them into C again. `transpose` only changes strides,
+# so the tensor is no longer contiguous in memory and `view` refuses; `reshape` copies when it
+# has to. An output projection $W_O$ then mixes the heads.
+
+# %%
+k = torch.randn(B, H, T, D)  # stand-ins for the keys and values, split the same way
+v = torch.randn(B, H, T, D)
+heads_out, _ = scaled_dot_product(q, k, v, causal_mask(T, T))  # (B, H, T, D)
+swapped = heads_out.transpose(1, 2)  # (B, T, H, D), a strided view
+merged = swapped.reshape(B, T, C)  # (B, T, C): head h fills features hD..(h+1)D
+print("contiguous after transpose:", swapped.is_contiguous(), "| merged:", tuple(merged.shape))
+
+# %%
+assert not swapped.is_contiguous()
+torch.testing.assert_close(merged[:, :, head * D:(head + 1) * D], heads_out[:, head])
+
+# %% [markdown]
+# ## Grouped-query attention
+#
+# When a model generates text, it stores the key and value of every past token in every layer,
+# so that each new token costs one position of work instead of re-reading the whole prompt.
+# That cache holds $2 \times L \times K \times D$ numbers per token ($L$ layers, $K$ key/value
+# heads), and at long contexts it is what fills the memory.
+#
+# *Grouped-query attention* (Ainslie et al., 2023) keeps $H$ query heads but only $K < H$ key
+# and value heads; each key/value head serves a group of $H/K$ query heads. Llama 2 70B and
+# Llama 3 use 8 key/value heads. ($K = 1$ is *multi-query* attention; $K = H$ is ordinary
+# multi-head attention.) To compute it, repeat each key/value head for the query heads of its
+# group and run ordinary attention. With `expand`, the repeat is a view until `reshape` has to
+# lay it out:
+
+# %%
+def my_repeat_kv(x, groups):
+    """(B, K, S, D) -> (B, K * groups, S, D): query head h reads key/value head h // groups."""
+    B, K, S, D = x.shape
+    x = x[:, :, None].expand(B, K, groups, S, D)  # (B, K, groups, S, D), no copy yet
+    return x.reshape(B, K * groups, S, D)  # (B, H, S, D)
+
+
+torch.manual_seed(0)
+kv = torch.randn(2, 2, 5, 8)  # (B, K=2, S, D)
+repeated = my_repeat_kv(kv, groups=3)  # (B, H=6, S, D)
+print("query head -> key/value head:",
+      [next(j for j in range(2) if torch.equal(repeated[:, h], kv[:, j])) for h in range(6)])
+
+# %%
+assert torch.equal(repeated, repeat_kv(kv, 3))  # the library's version
+assert all(torch.equal(repeated[:, h], kv[:, h // 3]) for h in range(6))
+
+# %% [markdown]
+# The cache saving is the ratio $H/K$. Here is the size of the KV cache from a model's config,
+# first checked against the buffers the library really allocates for the `tiny` preset (4
+# query heads, 2 key/value heads, float32), then applied to a GPT-2-small-shaped model (12
+# heads) with 4 key/value heads instead of 12.
+
+# %%
+def kv_cache_bytes(config, seq_len, batch_size=1, bytes_per_value=2):
+    """Keys and values of every layer: 2 * L * K * D numbers per token."""
+    per_token = 2 * config.num_layers * config.num_kv_heads * config.head_dim
+    return per_token * seq_len * batch_size * bytes_per_value
+
+
+tiny = ModelConfig.from_preset("tiny")
+caches = Transformer(tiny).make_caches(batch_size=3)
+allocated = sum(buffer.nbytes for cache in caches for buffer in cache.buffers())
+print(f"tiny: formula {kv_cache_bytes(tiny, tiny.max_seq_len, 3, 4):,} bytes, "
+      f"allocated {allocated:,} bytes")
+
+# %%
+assert kv_cache_bytes(tiny, tiny.max_seq_len, batch_size=3, bytes_per_value=4) == allocated
+
+# %%
+full = ModelConfig.from_preset("gpt2-small")
+grouped = ModelConfig.from_preset("gpt2-small", num_kv_heads=4)
+for name, config in (("multi-head, K = 12", full), ("grouped, K = 4", grouped)):
+    cache_mib = kv_cache_bytes(config, 1024) / 2**20
+    k_proj_params = config.d_model * config.num_kv_heads * config.head_dim
+    print(f"{name:18}: KV cache {cache_mib:5.1f} MiB for 1,024 tokens in 16-bit, "
+          f"{k_proj_params:,} parameters in each of k_proj and v_proj")
+
+# %%
+assert kv_cache_bytes(full, 1024) == 3 * kv_cache_bytes(grouped, 1024)  # H / K = 12 / 4
+assert kv_cache_bytes(full, 1024) == 36 * 2**20
+
+# %% [markdown]
+# Three times less cache, and the key and value projections shrink by the same factor, for a
+# small loss in quality that training largely recovers. The query heads stay, so the number of
+# attention patterns per layer is unchanged.
+#
+# ## The attention module from scratch
+#
+# Now the pieces go together, in the order the library uses: project, split into heads, rotate
+# queries and keys with RoPE (chapter 3: positions enter here, and values are not rotated),
+# repeat the key/value heads, attend under the causal mask, merge heads, project out. The
+# parameter names match `transformer_lib.attention.Attention` (and Hugging Face's Llama), so the
+# library's weights can be loaded into ours.
+
+# %%
+class ScratchAttention(nn.Module):
+    """Causal grouped-query self-attention with RoPE, written out step by step."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.num_heads, self.num_kv_heads = config.num_heads, config.num_kv_heads
+        self.head_dim = config.head_dim
+        kv_dim = config.num_kv_heads * config.head_dim
+        self.q_proj = nn.Linear(config.d_model, config.d_model, bias=False)
+        self.k_proj = nn.Linear(config.d_model, kv_dim, bias=False)
+        self.v_proj = nn.Linear(config.d_model, kv_dim, bias=False)
+        self.o_proj = nn.Linear(config.d_model, config.d_model, bias=False)
+
+    def forward(self, x, cos, sin):
+        """x (B, T, C), cos/sin (T, D) -> output (B, T, C) and weights (B, H, T, T)."""
+        B, T, C = x.shape
+        q = self.q_proj(x).view(B, T, self.num_heads, self.head_dim)  # (B, T, H, D)
+        k = self.k_proj(x).view(B, T, self.num_kv_heads, self.head_dim)  # (B, T, K, D)
+        v = self.v_proj(x).view(B, T, self.num_kv_heads, self.head_dim)  # (B, T, K, D)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H or K, T, D)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)  # rotate by position
+        groups = self.num_heads // self.num_kv_heads
+        k, v = my_repeat_kv(k, groups), my_repeat_kv(v, groups)  # (B, H, T, D)
+        out, weights = scaled_dot_product(q, k, v, causal_mask(T, T, device=x.device))
+        out = out.transpose(1, 2).reshape(B, T, C)  # (B, H, T, D) -> (B, T, H, D) -> (B, T, C)
+        return self.o_proj(out), weights
+
+
+# %% [markdown]
+# To compare, we build the library's module for the `tiny` preset (4 query heads, 2 key/value
+# heads, head dimension 16), build ours, and copy the library's weights *into* ours. Both start
+# from different random weights, so the copy is what makes them agree.
+
+# %%
+torch.manual_seed(0)
+library_attention = Attention(tiny)
+scratch_attention = ScratchAttention(tiny)
+assert not torch.equal(scratch_attention.q_proj.weight, library_attention.q_proj.weight)
+scratch_attention.load_state_dict(library_attention.state_dict())  # library -> ours (a copy)
+print({name: tuple(p.shape) for name, p in scratch_attention.named_parameters()})
+
+# %% [markdown]
+# The library has two paths with the same weights: `forward` calls PyTorch's fused kernel (next
+# section), and `forward_with_weights` spells the math out and also returns the weights. Ours
+# must match both, with the RoPE tables of the library (chapter 3) for 12 positions.
+
+# %%
+cos, sin = rope_tables(tiny.head_dim, 12, tiny.rope_theta)  # (T, D) each
+x = torch.randn(2, 12, tiny.d_model)  # (B, T, C)
+ours, our_weights = scratch_attention(x, cos, sin)
+library_weights_out, library_weights = library_attention.forward_with_weights(x, cos, sin)
+torch.testing.assert_close(ours, library_attention(x, cos, sin))  # the SDPA path
+torch.testing.assert_close(ours, library_weights_out)  # the explicit path
+torch.testing.assert_close(our_weights, library_weights)
+assert scratch_attention.q_proj.weight.data_ptr() != library_attention.q_proj.weight.data_ptr()
+print("our attention matches the library's:", tuple(ours.shape), tuple(our_weights.shape))
+
+# %% [markdown]
+# From here on the book uses `transformer_lib.attention.Attention`.
+#
+# ## Fused attention: SDPA and Flash attention
+#
+# The explicit computation writes the full score matrix and the full weight matrix, each
+# $B \times H \times T \times T$ numbers, to memory and reads them back. At 8,192 tokens with 32
+# heads that is 8 GiB in float32 per layer and sequence, and on a GPU, moving it between the
+# compute units and the main memory takes longer than the arithmetic.
+#
+# *Flash attention* (Dao et al., 2022) never forms the matrix. It walks over the keys in blocks
+# small enough to stay in on-chip memory and keeps, for every query, three running quantities:
+# the largest score so far $m$, the sum of $e^{s - m}$ so far $\ell$, and the unnormalised sum
+# of values $\sum e^{s-m} v$. When a block brings a larger maximum, what was accumulated is
+# rescaled by $e^{m_\text{old} - m_\text{new}}$. At the end, dividing by $\ell$ gives exactly the
+# softmax average. This "online softmax" fits in a few lines:
+
+# %%
+def attention_in_key_blocks(q, k, v, block_size=16):
+    """Causal softmax(q k^T / sqrt(D)) v, reading keys block by block; never (T, S) at once."""
+    T, S = q.shape[-2], k.shape[-2]
+    mask = causal_mask(T, S)
+    running_max = torch.full((*q.shape[:-1], 1), float("-inf"))  # (..., T, 1)
+    running_sum = torch.zeros(*q.shape[:-1], 1)  # (..., T, 1): sum of exp(score - max)
+    accumulated = torch.zeros_like(q)  # (..., T, D): sum of exp(score - max) * value
+    for start in range(0, S, block_size):
+        block = slice(start, start + block_size)
+        scores = q @ k[..., block, :].transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., T, b)
+        scores = scores.masked_fill(~mask[:, block], float("-inf"))
+        new_max = torch.maximum(running_max, scores.amax(dim=-1, keepdim=True))
+        rescale = torch.exp(running_max - new_max)  # old sums were relative to the old max
+        exp_scores = torch.exp(scores - new_max)  # (..., T, b)
+        running_sum = running_sum * rescale + exp_scores.sum(dim=-1, keepdim=True)
+        accumulated = accumulated * rescale + exp_scores @ v[..., block, :]
+        running_max = new_max
+    return accumulated / running_sum  # (..., T, D)
+
+
+# %% [markdown]
+# PyTorch ships this as `torch.nn.functional.scaled_dot_product_attention` (SDPA). It picks a
+# fused kernel for the device: Flash attention or a memory-efficient kernel on CUDA GPUs, a
+# fused kernel on Apple GPUs (MPS) and on CPUs, and the plain math as a fallback.
+# `is_causal=True` applies the mask inside the kernel, and `enable_gqa=True` lets $K < H$
+# key/value heads through without repeating them in memory. All three computations agree to
+# float32 rounding:
+
+# %%
+torch.manual_seed(0)
+q = torch.randn(2, 4, 64, 16)  # (B, H=4, T, D)
+k, v = torch.randn(2, 2, 2, 64, 16).unbind(0)  # each (B, K=2, S, D)
+explicit, _ = scaled_dot_product(q, repeat_kv(k, 2), repeat_kv(v, 2), causal_mask(64, 64))
+blockwise = attention_in_key_blocks(q, repeat_kv(k, 2), repeat_kv(v, 2))
+fused = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+print(f"largest difference: explicit vs SDPA {(explicit - fused).abs().max():.0e}, "
+      f"blockwise vs SDPA {(blockwise - fused).abs().max():.0e}")
+
+# %%
+torch.testing.assert_close(fused, explicit, atol=1e-6, rtol=0)
+torch.testing.assert_close(blockwise, fused, atol=1e-6, rtol=0)
+
+# %% [markdown]
+# What does the fusion buy? We time the explicit math (`scaled_dot_product` with a mask) against
+# SDPA for one sequence with 4 heads of dimension 32, doubling the length each time, and note
+# the size of the score matrix the explicit path creates (a second one of the same size holds
+# the weights). Each time is the best of three runs. Timings depend on your machine and on what
+# else it is doing, so your numbers will differ.
+
+# %%
+def best_time(function, repeats=3):
+    """Shortest wall-clock time of a few calls, in seconds."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+lengths = [128, 256, 512, 1024, 2048]
+explicit_ms, sdpa_ms, score_mib = [], [], []
+with torch.no_grad():
+    for length in lengths:
+        q, k, v = torch.randn(3, 1, 4, length, 32).unbind(0)  # each (B=1, H=4, T, D=32)
+        length_mask = causal_mask(length, length)
+        explicit_ms.append(1e3 * best_time(partial(scaled_dot_product, q, k, v, length_mask)))
+        sdpa_ms.append(1e3 * best_time(
+            partial(F.scaled_dot_product_attention, q, k, v, is_causal=True)))
+        score_mib.append(4 * length * length * 4 / 2**20)  # H * T * T float32 numbers
+        print(f"T={length}: explicit {explicit_ms[-1]:.2f} ms, SDPA {sdpa_ms[-1]:.2f} ms, "
+              f"score matrix {score_mib[-1]:g} MiB")
+
+# %%
+viz.plot_lines(lengths, {"explicit math": explicit_ms, "SDPA (fused)": sdpa_ms},
+               title="Causal attention, 4 heads of dimension 32 (this machine)",
+               xlabel="sequence length T", ylabel="milliseconds (best of 3)", logx=True,
+               logy=True, markers=True)
+
+# %% [markdown]
+# Both curves bend upwards: the work of attention grows with $T^2$ either way. On most machines
+# SDPA is faster at every length here, and the gap widens with $T$, since the explicit path
+# spends its time writing and reading the $T \times T$ matrices whose size the printout shows.
+# We assert only what does not depend on the machine: the memory of the explicit path
+# quadruples when the sequence doubles, and every timing is a real measurement.
+
+# %%
+assert all(later == 4 * earlier for earlier, later in pairwise(score_mib))
+assert all(t > 0 for t in explicit_ms + sdpa_ms)
+
+# %% [markdown]
+# ## Attention maps of a small model
+#
+# A model built from these modules returns its attention weights with `model.attention_maps`,
+# which runs the explicit path in every layer. To label the maps with readable tokens we train a
+# small byte-level BPE tokenizer (512 ids) on 300 TinyStories (chapter 1; without
+# `TINYSTORIES_PATH` set, `load_stories` downloads the dataset from the Hugging Face hub), and
+# build a `tiny` model with that vocabulary: 2 layers, 4 query heads, 2 key/value heads.
+
+# %%
+tokenizer = train_tokenizer(load_stories("train", limit=300)["text"], 512)
+torch.manual_seed(0)
+model = Transformer(ModelConfig.from_preset("tiny", vocab_size=tokenizer.vocab_size)).eval()
+text = "Lily saw a big dog. The dog was happy, so Lily gave it a hug."
+print(f"{len(tokenizer.encode(text))} tokens:",
+      [tokenizer.decode([i]) for i in tokenizer.encode(text)])
+
+# %% [markdown]
+# This model is **untrained**: its weights are random and small (standard deviation 0.02), so
+# every query and key is short, every score is close to 0, and every head spreads its weight
+# almost evenly over the prefix, like the mask drawing above. Chapter 8 draws the same maps for
+# the model trained in chapter 7, where heads have learned to look at particular tokens.
+
+# %%
+viz.plot_model_attention(model, tokenizer, text)
+
+# %%
+ids = torch.tensor([tokenizer.encode(text)])
+maps = model.attention_maps(ids)  # one (B, H, T, T) tensor per layer
+prefix_average = causal_mask(ids.shape[1], ids.shape[1]).float()
+prefix_average /= prefix_average.sum(dim=-1, keepdim=True)  # row i: 1/(i+1) on its prefix
+deviation = max((layer_map[0] - prefix_average).abs().max().item() for layer_map in maps)
+print(f"largest distance from an even split over the prefix: {deviation:.3f}")
+
+# %%
+assert deviation < 0.05
+assert all(torch.equal(layer_map[0, :, 0, 1:], torch.zeros_like(layer_map[0, :, 0, 1:]))
+           for layer_map in maps)  # the first token sees only itself
+
+# %% [markdown]
+# In Jupyter, the explorer below redraws the maps for any text you type and any layer or head
+# you pick (on a static page it shows layer 0, head 0 of the sentence above).
+
+# %%
+explorer = AttentionExplorer(model, tokenizer, text=text, layer=0, head=0)
+explorer
+
+# %% [markdown]
+# ## Exercises
+#
+# **Exercise 1.** Count the floating-point operations of the two matrix products at the heart
+# of attention, $QK^\top$ and $AV$, for one sequence of $T = 1{,}024$ tokens in one layer of a
+# GPT-2-small-shaped model (12 heads of dimension 64). A product of an $(m \times n)$ and an
+# $(n \times p)$ matrix costs $2mnp$ operations (a multiply and an add each). The check counts
+# them with PyTorch's `FlopCounterMode` on shape-only ("meta") tensors. (The cell ships with a
+# working answer: replace it with your own.)
+
+# %%
+attention_flops = 2 * (2 * 12 * 1024 * 1024 * 64)  # replace this with your own answer
+
+# %%
+with FlopCounterMode(display=False) as counter:
+    q_meta = torch.empty(1, 12, 1024, 64, device="meta")  # (B, H, T, D), shapes only
+    weights_meta = torch.softmax(q_meta @ q_meta.transpose(-2, -1), dim=-1)  # (B, H, T, T)
+    weights_meta @ q_meta  # (B, H, T, D)
+check("exercise 1", attention_flops == counter.get_total_flops(),
+      "each product costs 2 * T * T * D per head; there are two products and 12 heads")
+
+# %% [markdown]
+# Written as $4 T^2 C$ (with $C = HD = 768$), this grows with the square of the length, while
+# the four projections cost $8 T C^2$ (with $K = H$), linear in $T$. The two are equal at
+# $T = 2C$: beyond about 1,500 tokens, GPT-2 small spends more on attention than on its
+# projections.
+#
+# **Exercise 2.** A Llama-3-8B-shaped model has 32 layers, 32 query heads, 8 key/value heads
+# and head dimension 128 ($C = 4{,}096$). How many GiB ($2^{30}$ bytes) does its KV cache need
+# for one sequence of 8,192 tokens in bfloat16 (2 bytes per number)? And how many would it need
+# with 32 key/value heads?
+
+# %%
+gib_grouped = 2 * 32 * 8 * 128 * 8192 * 2 / 2**30  # replace this with your own answer
+gib_multi_head = 2 * 32 * 32 * 128 * 8192 * 2 / 2**30  # replace this with your own answer
+
+# %%
+llama_shape = dict(d_model=4096, num_layers=32, num_heads=32, max_seq_len=8192)
+expected_grouped = kv_cache_bytes(ModelConfig(**llama_shape, num_kv_heads=8), 8192) / 2**30
+expected_multi_head = kv_cache_bytes(ModelConfig(**llama_shape, num_kv_heads=32), 8192) / 2**30
+check("exercise 2", math.isclose(gib_grouped, expected_grouped)
+      and math.isclose(gib_multi_head, expected_multi_head),
+      "per token: 2 (keys and values) * layers * key/value heads * head dimension numbers")
+
+# %% [markdown]
+# **Exercise 3.** During generation, 4 tokens are already in the KV cache and 3 new tokens are
+# processed together, so the mask is `causal_mask(3, 7)`. Which key positions (0 to 6) may the
+# *second* new token (row 1 of the mask) attend to? Work it out before printing the mask.
+
+# %%
+visible_keys = [0, 1, 2, 3, 4, 5]  # replace this with your own answer
+
+# %%
+check("exercise 3", visible_keys == causal_mask(3, 7)[1].nonzero().flatten().tolist(),
+      "the new tokens sit at positions 4, 5, 6; a token sees every key up to its own position")
+
+# %% [markdown]
+# ## What we built, and where it lives in the library
+#
+# | from scratch in this chapter | in `transformer_lib` |
+# |---|---|
+# | `scaled_dot_product`: softmax$(QK^\top/\sqrt{d})V$ with a mask | `attention.attention_weights` (and the explicit path of `Attention`) |
+# | `torch.tril` mask | `attention.causal_mask(T, S)`, also for queries after a KV cache |
+# | head split and merge with `view`/`transpose`/`reshape` | `Attention._project`, `Attention._merge_heads` |
+# | `my_repeat_kv` | `attention.repeat_kv` |
+# | `kv_cache_bytes` | `attention.KVCache`, allocated by `Transformer.make_caches` |
+# | `ScratchAttention` | `attention.Attention` (`forward`: SDPA; `forward_with_weights`: explicit) |
+# | `attention_in_key_blocks` (online softmax) | the fused kernels behind `F.scaled_dot_product_attention` |
+#
+# Attention moves information between positions; the feed-forward network of chapter 5 then
+# works on each position on its own. Chapter 6 puts the two together into a block, and stacks
+# blocks into the whole model.
