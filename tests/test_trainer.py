@@ -330,3 +330,11 @@ def test_book_check_reports_both_outcomes(capsys):
     check("exercise 2", False, hint="look at the mask")
     assert capsys.readouterr().out.splitlines() == [
         "exercise 1: correct", "exercise 2: not yet - hint: look at the mask"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_absent_device_fails_before_any_data_work(tmp_path):
+    result = run_cli("-m", "transformer_lib.train", "--data", str(tmp_path / "nowhere"),
+                     "--out", str(tmp_path / "run"), "--device", "cuda")
+    assert result.returncode != 0 and "CUDA is not available" in result.stderr
+    assert not (tmp_path / "run").exists()

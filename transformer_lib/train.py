@@ -13,6 +13,7 @@ import torch.distributed as dist
 
 from . import checkpoint as ckpt
 from .config import PRESETS, ModelConfig
+from .device import pick_device, pick_precision
 from .model import Transformer
 from .trainer import TrainConfig, Trainer, TrainingDiverged, token_byte_lengths
 
@@ -154,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     run_dir = Path(args.out)
+    try:  # a bad device or precision fails now, not after the data is tokenized
+        pick_precision(pick_device(args.device), args.precision)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from err
     rank, world = _init_distributed()
     is_main = rank == 0
     try:

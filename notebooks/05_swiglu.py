@@ -1,0 +1,404 @@
+# %% [markdown]
+# # 5. The SwiGLU feed-forward
+#
+# Every transformer block has two halves. Attention (chapter 4) moves information *between*
+# positions; the **feed-forward network** (FFN) then transforms each position's vector *on its
+# own*. It is the larger half: in most models it holds about two thirds of each block's
+# parameters. Llama's FFN is **SwiGLU**, a gated variant that replaced the classic
+# "expand, ReLU or GELU, contract" MLP.
+#
+# What you will build:
+#
+# - the three activation functions you will meet (ReLU, GELU, SiLU) and their slopes;
+# - gating, the idea behind the GLU family, and SwiGLU from scratch, checked against
+#   `transformer_lib.swiglu.SwiGLU`;
+# - the $8/3$ width rule that gives SwiGLU the same parameter count as a 4× MLP, and the
+#   rounding to a multiple of 64 that `ModelConfig` applies;
+# - a small experiment where gating clearly helps.
+
+# %%
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from transformer_lib import ModelConfig, Transformer, parameter_counts, viz
+from transformer_lib.book import check
+from transformer_lib.swiglu import SwiGLU
+
+_ = torch.manual_seed(0)  # every random draw below is reproducible
+
+# %% [markdown]
+# ## What the feed-forward does
+#
+# The FFN is applied to every position independently, with the same weights: a sequence of
+# $T$ vectors goes in, $T$ vectors come out, and no vector looks at another. Attention has
+# already gathered context into each position; the FFN computes on what was gathered. A common
+# picture is a large key-value memory: the first projection detects patterns in the vector, the
+# second writes back what is associated with them.
+#
+# "Independently" is easy to check with the library's module: running it on a whole sequence
+# gives the same result as running it on each position separately.
+
+# %%
+ffn = SwiGLU(d_model=32, hidden_dim=96)
+sequence = torch.randn(1, 5, 32)  # (B, T, C)
+together = ffn(sequence)
+one_by_one = torch.stack([ffn(sequence[:, t]) for t in range(5)], dim=1)  # (B, T, C)
+torch.testing.assert_close(together, one_by_one)
+print("the FFN treats every position on its own")
+
+# %% [markdown]
+# And it is where most of a block's parameters sit. For the book's 22.5M model and a
+# GPT-2-sized one, counted on the `meta` device (shapes only, no memory allocated):
+
+# %%
+ffn_share = {}
+for preset in ("seed-22.5M", "gpt2-small"):
+    with torch.device("meta"):
+        counts = parameter_counts(Transformer(ModelConfig.from_preset(preset)))
+    ffn_share[preset] = counts["feed_forward"] / (counts["attention"] + counts["feed_forward"])
+    print(f"{preset:11s}: feed-forward {counts['feed_forward']:>11,} parameters, "
+          f"{ffn_share[preset]:.1%} of attention + feed-forward")
+
+# %% [markdown]
+# About two thirds in both: with these shapes every block has $4d^2$ attention parameters and
+# $3 \cdot d \cdot h \approx 8d^2$ feed-forward ones ($h$, the hidden width, is explained
+# below).
+
+# %%
+for share in ffn_share.values():
+    assert 0.66 < share < 0.68
+
+# %% [markdown]
+# ## Activation functions: ReLU, GELU and SiLU
+#
+# Without a non-linearity between them, two linear maps collapse into one. The classic choices:
+#
+# - **ReLU**: $\max(0, x)$. Cheap, but its slope is exactly zero for every negative input, so a
+#   unit that is pushed negative stops learning.
+# - **GELU**: $x\,\Phi(x)$, with $\Phi$ the standard normal CDF (BERT, GPT-2). A smooth ReLU
+#   that lets small negative values through.
+# - **SiLU** (also called Swish): $x\,\sigma(x)$ with the logistic sigmoid
+#   $\sigma(x) = 1/(1 + e^{-x})$. Very close to GELU; it is the "Swi" in SwiGLU.
+#
+# All three are in `torch.nn.functional`. We evaluate them on a grid:
+
+# %%
+grid = torch.linspace(-6, 6, 1201, dtype=torch.float64)  # step 0.01
+activations = {"ReLU": F.relu, "GELU": F.gelu, "SiLU": F.silu}
+values = {name: fn(grid) for name, fn in activations.items()}
+viz.plot_lines(grid, values, title="Activation functions", xlabel="input x",
+               ylabel="activation(x)")
+
+# %% [markdown]
+# For large positive inputs all three pass $x$ through; for large negative inputs all three
+# give about 0. The difference is the region near zero. SiLU dips below zero: its minimum is
+# a small negative value at a small negative input.
+
+# %%
+lowest = int(values["SiLU"].argmin())
+print(f"SiLU's minimum: {float(values['SiLU'][lowest]):.3f} at x = {float(grid[lowest]):.2f}")
+
+# %%
+assert math.isclose(float(values["SiLU"][lowest]), -0.2785, abs_tol=1e-3)
+assert math.isclose(float(values["SiLU"].max()), 6 * torch.sigmoid(torch.tensor(6.0)).item(),
+                    rel_tol=1e-6)
+
+# %% [markdown]
+# The slope matters more than the value, because it is what the gradient flows through. We
+# let autograd differentiate each function on the same grid:
+
+# %%
+def slope(fn, x: torch.Tensor) -> torch.Tensor:
+    """d fn(x) / dx at every point of x, by autograd."""
+    x = x.clone().requires_grad_(True)
+    fn(x).sum().backward()  # each output depends on its own input only
+    return x.grad
+
+
+slopes = {name: slope(fn, grid) for name, fn in activations.items()}
+viz.plot_lines(grid, slopes, title="Their derivatives", xlabel="input x",
+               ylabel="d activation / dx")
+
+# %% [markdown]
+# ReLU's slope is a step from 0 to 1. GELU's and SiLU's are smooth: both are $1/2$ at zero,
+# both overshoot 1 a little for positive inputs, and both are slightly negative for negative
+# inputs, so a unit pushed negative still receives a gradient.
+
+# %%
+zero = int(grid.abs().argmin())  # the grid point at x = 0
+for name in ("GELU", "SiLU"):
+    print(f"{name}: slope at 0 = {float(slopes[name][zero]):.3f}, "
+          f"max slope = {float(slopes[name].max()):.3f}, min slope = {float(slopes[name].min()):.3f}")
+
+# %%
+assert float(slopes["ReLU"][grid < 0].abs().max()) == 0.0
+for name in ("GELU", "SiLU"):
+    assert math.isclose(float(slopes[name][zero]), 0.5, abs_tol=1e-9)
+    assert float(slopes[name].max()) > 1.0 and float(slopes[name].min()) < 0.0
+
+# %% [markdown]
+# ## The classic MLP
+#
+# GPT-2's feed-forward widens the vector four times, applies GELU, and projects back:
+#
+# $$\text{MLP}(x) = W_2\,\text{GELU}(W_1 x), \qquad W_1 \in \mathbb{R}^{4d \times d},\;
+# W_2 \in \mathbb{R}^{d \times 4d}.$$
+#
+# (GPT-2 also has biases; Llama-style models drop them, and so do we.) Its parameter count is
+# $2 \cdot d \cdot 4d = 8d^2$. We keep this module as the yardstick for SwiGLU.
+
+# %%
+class MLP(nn.Module):
+    """down(gelu(up(x))): the classic transformer feed-forward, bias-free."""
+
+    def __init__(self, d_model: int, hidden_dim: int):
+        super().__init__()
+        self.up = nn.Linear(d_model, hidden_dim, bias=False)
+        self.down = nn.Linear(hidden_dim, d_model, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(F.gelu(self.up(x)))
+
+
+# %% [markdown]
+# ## Gating: the GLU family
+#
+# A **gated linear unit** (Dauphin et al., 2017) computes two projections of the same input
+# and multiplies them element by element: one carries content, the other, passed through a
+# squashing function, decides how much of each content unit gets through:
+#
+# $$\text{GLU}(x) = (W x) \odot \sigma(V x).$$
+#
+# Shazeer (2020) swapped the sigmoid for other activations and put the result inside the
+# transformer's FFN: ReGLU (ReLU), GEGLU (GELU) and **SwiGLU** (Swish, i.e. SiLU). GEGLU and
+# SwiGLU did best in his experiments, and PaLM and Llama adopted SwiGLU. In the names Llama
+# uses:
+#
+# $$\text{SwiGLU}(x) = W_\text{down}\big(\text{SiLU}(W_\text{gate}\, x) \odot
+# W_\text{up}\, x\big), \quad W_\text{gate}, W_\text{up} \in \mathbb{R}^{h \times d},\;
+# W_\text{down} \in \mathbb{R}^{d \times h}.$$
+#
+# The product is the point. A plain MLP unit computes $\text{act}(w \cdot x)$, a function of one
+# direction of $x$. A gated unit computes $\text{SiLU}(g \cdot x)\,(u \cdot x)$, which is
+# close to a product of two directions of $x$: multiplicative interactions come for free,
+# where an MLP has to approximate them with many units.
+#
+# Here it is from scratch, with the three weight matrices as plain parameters:
+
+# %%
+class MySwiGLU(nn.Module):
+    """W_down (silu(W_gate x) * W_up x), bias-free."""
+
+    def __init__(self, d_model: int, hidden_dim: int):
+        super().__init__()
+        self.w_gate = nn.Parameter(torch.randn(hidden_dim, d_model) / math.sqrt(d_model))
+        self.w_up = nn.Parameter(torch.randn(hidden_dim, d_model) / math.sqrt(d_model))
+        self.w_down = nn.Parameter(torch.randn(d_model, hidden_dim) / math.sqrt(hidden_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate = F.silu(x @ self.w_gate.T)  # (..., h): how much of each unit passes
+        content = x @ self.w_up.T  # (..., h)
+        return (gate * content) @ self.w_down.T  # (..., d)
+
+
+# %% [markdown]
+# To compare it with the library, build a `transformer_lib.swiglu.SwiGLU` with its own random
+# weights, copy those weights *into* ours (`gate_proj`, `up_proj` and `down_proj` are the names
+# Hugging Face's Llama uses), and feed both the same input.
+
+# %%
+library_ffn = SwiGLU(d_model=32, hidden_dim=96)
+my_ffn = MySwiGLU(d_model=32, hidden_dim=96)
+with torch.no_grad():
+    my_ffn.w_gate.copy_(library_ffn.gate_proj.weight)
+    my_ffn.w_up.copy_(library_ffn.up_proj.weight)
+    my_ffn.w_down.copy_(library_ffn.down_proj.weight)
+
+inputs = torch.randn(2, 7, 32)  # (B, T, C)
+torch.testing.assert_close(my_ffn(inputs), library_ffn(inputs))
+print("from-scratch SwiGLU matches transformer_lib.swiglu.SwiGLU")
+
+# %% [markdown]
+# From here on the chapter uses the library's `SwiGLU`.
+#
+# ## The 8/3 rule: same parameters as a 4× MLP
+#
+# SwiGLU has three matrices where the MLP has two. To spend the same parameters, its hidden
+# width $h$ must shrink: $3 \cdot d \cdot h = 8 d^2$ gives
+#
+# $$h = \tfrac{2}{3} \cdot 4d = \tfrac{8}{3} d .$$
+#
+# $8d/3$ is rarely a whole number, and hardware prefers round ones. Matrix-multiply kernels
+# work on tiles (GPU tensor cores on blocks of 16 to 128 elements, CPU vector units on 8 or 16
+# floats at a time), so a width that is a multiple of 64 fills every tile and never leaves a
+# ragged remainder. `ModelConfig` therefore rounds the width **up** to a multiple of
+# `ffn_multiple_of = 64`: `ffn_hidden_dim = round_up(int(8 * d_model / 3), 64)`. (Meta's Llama
+# rounds to 256: for $d = 4096$ that gives Llama 2 7B's 11008.) Here is the rule written out:
+
+# %%
+def ffn_width(d_model: int, multiple_of: int = 64) -> int:
+    """ModelConfig's SwiGLU width: 8/3 * d_model, rounded up to a multiple of multiple_of."""
+    width = int(8 * d_model / 3)
+    return -(-width // multiple_of) * multiple_of  # ceiling division, then back up
+
+
+print("Llama 2 7B, multiple of 256:", ffn_width(4096, multiple_of=256))
+
+# %% [markdown]
+# Now count both feed-forwards, in real modules, for every preset: the MLP at $4d$, SwiGLU at
+# the width `ModelConfig` chose. `ModelConfig.ffn_hidden_dim` agrees with our rule.
+
+# %%
+def count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+parity = {}
+for preset in ("tiny", "tinystories-cpu", "seed-22.5M", "stories15M", "gpt2-small"):
+    config = ModelConfig.from_preset(preset)
+    d, h = config.d_model, config.ffn_hidden_dim
+    assert h == ffn_width(d), preset
+    with torch.device("meta"):
+        mlp_params, swiglu_params = count(MLP(d, 4 * d)), count(SwiGLU(d, h))
+    parity[preset] = {"d": d, "mlp": mlp_params, "swiglu": swiglu_params}
+    print(f"{preset:15s} d={d:4d}  h={h:5d} (8d/3 = {8 * d / 3:7.1f})  MLP {mlp_params:>9,}  "
+          f"SwiGLU {swiglu_params:>9,}  ratio {swiglu_params / mlp_params:.3f}")
+
+# %% [markdown]
+# Where $8d/3$ is already a multiple of 64 ($d = 288$ and $d = 768$) the counts are identical;
+# elsewhere SwiGLU is a little larger, by less than one rounding step of 64 hidden units,
+# i.e. fewer than $3 \cdot d \cdot 64$ parameters.
+
+# %%
+for preset, row in parity.items():
+    assert 0 <= row["swiglu"] - row["mlp"] < 3 * row["d"] * 64, preset
+assert parity["gpt2-small"]["swiglu"] == parity["gpt2-small"]["mlp"]
+assert parity["stories15M"]["swiglu"] == parity["stories15M"]["mlp"]
+
+# %% [markdown]
+# The small models pay most for the rounding: at $d = 64$, rounding 170 up to 192 adds 12.5%,
+# and $d = 128$ pays the same. That is one reason `ffn_hidden_dim` is a plain config field
+# you can set by hand.
+#
+# ## A small experiment: when gating helps
+#
+# Does the product inside SwiGLU buy anything at equal size? A task made of products shows
+# it clearly. Each input is a random vector $x \in \mathbb{R}^{16}$; the target multiplies
+# every coordinate with its neighbour, $y_j = x_j\, x_{j-1}$ (wrapping round). We train a 4×
+# GELU MLP (hidden 64, 2,048 parameters) and a SwiGLU (hidden 43, 2,064 parameters) with the
+# same optimiser, data and steps. The run is in float64, so that the tiny rounding
+# differences between machines stay far below the printed digits; it takes a few seconds.
+
+# %%
+def neighbour_products(x: torch.Tensor) -> torch.Tensor:
+    """y_j = x_j * x_{j-1}, wrapping round: a target made of products."""
+    return x * x.roll(1, dims=-1)
+
+
+def train(model: nn.Module, steps: int = 300, batch_size: int = 128) -> list[float]:
+    """Adam on fresh random batches (the same ones for every model); the loss of each step."""
+    data = torch.Generator().manual_seed(0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(steps):
+        x = torch.randn(batch_size, 16, generator=data, dtype=torch.float64)
+        loss = F.mse_loss(model(x), neighbour_products(x))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+torch.manual_seed(0)
+mlp_losses = train(MLP(16, 64).double())
+torch.manual_seed(0)
+swiglu_losses = train(SwiGLU(16, 43).double())
+print(f"MLP:    {count(MLP(16, 64)):,} parameters, "
+      f"mean loss over the last 50 steps {sum(mlp_losses[-50:]) / 50:.3f}")
+print(f"SwiGLU: {count(SwiGLU(16, 43)):,} parameters, "
+      f"mean loss over the last 50 steps {sum(swiglu_losses[-50:]) / 50:.3f}")
+
+# %% [markdown]
+# The two loss curves, on a log scale (the target's variance is 1, so a model that always
+# predicts 0 scores 1.0, the dashed line):
+
+# %%
+viz.plot_lines(range(1, 301), {"4x GELU MLP": mlp_losses, "SwiGLU (8/3 width)": swiglu_losses},
+               title=r"Learning $y_j = x_j\,x_{j-1}$ at equal parameter count", xlabel="step",
+               ylabel="mean squared error", logy=True, reference=1.0)
+
+# %% [markdown]
+# SwiGLU ends several times lower. This toy target was chosen to favour products, so do not
+# read it as a general law; in language modelling the gain Shazeer measured was smaller but
+# consistent, which is why it became the default.
+
+# %%
+assert sum(swiglu_losses[-50:]) < 0.5 * sum(mlp_losses[-50:])
+
+# %% [markdown]
+# ## Exercises
+#
+# **Exercise 1.** A model has $d_\text{model} = 512$ and uses `ModelConfig`'s rule. How wide is
+# its SwiGLU, and how many parameters does one SwiGLU feed-forward have? Work it out by hand
+# (replace the working answer below with your own).
+
+# %%
+hidden_512 = 1408  # replace with your own answer: round_up(int(8 * 512 / 3), 64)
+params_512 = 3 * 512 * hidden_512  # replace with your own answer
+
+# %%
+expected_hidden = ModelConfig(d_model=512, num_heads=8).ffn_hidden_dim
+expected_params = count(SwiGLU(512, expected_hidden))
+_ = check("exercise 1", (hidden_512, params_512) == (expected_hidden, expected_params),
+          hint="8 * 512 / 3 = 1365.33; the next multiple of 64 is 1408; three h x d matrices")
+
+# %% [markdown]
+# **Exercise 2.** Derive SiLU's derivative by hand and write it as a function. Hint: with
+# $s = \sigma(x)$, $\sigma'(x) = s(1 - s)$ and the product rule. The check compares it with
+# autograd on the grid above (replace the working answer with your own).
+
+# %%
+def silu_derivative(x: torch.Tensor) -> torch.Tensor:
+    s = torch.sigmoid(x)
+    return s * (1 + x * (1 - s))  # replace with your own answer
+
+
+# %%
+_ = check("exercise 2", torch.allclose(silu_derivative(grid), slopes["SiLU"], atol=1e-9),
+          hint="d/dx [x s(x)] = s(x) + x s(x) (1 - s(x))")
+
+# %% [markdown]
+# **Exercise 3.** Build a GEGLU feed-forward (the same as SwiGLU, but GELU on the gate) by
+# reusing the weights of `library_ffn`: compute
+# $W_\text{down}(\text{GELU}(W_\text{gate} x) \odot W_\text{up} x)$ for `inputs` with the
+# weights `library_ffn.gate_proj.weight`, `.up_proj.weight` and `.down_proj.weight` (replace
+# the working answer with your own).
+
+# %%
+gate = F.gelu(inputs @ library_ffn.gate_proj.weight.T)
+geglu_output = (gate * (inputs @ library_ffn.up_proj.weight.T)) @ library_ffn.down_proj.weight.T
+# replace the two lines above with your own answer
+
+# %%
+expected_geglu = library_ffn.down_proj(F.gelu(library_ffn.gate_proj(inputs))
+                                       * library_ffn.up_proj(inputs))
+_ = check("exercise 3", torch.allclose(geglu_output, expected_geglu, atol=1e-6),
+          hint="swap F.silu for F.gelu in MySwiGLU.forward")
+
+# %% [markdown]
+# ## What we built, and where it lives in the library
+#
+# - The **feed-forward** transforms each position on its own and holds about two thirds of a
+#   block's parameters.
+# - **SwiGLU** multiplies a SiLU-gated projection with a plain one before projecting back:
+#   `transformer_lib.swiglu.SwiGLU(d_model, hidden_dim)`, with bias-free `gate_proj`,
+#   `up_proj` and `down_proj` named as in Hugging Face's Llama, so checkpoints map one to one.
+# - Its width is `ModelConfig.ffn_hidden_dim`: by default $8/3 \cdot d_\text{model}$ rounded up
+#   to a multiple of `ffn_multiple_of = 64`, which keeps the parameter count within one
+#   rounding step of a 4× MLP's. Set `ffn_hidden_dim` to choose another width.
+# - Each `Block` holds one as `block.mlp`, applied after `post_attention_layernorm`; the next
+#   chapter assembles the block.

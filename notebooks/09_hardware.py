@@ -1,0 +1,692 @@
+# %% [markdown]
+# # 9. Hardware: CPU, CUDA and Apple GPUs
+#
+# The same model code runs on a laptop CPU, an Apple GPU and an NVIDIA GPU. What changes is
+# where the tensors live, which number format the arithmetic uses, and how much memory the
+# run needs. This chapter explains the choices `transformer_lib` makes on each, and gives you
+# the tools to reason about a run before you start it.
+#
+# What you will learn:
+#
+# - the device check and precision policy of `transformer_lib.device`, and why it differs
+#   between CUDA, Apple MPS and CPU;
+# - the number formats fp32, bf16 and fp16: their bits, range and precision;
+# - mixed precision with `torch.autocast`: what runs in bf16 and what stays in fp32;
+# - `torch.compile`: what it does and what it costs;
+# - a memory estimate for a model and its optimizer, written from scratch and checked to the
+#   byte against a real AdamW step;
+# - scaling out with data parallelism (`torchrun`), and the command that trains the 22.5M
+#   model on one GPU.
+#
+# The printed outputs stored with this notebook come from a CPU-only machine; on a GPU some of
+# them differ, as the text says.
+
+# %%
+import math
+import signal
+import time
+
+import torch
+import torch.nn.functional as F
+
+from transformer_lib import ModelConfig, Transformer, viz
+from transformer_lib.book import check
+from transformer_lib.device import describe, pick_device, pick_precision
+from transformer_lib.trainer import TrainConfig, make_optimizer
+
+_ = torch.manual_seed(0)  # every random draw below is reproducible
+
+# %% [markdown]
+# ## Which device?
+#
+# `pick_device()` looks for an accelerator in a fixed order: an NVIDIA GPU through **CUDA**,
+# then an Apple GPU through **MPS** (Metal Performance Shaders), then the **CPU**. Passing a
+# name (`"cuda"`, `"cuda:1"`, `"mps"`, `"cpu"`) asks for that device and raises an error
+# naming the problem if it is absent, instead of silently falling back to a slow CPU run.
+
+# %%
+device = pick_device()
+print("device:", device)
+
+# %% [markdown]
+# `describe(device)` gives the one line that the trainer logs: the GPU's name on CUDA, or the
+# number of threads on a CPU. It always starts with the device type.
+
+# %%
+assert describe(device).startswith(device.type)
+
+# %% [markdown]
+# ## Which precision?
+#
+# `pick_precision(device)` returns the arithmetic policy. The parameters always stay in
+# float32; the policy only says whether matrix multiplications run in bfloat16 under
+# autocast (explained below):
+#
+# | device | default | why |
+# |---|---|---|
+# | CUDA with bf16 (Ampere, 2020, and later) | bf16 autocast | tensor cores multiply bf16 several times faster than fp32, and bf16 halves memory traffic |
+# | CUDA without bf16 (older cards, checked with `torch.cuda.is_bf16_supported()`) | fp32 | fp16 would need loss scaling (a `GradScaler`), which this library leaves out |
+# | Apple MPS | fp32 | mixed dtypes failed on MPS in the original design, and autocast there still covers fewer operations |
+# | CPU | fp32, bf16 on request | only CPUs with native bf16 instructions gain from it (see the timing below) |
+#
+# The CPU and MPS rows can be checked on any machine, because the policy depends only on the
+# device type:
+
+# %%
+precision = pick_precision(device)
+print("this machine:", precision.name)
+print("mps:", pick_precision(torch.device("mps")).name)
+print("cpu:", pick_precision(torch.device("cpu")).name,
+      "| cpu, bf16 requested:", pick_precision(torch.device("cpu"), "bf16").name)
+try:
+    pick_precision(torch.device("mps"), "bf16")
+except ValueError as err:
+    print("mps, bf16 requested -> ValueError:", err)
+
+# %% [markdown]
+# The trainer wraps each forward pass in `precision.autocast(device)`, which is a no-op for
+# fp32. Putting the two together: move the model and its input to the device, run under the
+# policy, and look at the dtype of the logits (float32 here; bfloat16 on a recent NVIDIA GPU).
+
+# %%
+tiny_config = ModelConfig.from_preset("tiny")
+model = Transformer(tiny_config).to(device).eval()
+input_ids = torch.randint(0, tiny_config.vocab_size, (2, 16), device=device)
+with torch.no_grad(), precision.autocast(device):
+    logits = model(input_ids)
+print("logits:", tuple(logits.shape), logits.dtype, "on", logits.device.type)
+
+# %%
+expected_dtype = torch.bfloat16 if precision.name == "bf16" else torch.float32
+assert logits.dtype == expected_dtype and logits.device.type == device.type
+
+# %% [markdown]
+# ## Number formats: fp32, bf16 and fp16
+#
+# A floating-point number is a sign, an exponent (which sets the range) and a mantissa (which
+# sets the precision). The three formats in deep learning split their bits differently:
+#
+# | format | bits | exponent | mantissa | gap above 1.0 | largest value |
+# |---|---|---|---|---|---|
+# | fp32 (float32) | 32 | 8 | 23 | $2^{-23}$ | $3.4 \times 10^{38}$ |
+# | bf16 (bfloat16) | 16 | 8 | 7 | $2^{-7}$ | $3.4 \times 10^{38}$ |
+# | fp16 (float16) | 16 | 5 | 10 | $2^{-10}$ | 65504 |
+#
+# bf16 is fp32 with the mantissa cut short: same range, much less precision. fp16 keeps more
+# precision but has a small range. `torch.finfo` knows these facts; the mantissa width is
+# $-\log_2$ of `eps` (the gap above 1.0), and the exponent takes the rest.
+
+# %%
+formats = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+layout = {}
+for name, dtype in formats.items():
+    info = torch.finfo(dtype)
+    mantissa = int(-math.log2(info.eps))
+    layout[name] = (info.bits, info.bits - 1 - mantissa, mantissa)
+    print(f"{name}: {info.bits} bits = 1 sign + {layout[name][1]} exponent + {mantissa} mantissa;"
+          f" eps = 2^-{mantissa}, max = {info.max:.4g}, smallest normal = {info.tiny:.3g}")
+
+# %%
+assert layout == {"fp32": (32, 8, 23), "bf16": (16, 8, 7), "fp16": (16, 5, 10)}
+assert torch.finfo(torch.bfloat16).max > 1e38 and torch.finfo(torch.float16).max == 65504
+
+# %% [markdown]
+# What that means in practice. Store $1 + 2^{-8}$ in each format: bf16 has only 7 mantissa
+# bits, so the nearest value it can hold is 1 itself. Store 70,000: fp16 overflows to
+# infinity, bf16 rounds to a nearby value. Store $10^{-8}$, the size of a small gradient: fp16
+# flushes it to zero, bf16 keeps it.
+
+# %%
+def stored(value: float, dtype: torch.dtype) -> float:
+    """The number a format actually holds when asked to store `value`."""
+    return torch.tensor(value, dtype=torch.float64).to(dtype).item()
+
+
+for name, dtype in formats.items():
+    print(f"{name}: 1 + 2^-8 -> {stored(1 + 2**-8, dtype):.8f}   "
+          f"70000 -> {stored(70000.0, dtype):g}   1e-8 -> {stored(1e-8, dtype):.3g}")
+
+# %%
+assert stored(1 + 2**-8, torch.float32) == stored(1 + 2**-8, torch.float16) == 1 + 2**-8
+assert stored(1 + 2**-8, torch.bfloat16) == 1.0
+assert math.isinf(stored(70000.0, torch.float16)) and stored(70000.0, torch.bfloat16) == 70144.0
+assert stored(1e-8, torch.float16) == 0.0 and stored(1e-8, torch.bfloat16) > 0.0
+
+# %% [markdown]
+# Two consequences shape every mixed-precision recipe.
+#
+# - **fp16 needs loss scaling.** Gradients below $6 \times 10^{-8}$ vanish in fp16, so fp16
+#   training multiplies the loss by a large factor and divides the gradients back
+#   (`torch.amp.GradScaler`). bf16 has fp32's range and needs none of that, which is why this
+#   library offers bf16 and not fp16.
+# - **Weights stay in fp32.** An update is often a thousand times smaller than the weight it
+#   changes. In bf16, $1 + 0.001$ is just 1: the update is lost, every step. So the parameters,
+#   their gradients and the optimizer state stay in fp32; only the arithmetic is lowered.
+
+# %%
+weight = torch.tensor(1.0, dtype=torch.bfloat16)
+print("bf16: 1.0 + 0.001 =", (weight + 0.001).item())
+print("fp32: 1.0 + 0.001 =", f"{(weight.float() + 0.001).item():.4f}")
+assert (weight + 0.001).item() == 1.0
+
+# %% [markdown]
+# ## Mixed precision with `torch.autocast`
+#
+# `torch.autocast(device_type, dtype=torch.bfloat16)` changes how operations run inside its
+# block, not how tensors are stored. Each operation follows a per-device list: matrix
+# multiplications (`linear`, `matmul`, attention) cast their inputs to bf16 and return bf16;
+# operations that need range or precision, such as the losses, run in fp32; the rest follow
+# their inputs. On CUDA the fp32 list is longer (softmax, normalisation layers, exponentials
+# and more). `transformer_lib` does not rely on those lists where it matters: RMSNorm computes
+# in fp32 internally, the explicit attention path takes its softmax in fp32, and the trainer
+# converts the logits to fp32 before the cross-entropy.
+#
+# Here is one training step of the tiny model under bf16 autocast on the CPU. The logits come
+# out in bf16, the loss in fp32, the parameters are untouched, and the gradients arrive in
+# fp32 to match the parameters they belong to.
+
+# %%
+cpu_model = Transformer(tiny_config)
+targets = torch.randint(0, tiny_config.vocab_size, (2, 16))
+with torch.autocast("cpu", dtype=torch.bfloat16):
+    bf16_logits = cpu_model(input_ids.cpu())
+    loss = F.cross_entropy(bf16_logits.flatten(0, 1).float(), targets.flatten())
+loss.backward()
+weight = cpu_model.layers[0].self_attn.q_proj.weight
+print("logits:", bf16_logits.dtype, "| loss:", loss.dtype, "| weight:", weight.dtype,
+      "| gradient:", weight.grad.dtype)
+
+# %%
+assert bf16_logits.dtype == torch.bfloat16 and loss.dtype == torch.float32
+assert weight.dtype == torch.float32 and weight.grad.dtype == torch.float32
+
+# %% [markdown]
+# Is bf16 faster? On an NVIDIA GPU with tensor cores, yes, several times for large matrix
+# multiplications. On a CPU it depends on the chip: recent server CPUs (AVX-512 BF16, AMX) and
+# some ARM cores multiply bf16 natively, most laptop CPUs do not, and there the casts make it
+# slower. We time a 512 × 512 matrix product both ways; your numbers will differ from the
+# stored ones. (On a GPU, operations are queued asynchronously, so a timing must call
+# `torch.cuda.synchronize()` or `torch.mps.synchronize()` before reading the clock.)
+
+# %%
+def best_time_ms(fn, repeats: int = 20) -> float:
+    """Fastest of `repeats` calls of fn(), in milliseconds (after one warm-up call)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1000 * min(times)
+
+
+a, b = torch.randn(512, 512), torch.randn(512, 512)
+
+
+def matmul_bf16_autocast() -> torch.Tensor:
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        return a @ b
+
+
+matmul_times = {"fp32": best_time_ms(lambda: a @ b),
+                "bf16 autocast": best_time_ms(matmul_bf16_autocast)}
+for name, ms in matmul_times.items():
+    print(f"{name}: {ms:.2f} ms")
+
+# %% [markdown]
+# The same two timings as bars (from the machine that last ran this notebook):
+
+# %%
+viz.plot_bars(matmul_times, title="512 × 512 matmul on this CPU (best of 20)",
+              ylabel="milliseconds", annotate="{:.2f} ms")
+
+# %% [markdown]
+# Timings vary from machine to machine, so only robust facts are asserted: the product under
+# autocast is bf16, and it stays close to the fp32 one (bf16 keeps 2 to 3 significant digits).
+
+# %%
+exact, approximate = a @ b, matmul_bf16_autocast()
+assert exact.dtype == torch.float32 and approximate.dtype == torch.bfloat16
+relative_error = (approximate.float() - exact).norm() / exact.norm()
+assert relative_error < 1e-2
+
+# %% [markdown]
+# ## `torch.compile`
+#
+# In eager mode PyTorch runs the model one operation at a time from Python: each element-wise
+# step (a multiply in RoPE, a SiLU, a residual add) reads its input from memory and writes its
+# output back. `torch.compile(model)` traces the forward pass into a graph (TorchDynamo), then a
+# backend, by default **Inductor**, fuses chains of element-wise operations into single kernels
+# and generates code for them: Triton kernels on a GPU, C++ with OpenMP on a CPU. The first
+# call pays for the compilation; later calls with the same shapes reuse it, and a new shape may
+# trigger a recompilation.
+#
+# On a GPU, compiling a training run typically saves a good share of its time. On a small CPU
+# the compilation itself is the problem: generating and compiling C++ takes tens of seconds
+# to over a minute the first time (results are cached on disk for next time). So the cell
+# below gives it a budget of `COMPILE_BUDGET_S` seconds (enforced with an alarm signal where
+# the system has one) and falls back to the eager model if compilation fails or runs over. It
+# needs a C++ compiler on a CPU (gcc or clang; on macOS the Xcode command-line tools). Its
+# output depends on the machine, so it is not compared when the book is tested.
+
+# %%
+# Load the compiler's own Python modules first, so that the budget covers compiling only
+# (an import cut off half-way would leave torch.compile broken until the kernel restarts).
+import torch._dynamo  # noqa: F401
+import torch._inductor.compile_fx  # noqa: F401
+
+COMPILE_BUDGET_S = 30
+compile_model = Transformer(tiny_config).eval()
+example = torch.randint(0, tiny_config.vocab_size, (2, 16))
+with torch.no_grad():
+    eager_logits = compile_model(example)  # the reference the compiled model must match
+
+# %% [markdown]
+# The helper below arms an alarm for `budget_s` seconds, compiles and runs the model, and
+# disarms the alarm. If the alarm goes off first, its handler raises `OverBudget` from inside
+# the compiler, and the helper returns `None` instead of the logits, as it does for any error.
+
+# %%
+class OverBudget(BaseException):
+    """Compilation took longer than the budget.
+
+    A BaseException, like KeyboardInterrupt, so that no `except Exception` inside the
+    compiler can swallow it and carry on compiling.
+    """
+
+
+def _over_budget(signum, frame):
+    raise OverBudget(f"compilation took over {COMPILE_BUDGET_S} s")
+
+
+def compiled_forward(module, inputs, budget_s: int):
+    """torch.compile `module` and run it once on `inputs`; None if that fails or is too slow."""
+    has_alarm = hasattr(signal, "SIGALRM")  # POSIX systems (Linux, macOS); not Windows
+    if has_alarm:
+        previous_handler = signal.signal(signal.SIGALRM, _over_budget)
+        signal.alarm(budget_s)
+    try:
+        with torch.no_grad():
+            return torch.compile(module)(inputs)
+    except (Exception, OverBudget):  # no compiler, an unsupported platform, or over budget
+        torch.compiler.reset()  # drop any half-finished compilation state
+        return None
+    finally:
+        if has_alarm:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, previous_handler)
+
+
+# %% [markdown]
+# Now compile and run the tiny model's forward pass within the budget. If it runs over, run
+# the cell again: the kernels compiled so far are cached on disk, so each try gets further.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+# (whether compilation fits in the budget depends on the machine, so nbval does not compare)
+start = time.perf_counter()
+compiled_logits = compiled_forward(compile_model, example, COMPILE_BUDGET_S)
+if compiled_logits is None:
+    print("torch.compile did not finish here (no compiler, or over the budget): "
+          "the model runs eagerly, as the trainer does when --compile fails.")
+else:
+    print(f"compiled and ran in {time.perf_counter() - start:.1f} s")
+
+# %% [markdown]
+# A compiled model must compute the same function. Fused kernels may add up in a different
+# order, so agreement is to rounding, here within $10^{-5}$:
+
+# %%
+if compiled_logits is not None:
+    torch.testing.assert_close(compiled_logits, eager_logits, atol=1e-5, rtol=0)
+
+# %% [markdown]
+# The command-line trainer takes `--compile`; if compilation raises, the `Trainer` warns and
+# continues in eager mode rather than losing the run.
+#
+# ## How much memory does training need?
+#
+# Before launching a run on a GPU you want to know whether it fits. Training memory has two
+# parts:
+#
+# 1. **Model and optimizer state**, fixed for a model: the fp32 weights (4 bytes per
+#    parameter), their gradients (4 more), and AdamW's two running averages per parameter,
+#    $m$ (mean of gradients) and $v$ (mean of squared gradients), 4 bytes each. That is
+#    **16 bytes per parameter**, plus a step counter per parameter tensor (4 bytes each in
+#    PyTorch).
+# 2. **Activations**: the intermediate tensors autograd keeps for the backward pass. They grow
+#    with the batch size times the sequence length.
+#
+# First we need the parameter count from the config alone. Per block: the query and output
+# projections are $d \times d$ each, keys and values $d \times K D$ each ($K$ key/value heads of
+# width $D$), the SwiGLU three $d \times h$ matrices, plus two RMSNorm gains of size $d$.
+# Outside the blocks: the $V \times d$ embedding, the final norm, and an output head that is
+# free when tied to the embedding.
+
+# %%
+def count_parameters(config: ModelConfig) -> int:
+    """Parameters of a Transformer built from `config`, from its shape alone."""
+    d, kv_width = config.d_model, config.num_kv_heads * config.head_dim
+    attention = 2 * d * d + 2 * d * kv_width  # q and o; k and v
+    feed_forward = 3 * d * config.ffn_hidden_dim  # gate, up, down
+    per_block = attention + feed_forward + 2 * d  # two RMSNorm gains
+    head = 0 if config.tie_embeddings else config.vocab_size * d
+    return config.vocab_size * d + config.num_layers * per_block + d + head
+
+
+def count_parameter_tensors(config: ModelConfig) -> int:
+    """How many parameter tensors (each gets its own AdamW step counter)."""
+    return 1 + 9 * config.num_layers + 1 + (0 if config.tie_embeddings else 1)
+
+
+PRESETS = ("tiny", "seed-22.5M", "gpt2-small")
+for preset in PRESETS:
+    config = ModelConfig.from_preset(preset)
+    with torch.device("meta"):  # shapes only: no memory, no initialisation cost
+        built = Transformer(config)
+    assert count_parameters(config) == built.num_parameters(), preset
+    assert count_parameter_tensors(config) == len(list(built.parameters())), preset
+    print(f"{preset:11s}: {count_parameters(config):>12,} parameters")
+
+# %% [markdown]
+# Now the estimate of the fixed part, in bytes:
+
+# %%
+FP32 = 4  # bytes per float32 number
+
+
+def training_state_bytes(config: ModelConfig) -> dict[str, int]:
+    """fp32 weights, gradients and AdamW state (two moments and one step counter per tensor)."""
+    params = count_parameters(config)
+    return {"weights": FP32 * params, "gradients": FP32 * params,
+            "adam_moments": 2 * FP32 * params,
+            "adam_steps": FP32 * count_parameter_tensors(config)}
+
+
+# %% [markdown]
+# To check it, take a real tiny model, run one training step with the library's own optimizer
+# (`trainer.make_optimizer`: AdamW with weight decay on the matrices only, fused where PyTorch
+# has a fused kernel), and add up the bytes actually held in parameters, gradients and the
+# optimizer's state. A tied output head shares the embedding's tensor, so each tensor is
+# counted once.
+
+# %%
+train_model = Transformer(tiny_config)
+optimizer = make_optimizer(train_model, TrainConfig(max_steps=1), torch.device("cpu"))
+tokens = torch.randint(0, tiny_config.vocab_size, (4, 33))
+step_loss = F.cross_entropy(train_model(tokens[:, :-1]).flatten(0, 1), tokens[:, 1:].flatten())
+step_loss.backward()
+optimizer.step()
+
+
+def tensor_bytes(tensor: torch.Tensor) -> int:
+    return tensor.numel() * tensor.element_size()
+
+
+parameters = list(train_model.parameters())  # each shared tensor listed once
+measured = {"weights": sum(tensor_bytes(p) for p in parameters),
+            "gradients": sum(tensor_bytes(p.grad) for p in parameters),
+            "adam_moments": sum(tensor_bytes(optimizer.state[p][key]) for p in parameters
+                                for key in ("exp_avg", "exp_avg_sq")),
+            "adam_steps": sum(tensor_bytes(optimizer.state[p]["step"]) for p in parameters)}
+estimate = training_state_bytes(tiny_config)
+for part in estimate:
+    print(f"{part:12s}: estimate {estimate[part]:>9,} bytes, measured {measured[part]:>9,} bytes")
+
+# %%
+assert estimate == measured
+assert sum(estimate.values()) - estimate["adam_steps"] == 16 * train_model.num_parameters()
+
+# %% [markdown]
+# Exactly right, to the byte. Activations are harder to pin down, so we aim for a rough
+# estimate. Counting what autograd keeps for the backward pass, per token and per block, in
+# fp32: about eight $d$-wide vectors (the inputs and outputs of the two norms, the queries,
+# the attention output before and after its projection, and the like), two $K D$-wide ones
+# (keys and values), and four $h$-wide ones in the SwiGLU (gate, its SiLU, up, and their
+# product). On top of the blocks: the logits' log-softmax, $V$ wide, and a few $d$-wide
+# vectors:
+#
+# $$\text{activation floats per token} \approx L\,(8d + 2KD + 4h) + V + 3d .$$
+
+# %%
+def activation_bytes(config: ModelConfig, batch_size: int, seq_len: int) -> int:
+    """Rough fp32 bytes that autograd saves for one forward pass of batch_size x seq_len."""
+    d, kv_width, h = config.d_model, config.num_kv_heads * config.head_dim, config.ffn_hidden_dim
+    per_token = config.num_layers * (8 * d + 2 * kv_width + 4 * h) + config.vocab_size + 3 * d
+    return FP32 * per_token * batch_size * seq_len
+
+
+# %% [markdown]
+# We can measure the real figure too. `torch.autograd.graph.saved_tensors_hooks` calls a
+# function for every tensor that autograd saves; we add up the memory behind those tensors,
+# counting each block of memory once and skipping the parameters and RoPE tables (they exist
+# anyway).
+
+# %%
+def measured_activation_bytes(model: Transformer, input_ids: torch.Tensor) -> int:
+    """Bytes of the tensors autograd saves for the backward of one forward pass and loss."""
+    already_held = {t.untyped_storage().data_ptr()
+                    for t in [*model.parameters(), *model.buffers()]}
+    saved = {}
+
+    def remember(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in already_held:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(remember, lambda tensor: tensor):
+        logits = model(input_ids[:, :-1])
+        F.cross_entropy(logits.flatten(0, 1), input_ids[:, 1:].flatten())
+    return sum(saved.values())
+
+
+activation_model = Transformer(ModelConfig.from_preset("tinystories-cpu"))
+batch_tokens = torch.randint(0, 4096, (4, 65))  # 4 sequences of 64 inputs (+1 target)
+measured_activations = measured_activation_bytes(activation_model, batch_tokens)
+estimated_activations = activation_bytes(activation_model.config, 4, 64)
+print(f"tinystories-cpu, batch 4 x 64: estimate {estimated_activations / 2**20:.2f} MiB, "
+      f"measured {measured_activations / 2**20:.2f} MiB")
+
+# %% [markdown]
+# The rough formula lands within a few percent here. Treat it as a guide, not a promise: the
+# attention kernel, autocast (which saves some tensors in both precisions) and the temporary
+# buffers of the backward pass all move the real peak.
+
+# %%
+assert 0.9 < estimated_activations / measured_activations < 1.1
+
+# %% [markdown]
+# Now the three presets side by side. The fixed part is 16 bytes per parameter; the
+# activations are given per 1,024 tokens in a batch (say 2 sequences of 512), so multiply by
+# your own batch size times sequence length over 1,024.
+
+# %%
+GiB = 2**30
+state_gib = {}
+for preset in PRESETS:
+    config = ModelConfig.from_preset(preset)
+    state_gib[preset] = sum(training_state_bytes(config).values()) / GiB
+    per_1024_tokens = activation_bytes(config, batch_size=1, seq_len=1024) / GiB
+    print(f"{preset:11s}: {count_parameters(config) / 1e6:7.2f} M parameters, weights + "
+          f"gradients + AdamW {state_gib[preset]:.3f} GiB, activations {per_1024_tokens:.3f} GiB "
+          f"per 1,024 tokens")
+
+# %% [markdown]
+# The fixed part grows with the parameter count, 16 bytes at a time (note the log scale):
+
+# %%
+viz.plot_bars(state_gib, title="fp32 weights + gradients + AdamW state",
+              ylabel="GiB (log scale)", annotate="{:.3f} GiB", logy=True)
+
+# %% [markdown]
+# The lesson of the table: for models this small the weights and optimizer state are cheap,
+# and a batch of a few thousand tokens already costs more in activations. For the 22.5M model
+# a large part of the activation memory is the logits: 50,257 numbers per token, not far from
+# what all twelve blocks save together. When a run does not fit, lower the batch per forward
+# pass with `--grad-accum N` (same gradients, activations divided by $N$) before you reach
+# for a smaller model.
+
+# %%
+seed = ModelConfig.from_preset("seed-22.5M")
+logit_floats = seed.vocab_size
+block_floats = seed.num_layers * (8 * seed.d_model + 2 * seed.num_kv_heads * seed.head_dim
+                                  + 4 * seed.ffn_hidden_dim)
+print(f"seed-22.5M, floats saved per token: logits {logit_floats:,}, all blocks {block_floats:,}"
+      f" ({logit_floats / (logit_floats + block_floats):.0%} logits)")
+assert logit_floats < block_floats < 2 * logit_floats
+
+# %% [markdown]
+# ## Scaling out: data parallelism
+#
+# With several GPUs (or several CPU processes) the simplest speed-up is **data parallelism**:
+#
+# - every process holds a full copy of the model and of the optimizer state, so the memory per
+#   GPU does not shrink (sharding that too is what FSDP and ZeRO do);
+# - each optimizer step's global batch is split into equal shares, one per process;
+# - each process runs the forward and backward pass on its share;
+# - the gradients are averaged across processes (an *all-reduce*, which PyTorch's
+#   `DistributedDataParallel` overlaps with the backward pass);
+# - every process applies the same averaged gradient, so the copies stay identical.
+#
+# Averaging the gradients of equal shares gives exactly the gradient of the whole batch,
+# because the loss is a mean over sequences. Here is that fact checked in one process, with two
+# pretend ranks:
+
+# %%
+def gradients(model: Transformer, batch: torch.Tensor) -> list[torch.Tensor]:
+    """Gradients of the mean next-token loss on batch (B, T+1)."""
+    model.zero_grad()
+    logits = model(batch[:, :-1])
+    F.cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten()).backward()
+    return [p.grad.clone() for p in model.parameters()]
+
+
+ddp_model = Transformer(tiny_config)
+global_batch = torch.randint(0, tiny_config.vocab_size, (4, 17))  # 4 sequences of 16 (+1)
+whole = gradients(ddp_model, global_batch)
+rank_0, rank_1 = gradients(ddp_model, global_batch[:2]), gradients(ddp_model, global_batch[2:])
+for full, g0, g1 in zip(whole, rank_0, rank_1, strict=True):
+    torch.testing.assert_close((g0 + g1) / 2, full, atol=1e-6, rtol=1e-5)
+print("averaged gradients of the two halves = gradient of the whole batch")
+
+# %% [markdown]
+# ### Launching it
+#
+# `torchrun` starts the processes and tells each one its rank and the world size through
+# environment variables; `python -m transformer_lib.train` notices them, joins the process
+# group (NCCL on CUDA GPUs, gloo on CPUs) and trains data-parallel:
+#
+# ```bash
+# torchrun --nproc_per_node=N -m transformer_lib.train --data $TINYSTORIES_PATH --out runs/ddp
+# ```
+#
+# - `--nproc_per_node=N`: N processes on this machine, one per GPU (process $i$ uses `cuda:i`).
+# - `--batch-size` is the **global** batch: each process takes `batch_size / N` of the same
+#   sequences a one-process run would see, so one and N processes compute the same steps. It
+#   must divide evenly by N (times `--grad-accum`).
+# - Only rank 0 writes checkpoints and logs; evaluation is split across ranks and summed.
+# - On a CPU, data parallelism pays only with spare cores: give each process its share with
+#   `--threads` (e.g. two processes with `--threads 4` on an 8-core machine).
+#
+# ### The 22.5M model on one GPU
+#
+# The original design's model on the full TinyStories data set, on one CUDA GPU, for an hour.
+# This is not run here (it needs a GPU, the network for the data and GPT-2's vocabulary, and
+# an hour):
+#
+# ```bash
+# python -m transformer_lib.train --out runs/seed --preset seed-22.5M --tokenizer gpt2 \
+#     --batch-size 64 --seq-len 512 --max-minutes 60 --device cuda
+# ```
+#
+# - `--out runs/seed`: the run directory (checkpoints, tokenizer, logs); `--resume` continues
+#   it after an interruption.
+# - `--preset seed-22.5M`: $d = 256$, 12 blocks of 8 heads, a 512-token context and GPT-2's
+#   50,257-token vocabulary with tied embeddings: 22,505,984 parameters.
+# - `--tokenizer gpt2`: GPT-2's BPE through tiktoken (downloaded once), instead of training a
+#   small BPE on the data; its vocabulary matches the preset's.
+# - `--batch-size 64 --seq-len 512`: 64 windows of 512 tokens, 32,768 tokens per step.
+# - `--max-minutes 60`: stop after an hour of wall-clock time; the learning-rate schedule is
+#   planned to end exactly then.
+# - `--device cuda`: stop with an error if there is no GPU, instead of quietly training on a
+#   CPU. The precision policy then picks bf16 autocast.
+# - No `--data`: the stories come from `TINYSTORIES_PATH`, or from the Hugging Face hub when
+#   it is unset.
+#
+# What our estimates say about that run:
+
+# %%
+seed_state = sum(training_state_bytes(seed).values())
+seed_activations = activation_bytes(seed, batch_size=64, seq_len=512)
+print(f"parameters: {count_parameters(seed):,}")
+print(f"tokens per step: {64 * 512:,}")
+print(f"weights + gradients + AdamW: {seed_state / GiB:.2f} GiB")
+print(f"activations (fp32 estimate): {seed_activations / GiB:.1f} GiB")
+
+# %% [markdown]
+# About 14 GiB of activations in fp32 (bf16 autocast trims part of it) next to a third of a
+# GiB of model state: comfortable on a 40 or 80 GB card. On a smaller card, add
+# `--grad-accum 2` or `4`: the same 64-sequence step, computed in 2 or 4 slices.
+
+# %%
+assert count_parameters(seed) == 22_505_984
+assert seed_activations > 20 * seed_state
+
+# %% [markdown]
+# ## Exercises
+#
+# **Exercise 1.** How many bytes does AdamW's state (the two moments, ignoring the tiny step
+# counters) take for a model of $N = 124$ million parameters in fp32? (Replace the working
+# answer below with your own.)
+
+# %%
+N = 124_000_000
+adam_state_bytes = 2 * 4 * N  # replace with your own answer
+
+# %%
+_ = check("exercise 1", adam_state_bytes == N * 2 * torch.finfo(torch.float32).bits // 8,
+          hint="two fp32 numbers (m and v) per parameter, 4 bytes each")
+
+# %% [markdown]
+# **Exercise 2.** Which of fp32, bf16 and fp16 can store $1 + 2^{-9}$ exactly? Use the mantissa
+# widths from the table, then check with `stored(...)` (replace the working answer with your
+# own).
+
+# %%
+exact_formats = {"fp32", "fp16"}  # replace with your own answer
+
+# %%
+truly_exact = {name for name, dtype in formats.items() if stored(1 + 2**-9, dtype) == 1 + 2**-9}
+_ = check("exercise 2", exact_formats == truly_exact,
+          hint="a format with m mantissa bits holds 1 + 2^-k exactly when k <= m")
+
+# %% [markdown]
+# **Exercise 3.** You launch
+# `torchrun --nproc_per_node=4 -m transformer_lib.train ... --batch-size 64 --grad-accum 2`.
+# How many sequences does each process push through the model in one forward pass? (Replace
+# the working answer with your own.)
+
+# %%
+sequences_per_forward = 64 // 4 // 2  # replace with your own answer
+
+# %%
+_ = check("exercise 3", sequences_per_forward == 8,
+          hint="the global batch is split across processes, then each share into micro-batches")
+
+# %% [markdown]
+# ## What we learned, and where it lives in the library
+#
+# - `transformer_lib.device`: `pick_device` (CUDA, then MPS, then CPU; an absent device asked
+#   for by name is an error), `pick_precision` (bf16 autocast on CUDA with bf16; fp32 on MPS;
+#   fp32 on CPU unless bf16 is requested) and `describe`. `Precision.autocast(device)` is the
+#   context manager the trainer and the evaluator use.
+# - bf16 has fp32's range and an 8-bit significand: good for arithmetic, too coarse for
+#   weights and updates, which therefore stay fp32. fp16 would need loss scaling.
+# - `torch.compile` fuses and generates kernels; it pays off on GPUs and costs a long first
+#   compilation on small CPUs. `--compile` in `transformer_lib.train` falls back to eager.
+# - Training state costs 16 bytes per parameter with AdamW in fp32; activations grow with
+#   batch × sequence length, and for a large vocabulary the logits are a big part of them.
+#   `trainer.make_optimizer` builds the AdamW measured here.
+# - `torchrun --nproc_per_node=N -m transformer_lib.train ...` trains data-parallel with the
+#   same global batch as one process (NCCL on CUDA, gloo on CPU).
