@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from . import checkpoint as ckpt
 from .config import ModelConfig
 from .model import Transformer
@@ -67,6 +69,7 @@ def book_model(run_root: str | Path = DEFAULT_RUN_ROOT, *, data=None,
     val_cache = cache_split("validation", tokenizer, source=data, cache_dir=cache_dir,
                             progress=False)
     config = ModelConfig(vocab_size=tokenizer.vocab_size, **model_settings)
+    torch.manual_seed(train_settings["seed"])  # the same initial weights on every retrain
     trainer = Trainer(Transformer(config), train_cache.tokens, val_cache.tokens,
                       TrainConfig(device="cpu", precision="fp32", **train_settings),
                       token_byte_lengths(tokenizer), run_dir=run_dir,

@@ -1,0 +1,550 @@
+# %% [markdown]
+# # 8. Generation
+#
+# A language model only ever answers one question: given these tokens, how likely is each
+# possible next token? Generating text means asking that question again and again, picking a
+# token each time and appending it. This chapter takes the model trained in chapter 7 and builds
+# the two halves of that loop:
+#
+# - **choosing** the next token from the distribution: greedy decoding, temperature, top-k and
+#   top-p (nucleus) sampling, each written from scratch and checked against
+#   `generation.filter_logits`, with an explorer to see what each setting cuts;
+# - **computing** the distribution cheaply: the **KV cache**, which keeps the keys and values of
+#   past positions so that each new token costs one position of work instead of the whole
+#   sequence. We build one around the library's layers, check that it produces the same tokens,
+#   and measure the speed-up.
+#
+# At the end we look inside the trained model at what its attention heads attend to.
+
+# %%
+import time
+
+import datasets
+import torch
+
+from transformer_lib import book, generation, viz
+from transformer_lib.attention import repeat_kv
+from transformer_lib.book import check
+from transformer_lib.rope import apply_rope
+from transformer_lib.widgets import AttentionExplorer, SamplingExplorer
+
+torch.manual_seed(0)
+datasets.disable_progress_bars()  # no changing progress text in the output
+
+# %% [markdown]
+# ## The trained model
+#
+# `book.book_model()` reloads the model that chapter 7 trained from `runs/book/`. If you skipped
+# chapter 7 it trains the same weights now (a couple of minutes on a CPU): the run is seeded and
+# stops after a fixed number of steps, and we seed the initial weights the way chapter 7 did.
+
+# %%
+torch.manual_seed(book.BOOK_TRAINING["seed"])
+trained = book.book_model(progress=False)
+model, tokenizer = trained.model, trained.tokenizer
+final = trained.history[-1]
+print(f"{model.num_parameters():,} parameters, {tokenizer.vocab_size} token ids, trained for "
+      f"{final['step']} steps: {final['val_bpb']:.2f} bits/byte on the validation stories")
+
+# %%
+assert final["kind"] == "eval" and final["step"] == book.BOOK_TRAINING["max_steps"]
+assert not model.training  # eval mode: no dropout while generating
+
+# %% [markdown]
+# ## The next-token distribution
+#
+# We start the model the way every training story starts, with the end-of-text token, and give
+# it the beginning of a sentence. The logits at the last position score every id in the
+# vocabulary; softmax turns them into probabilities.
+
+# %%
+prompt_text = "Once upon a time, there was a little"
+prompt = [tokenizer.eot_id] + tokenizer.encode(prompt_text)
+with torch.no_grad():
+    logits = model(torch.tensor([prompt]))[0, -1]  # (V,) scores for the next token
+probs = torch.softmax(logits, dim=-1)
+top = torch.topk(probs, 8)
+for p, i in zip(top.values, top.indices, strict=True):
+    print(f"{tokenizer.decode([int(i)])!r:>10}  {p:.3f}")
+
+# %%
+assert torch.isclose(probs.sum(), torch.tensor(1.0))
+assert probs.max() < 0.9  # the model is unsure: several continuations are plausible
+
+# %% [markdown]
+# ## Four ways to choose a token
+#
+# **Greedy decoding** takes the most likely token every time. It is deterministic, and on a
+# small model it soon repeats itself: once a phrase is the most likely continuation of itself,
+# nothing breaks the loop.
+#
+# **Sampling** draws the token from the distribution instead. Three knobs reshape the
+# distribution before the draw, all acting on the logits $z$:
+#
+# - **temperature** $\tau$ divides the logits, $p_i \propto e^{z_i/\tau}$. Below 1 it sharpens
+#   the distribution towards the likeliest tokens; above 1 it flattens it; as $\tau \to 0$ it
+#   becomes greedy.
+# - **top-k** keeps the $k$ highest-scoring tokens and sets the others to $-\infty$ (probability
+#   0).
+# - **top-p** (nucleus sampling, Holtzman et al., 2019) keeps the smallest set of most likely
+#   tokens whose probabilities add up to at least $p$. Unlike top-k it adapts to how sure the
+#   model is: after "Once upon a" one token holds most of the mass and the nucleus is tiny;
+#   after "Lily went to the" many places are plausible and it is wide.
+#
+# The library applies them in that order: temperature first, then top-k, then top-p on the
+# tempered probabilities. Here is each one, on a single vector of logits.
+
+# %%
+NEG_INF = float("-inf")
+
+
+def greedy_filter(logits: torch.Tensor) -> torch.Tensor:
+    """Keep only the highest logit."""
+    kept = torch.full_like(logits, NEG_INF)
+    best = logits.argmax()
+    kept[best] = logits[best]
+    return kept
+
+
+def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep the k highest logits (ties with the k-th are kept too)."""
+    kth_highest = torch.sort(logits, descending=True).values[k - 1]
+    return torch.where(logits >= kth_highest, logits, NEG_INF)
+
+
+def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
+    """Keep the fewest most likely tokens whose probability adds up to at least p."""
+    sorted_probs = torch.sort(torch.softmax(logits, dim=-1), descending=True).values
+    needed = int((torch.cumsum(sorted_probs, dim=-1) < p).sum()) + 1  # tokens to reach p
+    needed = min(needed, logits.numel())
+    threshold = torch.sort(logits, descending=True).values[needed - 1]
+    return torch.where(logits >= threshold, logits, NEG_INF)
+
+
+def sampling_filter(logits: torch.Tensor, temperature: float, top_k: int | None = None,
+                    top_p: float | None = None) -> torch.Tensor:
+    """Temperature, then top-k, then top-p; temperature 0 means greedy."""
+    if temperature == 0:
+        return greedy_filter(logits)
+    logits = logits / temperature
+    if top_k is not None:
+        logits = top_k_filter(logits, top_k)
+    if top_p is not None:
+        logits = top_p_filter(logits, top_p)
+    return logits
+
+
+for temperature, top_k, top_p in ((0.8, None, None), (1.0, 50, None), (1.0, None, 0.9),
+                                  (0.7, 20, 0.5)):
+    kept = torch.isfinite(sampling_filter(logits, temperature, top_k, top_p)).sum()
+    print(f"temperature={temperature}, top_k={top_k}, top_p={top_p}: tokens kept = {int(kept)}")
+
+# %% [markdown]
+# `generation.filter_logits` does the same for whole batches of positions at once. We compare
+# the two on every position of a real sentence, under a range of settings.
+
+# %%
+with torch.no_grad():
+    sentence_logits = model(torch.tensor([prompt]))[0]  # (T, V): one row per position
+settings = [(0.0, None, None), (0.5, None, None), (1.0, None, None), (1.5, None, None),
+            (1.0, 1, None), (1.0, 10, None), (0.8, 50, None), (1.0, None, 0.5),
+            (1.0, None, 0.9), (0.7, None, 0.95), (0.8, 50, 0.9), (1.2, 5, 0.3)]
+for temperature, top_k, top_p in settings:
+    library = generation.filter_logits(sentence_logits, temperature, top_k, top_p)
+    for row, row_logits in enumerate(sentence_logits):
+        mine = sampling_filter(row_logits, temperature, top_k, top_p)
+        torch.testing.assert_close(mine, library[row])  # same values, same -inf places
+print(f"{len(settings)} settings x {len(sentence_logits)} positions: identical to filter_logits")
+
+# %% [markdown]
+# The nucleus adapts to the context. With $p = 0.9$, here is how many tokens survive after three
+# prompts, and the probability of the likeliest one:
+
+# %%
+def nucleus_size(text: str, p: float = 0.9) -> tuple[int, float]:
+    """Tokens that top-p keeps after `text`, and the top probability."""
+    with torch.no_grad():
+        next_logits = model(torch.tensor([[tokenizer.eot_id] + tokenizer.encode(text)]))[0, -1]
+    kept = torch.isfinite(generation.filter_logits(next_logits, 1.0, None, p)).sum()
+    return int(kept), torch.softmax(next_logits, -1).max().item()
+
+
+nucleus = {text: nucleus_size(text) for text in
+           ("Once upon a", prompt_text, "One day, Lily went to the")}
+for text, (kept, top_prob) in nucleus.items():
+    print(f"{text!r:40} top token {top_prob:.2f}, nucleus of {kept} tokens")
+
+# %%
+sizes = [kept for kept, _ in nucleus.values()]
+assert sizes == sorted(sizes) and sizes[0] < 20 < 200 < sizes[-1]
+
+# %% [markdown]
+# From here on we use the library's version. Sampling then draws one token from the softmax of
+# the filtered logits, which is what `generation.sample_next_token` does with `torch.multinomial`.
+# With a seeded `torch.Generator` the draw is reproducible. Here is a continuation under four
+# settings: greedy soon loops, a high temperature wanders off into invented words, and the
+# truncated samplers in between read best. (An `<|endoftext|>` inside a sample is the model
+# ending its story and starting the next one.)
+
+# %%
+def continue_prompt(max_new_tokens: int = 40, seed: int = 0, **sampling) -> str:
+    """Generate from the prompt and return only the new text."""
+    out = model.generate(prompt, max_new_tokens, generator=torch.Generator().manual_seed(seed),
+                         **sampling)
+    return tokenizer.decode(out[len(prompt):])
+
+
+for name, sampling in (("greedy", dict(temperature=0.0)),
+                       ("temperature 1.5", dict(temperature=1.5)),
+                       ("temperature 0.8, top-k 50", dict(temperature=0.8, top_k=50)),
+                       ("top-p 0.9", dict(temperature=1.0, top_p=0.9))):
+    print(f"[{name}]\n{prompt_text}{continue_prompt(**sampling)}\n")
+
+# %% [markdown]
+# ## The sampling explorer
+#
+# Move the sliders to see what each setting keeps. Bars are the probabilities after temperature
+# of the 20 likeliest tokens, coloured by what cut them; the dots are the probabilities the
+# sampler finally draws from, renormalised over the survivors. Type another prompt to run the
+# model again. (The sliders need a live Jupyter kernel with ipywidgets; a static page shows the
+# starting view.)
+
+# %%
+explorer = SamplingExplorer(model, tokenizer, prompt=prompt_text, temperature=0.8, top_k=50)
+explorer
+
+# %% [markdown]
+# One fixed view, drawn with `viz.plot_next_token_choice`, for a prompt where the model is
+# unsure, "One day, Lily went to the", at temperature 0.8 with both cuts on: top-k 12 removes
+# everything after the twelfth token (grey), then top-p 0.5 keeps only the likeliest tokens
+# that hold half of what is left (orange marks what it removes).
+
+# %%
+open_logits = viz.next_token_logits(model, tokenizer, "One day, Lily went to the")
+choice = viz.next_token_choice(open_logits, temperature=0.8, top_k=12, top_p=0.5)
+viz.plot_next_token_choice(choice, tokenizer)
+
+# %%
+assert choice.num_surviving == int(torch.isfinite(
+    generation.filter_logits(open_logits, 0.8, 12, 0.5)).sum())
+assert 1 < choice.num_surviving < 12 and {"top-k", "top-p"} <= set(choice.cut_by)
+
+# %% [markdown]
+# ## The KV cache
+#
+# Without a cache, generating token $t+1$ runs the model over all $t$ tokens so far, although
+# only the last position's logits are used. Most of that work was already done at the previous
+# step: the keys and values of positions $1..t-1$ do not change when a token is appended,
+# because of the causal mask (no earlier position can see a later one). Only the new token's
+# query needs all of them.
+#
+# So we keep, for every layer, the keys and values of the positions seen so far, and feed the
+# model only the **new** token. Each layer projects it to a query, a key and a value, rotates
+# the query and key by RoPE at the token's absolute position, appends the key and value to the
+# cache, and attends from the one query to every cached key:
+#
+# $$\text{out}_t = \operatorname{softmax}\!\left(\frac{q_t K_{1..t}^\top}{\sqrt{D}}\right)
+#   V_{1..t}.$$
+#
+# The first call processes the whole prompt at once (the *prefill*) and needs the causal mask
+# within the prompt; every later call has one query, which may see all keys. Below, the model's
+# forward pass is written out around the library's modules (norms, projections, feed-forward,
+# output head), with our own cache: a list per layer of the keys and values so far.
+
+# %%
+@torch.no_grad()
+def forward_with_cache(model, input_ids: torch.Tensor, past: list[dict]) -> torch.Tensor:
+    """Logits (B, T, V) for input_ids (B, T) that continue the sequence cached in `past`."""
+    B, T = input_ids.shape
+    start = 0 if past[0]["k"] is None else past[0]["k"].shape[2]  # positions already cached
+    cos, sin = model.rope_cos[start:start + T], model.rope_sin[start:start + T]  # (T, D)
+    x = model.embed_tokens(input_ids)  # (B, T, C)
+    for layer, cache in zip(model.layers, past, strict=True):
+        attn = layer.self_attn
+        h = layer.input_layernorm(x)
+        # (B, T, C) -> (B, T, heads, D) -> (B, heads, T, D)
+        q = attn.q_proj(h).view(B, T, attn.num_heads, attn.head_dim).transpose(1, 2)
+        k = attn.k_proj(h).view(B, T, attn.num_kv_heads, attn.head_dim).transpose(1, 2)
+        v = attn.v_proj(h).view(B, T, attn.num_kv_heads, attn.head_dim).transpose(1, 2)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if cache["k"] is not None:  # append to the keys and values of earlier positions
+            k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)
+        cache["k"], cache["v"] = k, v  # (B, K, S, D) with S = start + T
+        groups = attn.num_heads // attn.num_kv_heads
+        k, v = repeat_kv(k, groups), repeat_kv(v, groups)  # (B, H, S, D)
+        scores = q @ k.transpose(-2, -1) / attn.head_dim**0.5  # (B, H, T, S)
+        query_pos = torch.arange(start, start + T)[:, None]  # absolute positions of the queries
+        visible = torch.arange(start + T)[None, :] <= query_pos  # (T, S) causal mask
+        weights = torch.softmax(scores.masked_fill(~visible, NEG_INF), dim=-1)
+        out = (weights @ v).transpose(1, 2).reshape(B, T, -1)  # (B, H, T, D) -> (B, T, C)
+        x = x + attn.o_proj(out)
+        x = x + layer.mlp(layer.post_attention_layernorm(x))
+    return model.lm_head(model.norm(x))
+
+
+def greedy_with_cache(model, prompt_ids: list[int], max_new_tokens: int) -> list[int]:
+    """Greedy generation: prefill the prompt once, then feed one token per step."""
+    past = [{"k": None, "v": None} for _ in model.layers]
+    ids, new_input = list(prompt_ids), torch.tensor([prompt_ids])
+    for _ in range(max_new_tokens):
+        next_id = int(forward_with_cache(model, new_input, past)[0, -1].argmax())
+        ids.append(next_id)
+        new_input = torch.tensor([[next_id]])  # (1, 1): only the new token goes in
+    return ids
+
+
+cached_ids = greedy_with_cache(model, prompt, 60)
+print(repr(tokenizer.decode(cached_ids[1:])))
+
+# %% [markdown]
+# The model's own `generate` without a cache runs the full sequence at every step. Our cached
+# loop must produce exactly the same tokens, and its logits must match a full forward pass.
+
+# %%
+uncached_ids = model.generate(prompt, 60, temperature=0.0, use_cache=False).tolist()
+assert cached_ids == uncached_ids
+past = [{"k": None, "v": None} for _ in model.layers]
+forward_with_cache(model, torch.tensor([cached_ids[:20]]), past)  # prefill 20 tokens
+step_logits = forward_with_cache(model, torch.tensor([cached_ids[20:21]]), past)[0, -1]
+with torch.no_grad():
+    full_logits = model(torch.tensor([cached_ids[:21]]))[0, -1]
+torch.testing.assert_close(step_logits, full_logits, atol=1e-4, rtol=1e-4)
+assert past[0]["k"].shape == (1, model.config.num_kv_heads, 21, model.config.head_dim)
+print("same tokens as model.generate(use_cache=False); cached logits match a full forward pass")
+
+# %% [markdown]
+# The library's `attention.KVCache` does the same with preallocated tensors, filled in place
+# instead of concatenated, and `model.generate` uses it by default (`use_cache=True`).
+
+# %%
+assert model.generate(prompt, 60, temperature=0.0).tolist() == cached_ids
+
+# %% [markdown]
+# ### How much faster?
+#
+# Without the cache, producing the token at position $L$ costs a forward pass over $L$ tokens;
+# with it, a forward pass over one token plus attention over $L$ cached keys. We time exactly
+# that marginal step at several lengths: the full forward pass on the first $L$ tokens, against
+# one cached step after a prefill of $L-1$ tokens (the prefill itself is not timed). Each timing
+# is the best of seven, to filter out other programs competing for the CPU.
+
+# %%
+def best_time(function, repeats: int = 7, setup=None) -> float:
+    """Shortest wall-clock time of `function` over `repeats` runs, in seconds."""
+    times = []
+    for _ in range(repeats):
+        state = setup() if setup else None
+        start = time.perf_counter()
+        function(state)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+max_len = model.config.max_seq_len
+sequence = torch.randint(0, tokenizer.vocab_size, (1, max_len),  # content does not matter here
+                         generator=torch.Generator().manual_seed(0))
+lengths = [8, 32, 64, 128, 192, max_len]
+without_cache, with_cache = [], []
+with torch.no_grad():
+    for length in lengths:
+        without_cache.append(best_time(lambda _, n=length: model(sequence[:, :n])))
+
+        def prefilled(n=length):
+            caches = model.make_caches(1)
+            model(sequence[:, :n - 1], caches)
+            return caches
+
+        with_cache.append(best_time(lambda caches, n=length: model(sequence[:, n - 1:n], caches),
+                                    setup=prefilled))
+for length, plain, cached in zip(lengths, without_cache, with_cache, strict=True):
+    print(f"token at position {length:>3}: {1e3 * plain:.2f} ms without cache, "
+          f"{1e3 * cached:.2f} ms with cache")
+
+# %%
+assert with_cache[-1] < without_cache[-1]  # at long lengths, the cache is faster
+
+# %%
+viz.plot_lines(lengths, {"without cache (full forward pass)": [1e3 * t for t in without_cache],
+                         "with KV cache (one new token)": [1e3 * t for t in with_cache]},
+               title="Cost of the next token against sequence length",
+               xlabel="position of the new token (sequence length)",
+               ylabel="time per token (ms, best of 7)", markers=True)
+
+# %% [markdown]
+# Without the cache the cost grows with the length, and so the whole generation is quadratic;
+# with it the cost stays nearly flat. The flat part is not zero: for a model this small, a
+# forward pass is mostly fixed overhead (launching a few dozen small operations), which is why
+# short sequences gain little. The savings grow with the model and the context; on a GPU the
+# uncached forward pass is parallel and hides some of the cost, but the cache still wins at long
+# lengths. The price is memory: two tensors of shape (batch, kv heads, max length, head size)
+# per layer, which is why large models share key/value heads between query heads (grouped-query
+# attention, chapter 4).
+
+# %% [markdown]
+# ## What the trained model attends to
+#
+# Chapter 4 drew attention maps of a random model; now the weights have been trained. Each
+# panel shows one head: row $t$ is the distribution with which the token at position $t$ reads
+# the positions up to $t$. We feed a sentence in the style of the training stories.
+
+# %%
+sentence = "Lily had a red ball. She threw the ball to her dog, and the dog ran to get it."
+viz.plot_model_attention(model, tokenizer, sentence)
+
+# %% [markdown]
+# A map is easier to read with a few numbers. For every head we measure, averaged over the
+# queries after the first, how much weight goes to the token itself, to the token just before
+# it, and to the first token of the text. For comparison, the first row is a head that spreads
+# its weight evenly over the positions it can see.
+
+# %%
+maps, labels = viz.attention_for_text(model, tokenizer, sentence)  # per layer (H, T, T)
+T = len(labels)
+uniform = torch.tril(torch.ones(T, T)) / torch.arange(1, T + 1)[:, None]  # (T, T)
+
+
+def head_profile(weights: torch.Tensor) -> tuple[float, float, float]:
+    """Mean weight on itself, on the previous token and on the first token; weights (T, T)."""
+    own = torch.diagonal(weights)[1:].mean()
+    previous = torch.diagonal(weights, offset=-1).mean()
+    first = weights[1:, 0].mean()
+    return own.item(), previous.item(), first.item()
+
+
+baseline = head_profile(uniform)
+head_stats = {(layer, head): head_profile(weights[head])
+              for layer, weights in enumerate(maps) for head in range(weights.shape[0])}
+print(f"{T} tokens\n layer head    self  previous  first")
+print(f"uniform head     {baseline[0]:5.2f}  {baseline[1]:8.2f}  {baseline[2]:5.2f}")
+for (layer, head), (own, previous, first) in head_stats.items():
+    print(f"{layer:>6} {head:>4}   {own:5.2f}  {previous:8.2f}  {first:5.2f}")
+
+# %%
+previous_token_head = max(head_stats, key=lambda key: head_stats[key][1])
+first_token_head = max(head_stats, key=lambda key: head_stats[key][2])
+print("most previous-token weight: layer {}, head {}".format(*previous_token_head))
+print("most first-token weight: layer {}, head {}".format(*first_token_head))
+
+# %%
+assert head_stats[previous_token_head][1] > 2 * baseline[1]
+assert head_stats[first_token_head][2] > 2 * baseline[2]
+for weights in maps:
+    torch.testing.assert_close(weights.sum(-1), torch.ones(weights.shape[:2]))
+
+# %% [markdown]
+# Three kinds of head show up in the grid and the table. In the run shown on this page:
+#
+# - **Local heads** draw a bright band on or just below the diagonal (layer 0 head 0, layer 1
+#   heads 0 and 2, layer 2 head 0, layer 3 head 1): each token reads itself and the tokens just
+#   before it, which is what the model needs to finish a word split into several tokens or to
+#   continue a phrase such as "the ball".
+# - **Stripe heads** draw vertical lines: many queries read the same few keys (layer 2 heads 1
+#   and 2, layer 3 heads 0, 2 and 3). The keys they pick are "Lily", then "She", then the "and"
+#   that opens the last clause, as if these heads kept track of who the sentence is about,
+#   which the model needs in order to write "she" or "her" later on. Part of the weight on the
+#   first token is also a resting place: softmax must put its weight somewhere, and a head with
+#   nothing to look for tends to park it on the first position (the *attention sink* of Xiao et
+#   al., 2023).
+# - **Diffuse heads** (layer 0 heads 1 and 2) spread their weight over the whole context and
+#   act like an average of the words so far.
+#
+# After 300 steps these are tendencies, not the sharp specialists of large models: the strongest
+# previous-token head gives that token about a third of its weight, not all of it. Training
+# longer sharpens them, so it is worth coming back here with the model of the five-minute
+# command-line run (`transformer_lib.checkpoint.load_model_from_checkpoint`). Another
+# machine may train slightly different weights (floating-point sums depend on the order of
+# their terms), so on yours the heads may swap roles; the kinds stay.
+
+# %% [markdown]
+# The explorer shows one layer and head at a time, larger; type another sentence to see how the
+# same heads behave on it. It opens on the head with the most previous-token weight. In this
+# run, that head reads a little further back than the previous token: "red" and "ball" look at
+# the "a" that opened their phrase, "She" and "threw" at the full stop that closed the last
+# sentence, the second "ball" at its "the". It finds where the current phrase began.
+
+# %%
+attention_explorer = AttentionExplorer(model, tokenizer, text=sentence,
+                                       layer=previous_token_head[0],
+                                       head=previous_token_head[1])
+attention_explorer
+
+# %% [markdown]
+# ## Exercises
+#
+# **Exercise 1.** How much memory does a KV cache for the book's model take, for one sequence of
+# the full context length (`model.config.max_seq_len`) in float32? Count the bytes from the
+# config.
+
+# %%
+# Replace this with your own answer.
+c = model.config
+kv_cache_bytes = 2 * c.num_layers * c.num_kv_heads * c.max_seq_len * c.head_dim * 4
+
+# %%
+actual = sum(buffer.numel() * buffer.element_size()
+             for cache in model.make_caches(batch_size=1) for buffer in cache.buffers())
+check("exercise 1", kv_cache_bytes == actual,
+      hint="keys and values, per layer: kv heads x positions x head size x 4 bytes")
+print(f"{kv_cache_bytes / 2**20:.2f} MiB per sequence")
+
+# %% [markdown]
+# **Exercise 2.** Generating `N` tokens after a prompt of `P` tokens: how many token positions
+# go through the model in total without a cache, and with one? Write both as formulas of `P`
+# and `N`. The check counts the positions that enter the embedding layer.
+
+# %%
+P, N = len(prompt), 30
+# Replace these with your own answers.
+positions_without_cache = sum(P + t for t in range(N))
+positions_with_cache = P + (N - 1)
+
+# %%
+def positions_through_model(use_cache: bool) -> int:
+    """Run model.generate and count the token positions that enter the embedding layer."""
+    seen = []
+    hook = model.embed_tokens.register_forward_hook(lambda _, args, __: seen.append(
+        args[0].shape[1]))
+    try:
+        model.generate(prompt, N, temperature=0.0, use_cache=use_cache)
+    finally:
+        hook.remove()
+    return sum(seen)
+
+
+check("exercise 2", positions_without_cache == positions_through_model(False)
+      and positions_with_cache == positions_through_model(True),
+      hint="without a cache step t processes P + t positions; with one, the prompt once, "
+           "then one position per later step")
+
+# %% [markdown]
+# **Exercise 3.** After our prompt, how many tokens does top-p sampling with $p = 0.9$ keep at
+# temperature 1, and how many at temperature 0.5? Use your own `top_p_filter` (or write the
+# count directly from the sorted probabilities).
+
+# %%
+# Replace these with your own answers.
+kept_at_1 = int(torch.isfinite(top_p_filter(logits, 0.9)).sum())
+kept_at_half = int(torch.isfinite(top_p_filter(logits / 0.5, 0.9)).sum())
+
+# %%
+def survivors(temperature: float) -> int:
+    return int(torch.isfinite(generation.filter_logits(logits, temperature, None, 0.9)).sum())
+
+
+check("exercise 3", (kept_at_1, kept_at_half) == (survivors(1.0), survivors(0.5)),
+      hint="divide the logits by the temperature before the softmax")
+print(f"top-p 0.9 keeps {kept_at_1} tokens at temperature 1 and {kept_at_half} at 0.5")
+
+# %% [markdown]
+# ## What we built, and where it lives in the library
+#
+# | piece | from scratch here | library |
+# |---|---|---|
+# | greedy, temperature, top-k, top-p | `greedy_filter`, `top_k_filter`, `top_p_filter`, `sampling_filter` | `generation.filter_logits` |
+# | drawing a token | | `generation.sample_next_token` |
+# | generation loop with a KV cache | `forward_with_cache`, `greedy_with_cache` | `generation.generate`, `attention.KVCache`, `Transformer.make_caches` |
+# | what a setting cuts | | `viz.plot_next_token_choice`, `widgets.SamplingExplorer` |
+# | attention of the trained model | head statistics | `viz.plot_model_attention`, `widgets.AttentionExplorer` |
+#
+# Chapter 10 exports this model to Hugging Face `transformers` and checks that both libraries
+# compute the same logits and generate the same text.

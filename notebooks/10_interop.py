@@ -1,0 +1,322 @@
+# %% [markdown]
+# # 10. Interop and next steps
+#
+# Our model is a Llama in all but name: RMSNorm before each sub-layer, rotary position
+# embeddings, grouped-query attention, a SwiGLU feed-forward layer, no biases. So it can move to
+# the Hugging Face `transformers` library, whose `LlamaForCausalLM` runs the same architecture,
+# and with it to the tools built around that format (fine-tuning libraries, quantisers, serving
+# engines, `llama.cpp` converters). In this chapter we:
+#
+# - export the model trained in chapter 7 to `LlamaForCausalLM` with `interop.to_hf`;
+# - check that both libraries compute the same logits and generate the same text;
+# - save it in the Hugging Face format, load it back, and convert it back to ours with
+#   `interop.from_hf`;
+# - see why the conversion is only a renaming: the parameter names and the RoPE convention.
+#
+# The chapter ends with directions to take the model further.
+
+# %% [markdown]
+# `transformers` is not a requirement of the book (the library imports it only when a
+# conversion is asked for), so this chapter checks for it first.
+
+# %%
+try:
+    import transformers
+except ImportError as err:
+    raise ImportError("Chapter 10 needs Hugging Face transformers: pip install transformers "
+                      "(the rest of the book runs without it)") from err
+
+import tempfile
+from pathlib import Path
+
+import datasets
+import torch
+
+from transformer_lib import book, interop, rope
+from transformer_lib.book import check
+from transformer_lib.config import ModelConfig
+from transformer_lib.model import Transformer
+
+torch.manual_seed(0)
+datasets.disable_progress_bars()
+transformers.logging.set_verbosity_error()  # keep library notices out of the output
+transformers.utils.logging.disable_progress_bar()  # and its save/load progress bars
+
+# %% [markdown]
+# ## The trained model
+#
+# As in chapter 8, `book.book_model()` reloads chapter 7's model (or, if it is missing, trains
+# the same weights again, which takes a couple of minutes).
+
+# %%
+torch.manual_seed(book.BOOK_TRAINING["seed"])
+trained = book.book_model(progress=False)
+model, tokenizer = trained.model, trained.tokenizer
+print(model.config)
+
+# %% [markdown]
+# ## Export to `LlamaForCausalLM`
+#
+# `interop.to_hf` builds a `LlamaConfig` with the same shape and copies every weight across.
+# The configuration is a translation of field names:
+
+# %%
+hf_model = interop.to_hf(model)
+hf_config = hf_model.config
+for ours, theirs in (("vocab_size", "vocab_size"), ("d_model", "hidden_size"),
+                     ("num_layers", "num_hidden_layers"), ("num_heads", "num_attention_heads"),
+                     ("num_kv_heads", "num_key_value_heads"),
+                     ("ffn_hidden_dim", "intermediate_size"),
+                     ("max_seq_len", "max_position_embeddings"), ("norm_eps", "rms_norm_eps"),
+                     ("tie_embeddings", "tie_word_embeddings")):
+    print(f"{ours:>15} = {getattr(model.config, ours)!s:>6}   {theirs}")
+
+# %% [markdown]
+# The weights need no translation at all. `transformer_lib` named its modules after Hugging
+# Face's Llama from the start (`embed_tokens`, `layers.N.self_attn.q_proj`,
+# `layers.N.mlp.gate_proj`, `norm`, `lm_head`...), and `LlamaForCausalLM` wraps the stack in a
+# `model` attribute. So a name maps by adding the prefix `model.`, except the output head, which
+# sits beside the stack. Here is the first layer:
+
+# %%
+hf_names = set(hf_model.state_dict())
+for name, tensor in model.state_dict().items():
+    if name.startswith(("embed_tokens", "layers.0.", "norm", "lm_head")):
+        hf_name = name if name.startswith("lm_head") else f"model.{name}"
+        print(f"{name:<42} -> {hf_name:<48} {tuple(tensor.shape)}")
+        assert hf_name in hf_names
+
+# %% [markdown]
+# Every tensor arrives with the same shape and values. The check goes through both state dicts
+# by name, so a tensor copied to the wrong place would be caught.
+
+# %%
+hf_state = hf_model.state_dict()
+for name, tensor in model.state_dict().items():
+    hf_name = name if name.startswith("lm_head") else f"model.{name}"
+    assert torch.equal(tensor, hf_state[hf_name]), name
+assert len(hf_state) == len(model.state_dict())
+print(f"all {len(hf_state)} tensors identical")
+
+# %% [markdown]
+# ## The RoPE convention
+#
+# Same weights do not yet mean same model: the two implementations must also rotate queries and
+# keys the same way. RoPE rotates pairs of dimensions, and there are two conventions for which
+# dimensions form a pair:
+#
+# - **split halves**: dimension $i$ pairs with $i + D/2$. Hugging Face's Llama does this, with
+#   `rotate_half`; so does `transformer_lib.rope`.
+# - **interleaved**: dimension $2i$ pairs with $2i+1$. Meta's original Llama code and
+#   `llama2.c` do this, with complex numbers.
+#
+# Both are the same rotation applied to differently ordered coordinates. Converting Meta's
+# checkpoints to Hugging Face's format therefore permutes the rows of every query and key
+# projection, within each head (`rope.interleaved_to_halves`). Between our library and
+# `transformers` no permutation is needed, because both use split halves. We can check this
+# directly: Hugging Face's rotary module produces the same cos and sin tables as ours.
+
+# %%
+positions = torch.arange(model.config.max_seq_len)[None]  # (1, T)
+dummy = torch.zeros(1, model.config.max_seq_len, model.config.head_dim)
+hf_cos, hf_sin = hf_model.model.rotary_emb(dummy, positions)  # each (1, T, D)
+torch.testing.assert_close(hf_cos[0], model.rope_cos)
+torch.testing.assert_close(hf_sin[0], model.rope_sin)
+print("cos/sin tables agree for all", model.config.max_seq_len, "positions")
+
+# %% [markdown]
+# Had we trained with interleaved pairs, exporting would permute the query and key rows. The
+# library keeps that permutation in one place, and we can watch what it does to the rows of one
+# head of size 8: the even rows (first members of the pairs) move to the first half, the odd ones
+# to the second.
+
+# %%
+rows = torch.arange(8)[:, None]  # row i holds the value i
+print(rope.interleaved_to_halves(rows, num_heads=1).flatten().tolist())
+
+# %% [markdown]
+# ## Same logits
+#
+# Now run both models on the same tokens. Both compute in float32 with the same operations, so
+# the only possible difference is the rounding of a few operations done in another order:
+# $10^{-6}$ or less, and often none at all.
+
+# %%
+text = "Once upon a time, there was a little dog named Max. Max loved to run in the park."
+input_ids = torch.tensor([[tokenizer.eot_id] + tokenizer.encode(text)])
+with torch.no_grad():
+    ours = model(input_ids)
+    theirs = hf_model(input_ids).logits
+max_difference = (ours - theirs).abs().max().item()
+print(f"logits {tuple(ours.shape)}, max |ours - transformers| = {max_difference:.1e}")
+
+# %%
+assert max_difference < 1e-4
+assert torch.equal(ours.argmax(-1), theirs.argmax(-1))
+
+# %% [markdown]
+# ## Same text
+#
+# Greedy decoding is the strictest test of generation: a single different token would change
+# everything after it. `transformers`' `generate` stops at the model's end-of-sequence id and
+# wants a padding id; we turn the first off (`eos_token_id=None`) and give our end-of-text id as
+# the second, so both generate exactly 80 tokens.
+
+# %%
+prompt = torch.tensor([[tokenizer.eot_id] + tokenizer.encode("Once upon a time")])
+ours_greedy = model.generate(prompt, 80, temperature=0.0)
+hf_greedy = hf_model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=80,
+                              do_sample=False, eos_token_id=None,
+                              pad_token_id=tokenizer.eot_id)
+print(tokenizer.decode(ours_greedy[0, 1:]))
+
+# %%
+assert torch.equal(ours_greedy, hf_greedy)
+
+# %% [markdown]
+# ## Save, load, and convert back
+#
+# `save_pretrained` writes a directory in the Hugging Face format: `config.json` for the shape,
+# `model.safetensors` for the weights and `generation_config.json` for the decoding defaults.
+# Any `transformers` user can load it with `from_pretrained`, or push it to the hub. (The
+# tokenizer is ours, not a Hugging Face one; it would travel as its own JSON file.)
+
+# %%
+with tempfile.TemporaryDirectory() as directory:
+    hf_model.save_pretrained(directory)
+    print(sorted(path.name for path in Path(directory).iterdir()))
+    reloaded_hf = transformers.LlamaForCausalLM.from_pretrained(directory).eval()
+
+# %% [markdown]
+# `interop.from_hf` goes the other way: it reads a `LlamaConfig` into a `ModelConfig` (refusing
+# features we do not have, such as biases or RoPE scaling) and copies the weights. The round
+# trip must give back our model exactly: same configuration, same tensors, same logits.
+
+# %%
+round_trip = interop.from_hf(reloaded_hf).eval()
+assert round_trip.config == model.config
+for name, tensor in model.state_dict().items():
+    assert torch.equal(tensor, round_trip.state_dict()[name]), name
+with torch.no_grad():
+    assert torch.equal(round_trip(input_ids), ours)
+    torch.testing.assert_close(reloaded_hf(input_ids).logits, theirs)
+print("ours -> transformers -> disk -> transformers -> ours: identical")
+
+# %% [markdown]
+# ## Where to go next
+#
+# The model in this book is small on purpose, so that every step runs on a laptop in seconds.
+# Everything in it scales, and each direction below is a modest change to code you now know.
+#
+# **Train bigger, on more data.** Without `TINYSTORIES_PATH` the training command reads all 2.1
+# million stories from the Hugging Face hub. The library's `seed-22.5M` preset (d_model 256, 12
+# layers, GPT-2's 50,257-token vocabulary, 512-token context) is close to the size at which the
+# TinyStories paper's models write stories that stay consistent from start to end. On one CUDA
+# GPU, for an hour:
+#
+# ```bash
+# python -m transformer_lib.train --out runs/seed --preset seed-22.5M --tokenizer gpt2 \
+#     --batch-size 64 --seq-len 512 --max-minutes 60 --device cuda
+# ```
+#
+# and the same on the 8 GPUs of one machine, data-parallel, where `--batch-size` is the global
+# batch split across the processes:
+#
+# ```bash
+# torchrun --nproc_per_node=8 -m transformer_lib.train --out runs/seed --preset seed-22.5M \
+#     --tokenizer gpt2 --batch-size 512 --seq-len 512 --max-minutes 60
+# ```
+#
+# On CUDA the trainer uses bfloat16 autocast, and `--compile` adds `torch.compile`. On an Apple
+# GPU use `--device mps` (float32). Beyond TinyStories, corpora of web text such as FineWeb-Edu
+# are the usual next step; the token cache already handles files larger than memory.
+#
+# **Longer context.** The RoPE tables are built for `max_seq_len` positions; a model trained on
+# 256 tokens has never seen the angles beyond. *RoPE scaling* stretches the tables so that a
+# longer context maps onto angles the model knows: position interpolation divides positions by
+# a factor, NTK-aware scaling raises the base $\theta$, and YaRN mixes the two per frequency,
+# followed by a short fine-tuning at the new length. `transformers` configures these through
+# `rope_scaling`; `interop.from_hf` refuses such models today, so supporting one means
+# generalising `rope.rope_tables`. At long lengths the KV cache dominates memory, which is what
+# grouped-query attention (`num_kv_heads`) reduces.
+#
+# **Mixture of experts.** Replace the SwiGLU layer with several of them (the experts) and a
+# small router that sends each token to the top one or two. Parameters grow with the number of
+# experts while the compute per token stays that of one or two; Mixtral is this model with 8
+# experts. The block's `mlp` attribute is the only place to change.
+#
+# **Quantisation.** Weights stored in 8 or 4 bits instead of 32 shrink the model four to eight
+# times and speed up memory-bound generation. Because the model exports to `LlamaForCausalLM`,
+# the existing tools apply directly: `torchao` or `bitsandbytes` in Python, or `llama.cpp`'s
+# converter to GGUF for CPU inference.
+#
+# **Fine-tuning.** The Hugging Face copy plugs into `peft` for LoRA adapters or `trl` for
+# instruction tuning; `interop.from_hf` brings the result back to read it with this book's
+# tools, attention plots included.
+
+# %% [markdown]
+# ## Exercises
+#
+# **Exercise 1.** Write the name mapping yourself: a function from one of our parameter names to
+# the name of the same tensor in `LlamaForCausalLM`.
+
+# %%
+# Replace this with your own answer.
+def to_hf_name(name: str) -> str:
+    return name if name.startswith("lm_head") else "model." + name
+
+
+# %%
+check("exercise 1", {to_hf_name(name) for name in model.state_dict()} == set(hf_state),
+      hint="everything but the output head lives inside LlamaForCausalLM.model")
+
+# %% [markdown]
+# **Exercise 2.** Conversion must also work for grouped-query attention, where the key and value
+# projections are smaller than the query projection. Build a random model from the `tiny`
+# preset (4 query heads sharing 2 key/value heads), export it, and compute the largest absolute
+# difference between its logits and the exported model's on `input_ids` of your choice.
+
+# %%
+# Replace this with your own answer.
+torch.manual_seed(0)
+gqa_model = Transformer(ModelConfig.from_preset("tiny")).eval()
+gqa_ids = torch.randint(0, gqa_model.config.vocab_size, (2, 24))
+with torch.no_grad():
+    gqa_difference = (gqa_model(gqa_ids) - interop.to_hf(gqa_model)(gqa_ids).logits).abs().max()
+
+# %%
+check("exercise 2", gqa_model.config.num_kv_heads < gqa_model.config.num_heads
+      and float(gqa_difference) < 1e-4,
+      hint="interop.to_hf(gqa_model)(ids).logits gives transformers' logits")
+
+# %% [markdown]
+# **Exercise 3.** The permutation above converts a checkpoint with interleaved RoPE pairs to our
+# layout. Now the way back, for a model you want to run in `llama2.c`: for one head of size 8,
+# in which order must our (split-halves) rows be taken to get the interleaved layout? Give the
+# list of our row indices; the check applies RoPE both ways and compares.
+
+# %%
+# Replace this with your own answer.
+order = [0, 4, 1, 5, 2, 6, 3, 7]
+
+# %%
+generator = torch.Generator().manual_seed(0)
+q_halves = torch.randn(1, 1, 5, 8, generator=generator)  # (B, H, T, D) in our layout
+cos, sin = rope.rope_tables(8, 5)
+rotated_ours = rope.apply_rope(q_halves, cos, sin)
+rotated_meta = rope.apply_rope_interleaved(q_halves[..., order], torch.arange(5), 10000.0)
+check("exercise 3", torch.allclose(rotated_meta, rotated_ours[..., order], atol=1e-6),
+      hint="our pair i is rows (i, i + 4); in the interleaved layout it must sit at (2i, 2i + 1)")
+
+# %% [markdown]
+# ## What we built, and where it lives in the library
+#
+# | piece | here | library |
+# |---|---|---|
+# | config translation | field table | `interop.to_hf_config`, `interop.from_hf_config` |
+# | weight renaming (`model.` prefix) | `to_hf_name` | `interop.to_hf`, `interop.from_hf` |
+# | RoPE pairing conventions | cos/sin check, row order | `rope.interleaved_to_halves`, `rope.halves_to_interleaved` |
+# | equivalence checks | logits, greedy text, round trip | `tests/test_interop.py` |
+#
+# This is the end of the book's path: from a single RMSNorm to a trained Llama-style model that
+# generates stories, explains its attention, and runs in the ecosystem's standard format.
