@@ -482,7 +482,7 @@ def measured_activation_bytes(model: Transformer, input_ids: torch.Tensor) -> in
 
 
 activation_model = Transformer(ModelConfig.from_preset("tinystories-cpu"))
-batch_tokens = torch.randint(0, 4096, (4, 65))  # 4 sequences of 64 inputs (+1 target)
+batch_tokens = torch.randint(0, activation_model.config.vocab_size, (4, 65))  # 4 x (64 + 1)
 measured_activations = measured_activation_bytes(activation_model, batch_tokens)
 estimated_activations = activation_bytes(activation_model.config, 4, 64)
 print(f"tinystories-cpu, batch 4 x 64: estimate {estimated_activations / 2**20:.2f} MiB, "

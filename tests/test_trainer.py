@@ -227,7 +227,8 @@ def write_corpus(folder: Path) -> Path:
 
 TINY_ARGS = ["--d-model", "32", "--num-layers", "1", "--num-heads", "2", "--max-seq-len", "32",
              "--seq-len", "32", "--batch-size", "4", "--vocab-size", "300", "--warmup-steps", "2",
-             "--eval-windows", "4", "--eval-every", "10", "--no-progress", "--threads", "1"]
+             "--eval-windows", "4", "--eval-every", "10", "--no-progress", "--threads", "1",
+             "--precision", "fp32"]  # exact comparisons; bf16 matmuls may block differently
 
 
 def run_cli(*args, env_extra=None, **kwargs):
@@ -338,3 +339,16 @@ def test_absent_device_fails_before_any_data_work(tmp_path):
                      "--out", str(tmp_path / "run"), "--device", "cuda")
     assert result.returncode != 0 and "CUDA is not available" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_cli_precision_defaults_and_resume_keeps_the_saved_one():
+    from transformer_lib.train import build_parser, train_config_from_args
+
+    args = build_parser().parse_args(["--out", "x", "--max-steps", "5"])
+    assert train_config_from_args(args, None, "cpu").precision == "bf16"
+    assert train_config_from_args(args, None, "cuda").precision == "auto"
+    saved = TrainConfig(max_steps=5, precision="fp32").to_dict()
+    assert train_config_from_args(args, saved, "cpu").precision == "fp32"
+    explicit = build_parser().parse_args(["--out", "x", "--precision", "fp32"])
+    assert train_config_from_args(explicit, None, "cpu").precision == "fp32"
+    assert train_config_from_args(explicit, None, "cpu").max_minutes == 5.0

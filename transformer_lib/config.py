@@ -112,8 +112,8 @@ PRESETS: dict[str, dict] = {
     "gpt2-small": dict(vocab_size=50257, d_model=768, num_layers=12, num_heads=12,
                        max_seq_len=1024),
     # The default of `python -m transformer_lib.train`: tuned for 5 minutes on a 2-core CPU.
-    "tinystories-cpu": dict(vocab_size=4096, d_model=128, num_layers=4, num_heads=4,
+    "tinystories-cpu": dict(vocab_size=2048, d_model=128, num_layers=4, num_heads=4,
                             max_seq_len=256),
-    # The benchmark shape of issue 2 (d 288, 6 layers, 6 heads, vocab 4096), llama2.c's 15M.
+    # The shape `python -m transformer_lib.bench` times (llama2.c's 15M stories model).
     "stories15M": dict(vocab_size=4096, d_model=288, num_layers=6, num_heads=6, max_seq_len=256),
 }
