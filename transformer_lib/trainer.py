@@ -14,6 +14,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -276,7 +277,7 @@ class Trainer:
         for i in range(self.config.grad_accum):
             xm, ym = x[i * micro:(i + 1) * micro], y[i * micro:(i + 1) * micro]
             last = i == self.config.grad_accum - 1
-            sync = self._forward.no_sync() if self.world > 1 and not last else _null()
+            sync = self._forward.no_sync() if self.world > 1 and not last else nullcontext()
             with sync, self.precision.autocast(self.device):
                 logits = self._forward(xm)
                 loss = F.cross_entropy(logits.flatten(0, 1).float(), ym.flatten())
@@ -338,9 +339,11 @@ class Trainer:
                    disable=not self.progress, dynamic_ncols=True)
         window_start, window_steps = time.perf_counter(), 0
         self.model.train()
+        # Once per step: under torchrun each evaluation is an all-reduce of rank 0's clock.
+        progress = self._progress_fraction(elapsed)
         try:
-            while self._progress_fraction(elapsed) < 1.0:
-                lr = learning_rate(config, self.step, self._progress_fraction(elapsed))
+            while progress < 1.0:
+                lr = learning_rate(config, self.step, progress)
                 try:
                     loss = self._train_step(lr)
                 except TrainingDiverged:
@@ -352,20 +355,20 @@ class Trainer:
                     config = self.config
                     loss = self._train_step(lr)
                 elapsed = time.perf_counter() - start
+                progress = self._progress_fraction(elapsed)
                 window_steps += 1
                 rate = window_steps * tokens_per_step / max(time.perf_counter() - window_start,
                                                             1e-9)
                 bar.update(1)
                 if config.max_steps is None:  # time budget: let the bar show the projected end
-                    bar.total = max(self.step, int(self.step / max(
-                        self._progress_fraction(elapsed), 1e-9)))
+                    bar.total = max(self.step, int(self.step / max(progress, 1e-9)))
                 bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{rate:,.0f}", refresh=False)
                 if self.step % config.log_every == 0:
                     self._emit({"kind": "train", "step": self.step,
                                 "tokens": self.step * tokens_per_step, "elapsed_s": elapsed,
                                 "loss": loss, "lr": lr})
                     window_start, window_steps = time.perf_counter(), 0
-                done = self._progress_fraction(elapsed) >= 1.0
+                done = progress >= 1.0
                 if self.step % config.eval_every == 0 and not done:
                     self._evaluate_and_log(config.eval_windows, elapsed)
                 if config.save_every and self.step % config.save_every == 0 and not done:
@@ -390,11 +393,3 @@ class Trainer:
             self.log(f"step {self.step}: val loss {result['loss']:.4f}, "
                      f"{result['bits_per_byte']:.4f} bits/byte ({scope} tokens), "
                      f"{elapsed / 60:.1f} min")
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
