@@ -37,9 +37,53 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([-x2, x1], dim=-1)
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate every pair of x (B, H, T, D) by its position's angle; cos/sin are (T, D)."""
+def apply_rope_reference(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """The textbook expression x*cos + rotate_half(x)*sin; ``apply_rope`` equals it."""
     return x * cos.to(x.dtype) + rotate_half(x) * sin.to(x.dtype)
+
+
+def _rotate_pairs(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """(x1, x2) -> (x1*cos - x2*sin, x2*cos + x1*sin) per pair, into one new buffer.
+
+    cos/sin are (T, D/2): one column per pair. ``x * cos + rotate_half(x) * sin`` computes the
+    same numbers through five full-size temporaries; this writes each output half once.
+    """
+    half = x.shape[-1] // 2
+    x1, x2 = x[..., :half], x[..., half:]
+    out = torch.empty_like(x)
+    out1, out2 = out[..., :half], out[..., half:]
+    torch.mul(x1, cos, out=out1).addcmul_(x2, sin, value=-1)
+    torch.mul(x2, cos, out=out2).addcmul_(x1, sin)
+    return out
+
+
+class _RotateFunction(torch.autograd.Function):
+    """A rotation's gradient is the opposite rotation, so backward needs only the tables."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(cos, sin)
+        return _rotate_pairs(x, cos, sin)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        cos, sin = ctx.saved_tensors
+        return _rotate_pairs(grad, cos, -sin), None, None
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate every pair of x (B, H, T, D) by its position's angle; cos/sin are (T, D).
+
+    Equal to ``x * cos + rotate_half(x) * sin`` (:func:`apply_rope_reference`). When autograd
+    records, it runs as one rotation whose backward is the inverse rotation, so no full-size
+    intermediate is kept for backward. Without autograd, and under ``torch.compile`` (which fuses
+    the expression into one kernel), the reference expression is used: it is as fast there.
+    """
+    if not (torch.is_grad_enabled() and x.requires_grad) or torch.compiler.is_compiling():
+        return apply_rope_reference(x, cos, sin)
+    half = x.shape[-1] // 2
+    # Both halves of a table row hold the same angles (split-halves layout), so keep one.
+    return _RotateFunction.apply(x, cos[..., :half].to(x.dtype), sin[..., :half].to(x.dtype))
 
 
 def interleaved_to_halves(weight: torch.Tensor, num_heads: int) -> torch.Tensor:

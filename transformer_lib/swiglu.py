@@ -1,4 +1,8 @@
-"""SwiGLU feed-forward (Shazeer, 2020): a SiLU-gated linear unit, as in Llama."""
+"""SwiGLU feed-forward (Shazeer, 2020): a SiLU-gated linear unit, as in Llama.
+
+The gate silu(gate) * up has a hand-written backward for training: it keeps gate and up for
+backward, not also silu(gate), and writes the gate gradient in place (fewer fresh buffers).
+"""
 
 from __future__ import annotations
 
@@ -17,4 +21,31 @@ class SwiGLU(nn.Module):
         self.down_proj = nn.Linear(hidden_dim, d_model, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        return self.down_proj(silu_mul(self.gate_proj(x), self.up_proj(x)))
+
+
+class _SiluMulFunction(torch.autograd.Function):
+    """silu(gate) * up, keeping only gate and up for backward (autograd would also keep silu(gate))."""
+
+    @staticmethod
+    def forward(ctx, gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(gate, up)
+        return F.silu(gate).mul_(up)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        gate, up = ctx.saved_tensors
+        grad_up = F.silu(gate).mul_(grad)
+        # silu_backward(g, x) = g * sigmoid(x) * (1 + x * (1 - sigmoid(x))), written in place.
+        grad_gate = grad * up
+        torch.ops.aten.silu_backward.grad_input(grad_gate, gate, grad_input=grad_gate)
+        return grad_gate, grad_up
+
+
+def silu_mul(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    """The SwiGLU gate silu(gate) * up; when autograd records, with a leaner backward."""
+    recording = torch.is_grad_enabled() and (gate.requires_grad or up.requires_grad)
+    if (recording and gate.dtype == up.dtype and gate.shape == up.shape
+            and not torch.compiler.is_compiling()):
+        return _SiluMulFunction.apply(gate, up)
+    return F.silu(gate) * up
