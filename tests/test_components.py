@@ -133,3 +133,32 @@ def test_grouped_query_heads_share_keys():
     cos, sin = rope_tables(8, 10)
     x = torch.randn(1, 10, 32)
     torch.testing.assert_close(gqa(x, cos, sin), mha(x, cos, sin), atol=1e-6, rtol=0)
+
+
+def test_attention_core_dtype_policy_on_cpu(monkeypatch):
+    """bfloat16 attention on a CPU upcasts to float32 (faster there); float32 stays float32."""
+    import transformer_lib.attention as attention_module
+
+    seen = []
+    real_sdpa = attention_module.F.scaled_dot_product_attention
+
+    def recording_sdpa(q, k, v, **kwargs):
+        seen.append((q.dtype, k.dtype, v.dtype))
+        return real_sdpa(q, k, v, **kwargs)
+
+    monkeypatch.setattr(attention_module.F, "scaled_dot_product_attention", recording_sdpa)
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=64, d_model=32, num_layers=1, num_heads=4, max_seq_len=16)
+    layer = Attention(config)
+    x = torch.randn(2, 8, 32)
+    cos, sin = rope_tables(config.head_dim, 8)
+    reference = layer(x, cos, sin)
+    assert seen.pop() == (torch.float32,) * 3 and reference.dtype == torch.float32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = layer(x, cos, sin)
+    assert seen.pop() == (torch.float32,) * 3
+    assert mixed.dtype == torch.bfloat16  # the output projection still runs under autocast
+    torch.testing.assert_close(mixed.float(), reference, atol=3e-2, rtol=3e-2)
+    layer_bf16 = layer.to(torch.bfloat16)
+    out = layer_bf16(x.bfloat16(), cos, sin)
+    assert seen.pop() == (torch.float32,) * 3 and out.dtype == torch.bfloat16

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import ModelConfig
-from .device import describe, pick_device
+from .device import describe, keep_freed_cpu_memory, pick_device
 from .model import Transformer
 
 
@@ -144,6 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
+    keep_freed_cpu_memory()  # one process, so both libraries get the same allocator settings
     if args.threads:
         torch.set_num_threads(args.threads)
     results = run(args)

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from . import checkpoint as ckpt
-from .device import pick_device, pick_precision
+from .device import keep_freed_cpu_memory, pick_device, pick_precision
 from .trainer import evaluate_tokens, token_byte_lengths
 
 
@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
+    keep_freed_cpu_memory()
     try:
         result = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.device,
                                      args.precision, args.batch_size, progress=not args.json)
