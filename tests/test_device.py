@@ -1,5 +1,7 @@
 """Device and precision policy, with CUDA and MPS availability simulated."""
 
+import sys
+
 import pytest
 import torch
 
@@ -62,3 +64,9 @@ def test_bf16_autocast_on_cpu_changes_matmul_dtype():
         assert (a @ a).dtype == torch.bfloat16
     with dev.pick_precision(torch.device("cpu")).autocast(torch.device("cpu")):
         assert (a @ a).dtype == torch.float32
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt is Linux-only")
+def test_keep_freed_cpu_memory_settings_are_accepted_by_glibc():
+    # mallopt returns 0 for a value it rejects (e.g. an mmap threshold above 32 MiB).
+    assert dev.keep_freed_cpu_memory() is True
