@@ -179,7 +179,10 @@ assert (weight + 0.001).item() == 1.0
 # their inputs. On CUDA the fp32 list is longer (softmax, normalisation layers, exponentials
 # and more). `transformer_lib` does not rely on those lists where it matters: RMSNorm computes
 # in fp32 internally, the explicit attention path takes its softmax in fp32, and the trainer
-# converts the logits to fp32 before the cross-entropy.
+# converts the logits to fp32 before the cross-entropy. One exception goes the other way, for
+# speed: on a CPU the library runs RoPE and attention in fp32 even under bf16 autocast, because
+# PyTorch's CPU flash-attention kernel is slower in bf16 (45.6 against 25.8 ms for a forward and
+# backward pass, measured on this book's 2-core test machine).
 #
 # Here is one training step of the tiny model under bf16 autocast on the CPU. The logits come
 # out in bf16, the loss in fp32, the parameters are untouched, and the gradients arrive in
@@ -440,19 +443,21 @@ assert sum(estimate.values()) - estimate["adam_steps"] == 16 * train_model.num_p
 # %% [markdown]
 # Exactly right, to the byte. Activations are harder to pin down, so we aim for a rough
 # estimate. Counting what autograd keeps for the backward pass, per token and per block, in
-# fp32: about eight $d$-wide vectors (the inputs and outputs of the two norms, the queries,
-# the attention output before and after its projection, and the like), two $K D$-wide ones
-# (keys and values), and four $h$-wide ones in the SwiGLU (gate, its SiLU, up, and their
-# product). On top of the blocks: the logits' log-softmax, $V$ wide, and a few $d$-wide
-# vectors:
+# fp32: about seven $d$-wide vectors (the inputs and outputs of the two norms, the rotated
+# queries, the attention output before and after its projection), two $K D$-wide ones (keys
+# and values), and three $h$-wide ones in the SwiGLU (gate, up, and their product). The
+# library's hand-written backward passes keep that list short: the SwiGLU recomputes
+# $\mathrm{SiLU}(\text{gate})$ instead of storing it, and RoPE, whose gradient is just the
+# opposite rotation, stores nothing but its tables. On top of the blocks: the logits'
+# log-softmax, $V$ wide, and a few $d$-wide vectors:
 #
-# $$\text{activation floats per token} \approx L\,(8d + 2KD + 4h) + V + 3d .$$
+# $$\text{activation floats per token} \approx L\,(7d + 2KD + 3h) + V + 3d .$$
 
 # %%
 def activation_bytes(config: ModelConfig, batch_size: int, seq_len: int) -> int:
     """Rough fp32 bytes that autograd saves for one forward pass of batch_size x seq_len."""
     d, kv_width, h = config.d_model, config.num_kv_heads * config.head_dim, config.ffn_hidden_dim
-    per_token = config.num_layers * (8 * d + 2 * kv_width + 4 * h) + config.vocab_size + 3 * d
+    per_token = config.num_layers * (7 * d + 2 * kv_width + 3 * h) + config.vocab_size + 3 * d
     return FP32 * per_token * batch_size * seq_len
 
 
@@ -625,7 +630,7 @@ print(f"weights + gradients + AdamW: {seed_state / GiB:.2f} GiB")
 print(f"activations (fp32 estimate): {seed_activations / GiB:.1f} GiB")
 
 # %% [markdown]
-# About 14 GiB of activations in fp32 (bf16 autocast trims part of it) next to a third of a
+# About 13 GiB of activations in fp32 (bf16 autocast trims part of it) next to a third of a
 # GiB of model state: comfortable on a 40 or 80 GB card. On a smaller card, add
 # `--grad-accum 2` or `4`: the same 64-sequence step, computed in 2 or 4 slices.
 
