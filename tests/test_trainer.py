@@ -352,3 +352,15 @@ def test_cli_precision_defaults_and_resume_keeps_the_saved_one():
     explicit = build_parser().parse_args(["--out", "x", "--precision", "fp32"])
     assert train_config_from_args(explicit, None, "cpu").precision == "fp32"
     assert train_config_from_args(explicit, None, "cpu").max_minutes == 5.0
+
+
+def test_cli_weight_decay_default_explicit_flag_and_resume():
+    from transformer_lib.train import DEFAULT_WEIGHT_DECAY, build_parser, train_config_from_args
+
+    fresh = build_parser().parse_args(["--out", "x", "--max-steps", "5"])
+    assert train_config_from_args(fresh, None, "cpu").weight_decay == DEFAULT_WEIGHT_DECAY == 1.0
+    assert TrainConfig(max_steps=5).weight_decay == 0.1  # the library's default is unchanged
+    explicit = build_parser().parse_args(["--out", "x", "--weight-decay", "0.1"])
+    assert train_config_from_args(explicit, None, "cpu").weight_decay == 0.1
+    saved = TrainConfig(max_steps=5, weight_decay=0.3).to_dict()
+    assert train_config_from_args(fresh, saved, "cpu").weight_decay == 0.3  # resumed: as saved
