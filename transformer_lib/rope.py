@@ -46,7 +46,8 @@ def _rotate_pairs(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torc
     """(x1, x2) -> (x1*cos - x2*sin, x2*cos + x1*sin) per pair, into one new buffer.
 
     cos/sin are (T, D/2): one column per pair. ``x * cos + rotate_half(x) * sin`` computes the
-    same numbers through five full-size temporaries; this writes each output half once.
+    same numbers through four full-size temporaries and a half-size one; this writes each output
+    half once.
     """
     half = x.shape[-1] // 2
     x1, x2 = x[..., :half], x[..., half:]
