@@ -84,6 +84,16 @@ def test_generate_restores_training_mode(tiny_model):
     assert tiny_model.training
 
 
+def test_generated_tokens_are_an_ordinary_tensor(tiny_model):
+    """Decoding runs under inference_mode; what it returns must not carry that restriction."""
+    out = tiny_model.generate([1, 2, 3], 4, temperature=0)
+    assert not out.is_inference() and torch.is_grad_enabled()
+    out[0] = 7  # in place, outside inference mode: raises for an inference tensor
+    embedded = tiny_model.embed_tokens(out)  # usable in an autograd graph
+    embedded.sum().backward()
+    assert tiny_model.embed_tokens.weight.grad is not None
+
+
 @pytest.mark.parametrize(
     "kwargs, words",
     [

@@ -53,7 +53,6 @@ def sample_next_token(logits: torch.Tensor, temperature: float = 1.0, top_k: int
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
-@torch.no_grad()
 def generate(model, prompt_ids, max_new_tokens: int, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None, eos_id: int | None = None,
              use_cache: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -88,20 +87,32 @@ def generate(model, prompt_ids, max_new_tokens: int, temperature: float = 1.0,
     was_training = model.training
     model.eval()
     try:
-        tokens = prompt_ids.to(device)
-        finished = torch.zeros(tokens.shape[0], dtype=torch.bool, device=device)
-        caches = model.make_caches(tokens.shape[0], total) if use_cache else None
-        next_input = tokens
-        for _ in range(max_new_tokens):
-            logits = model(next_input if use_cache else tokens, caches)[:, -1, :]  # (B, V)
-            next_token = sample_next_token(logits, temperature, top_k, top_p, generator)
-            if eos_id is not None:
-                next_token = next_token.masked_fill(finished, eos_id)
-                finished |= next_token == eos_id
-            tokens = torch.cat([tokens, next_token.unsqueeze(1)], dim=1)  # (B, T+1)
-            next_input = next_token.unsqueeze(1)  # (B, 1)
-            if eos_id is not None and bool(finished.all()):
-                break
+        # Nothing here is differentiated, so inference_mode rather than no_grad: it also skips
+        # autograd's version counters and view tracking, which made cached decoding 11-15%
+        # faster on a CPU (batch 1, d_model 288, 6 layers; paired runs).
+        with torch.inference_mode():
+            tokens = _continue(model, prompt_ids.to(device), max_new_tokens, total, temperature,
+                               top_k, top_p, eos_id, use_cache, generator)
     finally:
         model.train(was_training)
+    tokens = tokens.clone()  # an ordinary tensor, which callers may modify in place
     return tokens.squeeze(0) if squeeze else tokens
+
+
+def _continue(model, tokens, max_new_tokens, total, temperature, top_k, top_p, eos_id, use_cache,
+              generator) -> torch.Tensor:
+    """The sampling loop of :func:`generate`, on validated arguments; tokens (B, T) -> (B, T')."""
+    finished = torch.zeros(tokens.shape[0], dtype=torch.bool, device=tokens.device)
+    caches = model.make_caches(tokens.shape[0], total) if use_cache else None
+    next_input = tokens
+    for _ in range(max_new_tokens):
+        logits = model(next_input if use_cache else tokens, caches)[:, -1, :]  # (B, V)
+        next_token = sample_next_token(logits, temperature, top_k, top_p, generator)
+        if eos_id is not None:
+            next_token = next_token.masked_fill(finished, eos_id)
+            finished |= next_token == eos_id
+        tokens = torch.cat([tokens, next_token.unsqueeze(1)], dim=1)  # (B, T+1)
+        next_input = next_token.unsqueeze(1)  # (B, 1)
+        if eos_id is not None and bool(finished.all()):
+            break
+    return tokens
