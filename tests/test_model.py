@@ -58,6 +58,20 @@ def test_residual_projections_use_scaled_init():
     assert abs(std_o - 0.02 / 4) < 0.0005  # 0.02 / sqrt(2 * 8)
 
 
+def test_dropout_acts_in_training_only(tiny_config):
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    with_dropout = Transformer(replace(tiny_config, dropout=0.5))
+    without = Transformer(tiny_config)
+    without.load_state_dict(with_dropout.state_dict())
+    ids = torch.randint(0, tiny_config.vocab_size, (2, 12))
+    with_dropout.train()
+    assert not torch.allclose(with_dropout(ids), with_dropout(ids))  # a fresh mask each call
+    with_dropout.eval()
+    torch.testing.assert_close(with_dropout(ids), without.eval()(ids), rtol=0, atol=0)
+
+
 def test_attention_maps_match_the_forward_pass(tiny_model):
     ids = torch.randint(0, 512, (2, 12))
     maps = tiny_model.attention_maps(ids)

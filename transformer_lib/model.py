@@ -91,7 +91,9 @@ class Transformer(nn.Module):
         self._check_input_ids(input_ids, start)
         T = input_ids.shape[1]
         cos, sin = self.rope_cos[start:start + T], self.rope_sin[start:start + T]  # (T, D)
-        x = self.dropout(self.embed_tokens(input_ids))  # (B, T, C)
+        x = self.embed_tokens(input_ids)  # (B, T, C)
+        if self.training and self.dropout.p:  # as in Block: no call when it would do nothing
+            x = self.dropout(x)
         for i, layer in enumerate(self.layers):
             x = layer(x, cos, sin, caches[i] if caches is not None else None)
         return self.lm_head(self.norm(x))  # (B, T, V)
