@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--new-tokens", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=2, help="untimed training steps per library")
     parser.add_argument("--repeats", type=int, default=7, help="timed training steps per library")
-    parser.add_argument("--generate-repeats", type=int, default=3)
+    parser.add_argument("--generate-repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
