@@ -1,0 +1,123 @@
+"""The CUDA paths: run on a machine with an NVIDIA GPU (`pytest tests/test_cuda.py`); skipped elsewhere.
+
+Each test compares a GPU computation with an independent one (the CPU model with the same
+weights, the explicit attention maths, recomputation without a cache, eager execution), so a
+wrong kernel choice or a device mix-up fails here rather than in a user's run.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from transformer_lib import ModelConfig, Transformer
+from transformer_lib import checkpoint as ckpt
+from transformer_lib.attention import Attention
+from transformer_lib.device import pick_device, pick_precision
+from transformer_lib.rope import rope_tables
+from transformer_lib.trainer import TrainConfig, Trainer
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
+                                reason="needs a CUDA GPU (run on a GPU machine)")
+
+CUDA = torch.device("cuda")
+
+
+def tiny(seed=0, **overrides):
+    torch.manual_seed(seed)
+    values = dict(vocab_size=256, d_model=64, num_layers=2, num_heads=4, max_seq_len=128)
+    values.update(overrides)
+    return Transformer(ModelConfig(**values))
+
+
+@pytest.fixture(autouse=True)
+def exact_float32_matmuls():
+    """TF32 would make float32 comparisons with the CPU fail by design, not by a bug."""
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32 = before
+
+
+def test_policy_picks_cuda_and_bf16_autocast():
+    assert pick_device().type == "cuda"
+    expected = "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    assert pick_precision(CUDA).name == expected
+
+
+@pytest.mark.parametrize("num_kv_heads", [4, 2])
+def test_cuda_logits_match_the_cpu(num_kv_heads):
+    cpu_model = tiny(num_kv_heads=num_kv_heads).eval()
+    gpu_model = tiny(seed=1, num_kv_heads=num_kv_heads).to(CUDA).eval()
+    gpu_model.load_state_dict(cpu_model.state_dict())
+    ids = torch.randint(0, 256, (3, 100))
+    with torch.no_grad():
+        expected = cpu_model(ids)
+        actual = gpu_model(ids.to(CUDA)).cpu()
+    torch.testing.assert_close(actual, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_flash_kernel_runs_our_attention_call_and_matches_the_explicit_maths():
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=16, d_model=128, num_layers=1, num_heads=4, max_seq_len=256)
+    attention = Attention(config).to(CUDA, torch.bfloat16).eval()
+    x = torch.randn(2, 200, 128, device=CUDA, dtype=torch.bfloat16)
+    cos, sin = (table.to(CUDA) for table in rope_tables(config.head_dim, 200))
+    with torch.no_grad():
+        with sdpa_kernel(SDPBackend.FLASH_ATTENTION):  # raises if our call cannot use Flash
+            fused = attention(x, cos, sin)
+        explicit, weights = attention.forward_with_weights(x, cos, sin)
+    assert weights.shape == (2, 4, 200, 200)
+    torch.testing.assert_close(fused.float(), explicit.float(), atol=3e-2, rtol=3e-2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_cuda_kv_cache_generates_what_recomputation_generates(dtype):
+    model = tiny(num_kv_heads=2).to(CUDA, dtype)
+    prompt = torch.randint(0, 256, (2, 5), device=CUDA)
+    cached = model.generate(prompt, 40, temperature=0)
+    recomputed = model.generate(prompt, 40, temperature=0, use_cache=False)
+    assert cached.device.type == "cuda" and cached.shape == (2, 45)
+    if dtype == torch.float32:
+        assert torch.equal(cached, recomputed)
+    else:  # bf16 rounding differs between 1-token and full-sequence kernels: compare the start
+        assert torch.equal(cached[:, :15], recomputed[:, :15])
+    sampled = [model.generate(prompt, 30, temperature=1.0, top_k=20,
+                              generator=torch.Generator(CUDA).manual_seed(7), use_cache=cache)
+               for cache in (True, False)]
+    if dtype == torch.float32:
+        assert torch.equal(*sampled)
+
+
+def test_bf16_training_on_cuda_learns_and_its_checkpoint_loads_on_the_cpu(tmp_path):
+    vocab = 64
+    stream = (np.arange(20_000) * 7 % vocab).astype(np.uint16)
+    model = tiny(vocab_size=vocab, max_seq_len=64)
+    trainer = Trainer(model, stream, stream[:4000],
+                      TrainConfig(batch_size=16, seq_len=64, max_steps=60, eval_every=30,
+                                  eval_windows=8, warmup_steps=5, lr=1e-2, device="cuda"),
+                      np.ones(vocab, dtype=np.int64), run_dir=tmp_path, progress=False, log=None)
+    assert trainer.precision.name == pick_precision(CUDA).name
+    before = trainer.evaluate()["loss"]
+    history = trainer.fit()
+    assert history[-1]["val_loss"] < before - 1.0
+    assert all(p.dtype == torch.float32 and p.is_cuda for p in trainer.model.parameters())
+    loaded, meta = ckpt.load_model_from_checkpoint(tmp_path)  # map_location defaults to the CPU
+    assert meta["step"] == 60 and next(loaded.parameters()).device.type == "cpu"
+    ids = torch.randint(0, vocab, (2, 64))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval()(ids), trainer.model.eval()(ids.to(CUDA)).cpu(),
+                                   atol=1e-4, rtol=1e-4)
+
+
+def test_compiled_model_matches_eager_on_cuda():
+    model = tiny().to(CUDA).eval()
+    compiled = torch.compile(model)
+    ids = torch.randint(0, 256, (2, 64), device=CUDA)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(ids), model(ids), atol=1e-4, rtol=1e-4)
+    model.train()
+    loss = compiled(ids).float().logsumexp(-1).mean()
+    loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
