@@ -91,16 +91,16 @@ def generate(model, prompt_ids, max_new_tokens: int, temperature: float = 1.0,
         # autograd's version counters and view tracking, which made cached decoding 11-15%
         # faster on a CPU (batch 1, d_model 288, 6 layers; paired runs).
         with torch.inference_mode():
-            tokens = _continue(model, prompt_ids.to(device), max_new_tokens, total, temperature,
-                               top_k, top_p, eos_id, use_cache, generator)
+            tokens = _sampling_loop(model, prompt_ids.to(device), max_new_tokens, total,
+                                    temperature, top_k, top_p, eos_id, use_cache, generator)
     finally:
         model.train(was_training)
     tokens = tokens.clone()  # an ordinary tensor, which callers may modify in place
     return tokens.squeeze(0) if squeeze else tokens
 
 
-def _continue(model, tokens, max_new_tokens, total, temperature, top_k, top_p, eos_id, use_cache,
-              generator) -> torch.Tensor:
+def _sampling_loop(model, tokens, max_new_tokens, total, temperature, top_k, top_p, eos_id,
+                   use_cache, generator) -> torch.Tensor:
     """The sampling loop of :func:`generate`, on validated arguments; tokens (B, T) -> (B, T')."""
     finished = torch.zeros(tokens.shape[0], dtype=torch.bool, device=tokens.device)
     caches = model.make_caches(tokens.shape[0], total) if use_cache else None
