@@ -91,6 +91,19 @@ def test_cached_chunks_match_a_full_forward(tiny_model):
     torch.testing.assert_close(torch.cat(pieces, dim=1), full, atol=1e-5, rtol=1e-5)
 
 
+def test_bfloat16_model_on_cpu_caches_in_the_attention_dtype(tiny_model):
+    """A bf16 model on a CPU attends in float32, so its cache is float32: no per-step casts,
+    and cached decoding sees exactly the keys and values a full forward pass computes."""
+    model = tiny_model.to(torch.bfloat16)
+    caches = model.make_caches(2)
+    assert {c.k_cache.dtype for c in caches} == {c.v_cache.dtype for c in caches} == {
+        torch.float32}
+    ids = torch.randint(0, 512, (2, 20))
+    full = model(ids)
+    pieces = [model(ids[:, :12], caches)] + [model(ids[:, t:t + 1], caches) for t in range(12, 20)]
+    torch.testing.assert_close(torch.cat(pieces, dim=1), full, atol=1e-2, rtol=1e-2)
+
+
 @pytest.mark.parametrize(
     "make_input, error, words",
     [

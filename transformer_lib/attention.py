@@ -75,14 +75,16 @@ def repeat_kv(x: torch.Tensor, groups: int) -> torch.Tensor:
     return x if groups == 1 else x.repeat_interleave(groups, dim=1)
 
 
-def _attend_in_float32(q: torch.Tensor) -> bool:
-    """True for bfloat16 queries on a CPU: there the attention core is faster in float32.
+def attention_dtype(dtype: torch.dtype, device: torch.device) -> torch.dtype:
+    """The dtype RoPE and the attention core run in for projections of ``dtype`` on ``device``.
 
-    PyTorch 2.13's CPU flash-attention kernel takes 45.6 ms forward and backward in bfloat16 and
-    25.8 ms in float32 (batch 16, 4 heads, 256 positions, head size 32, 2 cores); the RoPE
-    rotation is also slower in bfloat16 there. Projections stay in the autocast dtype.
+    bfloat16 on a CPU becomes float32: PyTorch 2.13's CPU flash-attention kernel takes 45.6 ms
+    forward and backward in bfloat16 and 25.8 ms in float32 (batch 16, 4 heads, 256 positions,
+    head size 32, 2 cores), and the RoPE rotation is also slower in bfloat16 there. Projections
+    stay in the autocast dtype. KV caches are allocated in this dtype too, so decoding never
+    converts the whole cache.
     """
-    return q.device.type == "cpu" and q.dtype == torch.bfloat16
+    return torch.float32 if device.type == "cpu" and dtype == torch.bfloat16 else dtype
 
 
 class Attention(nn.Module):
@@ -106,12 +108,13 @@ class Attention(nn.Module):
         q = self.q_proj(x).view(B, T, self.num_heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(B, T, self.num_kv_heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(B, T, self.num_kv_heads, self.head_dim).transpose(1, 2)
-        if _attend_in_float32(q):
-            q, k, v = q.float(), k.float(), v.float()
+        compute_dtype = attention_dtype(q.dtype, q.device)
+        if compute_dtype != q.dtype:
+            q, k, v = q.to(compute_dtype), k.to(compute_dtype), v.to(compute_dtype)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if cache is not None:
             k, v = cache.update(k, v)  # (B, K, S, D) with S = positions so far
-            if k.dtype != q.dtype:  # a bfloat16 cache under float32 attention
+            if k.dtype != q.dtype:  # a cache built in another dtype than make_caches picks
                 k, v = k.to(q.dtype), v.to(q.dtype)
         return q, k, v
 
@@ -130,7 +133,7 @@ class Attention(nn.Module):
             mask, is_causal = None, False  # one new query sees every cached key
         else:
             mask, is_causal = causal_mask(T, S, device=x.device), False
-        # Autocast would turn float32 attention (see _attend_in_float32) back into bfloat16.
+        # Autocast would turn float32 attention (see attention_dtype) back into bfloat16.
         upcast = q.dtype == torch.float32 and torch.is_autocast_enabled(x.device.type)
         with torch.autocast(x.device.type, enabled=False) if upcast else nullcontext():
             out = F.scaled_dot_product_attention(

@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from .attention import KVCache
+from .attention import KVCache, attention_dtype
 from .block import Block
 from .config import ModelConfig
 from .rmsnorm import RMSNorm
@@ -112,11 +112,13 @@ class Transformer(nn.Module):
         return maps
 
     def make_caches(self, batch_size: int, max_seq_len: int | None = None) -> nn.ModuleList:
-        """One empty KVCache per layer, on the model's device and in its dtype."""
+        """One empty KVCache per layer, on the model's device, in the dtype attention runs in
+        (the model's, except float32 for a bfloat16 model on a CPU: see ``attention_dtype``)."""
         param = self.embed_tokens.weight
+        dtype = attention_dtype(param.dtype, param.device)
         return nn.ModuleList(
             KVCache(batch_size, self.config.num_kv_heads, max_seq_len or self.config.max_seq_len,
-                    self.config.head_dim, dtype=param.dtype, device=param.device)
+                    self.config.head_dim, dtype=dtype, device=param.device)
             for _ in self.layers
         )
 
