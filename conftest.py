@@ -1,17 +1,13 @@
 """Test-session environment shared by the unit tests and the notebook kernels nbval starts.
 
-Kernels inherit this process's environment, so only settings that suit both belong here.
+Kernels inherit this process's environment, so only settings that suit both belong here. The
+data comes from TINYSTORIES_PATH and LLAMA2C_PATH when set (CI sets both), and otherwise from
+the Hugging Face hub, fetched once into the user's cache.
 """
 
 import os
-from pathlib import Path
 
-# Never reach for the network: the hub libraries fail fast instead of retrying for ~25 s.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-
-# Developers' and CI's checkouts sit beside shared/data/tinystories (the real TinyStories
-# sample); use it unless the caller points TINYSTORIES_PATH elsewhere.
-_SAMPLE = Path(__file__).resolve().parent.parent / "shared" / "data" / "tinystories"
-if "TINYSTORIES_PATH" not in os.environ and _SAMPLE.is_dir():
-    os.environ["TINYSTORIES_PATH"] = str(_SAMPLE)
+# Offline, the hub libraries fail fast instead of retrying for ~25 s; online users are unaffected
+# unless they set these themselves.
+if os.environ.get("TINYSTORIES_PATH"):
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
