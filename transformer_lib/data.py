@@ -4,14 +4,24 @@ The source is chosen per call: the ``source`` argument, else the environment var
 ``TINYSTORIES_PATH``, else the hub dataset ``roneneldan/TinyStories``. Every format goes through
 the same :func:`normalize_story`, so a story reads the same whether it came from a ``.txt`` file
 (paragraphs split by one newline) or a parquet file (paragraphs split by a blank line).
+
+The book reads one fixed *extract* on every machine (:func:`book_stories`): the first 2,316
+training and the first 1,000 validation stories. It comes from ``TINYSTORIES_PATH`` when that is
+set, else it is streamed from the hub once and kept under the user's cache directory.
+
+Command line (writes the extract for a machine that is offline)::
+
+    python -m transformer_lib.data download --out DIR
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
 import re
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator
@@ -31,6 +41,11 @@ HUB_PROBE_TIMEOUT_S = 5.0  # datasets itself retries an unreachable hub for ~25 
 LOCAL_FORMATS = {".txt": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 _SPLIT_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 _NORMALIZATION_VERSION = 1  # bump when normalize_story changes, to invalidate cached Datasets
+
+# The book's data: the first stories of each hub split (``train[0:2316]``, ``validation[0:1000]``).
+# About 3 MB, so every chapter runs in minutes and prints the same numbers on every machine.
+BOOK_EXTRACT_SIZES = {"train": 2316, "validation": 1000}
+BOOK_EXTRACT_DIRNAME = "tinystories-book"
 
 
 def normalize_story(text: str) -> str:
@@ -115,6 +130,97 @@ def url_reachable(url: str, timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
         return True  # the server answered, just not with 2xx
     except (urllib.error.URLError, OSError, ValueError):
         return False
+
+
+# ---- the book's extract -------------------------------------------------------------------
+
+
+def book_data_dir(cache_root: str | os.PathLike | None = None) -> Path:
+    """The directory holding the book's extract as ``train.txt`` and ``validation.txt``.
+
+    ``TINYSTORIES_PATH`` when it is set; otherwise ``<cache>/transformer_lib/tinystories-book``,
+    filled from the hub on first use (3,316 stories streamed, nothing else downloaded).
+    """
+    local = resolve_source(None)
+    if local is not None:
+        return local
+    target = Path(cache_root) if cache_root is not None else _user_cache() / BOOK_EXTRACT_DIRNAME
+    if not all((target / f"{split}.txt").is_file() for split in BOOK_EXTRACT_SIZES):
+        download_book_extract(target)
+    return target
+
+
+def book_stories(split: str, cache_root: str | os.PathLike | None = None) -> list[str]:
+    """The book's stories of ``split`` ("train" or "validation"), normalised, in dataset order."""
+    if split not in BOOK_EXTRACT_SIZES:
+        raise ValueError(f"the book's extract has splits {tuple(BOOK_EXTRACT_SIZES)}, "
+                         f"not {split!r}")
+    wanted = BOOK_EXTRACT_SIZES[split]
+    folder = book_data_dir(cache_root)
+    stories = list(load_stories(split, source=folder, limit=wanted)["text"])
+    if len(stories) < wanted:
+        raise ValueError(
+            f"{folder} holds {len(stories)} {split} stories, but the book reads the first "
+            f"{wanted:,}; point {SOURCE_ENV_VAR} at a copy of the whole extract (see "
+            f"`python -m transformer_lib.data download --help`)")
+    return stories
+
+
+def stories_fingerprint(stories: Iterable[str]) -> str:
+    """sha256 of normalised stories in order: equal for equal text, whatever file it came from."""
+    digest = hashlib.sha256()
+    for story in stories:
+        digest.update(normalize_story(story).encode("utf-8") + b"\0")
+    return digest.hexdigest()
+
+
+def download_book_extract(out_dir: str | os.PathLike) -> Path:
+    """Stream the book's extract from the hub and write ``train.txt``/``validation.txt``.
+
+    Each file is written whole to a temporary name and then renamed, so an interrupted download
+    never leaves a file that looks complete. Offline, it fails within seconds.
+    """
+    out = Path(out_dir).expanduser()
+    fixes = (f"set {SOURCE_ENV_VAR} to a directory holding the extract's train.txt and "
+             f"validation.txt (on a machine that is online, `python -m transformer_lib.data "
+             f"download --out DIR` writes them), or go online so the "
+             f"{sum(BOOK_EXTRACT_SIZES.values()):,} stories can be streamed from {HUB_DATASET} "
+             f"once")
+    offline_vars = [name for name in OFFLINE_ENV_VARS if _env_flag(name)]
+    if offline_vars:
+        raise ConnectionError(f"cannot fetch the book's TinyStories extract: offline mode is on "
+                              f"({', '.join(offline_vars)}). Fix: {fixes}.")
+    endpoint = datasets.config.HF_ENDPOINT
+    if not url_reachable(endpoint):
+        raise ConnectionError(f"cannot fetch the book's TinyStories extract: {endpoint} is "
+                              f"unreachable. Fix: {fixes}.")
+    out.mkdir(parents=True, exist_ok=True)
+    for split, count in BOOK_EXTRACT_SIZES.items():
+        stream = datasets.load_dataset(HUB_DATASET, split=split, streaming=True)
+        rows = [row["text"] for row in islice(stream, count)]
+        if len(rows) < count:
+            raise ConnectionError(f"the hub's {split} split ended after {len(rows)} stories "
+                                  f"(expected {count})")
+        write_stories_txt(out / f"{split}.txt", rows)
+    return out
+
+
+def write_stories_txt(path: str | os.PathLike, stories: Iterable[str]) -> Path:
+    """Write stories in TinyStories' txt layout (each followed by a ``<|endoftext|>`` line)."""
+    path = Path(path)
+    body = "".join(f"{normalize_story(story)}\n{STORY_SEPARATOR}\n" for story in stories)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(temporary, "w", encoding="utf-8", newline="\n") as file:
+        file.write(body)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
+    return path
+
+
+def _user_cache() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(root) / "transformer_lib"
 
 
 # ---- local files ---------------------------------------------------------------------------
@@ -323,3 +429,35 @@ def _hub_unavailable(split: str, reason: str) -> ConnectionError:
         f"or pass source=...; or go online (unset HF_HUB_OFFLINE/HF_DATASETS_OFFLINE) so "
         f"{HUB_DATASET} can be downloaded."
     )
+
+
+# ---- command line --------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m transformer_lib.data",
+        description="The book's TinyStories extract (first 2,316 train and 1,000 validation "
+                    "stories).")
+    commands = parser.add_subparsers(dest="command", required=True)
+    download = commands.add_parser(
+        "download", help="stream the extract from the Hugging Face hub into a directory",
+        description="Write DIR/train.txt and DIR/validation.txt; then set TINYSTORIES_PATH=DIR "
+                    "to read them offline.")
+    download.add_argument("--out", required=True, help="directory to write the two files into")
+    args = parser.parse_args(argv)
+    try:
+        folder = download_book_extract(args.out)
+    except ConnectionError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    for split in BOOK_EXTRACT_SIZES:
+        stories = list(load_stories(split, source=folder)["text"])
+        print(f"{folder / (split + '.txt')}: {len(stories):,} stories, "
+              f"sha256 of the text {stories_fingerprint(stories)[:16]}")
+    print(f"export {SOURCE_ENV_VAR}={folder.resolve()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
