@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .fileio import write_atomically, write_text_atomically
+
 DEFAULT_CACHE_DIR = "~/.cache/transformer_lib/tokens"
 IGNORE_INDEX = -100  # torch.nn.functional.cross_entropy's default ignore_index
 CACHE_FORMAT = 1  # bump when the file layout changes, so old caches are rebuilt
@@ -340,22 +342,23 @@ def _encode_to_file(
 ) -> int:
     """Write eot + (story + eot) for every story to bin_path atomically; return the count."""
     eot = tokenizer.eot_id
-    tmp_path = bin_path.with_name(f"{bin_path.name}.{os.getpid()}.tmp")
     n_tokens = 0
     n_texts = len(texts)
-    with (
-        open(tmp_path, "wb") as file,
-        tqdm(total=n_texts, unit="story", desc=f"encoding {name}", disable=not progress) as bar,
-    ):
-        file.write(np.array([eot], dtype=dtype).tobytes())
-        n_tokens += 1
-        for batch in _text_batches(texts, batch_size):
-            encoded = tokenizer.encode_batch(batch, add_eot=True)
-            flat = np.fromiter(itertools.chain.from_iterable(encoded), dtype=dtype)
-            file.write(flat.tobytes())
-            n_tokens += flat.size
-            bar.update(len(batch))
-    os.replace(tmp_path, bin_path)  # a crash mid-way never leaves a cache that looks complete
+
+    def write(file) -> None:
+        nonlocal n_tokens
+        with tqdm(total=n_texts, unit="story", desc=f"encoding {name}",
+                  disable=not progress) as bar:
+            file.write(np.array([eot], dtype=dtype).tobytes())
+            n_tokens += 1
+            for batch in _text_batches(texts, batch_size):
+                encoded = tokenizer.encode_batch(batch, add_eot=True)
+                flat = np.fromiter(itertools.chain.from_iterable(encoded), dtype=dtype)
+                file.write(flat.tobytes())
+                n_tokens += flat.size
+                bar.update(len(batch))
+
+    write_atomically(bin_path, write)  # a crash mid-way never leaves a cache that looks complete
     return n_tokens
 
 
@@ -384,9 +387,7 @@ def _memmap(bin_path: Path, meta: dict[str, Any]) -> np.ndarray:
 
 
 def _write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
-    tmp_path = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp_path.write_text(json.dumps(payload, indent=2), encoding="utf-8")
-    os.replace(tmp_path, path)
+    write_text_atomically(path, json.dumps(payload, indent=2))
 
 
 def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
