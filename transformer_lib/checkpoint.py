@@ -7,8 +7,8 @@ Layout of a run directory::
       checkpoints/step_00000500/  # model.safetensors, state.pt, meta.json, tokenizer.json
       log.jsonl                   # one JSON record per logged step and evaluation
 
-A checkpoint is written into a temporary directory and renamed into place, then ``latest`` is
-replaced atomically; a kill at any moment leaves the previous checkpoint readable and named.
+A checkpoint is written into a hidden temporary directory and renamed into place, then ``latest``
+is replaced atomically; a kill at any moment leaves a complete checkpoint named by ``latest``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
 from .config import ModelConfig
+from .fileio import fsync_directory, fsync_file, write_text_atomically
 from .model import Transformer
 
 FORMAT = 1
@@ -33,45 +34,95 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, truncated, corrupt or does not match what loads it."""
 
 
-def _write_text_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+RESERVED_META = ("format", "step", "model_config")  # written by save_checkpoint itself
+
+
+def _link_or_copy_tree(source: Path, target: Path) -> None:
+    """A second, complete name for checkpoint ``source``: hard links where possible."""
+    target.mkdir()
+    for file in source.iterdir():
+        try:
+            os.link(file, target / file.name)
+        except OSError:  # a file system without hard links
+            shutil.copy2(file, target / file.name)
+    fsync_directory(target)
+
+
+def _point_latest(run_dir: Path, checkpoint: Path) -> None:
+    write_text_atomically(run_dir / "latest", f"{checkpoint.relative_to(run_dir).as_posix()}\n")
+
+
+def _latest_target(run_dir: Path) -> Path | None:
+    try:
+        return (run_dir / (run_dir / "latest").read_text(encoding="utf-8").strip()).resolve()
+    except OSError:
+        return None
 
 
 def save_checkpoint(run_dir: str | os.PathLike, model: Transformer, step: int, meta: dict,
                     state: dict | None = None, tokenizer_file: str | os.PathLike | None = None,
                     keep: int = 2) -> Path:
-    """Write checkpoint ``step`` atomically, point ``latest`` at it, keep the newest ``keep``."""
+    """Write checkpoint ``step`` atomically, point ``latest`` at it, keep the newest ``keep``.
+
+    Every move is ordered so that a kill at any instant leaves ``latest`` naming a complete
+    checkpoint: the new one is written hidden and fsynced; a step that already exists is first
+    given a second name (hard links), ``latest`` moves there while the old folder is replaced,
+    and only then is the old name reused. Pruning never touches the checkpoint just written, and
+    leftovers of killed saves (hidden folders, step folders without metadata) are removed.
+    ``keep=0`` keeps every checkpoint.
+    """
+    reserved = sorted(set(meta) & set(RESERVED_META))
+    if reserved:
+        raise ValueError(f"meta keys {reserved} are written by save_checkpoint itself and "
+                         f"cannot be given by the caller")
     run_dir = Path(run_dir)
     checkpoints = run_dir / "checkpoints"
     checkpoints.mkdir(parents=True, exist_ok=True)
     name = f"step_{step:08d}"
     tmp = checkpoints / f".{name}.tmp-{os.getpid()}"  # hidden until complete
-    if tmp.exists():
-        shutil.rmtree(tmp)
     tmp.mkdir()
     save_model(model, str(tmp / WEIGHTS))
     if state is not None:
         torch.save(state, tmp / STATE)
     if tokenizer_file is not None:
         shutil.copyfile(tokenizer_file, tmp / TOKENIZER)
-    full_meta = {"format": FORMAT, "step": step, "model_config": model.config.to_dict(), **meta}
+    full_meta = {**meta, "format": FORMAT, "step": step, "model_config": model.config.to_dict()}
     (tmp / META).write_text(json.dumps(full_meta, indent=1), encoding="utf-8")
     for file in tmp.iterdir():  # data on disk before the rename makes it visible
-        with open(file, "rb") as handle:
-            os.fsync(handle.fileno())
+        fsync_file(file)
+    fsync_directory(tmp)
     final = checkpoints / name
     if final.exists():
+        # latest may name `final`: give it a second name and point latest there first.
+        old = checkpoints / f".{name}.old-{os.getpid()}"
+        _link_or_copy_tree(final, old)
+        _point_latest(run_dir, old)
         shutil.rmtree(final)
-    os.replace(tmp, final)
-    _write_text_atomically(run_dir / "latest", f"checkpoints/{name}\n")
-    for old in sorted(checkpoints.glob("step_*"))[:-keep] if keep else []:
-        shutil.rmtree(old, ignore_errors=True)
+        os.replace(tmp, final)
+        fsync_directory(checkpoints)
+        _point_latest(run_dir, final)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, final)
+        fsync_directory(checkpoints)
+        _point_latest(run_dir, final)
+    _remove_stale(run_dir, checkpoints)
+    if keep:
+        others = sorted(p for p in checkpoints.glob("step_*") if p != final)
+        for old in others[:max(len(others) - (keep - 1), 0)]:
+            shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _remove_stale(run_dir: Path, checkpoints: Path) -> None:
+    """Delete what killed saves left behind: hidden folders and step folders without metadata
+    (never the folder ``latest`` names)."""
+    named = _latest_target(run_dir)
+    for folder in checkpoints.iterdir():
+        stale = folder.name.startswith(".step_") or (folder.name.startswith("step_")
+                                                     and not (folder / META).is_file())
+        if stale and folder.is_dir() and folder.resolve() != named:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:

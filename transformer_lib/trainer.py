@@ -26,8 +26,12 @@ from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
 from .device import Precision, pick_device, pick_precision
+from .fileio import write_text_atomically
 from .model import Transformer
 from .tokens import IGNORE_INDEX, RandomWindows, SequentialWindows
+
+LOG = "log.jsonl"  # one JSON record per line in the run directory
+TRAINER_META = ("train_config", "history", "tokens_seen", "tokenizer")  # written by Trainer.save
 
 
 @dataclass
@@ -200,7 +204,10 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.progress = progress and self.rank == 0
         self.log = log if self.rank == 0 else None
-        self.extra_meta = extra_meta or {}
+        self.extra_meta = dict(extra_meta or {})
+        fixed = sorted(set(self.extra_meta) & {*ckpt.RESERVED_META, *TRAINER_META})
+        if fixed:
+            raise ValueError(f"extra_meta may not set {fixed}: the trainer writes those keys")
         self.sampler = RandomWindows(train_tokens, config.batch_size, config.seq_len,
                                      seed=config.seed, device=self.device)
         self.optimizer = make_optimizer(self.model, config, self.device)
@@ -251,6 +258,12 @@ class Trainer:
         self.step = int(state["step"])
         self.elapsed_before = float(state["elapsed_s"])
         self.history = list(meta.get("history", []))
+        if self.run_dir is not None and self.rank == 0:
+            # Steps after the checkpoint were logged by the lost run and will be logged again:
+            # the log restarts from the restored history, replaced in one atomic write.
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_text_atomically(self.run_dir / LOG,
+                                  "".join(json.dumps(record) + "\n" for record in self.history))
 
     # ---- the loop ---------------------------------------------------------------------------
 
@@ -309,7 +322,7 @@ class Trainer:
             for callback in self.callbacks:
                 callback(record)
             if self.run_dir is not None:
-                with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") as handle:
+                with open(self.run_dir / LOG, "a", encoding="utf-8") as handle:
                     handle.write(json.dumps(record) + "\n")
 
     def save(self, elapsed: float) -> Path | None:
@@ -319,9 +332,9 @@ class Trainer:
                  "torch_rng": torch.get_rng_state(), "step": self.step, "elapsed_s": elapsed}
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
-        meta = {"train_config": self.config.to_dict(), "history": self.history,
+        meta = {**self.extra_meta, "train_config": self.config.to_dict(), "history": self.history,
                 "tokens_seen": self.step * self.config.batch_size * self.config.seq_len,
-                "tokenizer": ckpt.TOKENIZER if self.tokenizer_file else None, **self.extra_meta}
+                "tokenizer": ckpt.TOKENIZER if self.tokenizer_file else None}
         return ckpt.save_checkpoint(self.run_dir, self.model, self.step, meta, state,
                                     self.tokenizer_file)
 
@@ -330,6 +343,8 @@ class Trainer:
         config = self.config
         if self.run_dir is not None and self.rank == 0:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.step > 0 and self._progress_fraction(self.elapsed_before) >= 1.0:
+            return self.history  # a finished run, resumed: already evaluated and saved
         if self.step == 0:
             torch.manual_seed(config.seed)  # dropout; resumes restore the RNG state instead
         tokens_per_step = config.batch_size * config.seq_len
