@@ -355,12 +355,46 @@ def test_cli_precision_defaults_and_resume_keeps_the_saved_one():
 
 
 def test_cli_weight_decay_default_explicit_flag_and_resume():
-    from transformer_lib.train import DEFAULT_WEIGHT_DECAY, build_parser, train_config_from_args
+    from transformer_lib.train import build_parser, train_config_from_args
+    from transformer_lib.trainer import CLI_RECIPE
 
     fresh = build_parser().parse_args(["--out", "x", "--max-steps", "5"])
-    assert train_config_from_args(fresh, None, "cpu").weight_decay == DEFAULT_WEIGHT_DECAY == 1.0
+    assert train_config_from_args(fresh, None, "cpu").weight_decay == CLI_RECIPE[
+        "weight_decay"] == 1.0
     assert TrainConfig(max_steps=5).weight_decay == 0.1  # the library's default is unchanged
     explicit = build_parser().parse_args(["--out", "x", "--weight-decay", "0.1"])
     assert train_config_from_args(explicit, None, "cpu").weight_decay == 0.1
     saved = TrainConfig(max_steps=5, weight_decay=0.3).to_dict()
     assert train_config_from_args(fresh, saved, "cpu").weight_decay == 0.3  # resumed: as saved
+
+
+def test_cli_help_shows_the_defaults_that_apply():
+    from transformer_lib.train import build_parser
+
+    text = " ".join(build_parser().format_help().split())
+    assert "--weight-decay WEIGHT_DECAY default 1.0" in text
+    assert "--lr LR default 0.005" in text
+    assert "smaller of 256 and the model's max_seq_len" in text
+
+
+def test_cli_seq_len_defaults_to_the_smaller_of_256_and_the_models_max_seq_len():
+    from transformer_lib.train import build_parser, train_config_from_args
+
+    tiny = build_parser().parse_args(["--out", "x", "--preset", "tiny", "--max-steps", "5"])
+    assert train_config_from_args(tiny, None, "cpu", max_seq_len=128).seq_len == 128
+    assert train_config_from_args(tiny, None, "cpu", max_seq_len=1024).seq_len == 256
+    given = build_parser().parse_args(["--out", "x", "--seq-len", "64", "--max-steps", "5"])
+    assert train_config_from_args(given, None, "cpu", max_seq_len=128).seq_len == 64
+    saved = TrainConfig(max_steps=5, seq_len=32).to_dict()
+    assert train_config_from_args(tiny, saved, "cpu", max_seq_len=128).seq_len == 32
+
+
+@pytest.mark.slow
+def test_cli_trains_the_tiny_preset_without_seq_len(corpus, tmp_path):
+    result = run_cli("-m", "transformer_lib.train", "--data", str(corpus), "--preset", "tiny",
+                     "--out", str(tmp_path / "run"), "--max-steps", "2", "--batch-size", "2",
+                     "--vocab-size", "300", "--eval-windows", "1", "--no-progress",
+                     "--threads", "1", "--cache-dir", str(tmp_path / "cache"))
+    assert result.returncode == 0, result.stderr
+    _, meta = ckpt.load_model_from_checkpoint(tmp_path / "run")
+    assert meta["train_config"]["seq_len"] == 128

@@ -15,23 +15,12 @@ from . import checkpoint as ckpt
 from .config import PRESETS, ModelConfig
 from .device import keep_freed_cpu_memory, pick_device, pick_precision
 from .model import Transformer
-from .trainer import TrainConfig, Trainer, TrainingDiverged, token_byte_lengths
+from .trainer import CLI_RECIPE, TrainConfig, Trainer, TrainingDiverged, token_byte_lengths
 
-# Defaults tuned for the best validation bits per byte a 5-minute run on a 2-core CPU buys
-# (see the README for the measured curve). The model shape is the "tinystories-cpu" preset.
+# The model and tokenizer the command trains by default (tuned with trainer.CLI_RECIPE, which
+# holds the training defaults that differ from TrainConfig's, and why).
 DEFAULT_PRESET = "tinystories-cpu"
 DEFAULT_VOCAB_SIZE = 2048
-DEFAULT_MAX_MINUTES = 5.0
-# On a CPU, --precision auto trains under bf16 autocast: in 5-minute runs here it reached a lower
-# validation loss than float32 (more steps per minute outweigh the coarser matmuls). The
-# library's device policy itself stays float32 on CPU; this is the training command's choice.
-DEFAULT_CPU_TRAINING_PRECISION = "bf16"
-# Five minutes here see the 2 MB local sample about nine times, and from the third pass on the
-# model starts to memorise it. Strong decoupled weight decay holds that back: validation bits per
-# byte after 5 minutes were 1.160 (0.1, TrainConfig's default), 1.128 (0.5), 1.113 (1.0) and
-# 1.124 (2.0). A run that sees its data once (the full dataset, on a GPU) wants 0.1.
-DEFAULT_WEIGHT_DECAY = 1.0
-CLI_DEFAULTS = {"weight_decay": DEFAULT_WEIGHT_DECAY}
 
 
 def prepare_tokenizer(run_dir: Path, data, tokenizer_arg: str | None, vocab_size: int,
@@ -101,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     stop = parser.add_argument_group("when to stop (the schedule ends where the run does)")
     stop.add_argument("--max-steps", type=int, default=None)
     stop.add_argument("--max-minutes", type=float, default=None,
-                      help=f"wall-clock budget; {DEFAULT_MAX_MINUTES:g} if no stop is given")
+                      help=f"wall-clock budget; {CLI_RECIPE['max_minutes']:g} if no stop is "
+                           f"given")
     model = parser.add_argument_group("model overrides (default: the preset's)")
     for flag in ("d-model", "num-layers", "num-heads", "num-kv-heads", "ffn-hidden-dim",
                  "max-seq-len"):
@@ -115,17 +105,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="vocabulary of the BPE trained when --tokenizer is not given")
     tok.add_argument("--cache-dir", default=None,
                      help="token cache directory (default ~/.cache/transformer_lib/tokens)")
-    opt = parser.add_argument_group("optimisation (defaults: TrainConfig's, except weight decay)")
+    opt = parser.add_argument_group("optimisation (defaults: TrainConfig's, except weight "
+                                    "decay: see trainer.CLI_RECIPE)")
     defaults = TrainConfig(max_steps=1)
     for field in ("batch_size", "seq_len", "grad_accum", "lr", "min_lr_ratio", "warmup_steps",
                   "weight_decay", "grad_clip", "eval_every", "eval_windows", "save_every",
                   "log_every", "seed"):
-        value = CLI_DEFAULTS.get(field, getattr(defaults, field))
+        value = CLI_RECIPE.get(field, getattr(defaults, field))
         kind = float if isinstance(value, float) else int
-        help_text = "global sequences per optimizer step" if field == "batch_size" else None
-        opt.add_argument(f"--{field.replace('_', '-')}", type=kind, default=None,
-                         help=(help_text + f" (default {value})") if help_text else
-                         f"default {value}")
+        help_text = {"batch_size": f"global sequences per optimizer step (default {value})",
+                     "seq_len": f"tokens per training window (default: the smaller of {value} "
+                                f"and the model's max_seq_len)"}.get(field, f"default {value}")
+        opt.add_argument(f"--{field.replace('_', '-')}", type=kind, default=None, help=help_text)
     run = parser.add_argument_group("hardware")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     run.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
@@ -137,9 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def train_config_from_args(args, saved: dict | None = None,
-                           device_type: str = "cpu") -> TrainConfig:
-    """TrainConfig from the saved run (when resuming), overridden by flags given explicitly."""
+def train_config_from_args(args, saved: dict | None = None, device_type: str = "cpu",
+                           max_seq_len: int | None = None) -> TrainConfig:
+    """TrainConfig from the saved run (when resuming), overridden by flags given explicitly.
+
+    A new run starts from TrainConfig's defaults and ``CLI_RECIPE``; its training window is the
+    smaller of the default seq_len and the model's ``max_seq_len`` unless --seq-len is given.
+    """
     values = dict(saved or {})
     for field in dataclasses.fields(TrainConfig):
         value = getattr(args, field.name, None)
@@ -149,14 +144,15 @@ def train_config_from_args(args, saved: dict | None = None,
     if args.precision != "auto":
         values["precision"] = args.precision
     elif saved is None:  # a resumed run keeps the precision it started with
-        values["precision"] = DEFAULT_CPU_TRAINING_PRECISION if device_type == "cpu" else "auto"
+        values["precision"] = CLI_RECIPE["cpu_precision"] if device_type == "cpu" else "auto"
     if saved is None:  # a resumed run keeps what it started with
-        for name, value in CLI_DEFAULTS.items():
-            if getattr(args, name, None) is None:
-                values[name] = value
+        if getattr(args, "weight_decay", None) is None:
+            values["weight_decay"] = CLI_RECIPE["weight_decay"]
+        if getattr(args, "seq_len", None) is None and max_seq_len is not None:
+            values["seq_len"] = min(TrainConfig.seq_len, max_seq_len)
     values["compile"] = args.compile or values.get("compile", False)
     if values.get("max_steps") is None and values.get("max_minutes") is None:
-        values["max_minutes"] = DEFAULT_MAX_MINUTES
+        values["max_minutes"] = CLI_RECIPE["max_minutes"]
     return TrainConfig(**values)
 
 
@@ -204,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
             train_config = train_config_from_args(args, meta["train_config"], device.type)
         else:
             model_config = model_config_from_args(args, tokenizer.vocab_size)
-            train_config = train_config_from_args(args, None, device.type)
+            train_config = train_config_from_args(args, None, device.type,
+                                                  model_config.max_seq_len)
         if model_config.vocab_size != tokenizer.vocab_size:
             raise SystemExit(f"error: the model's vocab_size {model_config.vocab_size} differs "
                              f"from the tokenizer's {tokenizer.vocab_size}")
