@@ -71,6 +71,22 @@ def test_attention_accepts_model_output_with_batch_dim(model):
                                maps[0][1, 0].numpy(), atol=1e-6)
 
 
+def test_attention_single_map_fixed_scale_and_no_stray_title():
+    # The causal mask as weights: row i holds 1/(i+1). With vmax=1.0 nothing is clipped (the
+    # default scale stops at the largest weight outside row 0, here 0.5), and a lone map that is
+    # not from a model carries no "layer 0, head 0" panel title.
+    mask = torch.tril(torch.ones(4, 4))
+    weights = (mask / mask.sum(dim=-1, keepdim=True))[None, None]  # (1, 1, T, T)
+    figure = viz.plot_attention(weights, list("abcd"), vmax=1.0)
+    (panel,) = heatmap_axes(figure)
+    assert panel.images[0].get_clim() == (0.0, 1.0)
+    assert panel.get_title() == ""
+    default = heatmap_axes(viz.plot_attention(weights, list("abcd")))[0]
+    assert default.images[0].get_clim() == (0.0, 0.5)
+    two_heads = viz.plot_attention(torch.cat([weights, weights], dim=1), list("abcd"))
+    assert [ax.get_title() for ax in heatmap_axes(two_heads)] == ["head 0", "head 1"]
+
+
 def test_attention_bad_input_raises_clear_errors(model, tokenizer):
     maps, labels = viz.attention_for_text(model, tokenizer, "abcd")
     with pytest.raises(ValueError, match="3 token labels for attention over 4 positions"):
@@ -98,6 +114,17 @@ def test_attention_thins_labels_for_long_prompts():
     assert 0 < len(shown) <= 2 * 25 and shown[:2] == ["t0", "t4"]
 
 
+def test_attention_grid_thins_labels_rather_than_shrinking_them():
+    count = 22  # a 4 x 4 grid of 22-token maps: every label would be under 5 points
+    weights = torch.softmax(torch.randn(4, 4, count, count), -1)
+    figure = viz.plot_attention(list(weights), [f"t{i}" for i in range(count)])
+    bottom_left = heatmap_axes(figure)[-4]
+    sizes = {t.get_fontsize() for t in bottom_left.texts}
+    assert min(sizes) >= 6.0
+    assert 0 < len(bottom_left.texts) < 2 * count  # some labels left out, the first one kept
+    assert bottom_left.texts[0].get_text() == "t0"
+
+
 def test_plot_model_attention_labels_tokens_readably(model, tokenizer):
     figure = viz.plot_model_attention(model, tokenizer, "a b$", layers=0, heads=0)
     assert [t.get_text() for t in heatmap_axes(figure)[0].texts][:4] == ["a", "␣", "b", r"\$"]
@@ -109,7 +136,9 @@ def test_display_label_makes_text_safe_to_draw():
     assert viz.display_label("\n\t") == "⏎⇥"
     assert viz.display_label("$x$") == r"\$x\$"  # not mathtext
     assert viz.display_label("\x00") == r"\x00"
-    assert viz.display_label("世") == r"\u4e16"  # no glyph in DejaVu Sans
+    assert viz.display_label("世") == "U+4E16"  # no glyph in DejaVu Sans: its code point
+    assert viz.display_label("🙂!") == "U+1F642!"  # above U+FFFF too (not an invalid \u1f642)
+    assert viz.display_label("é·") == "é·"  # characters the font has are drawn as themselves
     assert viz.display_label("") == "∅"
 
 
@@ -220,9 +249,27 @@ def test_plot_tokens_one_box_per_span_with_ids(tokenizer):
     boxes = [p for p in ax.patches if isinstance(p, Rectangle)]
     assert len(boxes) == 4
     texts = [t.get_text() for t in ax.texts]
-    assert texts == ["h", "104", "i", "105", " ", "32", "é", "195,169"]
+    assert texts == ["h", "104", "i", "105", "␣", "32", "é", "195,169"]  # the space is visible
     assert ax.get_title(loc="left") == "bytes: 5 tokens for 4 characters (0.80 characters/token)"
-    assert len(viz.plot_tokens("hi", tokenizer, show_ids=False).axes[0].texts) == 2
+    assert [t.get_text() for t in figure.texts] == ["In the token boxes, ␣ marks a space."]
+    no_spaces = viz.plot_tokens("hi", tokenizer, show_ids=False)
+    assert len(no_spaces.axes[0].texts) == 2 and not no_spaces.texts  # no symbol, no note
+
+
+def test_plot_tokens_shows_leading_spaces_newlines_and_emoji_readably(tokenizer):
+    class WordTokenizer:  # " cat" is one token with its leading space, as in a real BPE
+        name = "words"
+        pieces = [" cat", "\n", "🙂"]
+
+        def encode(self, text):
+            return [0, 1, 2]
+
+        def decode(self, ids):
+            return "".join(self.pieces[i] for i in ids)
+
+    figure = viz.plot_tokens(" cat\n🙂", WordTokenizer())
+    assert [t.get_text() for t in figure.axes[0].texts][::2] == ["␣cat", "⏎", "U+1F642"]
+    assert figure.texts[0].get_text() == "In the token boxes, ␣ marks a space, ⏎ marks a newline."
 
 
 def test_plot_tokens_wraps_lines_and_caps_height(tokenizer):

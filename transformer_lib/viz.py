@@ -7,7 +7,7 @@ selects a backend.
 
 Token strings are shown through :func:`display_label`, which makes whitespace visible, escapes
 ``$`` (matplotlib would otherwise parse it as maths) and writes characters the font lacks as
-``\\uXXXX``, so no plot of arbitrary text emits a "missing glyph" warning into a notebook.
+their code point (``U+1F642``), so no plot of arbitrary text emits a "missing glyph" warning.
 """
 
 from __future__ import annotations
@@ -111,7 +111,8 @@ def display_label(piece: str, *, visible_spaces: bool = True, family: str = "san
     """A token string made safe and readable in a matplotlib text artist.
 
     Newlines, tabs and (optionally) spaces become visible symbols, ``$`` is escaped so it is not
-    read as mathtext, and control characters or characters the font cannot draw become escapes.
+    read as mathtext; control bytes become ``\\x07`` and other characters the font cannot draw
+    their code point, ``U+1F642`` (a readable name, valid for any code point, even above U+FFFF).
     """
     drawable = _font_codepoints(family)
     out = []
@@ -123,7 +124,7 @@ def display_label(piece: str, *, visible_spaces: bool = True, family: str = "san
         elif char == "$":
             out.append(r"\$")
         elif unicodedata.category(char) == "Cc" or ord(char) not in drawable:
-            out.append(f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+            out.append(f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"U+{ord(char):04X}")
         else:
             out.append(char)
     return "".join(out) or "∅"  # an empty piece (e.g. a special token) still needs a mark
@@ -221,6 +222,7 @@ def _as_numpy_maps(attentions, batch_index: int) -> list[np.ndarray]:
 
 _CHAR_WIDTH_EM = 0.62  # average advance of a DejaVu Sans character, in font sizes
 _MIN_LABEL_PT = 4.5  # smaller token labels cannot be read at 100 dpi
+_MIN_GRID_LABEL_PT = 6.0  # in a grid of small panels, thin the labels rather than shrink them
 
 
 def _label_extent_pt(labels: Sequence[str], fontsize: float) -> float:
@@ -266,14 +268,19 @@ def draw_attention_heatmap(ax, weights: np.ndarray, labels: Sequence[str], *, vm
 
 
 def plot_attention(attentions, tokens: Sequence[str], *, layers=None, heads=None,
-                   batch_index: int = 0, max_labels: int = 64, title: str | None = None) -> Figure:
+                   batch_index: int = 0, max_labels: int = 64, title: str | None = None,
+                   vmax: float | None = None) -> Figure:
     """A layers x heads grid of attention heatmaps with token labels on both axes.
 
     ``attentions`` is what ``model.attention_maps`` returns (one (B, H, T, T) tensor per layer)
     or a single such tensor; ``tokens`` holds one label per position. ``layers``/``heads`` pick
     an index, a list of indices, or None for all. The figure has one axes per heatmap plus one
-    colour bar; beyond ``max_labels`` positions only every k-th token is labelled.
+    colour bar; beyond ``max_labels`` positions only every k-th token is labelled. ``vmax`` fixes
+    the top of the colour scale (e.g. 1.0 to show every weight unclipped); by default it is the
+    largest weight outside row 0. Panels are titled "layer l, head h"; a single tensor has no
+    layer index, so its panels name the head only, and a lone map has no panel title at all.
     """
+    single_tensor = isinstance(attentions, (torch.Tensor, np.ndarray))
     maps = _as_numpy_maps(attentions, batch_index)
     num_heads, count, _ = maps[0].shape
     tokens = [str(t) for t in tokens]
@@ -285,16 +292,22 @@ def plot_attention(attentions, tokens: Sequence[str], *, layers=None, heads=None
     rows, cols = len(layer_ids), len(head_ids)
 
     # A fixed layout computed here (not constrained layout, which measures every label twice).
-    cell_in = 5.0 if rows * cols == 1 else 2.8
-    legible = int(0.8 * cell_in * 72 / _MIN_LABEL_PT)  # labels that fit at a readable size
-    ticks = _thinned_ticks(count, min(max_labels, legible))
-    fontsize = float(np.clip(0.8 * cell_in * 72 / len(ticks), _MIN_LABEL_PT, 9.0))
-    margin_in = (_label_extent_pt([tokens[i] for i in ticks], fontsize) + 22) / 72
-    left_in, bottom_in, top_in, right_in = margin_in, margin_in, 0.75, 1.1
+    # Panels shrink until the grid fits the largest figure; the labels are then chosen for the
+    # panel size actually drawn (a few passes settle it), so a big grid gets fewer labels at a
+    # readable size instead of every label at a size nobody can read.
+    largest_in = 5.0 if rows * cols == 1 else 2.8
+    min_pt = _MIN_LABEL_PT if rows * cols == 1 else _MIN_GRID_LABEL_PT
     gap_w, gap_h = 0.15, 0.3  # inner panels carry no labels, only a title
-    cell_in = min(cell_in,
-                  (MAX_FIGURE_WIDTH_IN - left_in - right_in - (cols - 1) * gap_w) / cols,
-                  (MAX_FIGURE_HEIGHT_IN - bottom_in - top_in - (rows - 1) * gap_h) / rows)
+    cell_in = largest_in
+    for _ in range(3):
+        legible = max(1, int(0.8 * cell_in * 72 / min_pt))  # labels that fit at min_pt
+        ticks = _thinned_ticks(count, min(max_labels, legible))
+        fontsize = float(np.clip(0.8 * cell_in * 72 / len(ticks), min_pt, 9.0))
+        margin_in = (_label_extent_pt([tokens[i] for i in ticks], fontsize) + 22) / 72
+        left_in, bottom_in, top_in, right_in = margin_in, margin_in, 0.75, 1.1
+        cell_in = min(largest_in,
+                      (MAX_FIGURE_WIDTH_IN - left_in - right_in - (cols - 1) * gap_w) / cols,
+                      (MAX_FIGURE_HEIGHT_IN - bottom_in - top_in - (rows - 1) * gap_h) / rows)
     grid_w, grid_h = cols * cell_in + (cols - 1) * gap_w, rows * cell_in + (rows - 1) * gap_h
     width, height = left_in + grid_w + right_in, bottom_in + grid_h + top_in
     figure = NotebookFigure(figsize=(width, height))
@@ -305,14 +318,18 @@ def plot_attention(attentions, tokens: Sequence[str], *, layers=None, heads=None
     shown = [maps[layer][head] for layer in layer_ids for head in head_ids]
     # One colour scale for every panel. Row 0 is left out: the first query can only attend to
     # itself, so its weight is always 1 and would wash out every other weight.
-    vmax = max(float(m[1:].max()) if count > 1 else 1.0 for m in shown) or 1.0
+    if vmax is None:
+        vmax = max(float(m[1:].max()) if count > 1 else 1.0 for m in shown) or 1.0
     for r, layer in enumerate(layer_ids):
         for c, head in enumerate(head_ids):
             ax = axes[r, c]
             image = draw_attention_heatmap(ax, maps[layer][head], tokens, vmax=vmax, ticks=ticks,
                                            fontsize=fontsize, show_x=r == rows - 1,
                                            show_y=c == 0)
-            ax.set_title(f"layer {layer}, head {head}", fontsize=9)
+            if not single_tensor:
+                ax.set_title(f"layer {layer}, head {head}", fontsize=9)
+            elif num_heads > 1:
+                ax.set_title(f"head {head}", fontsize=9)
     colour_bar_axes = figure.add_axes(((left_in + grid_w + 0.25) / width, bottom_in / height,
                                        0.15 / width, grid_h / height), label="<colorbar>")
     figure.colorbar(image, cax=colour_bar_axes, extend="max" if vmax < 1 else "neither",
@@ -595,7 +612,9 @@ def plot_tokens(text: str, tokenizer, *, chars_per_line: int = 60, max_lines: in
     """The text as coloured token spans, each with its id(s) underneath.
 
     Drawn in a monospace grid (one column per character), so layout needs no text measuring.
-    One rectangle per span; ``max_lines`` caps the height for long texts.
+    One rectangle per span; ``max_lines`` caps the height for long texts. Spaces, newlines and
+    tabs inside a token are drawn as ␣, ⏎ and ⇥ (a note under the plot says which occur), so a
+    token's leading space is visible.
     """
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
@@ -606,7 +625,7 @@ def plot_tokens(text: str, tokenizer, *, chars_per_line: int = 60, max_lines: in
     line_height = 2.4 if show_ids else 1.4  # in character cells
     placed, column, line, truncated = [], 0, 0, False
     for span in spans:
-        label = display_label(span.text, visible_spaces=False, family="monospace")
+        label = display_label(span.text, family="monospace")
         id_text = ",".join(map(str, span.ids))
         width = max(len(label), math.ceil(len(id_text) * id_scale) if show_ids else 0, 1)
         if column and column + width > chars_per_line:
@@ -644,6 +663,11 @@ def plot_tokens(text: str, tokenizer, *, chars_per_line: int = 60, max_lines: in
     if truncated:
         default += f"; first {len(placed)} spans shown"
     ax.set_title(title or default, fontsize=10, loc="left")
+    symbols = [f"{symbol} marks a {name}" for symbol, name in
+               (("␣", "space"), ("⏎", "newline"), ("⇥", "tab"))
+               if any(symbol in label for _, _, _, label, _ in placed)]
+    if symbols:
+        add_figure_note(figure, "In the token boxes, " + ", ".join(symbols) + ".")
     return figure
 
 
