@@ -256,7 +256,7 @@ def test_plot_tokens_one_box_per_span_with_ids(tokenizer):
     assert len(no_spaces.axes[0].texts) == 2 and not no_spaces.texts  # no symbol, no note
 
 
-def test_plot_tokens_shows_leading_spaces_newlines_and_emoji_readably(tokenizer):
+def test_plot_tokens_shows_leading_spaces_newlines_and_emoji_readably():
     class WordTokenizer:  # " cat" is one token with its leading space, as in a real BPE
         name = "words"
         pieces = [" cat", "\n", "🙂"]
