@@ -237,3 +237,97 @@ def test_real_sample_reads_the_same_from_txt_and_parquet_style_jsonl(tmp_path):
     from_jsonl = list(load_stories("validation", tmp_path, cache_dir=tmp_path / "hf")["text"])
     assert from_jsonl == from_txt
     assert list(load_stories("validation", limit=7)["text"]) == from_txt[:7]
+
+
+# ---- the book's extract ----------------------------------------------------------------------
+
+HUB_ROWS = [  # as the hub's parquet rows hold them: paragraphs split by a blank line
+    "Lily saw a bird.\n\nThe bird sang. “Hello!” she said.",
+    "Max had a big red 🚒 truck.\n\nHe drove it  to the park.\n\nThe end.",
+    "A short one.",
+    "Sam and Mia played.\n\nThey were happy.",
+    "One more story.",
+]
+
+
+@pytest.fixture
+def fake_hub(monkeypatch):
+    """A hub that streams HUB_ROWS for every split and counts how often it was asked."""
+    calls = []
+
+    def load_dataset(name, split, streaming=False, **kwargs):
+        assert name == data.HUB_DATASET and streaming, "the extract must be streamed"
+        calls.append(split)
+        return iter([{"text": text} for text in HUB_ROWS])
+
+    monkeypatch.setattr(data.datasets, "load_dataset", load_dataset)
+    monkeypatch.setattr(data, "url_reachable", lambda url, timeout=5.0: True)
+    monkeypatch.setattr(data, "BOOK_EXTRACT_SIZES", {"train": 4, "validation": 2})
+    for name in ("TINYSTORIES_PATH", *data.OFFLINE_ENV_VARS):
+        monkeypatch.delenv(name, raising=False)
+    return calls
+
+
+def test_book_extract_is_the_same_from_the_hub_and_from_local_txt(tmp_path, monkeypatch,
+                                                                  fake_hub):
+    from_hub = {split: data.book_stories(split, cache_root=tmp_path / "cache")
+                for split in ("train", "validation")}
+    assert from_hub["train"] == [normalize_story(t) for t in HUB_ROWS[:4]]
+    assert from_hub["validation"] == [normalize_story(t) for t in HUB_ROWS[:2]]
+    # A local copy in both txt layouts of TinyStories (one newline / a blank line between
+    # paragraphs, as the shared train.txt and validation.txt have) reads the same.
+    local = tmp_path / "local"
+    local.mkdir()
+    stories = [text.replace("\n\n", "\n") for text in HUB_ROWS]
+    write_txt(local / "train.txt", stories[:4], paragraph_sep="\n")
+    write_txt(local / "validation.txt", stories[:2], paragraph_sep="\n\n")
+    monkeypatch.setenv("TINYSTORIES_PATH", str(local))
+    for split, stories_from_hub in from_hub.items():
+        from_local = data.book_stories(split)
+        assert from_local == stories_from_hub
+        assert data.stories_fingerprint(from_local) == data.stories_fingerprint(stories_from_hub)
+
+
+def test_book_extract_is_streamed_once_then_read_from_the_cache(tmp_path, fake_hub):
+    cache = tmp_path / "cache"
+    first = data.book_stories("train", cache_root=cache)
+    assert sorted(fake_hub) == ["train", "validation"]
+    assert sorted(p.name for p in cache.iterdir()) == ["train.txt", "validation.txt"]
+    assert data.book_stories("train", cache_root=cache) == first
+    assert len(fake_hub) == 2, "the second read went back to the hub"
+
+
+def test_book_extract_offline_without_a_copy_fails_fast_naming_both_fixes(tmp_path,
+                                                                         monkeypatch):
+    monkeypatch.delenv("TINYSTORIES_PATH", raising=False)
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    start = time.perf_counter()
+    with pytest.raises(ConnectionError) as error:
+        data.book_stories("train", cache_root=tmp_path / "nothing")
+    assert time.perf_counter() - start < 2
+    message = str(error.value)
+    assert "TINYSTORIES_PATH" in message and "transformer_lib.data download" in message
+    assert not (tmp_path / "nothing").exists(), "a failed download left a folder behind"
+
+
+def test_book_stories_refuses_a_copy_smaller_than_the_extract(tmp_path, monkeypatch):
+    write_txt(tmp_path / "train.txt", STORIES)
+    monkeypatch.setenv("TINYSTORIES_PATH", str(tmp_path))
+    with pytest.raises(ValueError, match="first 2,316"):
+        data.book_stories("train")
+    with pytest.raises(ValueError, match="splits"):
+        data.book_stories("test")
+
+
+def test_download_command_writes_the_extract(tmp_path, capsys, fake_hub):
+    assert data.main(["download", "--out", str(tmp_path / "extract")]) == 0
+    out = capsys.readouterr().out
+    assert "4 stories" in out and "2 stories" in out and "export TINYSTORIES_PATH=" in out
+    text = (tmp_path / "extract" / "train.txt").read_text(encoding="utf-8")
+    assert text.count("<|endoftext|>") == 4 and "🚒" in text
+
+
+@needs_real_data
+def test_real_extract_has_the_books_story_counts():
+    assert len(data.book_stories("train")) == 2316
+    assert len(data.book_stories("validation")) == 1000
