@@ -1,4 +1,8 @@
-"""python -m transformer_lib.generate: continue a prompt with a trained checkpoint."""
+"""python -m transformer_lib.generate: continue a prompt with a trained checkpoint.
+
+``--llama2c stories260K`` (or a llama2.c ``.bin`` path) tells a story with one of llama2.c's
+models instead; its tokenizer comes from ``--tokenizer`` (default: tok512 for stories260K).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m transformer_lib.generate",
         description="Sample a continuation of --prompt from a checkpoint (with the KV cache).")
-    parser.add_argument("--checkpoint", required=True, help="run directory or step_* checkpoint")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="run directory or step_* checkpoint")
+    source.add_argument("--llama2c", metavar="PATH_OR_NAME",
+                        help="a llama2.c model: a .bin file or a name such as stories260K "
+                             "(read from $LLAMA2C_PATH, else the hub)")
+    parser.add_argument("--tokenizer", metavar="PATH_OR_NAME",
+                        help="with --llama2c: its tokenizer .bin file or name (default: tok512 "
+                             "for stories260K; llama2.c's tokenizer.bin for the larger models)")
     parser.add_argument("--prompt", default="Once upon a time")
     parser.add_argument("--max-new-tokens", type=int, default=200)
     parser.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
@@ -24,15 +35,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
-    from .evaluate import load_checkpoint_and_tokenizer
-
+    if args.tokenizer is not None and args.llama2c is None:
+        parser.error("--tokenizer goes with --llama2c; a checkpoint brings its own tokenizer")
     try:
-        model, tokenizer, _ = load_checkpoint_and_tokenizer(args.checkpoint, args.device)
-    except (ckpt.CheckpointError, FileNotFoundError, ValueError) as err:
+        if args.llama2c is not None:
+            model, tokenizer = _load_llama2c(args.llama2c, args.tokenizer, args.device)
+        else:
+            from .evaluate import load_checkpoint_and_tokenizer
+
+            model, tokenizer, _ = load_checkpoint_and_tokenizer(args.checkpoint, args.device)
+    except (ckpt.CheckpointError, FileNotFoundError, ValueError, ConnectionError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     device = model.embed_tokens.weight.device
-    prompt = [tokenizer.eot_id] + tokenizer.encode(args.prompt)  # a story starts after eot
+    # A story starts after eot (llama2.c: BOS); llama2.c's models may also end one with EOS.
+    stop_ids = {tokenizer.eot_id, getattr(tokenizer, "eos_id", tokenizer.eot_id)}
+    prompt_ids = tokenizer.encode(args.prompt)
+    prompt = [tokenizer.eot_id] + prompt_ids
     room = model.config.max_seq_len - len(prompt)
     if room <= 0:
         print(f"error: the prompt has {len(prompt)} tokens; the model's context is "
@@ -45,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
             out = model.generate(torch.tensor(prompt, device=device), new_tokens,
                                  temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                                  eos_id=tokenizer.eot_id, generator=generator)
-            ids = [t for t in out[1:].tolist() if t != tokenizer.eot_id]
+            new_ids = out[len(prompt):].tolist()
+            end = next((k for k, t in enumerate(new_ids) if t in stop_ids), len(new_ids))
+            ids = prompt_ids + new_ids[:end]
             if args.num_samples > 1:
                 print(f"--- sample {i + 1}")
             print(tokenizer.decode(ids))
@@ -53,6 +74,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+def _load_llama2c(model_name: str, tokenizer_name: str | None, device: str):
+    """(model on the device, tokenizer) for --llama2c, checking that their vocabularies agree."""
+    from .device import pick_device
+    from .llama2c import default_tokenizer_name, from_llama2c, load_llama2c_tokenizer
+
+    tokenizer_name = tokenizer_name or default_tokenizer_name(model_name)
+    if tokenizer_name is None:
+        raise ValueError(f"no known tokenizer for {model_name!r}: pass --tokenizer PATH (the "
+                         f"larger llama2.c models use tokenizer.bin from the llama2.c repository)")
+    model = from_llama2c(model_name)
+    tokenizer = load_llama2c_tokenizer(tokenizer_name)
+    if tokenizer.vocab_size != model.config.vocab_size:
+        raise ValueError(f"tokenizer {tokenizer_name!r} has {tokenizer.vocab_size} ids but the "
+                         f"model {model_name!r} has vocab_size {model.config.vocab_size}")
+    return model.to(pick_device(device)).eval(), tokenizer
 
 
 if __name__ == "__main__":

@@ -203,25 +203,34 @@ def _as_index(value):
         return value
 
 
-def load_tokenizer(path_or_name: str | os.PathLike) -> Tokenizer:
+def load_tokenizer(path_or_name: str | os.PathLike):
     """Load a tokenizer by name or file.
 
     Accepts "gpt2" (tiktoken's GPT-2 encoding; downloaded once, then read from tiktoken's cache,
-    see TIKTOKEN_CACHE_DIR), a ``.json`` file written by :meth:`Tokenizer.save` or the CLI, or a
+    see TIKTOKEN_CACHE_DIR), a ``.json`` file written by :meth:`Tokenizer.save` or the CLI, a
     ``.tiktoken`` ranks file (lines "base64-token rank"), used with GPT-2's split pattern and
-    <|endoftext|> after the last rank: GPT-2's is ``r50k_base.tiktoken``, the same ranks as "gpt2".
+    <|endoftext|> after the last rank: GPT-2's is ``r50k_base.tiktoken``, the same ranks as "gpt2";
+    or a llama2.c tokenizer: a ``.bin`` file (``tok512.bin``, ``tokenizer.bin``) or the name
+    "tok512" / "llama2c:tok512", which returns a :class:`~transformer_lib.llama2c.Llama2cTokenizer`.
     """
+    from . import llama2c
+
     path = Path(path_or_name).expanduser()
     if str(path_or_name) == "gpt2" and not path.exists():
         return _load_gpt2()
+    name = str(path_or_name)
+    if not path.exists() and (name.startswith("llama2c:") or name in llama2c.TOKENIZER_NAMES):
+        return llama2c.load_llama2c_tokenizer(name)
     if not path.is_file():
         raise FileNotFoundError(
             f"no tokenizer {str(path_or_name)!r}: pass 'gpt2', a .json file written by "
-            f"Tokenizer.save (or `python -m transformer_lib.tokenizer train`), or a .tiktoken "
-            f"ranks file"
+            f"Tokenizer.save (or `python -m transformer_lib.tokenizer train`), a .tiktoken "
+            f"ranks file, a llama2.c tokenizer .bin file, or 'tok512'"
         )
     if path.suffix == ".tiktoken":
         return Tokenizer(path.stem, GPT2_PATTERN, read_tiktoken_ranks(path))
+    if path.suffix == ".bin" or (path.suffix != ".json" and llama2c.is_llama2c_tokenizer(path)):
+        return llama2c.Llama2cTokenizer.load(path)
     return Tokenizer.load(path)
 
 
