@@ -398,3 +398,49 @@ def test_cli_trains_the_tiny_preset_without_seq_len(corpus, tmp_path):
     assert result.returncode == 0, result.stderr
     _, meta = ckpt.load_model_from_checkpoint(tmp_path / "run")
     assert meta["train_config"]["seq_len"] == 128
+
+
+# ---- one helper per job ------------------------------------------------------------------------
+
+LIBRARY = ROOT / "transformer_lib"
+
+
+def test_one_bits_per_byte_formula_and_one_atomic_write():
+    """Each job has one helper: the ln-2 conversion lives in tokens.bits_per_byte, atomic
+    replacement in fileio; other modules call those instead of writing their own."""
+    mine = ["attention", "bench", "checkpoint", "config", "device", "evaluate", "fileio",
+            "generation", "metrics", "model", "rmsnorm", "rope", "swiglu", "tokenizer", "tokens",
+            "train", "trainer"]
+    for needle, home in (("math.log(2)", "tokens"), ("os.fsync(", "fileio"),
+                         ("was_training", "model")):
+        users = [name for name in mine if needle in (LIBRARY / f"{name}.py").read_text()]
+        assert users == [home], f"{needle} appears in {users}"
+
+
+def test_evaluation_reports_bits_per_byte_through_the_shared_function():
+    from transformer_lib.tokens import bits_per_byte
+
+    result = evaluate_tokens(small_model(), pattern_tokens(1001), np.arange(64) % 3 + 1,
+                             seq_len=16, batch_size=5)
+    assert result["bits_per_byte"] == bits_per_byte(result["loss"], result["tokens"],
+                                                    result["bytes"])
+
+
+def test_evaluate_does_not_import_the_trainer():
+    code = ("import sys, transformer_lib.evaluate; "
+            "assert 'transformer_lib.trainer' not in sys.modules, 'evaluate imports trainer'")
+    result = run_cli("-c", code)
+    assert result.returncode == 0, result.stderr
+
+
+def test_eval_mode_restores_the_mode_even_after_an_error():
+    from transformer_lib.model import eval_mode
+
+    model = small_model().train()
+    with pytest.raises(RuntimeError), eval_mode(model):
+        assert not model.training
+        raise RuntimeError
+    assert model.training
+    with eval_mode(model.eval()):
+        pass
+    assert not model.training

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from . import checkpoint as ckpt
 from .device import keep_freed_cpu_memory, pick_device, pick_precision
-from .trainer import evaluate_tokens, token_byte_lengths
+from .metrics import evaluate_tokens, token_byte_lengths
 
 
 def load_checkpoint_and_tokenizer(path: str, device: str = "auto"):

@@ -7,6 +7,8 @@ Module names follow Hugging Face's ``LlamaForCausalLM`` (``embed_tokens``, ``lay
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -16,6 +18,17 @@ from .block import Block
 from .config import ModelConfig
 from .rmsnorm import RMSNorm
 from .rope import rope_tables
+
+
+@contextmanager
+def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
+    """Run a block with ``module`` in eval mode (dropout off), then restore its previous mode."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
 
 
 class Transformer(nn.Module):

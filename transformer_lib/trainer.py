@@ -20,15 +20,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
-from .device import Precision, pick_device, pick_precision
+from .device import pick_device, pick_precision
 from .fileio import write_text_atomically
+from .metrics import all_reduce, evaluate_tokens, rank_and_world, token_byte_lengths
+
+__all__ = ["CLI_RECIPE", "TrainConfig", "Trainer", "TrainingDiverged", "evaluate_tokens",
+           "learning_rate", "make_optimizer", "token_byte_lengths"]
 from .model import Transformer
-from .tokens import IGNORE_INDEX, RandomWindows, SequentialWindows
+from .tokens import RandomWindows
 
 LOG = "log.jsonl"  # one JSON record per line in the run directory
 TRAINER_META = ("train_config", "history", "tokens_seen", "tokenizer")  # written by Trainer.save
@@ -123,65 +126,6 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig,
                              fused=fused, foreach=None if fused else True)
 
 
-def token_byte_lengths(tokenizer) -> np.ndarray:
-    """UTF-8 bytes each token id stands for (0 for special tokens), to count bytes of targets."""
-    special = set(tokenizer.special_tokens.values()) if hasattr(tokenizer, "special_tokens") \
-        else {tokenizer.eot_id}
-    return np.array([0 if i in special else len(tokenizer.token_bytes(i))
-                     for i in range(tokenizer.vocab_size)], dtype=np.int64)
-
-
-def _world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _all_reduce(values: list[float], device: torch.device, op=None) -> list[float]:
-    if _world()[1] == 1:
-        return values
-    tensor = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(tensor, op=op or dist.ReduceOp.SUM)
-    return tensor.tolist()
-
-
-@torch.no_grad()
-def evaluate_tokens(model: Transformer, tokens: np.ndarray, byte_lengths: np.ndarray,
-                    seq_len: int, batch_size: int = 16, device: torch.device | str = "cpu",
-                    precision: Precision | None = None, max_windows: int | None = None,
-                    progress: bool = False) -> dict:
-    """Mean loss per token and bits per byte over a token array (every token, or a prefix).
-
-    Windows are split across processes when running distributed; sums are all-reduced, so
-    every rank returns the same figures.
-    """
-    device = torch.device(device)
-    precision = precision or Precision("fp32", None)
-    rank, world = _world()
-    if max_windows is not None:
-        tokens = tokens[: max_windows * seq_len + 1]
-    windows = SequentialWindows(tokens, batch_size, seq_len, device=device)
-    was_training = model.training
-    model.eval()
-    loss_sum, n_tokens, n_bytes = 0.0, 0, 0
-    table = torch.from_numpy(byte_lengths).to(device)
-    mine = (batch for i, batch in enumerate(windows) if i % world == rank)
-    for x, y in tqdm(mine, total=math.ceil(len(windows) / world), desc="evaluate",
-                     disable=not progress or rank != 0, leave=False):
-        with precision.autocast(device):
-            logits = model(x)
-        loss_sum += F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(),
-                                    reduction="sum").item()
-        valid = y != IGNORE_INDEX
-        n_tokens += int(valid.sum())
-        n_bytes += int(table[y[valid]].sum())
-    model.train(was_training)
-    loss_sum, n_tokens, n_bytes = _all_reduce([loss_sum, n_tokens, n_bytes], device)
-    loss = loss_sum / n_tokens
-    return {"loss": loss, "bits_per_byte": loss_sum / (math.log(2) * n_bytes),
-            "tokens": int(n_tokens), "bytes": int(n_bytes)}
-
-
 class Trainer:
     """Trains a Transformer on a flat token array; call :meth:`fit`.
 
@@ -197,7 +141,7 @@ class Trainer:
                  callbacks: Sequence[Callable[[dict], None]] = (), progress: bool = True,
                  log: Callable[[str], None] | None = tqdm.write, extra_meta: dict | None = None):
         self.config = config
-        self.rank, self.world = _world()
+        self.rank, self.world = rank_and_world()
         if config.batch_size % (self.world * config.grad_accum):
             raise ValueError(
                 f"batch_size={config.batch_size} must be divisible by processes x grad_accum = "
@@ -288,7 +232,7 @@ class Trainer:
             fractions.append(elapsed / (60.0 * self.config.max_minutes))
         fraction = max(fractions)
         if self.world > 1:  # every rank follows rank 0's clock, so all stop at the same step
-            fraction = _all_reduce([fraction if self.rank == 0 else 0.0], self.device)[0]
+            fraction = all_reduce([fraction if self.rank == 0 else 0.0], self.device)[0]
         return fraction
 
     def _train_step(self, lr: float) -> float:
@@ -311,7 +255,7 @@ class Trainer:
             total += loss.item() / self.config.grad_accum
         if self.config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        total = _all_reduce([total], self.device)[0] / self.world
+        total = all_reduce([total], self.device)[0] / self.world
         if not math.isfinite(total):
             self.optimizer.zero_grad(set_to_none=True)
             raise TrainingDiverged(
