@@ -53,6 +53,12 @@ mkdir -p "$STAGE/notebooks" "$STAGE/_mathjax"
 cp "$ROOT/book_config/_config.yml" "$ROOT/book_config/_toc.yml" "$ROOT/book_config/intro.md" \
     "$STAGE/"
 cp "${chapters[@]}" "$STAGE/notebooks/"
+# The solutions are a part of their own, after the chapters (see _toc.yml).
+solutions=("$NOTEBOOKS"/solutions/[0-9][0-9]_*.ipynb)
+if (( ${#solutions[@]} )); then
+    mkdir -p "$STAGE/notebooks/solutions"
+    cp "${solutions[@]}" "$STAGE/notebooks/solutions/"
+fi
 # Images that chapters link from their markdown (e.g. notebooks/figures/x.png) come along too.
 for dir in "$NOTEBOOKS"/*/; do
     case "$(basename "$dir")" in figures | images | img | assets) cp -r "$dir" "$STAGE/notebooks/" ;; esac
@@ -69,4 +75,4 @@ grep -iE "warning|error" "$STAGE/build.log" >&2 || true
 rm -rf "$OUT"
 mkdir -p "$(dirname "$OUT")"
 cp -r "$STAGE/out/_build/html" "$OUT"
-echo "book: ${#chapters[@]} chapters -> $OUT/index.html ($((SECONDS - start)) s)"
+echo "book: ${#chapters[@]} chapters, ${#solutions[@]} solutions -> $OUT/index.html ($((SECONDS - start)) s)"

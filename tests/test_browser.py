@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 BUILD_SCRIPT = ROOT / "book_config" / "build.sh"
 CHAPTERS = sorted(path.stem for path in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+SOLUTIONS = sorted(path.stem for path in NOTEBOOKS.glob("solutions/[0-9][0-9]_*.ipynb"))
 # The chapter whose RoPE explorer the JupyterLab test drives.
 LAB_NOTEBOOK = NOTEBOOKS / "03_rope.ipynb"
 # Debian's chromium package; CHROMIUM overrides it (e.g. a Chromium elsewhere on a developer's
@@ -257,6 +258,8 @@ def open_page(context, url: str):
 def test_book_has_a_page_per_chapter_and_no_py_pages(book):
     pages = sorted(path.stem for path in (book / "notebooks").glob("*.html"))
     assert pages == CHAPTERS, "the book's chapter pages differ from notebooks/*.ipynb"
+    solutions = sorted(path.stem for path in (book / "notebooks" / "solutions").glob("*.html"))
+    assert solutions == SOLUTIONS, "the solution pages differ from notebooks/solutions/*.ipynb"
     assert not list(book.rglob("*.py")), "a .py twin was copied into the book"
 
 
@@ -269,17 +272,18 @@ def test_table_of_contents_lists_every_chapter(book_context, book_url):
     finally:
         page.close()
     listed = [Path(urllib.parse.urlsplit(href).path).stem for href in hrefs]
-    missing = [chapter for chapter in CHAPTERS if chapter not in listed]
+    missing = [name for name in CHAPTERS + SOLUTIONS if name not in listed]
     assert not missing, f"chapters missing from the table of contents: {missing}"
-    order = [name for name in listed if name in CHAPTERS]
-    assert order == CHAPTERS, f"table of contents out of order: {order}"
+    order = [name for name in listed if name in CHAPTERS or name in SOLUTIONS]
+    assert order == CHAPTERS + SOLUTIONS, f"table of contents out of order: {order}"
     watch.check("the landing page")
 
 
-@pytest.mark.parametrize("name", ["intro", *CHAPTERS])
+@pytest.mark.parametrize("name", ["intro", *CHAPTERS, *SOLUTIONS])
 def test_book_page(name, book, book_context, book_url, screenshots):
     """Opens a page: links and images resolve, math is typeset, figures show, all offline."""
-    path = "intro.html" if name == "intro" else f"notebooks/{name}.html"
+    folder = "notebooks/solutions" if name in SOLUTIONS else "notebooks"
+    path = "intro.html" if name == "intro" else f"{folder}/{name}.html"
     page, watch = open_page(book_context, book_url + path)
     try:
         info = page.evaluate(INSPECT_PAGE)
