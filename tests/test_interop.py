@@ -8,9 +8,32 @@ transformers = pytest.importorskip(
 )
 
 from transformer_lib import ModelConfig, Transformer  # noqa: E402
-from transformer_lib.interop import from_hf, from_hf_config, to_hf  # noqa: E402
+from transformer_lib.interop import (  # noqa: E402
+    from_hf,
+    from_hf_config,
+    from_hf_state_dict,
+    to_hf,
+)
 
 CASES = [(4, True), (4, False), (2, True), (1, False)]  # (num_kv_heads, tied)
+
+
+def randomize_(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """Fill every parameter with random values, norm gains included, and check none is left.
+
+    Both libraries initialise every norm gain to 1, so a parity test on freshly built models
+    could not notice a dropped or swapped norm weight; with distinct random gains it does.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if param.dim() == 1:  # norm gains: positive, different per layer and dimension
+                values = torch.rand(param.shape, generator=generator) + 0.5
+            else:  # matrices scaled by fan-in, so logits stay of order one
+                values = torch.randn(param.shape, generator=generator) / param.shape[-1] ** 0.5
+            assert not torch.equal(values, param), name
+            param.copy_(values)
+    return model
 
 
 def random_llama(num_kv_heads, tied, seed=0):
@@ -20,7 +43,7 @@ def random_llama(num_kv_heads, tied, seed=0):
         num_attention_heads=4, num_key_value_heads=num_kv_heads, max_position_embeddings=64,
         tie_word_embeddings=tied, rope_theta=500.0, rms_norm_eps=1e-6, eos_token_id=None,
     )
-    return transformers.LlamaForCausalLM(config).float().eval()
+    return randomize_(transformers.LlamaForCausalLM(config).float().eval(), seed)
 
 
 @pytest.mark.parametrize("num_kv_heads, tied", CASES)
@@ -39,6 +62,7 @@ def test_to_hf_logits_match(num_kv_heads, tied):
     ours = Transformer(ModelConfig(vocab_size=96, d_model=64, num_layers=2, num_heads=4,
                                    num_kv_heads=num_kv_heads, tie_embeddings=tied,
                                    max_seq_len=64)).eval()
+    randomize_(ours, seed=3)
     hf = to_hf(ours)
     assert isinstance(hf, transformers.LlamaForCausalLM)
     ids = torch.randint(0, 96, (2, 40))
@@ -61,3 +85,71 @@ def test_unsupported_llama_features_are_refused():
     hf.config.attention_bias = True
     with pytest.raises(ValueError, match="attention_bias"):
         from_hf_config(hf.config)
+
+
+def test_every_norm_gain_is_random_and_distinct():
+    hf = random_llama(2, True)
+    gains = [p for name, p in hf.named_parameters() if name.endswith("norm.weight")]
+    assert len(gains) == 5  # two per layer and the final one
+    assert all((g != 1).all() for g in gains)
+    assert not torch.equal(gains[0], gains[1])
+
+
+def _always_token(token: int, vocab_size: int = 16) -> Transformer:
+    """A model whose greedy choice is always ``token``: the residual stream is the embedding
+    (attention and MLP outputs zeroed), every embedding is the same positive vector, and only
+    the output row of ``token`` is non-zero."""
+    model = Transformer(ModelConfig(vocab_size=vocab_size, d_model=32, num_layers=1,
+                                    num_heads=2, tie_embeddings=False, max_seq_len=32)).eval()
+    with torch.no_grad():
+        model.layers[0].self_attn.o_proj.weight.zero_()
+        model.layers[0].mlp.down_proj.weight.zero_()
+        model.embed_tokens.weight.fill_(1.0)
+        model.lm_head.weight.zero_()
+        model.lm_head.weight[token] = 1.0
+    return model
+
+
+@pytest.mark.parametrize("token", [1, 2])
+def test_exported_generate_does_not_stop_at_an_ordinary_token(token):
+    ours = _always_token(token)
+    hf = to_hf(ours)
+    assert (hf.config.bos_token_id, hf.config.eos_token_id, hf.config.pad_token_id) == \
+        (None, None, None)
+    prompt = torch.tensor([[3, 4, 5]])
+    expected = ours.generate(prompt, 12, temperature=0)
+    assert expected[0, 3:].tolist() == [token] * 12
+    out = hf.generate(prompt, max_new_tokens=12, do_sample=False, pad_token_id=0)
+    assert torch.equal(out, expected)
+
+
+def test_to_hf_takes_special_ids_from_the_tokenizer():
+    from transformer_lib.llama2c import Llama2cTokenizer
+    from transformer_lib.tokenizer import GPT2_PATTERN, Tokenizer
+
+    ours = Transformer(ModelConfig.from_preset("tiny", vocab_size=300))
+    book = Tokenizer("bytes", GPT2_PATTERN, {bytes([b]): b for b in range(256)})
+    hf = to_hf(ours, tokenizer=book)
+    assert book.eot_id == 256
+    assert (hf.config.bos_token_id, hf.config.eos_token_id, hf.config.pad_token_id) == \
+        (256, 256, 256)
+    assert hf.generation_config.eos_token_id == 256
+    pieces = [b"<unk>", b"\n<s>\n", b"\n</s>\n"] + [b"<0x%02X>" % b for b in range(256)]
+    llama2c = Llama2cTokenizer("toy", pieces, [0.0] * len(pieces))
+    hf = to_hf(ours, tokenizer=llama2c)
+    assert (hf.config.bos_token_id, hf.config.eos_token_id, hf.config.pad_token_id) == \
+        (1, 2, None)
+
+
+def test_conversion_refuses_source_weights_it_would_drop():
+    hf = random_llama(2, False)
+    config = hf.config
+    state = dict(hf.state_dict())
+    extra = {**state, "model.layers.0.self_attn.q_proj.bias": torch.zeros(64)}
+    with pytest.raises(ValueError, match="q_proj.bias"):
+        from_hf_state_dict(extra, config)
+    misspelled = dict(state)
+    misspelled["model.norm.weigth"] = misspelled.pop("model.norm.weight")
+    with pytest.raises(KeyError, match="model.norm.weigth"):
+        from_hf_state_dict(misspelled, config)
+    assert torch.equal(from_hf_state_dict(state, config).norm.weight, state["model.norm.weight"])

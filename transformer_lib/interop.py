@@ -14,7 +14,8 @@ from .config import ModelConfig
 from .llama2c import from_llama2c
 from .model import Transformer
 
-__all__ = ["from_hf", "from_hf_config", "from_llama2c", "to_hf", "to_hf_config"]
+__all__ = ["from_hf", "from_hf_config", "from_hf_state_dict", "from_llama2c", "to_hf",
+           "to_hf_config", "special_token_ids"]
 
 
 def _transformers():
@@ -26,10 +27,30 @@ def _transformers():
     return transformers
 
 
-def to_hf_config(config: ModelConfig):
-    """The ``LlamaConfig`` describing the same architecture as ``config``."""
+def special_token_ids(tokenizer=None) -> dict[str, int | None]:
+    """bos/eos/pad ids for a ``LlamaConfig``: all None without a tokenizer.
+
+    A tokenizer's own ``bos_id``/``eos_id``/``pad_id`` are used where it has them (llama2.c's:
+    1, 2, None); otherwise its ``eot_id``, which the book's tokenizers put between stories, serves
+    as all three.
+    """
+    if tokenizer is None:
+        return {"bos_token_id": None, "eos_token_id": None, "pad_token_id": None}
+    eot = tokenizer.eot_id
+    return {"bos_token_id": getattr(tokenizer, "bos_id", eot),
+            "eos_token_id": getattr(tokenizer, "eos_id", eot),
+            "pad_token_id": getattr(tokenizer, "pad_id", eot)}
+
+
+def to_hf_config(config: ModelConfig, tokenizer=None):
+    """The ``LlamaConfig`` describing the same architecture as ``config``.
+
+    The special-token ids are set explicitly (see :func:`special_token_ids`): LlamaConfig's
+    defaults (bos 1, eos 2) would make ``generate`` stop at an ordinary token of our vocabularies.
+    """
     transformers = _transformers()
     return transformers.LlamaConfig(
+        **special_token_ids(tokenizer),
         vocab_size=config.vocab_size,
         hidden_size=config.d_model,
         intermediate_size=config.ffn_hidden_dim,
@@ -92,14 +113,23 @@ def _hf_name(name: str) -> str:
 
 
 def _copy_weights(source: dict[str, torch.Tensor], target: torch.nn.Module, rename) -> None:
+    """Copy every target weight from ``source[rename(name)]``; every source weight must be used."""
     target_state = target.state_dict()
+    used = {rename(name) for name in target_state}
+    unused = sorted(set(source) - used)
     for name, tensor in target_state.items():
         source_name = rename(name)
         if source_name not in source:
-            raise KeyError(f"weight {source_name!r} (for {name!r}) is missing from the source model")
+            hint = f"; the source has unused weights {unused[:5]}" if unused else ""
+            raise KeyError(f"weight {source_name!r} (for {name!r}) is missing from the source "
+                           f"model{hint}")
         if source[source_name].shape != tensor.shape:
             raise ValueError(f"shape mismatch for {name!r}: source {tuple(source[source_name].shape)}"
                              f" vs target {tuple(tensor.shape)}")
+    if unused:
+        raise ValueError(f"the source model has {len(unused)} weight(s) the conversion would drop: "
+                         f"{unused[:5]}; a misspelled name, or a feature (e.g. biases) that "
+                         f"transformer_lib does not have")
     with torch.no_grad():
         for name, tensor in target_state.items():
             tensor.copy_(source[rename(name)])
@@ -107,16 +137,28 @@ def _copy_weights(source: dict[str, torch.Tensor], target: torch.nn.Module, rena
 
 def from_hf(hf_model) -> Transformer:
     """A ``Transformer`` with the weights of a ``LlamaForCausalLM`` (copied, on the CPU, float32)."""
-    model = Transformer(from_hf_config(hf_model.config))
-    source = {k: v.detach().float().cpu() for k, v in hf_model.state_dict().items()}
+    return from_hf_state_dict(hf_model.state_dict(), hf_model.config)
+
+
+def from_hf_state_dict(state_dict: dict[str, torch.Tensor], hf_config) -> Transformer:
+    """A ``Transformer`` from a ``LlamaForCausalLM`` state dict and its ``LlamaConfig``.
+
+    Every weight of the state dict must be used: an unknown or misspelled name raises a
+    ValueError instead of being dropped silently.
+    """
+    model = Transformer(from_hf_config(hf_config))
+    source = {k: v.detach().float().cpu() for k, v in state_dict.items()}
     _copy_weights(source, model, _hf_name)
     return model
 
 
-def to_hf(model: Transformer):
-    """A ``LlamaForCausalLM`` with the weights of ``model`` (copied, on the CPU, float32)."""
+def to_hf(model: Transformer, tokenizer=None):
+    """A ``LlamaForCausalLM`` with the weights of ``model`` (copied, on the CPU, float32).
+
+    Its config's bos/eos/pad ids are None, or ``tokenizer``'s (see :func:`special_token_ids`).
+    """
     transformers = _transformers()
-    hf_model = transformers.LlamaForCausalLM(to_hf_config(model.config)).float()
+    hf_model = transformers.LlamaForCausalLM(to_hf_config(model.config, tokenizer)).float()
     names = {_hf_name(name): name for name in model.state_dict()}
     source = {_hf_name(k): v.detach().float().cpu() for k, v in model.state_dict().items()}
 
