@@ -417,3 +417,55 @@ def test_plot_bars_labels_each_bar():
     assert [t.get_text() for t in ax.texts] == ["2", "1"]
     with pytest.raises(ValueError, match="empty"):
         viz.plot_bars({}, title="x", ylabel="y")
+
+
+# --------------------------------------------------------------------------- inside a model
+
+
+def plot_axes(figure):
+    return [ax for ax in figure.axes if ax.get_label() != "<colorbar>"]
+
+
+def test_plot_head_scores_one_labelled_panel_per_score():
+    scores = {"previous token": torch.rand(3, 4), "first token": np.zeros((3, 4))}
+    figure = viz.plot_head_scores(scores, title="Scores", value_label="mean weight")
+    panels = plot_axes(figure)
+    assert [ax.get_title() for ax in panels] == ["previous token", "first token"]
+    for ax in panels:
+        assert ax.get_xlabel() == "head" and ax.get_ylabel() == "layer"
+        assert ax.images[0].get_array().shape == (3, 4)
+        assert len(ax.texts) == 12  # every cell annotated
+    # one colour scale for all panels
+    assert {ax.images[0].get_clim() for ax in panels} == {panels[0].images[0].get_clim()}
+    with pytest.raises(ValueError, match="same"):
+        viz.plot_head_scores({"a": np.zeros((3, 4)), "b": np.zeros((2, 4))}, title="t",
+                             value_label="v")
+    with pytest.raises(ValueError, match="layers, heads"):
+        viz.plot_head_scores({"a": np.zeros(3)}, title="t", value_label="v")
+
+
+def test_plot_logit_lens_names_the_top_guess_in_every_cell():
+    probabilities = np.array([[0.1, 0.2, 0.3], [0.5, 0.9, 0.4]])
+    labels = [["a", "b", "c"], ["d", "e", "f"]]
+    figure = viz.plot_logit_lens(probabilities, labels, ["x", "y", "z"], title="Lens")
+    ax = plot_axes(figure)[0]
+    assert sorted(t.get_text() for t in ax.texts) == list("abcdef")
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["embedding", "after layer 0"]
+    assert ax.get_title() == "Lens" and ax.get_xlabel() and ax.get_ylabel()
+    with pytest.raises(ValueError, match="input labels"):
+        viz.plot_logit_lens(probabilities, labels, ["x"], title="Lens")
+    with pytest.raises(ValueError, match="top_labels"):
+        viz.plot_logit_lens(probabilities, labels[:1], ["x", "y", "z"], title="Lens")
+
+
+def test_plot_rope_pair_energy_plots_energy_against_wavelength():
+    energy = {"queries": torch.full((2, 4), 0.25), "keys": np.full((2, 4), 0.25)}
+    figure = viz.plot_rope_pair_energy(energy, head_dim=8, context_length=512)
+    panels = plot_axes(figure)
+    assert [ax.get_title() for ax in panels] == ["queries", "keys"]
+    for ax in panels:
+        assert ax.get_xscale() == "log" and ax.get_xlabel() and ax.get_ylabel()
+        assert len(ax.lines) == 3  # two layers and the context line
+        np.testing.assert_allclose(ax.lines[0].get_xdata(), viz.rope_wavelengths(8))
+    with pytest.raises(ValueError, match="head_dim=8"):
+        viz.plot_rope_pair_energy({"queries": np.zeros((2, 3))}, head_dim=8)
