@@ -131,3 +131,19 @@ def test_fast_paths_leave_saved_inputs_intact_for_a_second_backward():
     second = torch.autograd.grad(out.sum(), (x, weight))
     for a, b in zip(first, second, strict=True):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("name", ["rms_norm", "silu_mul", "apply_rope"])
+def test_double_backward_is_refused_clearly(name):
+    """The hand-written backwards are once_differentiable: a second derivative through them
+    (create_graph=True) raises instead of silently returning a wrong Hessian-vector product."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 4, 8, requires_grad=True)
+    cos, sin = rope_tables(8, 4)
+    fns = {"rms_norm": lambda a: rms_norm(a, torch.ones(8, requires_grad=True), 1e-5),
+           "silu_mul": lambda a: silu_mul(a, a.detach() * 2 + 1),
+           "apply_rope": lambda a: apply_rope(a, cos, sin)}
+    out = fns[name](x)
+    (grad,) = torch.autograd.grad(out.pow(2).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        grad.pow(2).sum().backward()

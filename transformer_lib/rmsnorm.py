@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 
 def _upcast(x: torch.Tensor) -> torch.Tensor:
@@ -50,6 +51,7 @@ class _RMSNormFunction(torch.autograd.Function):
         return _scale(weight, (x32 * inverse_rms).to(x.dtype))
 
     @staticmethod
+    @once_differentiable  # closed form, not differentiable again: double backward raises
     def backward(ctx, grad: torch.Tensor):
         x, weight, inverse_rms = ctx.saved_tensors
         # With n = x * r and r = (mean(x^2) + eps)^(-1/2), for y = w * n:

@@ -11,6 +11,7 @@ see :func:`interleaved_to_halves` and :func:`halves_to_interleaved`.
 from __future__ import annotations
 
 import torch
+from torch.autograd.function import once_differentiable
 
 
 def rope_frequencies(head_dim: int, theta: float = 10000.0) -> torch.Tensor:
@@ -67,6 +68,7 @@ class _RotateFunction(torch.autograd.Function):
         return _rotate_pairs(x, cos, sin)
 
     @staticmethod
+    @once_differentiable  # closed form, not differentiable again: double backward raises
     def backward(ctx, grad: torch.Tensor):
         cos, sin = ctx.saved_tensors
         return _rotate_pairs(grad, cos, -sin), None, None

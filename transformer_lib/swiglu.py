@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 
 class SwiGLU(nn.Module):
@@ -33,6 +34,7 @@ class _SiluMulFunction(torch.autograd.Function):
         return F.silu(gate).mul_(up)
 
     @staticmethod
+    @once_differentiable  # closed form, not differentiable again: double backward raises
     def backward(ctx, grad: torch.Tensor):
         gate, up = ctx.saved_tensors
         grad_up = F.silu(gate).mul_(grad)
