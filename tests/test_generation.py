@@ -115,3 +115,27 @@ def test_bad_generation_arguments(tiny_model, kwargs, words):
 def test_empty_prompt_is_an_error(tiny_model):
     with pytest.raises(ValueError, match="empty"):
         generate(tiny_model, torch.tensor([], dtype=torch.long), 3)
+
+
+def test_generation_checks_the_prompt_once_not_per_step(tiny_model, monkeypatch):
+    from test_model import SyncCounter
+
+    prompt = torch.randint(0, 512, (1, 5))
+    counter = SyncCounter(monkeypatch)
+    generate(tiny_model, prompt, 12, temperature=0)  # no eos_id: nothing else reads the device
+    assert counter.count == 1
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_prefill_computes_the_output_head_for_the_last_position_only(tiny_model, use_cache):
+    shapes = []
+    hook = tiny_model.lm_head.register_forward_hook(
+        lambda module, args, out: shapes.append(tuple(args[0].shape)))
+    try:
+        out = generate(tiny_model, torch.randint(0, 512, (2, 6)), 3, temperature=0,
+                       use_cache=use_cache)
+    finally:
+        hook.remove()
+    assert [shape[1] for shape in shapes] == [1, 1, 1]
+    full = tiny_model(out[:, :-1])
+    assert torch.equal(full[:, 5:].argmax(-1), out[:, 6:])

@@ -139,3 +139,57 @@ def test_golden_greedy_output():
     out = model.generate(torch.tensor(GOLDEN_PROMPT), max_new_tokens=12, temperature=0)
     assert out[:5].tolist() == GOLDEN_PROMPT
     assert out[5:].tolist() == GOLDEN_CONTINUATION
+
+
+def test_caches_must_agree_on_their_length(tiny_model):
+    caches = tiny_model.make_caches(1)
+    tiny_model(torch.tensor([[1, 2, 3]]), caches)
+    caches[1].reset()
+    with pytest.raises(ValueError, match="length"):
+        tiny_model(torch.tensor([[4]]), caches)
+
+
+def test_kv_cache_rejects_another_batch_size_or_dtype():
+    from transformer_lib.attention import KVCache
+
+    cache = KVCache(batch_size=2, num_kv_heads=1, max_seq_len=8, head_dim=4)
+    with pytest.raises(ValueError, match="batch size 3"):
+        cache.update(torch.zeros(3, 1, 1, 4), torch.zeros(3, 1, 1, 4))
+    with pytest.raises(ValueError, match="float64"):
+        cache.update(torch.zeros(2, 1, 1, 4, dtype=torch.float64),
+                     torch.zeros(2, 1, 1, 4, dtype=torch.float64))
+    with pytest.raises(ValueError, match="head"):
+        cache.update(torch.zeros(2, 2, 1, 4), torch.zeros(2, 2, 1, 4))
+    assert cache.length == 0
+
+
+class SyncCounter:
+    """Counts device-to-host reads (int(), float(), bool(), .item(), .tolist()) of tensors."""
+
+    def __init__(self, monkeypatch):
+        self.count = 0
+        for name in ("__int__", "__float__", "__bool__", "__index__", "item", "tolist"):
+            original = getattr(torch.Tensor, name)
+
+            def counted(tensor, *args, _original=original, **kwargs):
+                self.count += 1
+                return _original(tensor, *args, **kwargs)
+
+            monkeypatch.setattr(torch.Tensor, name, counted)
+
+
+def test_forward_reads_the_device_once_for_the_id_range_check(tiny_model, monkeypatch):
+    ids = torch.randint(0, 512, (2, 10))
+    counter = SyncCounter(monkeypatch)
+    tiny_model(ids)
+    assert counter.count == 1
+
+
+def test_checked_ids_skip_the_range_check(tiny_model, monkeypatch):
+    ids = torch.randint(0, 512, (2, 10))
+    tiny_model.check_input_ids(ids)
+    counter = SyncCounter(monkeypatch)
+    tiny_model(ids, check_ids=False)
+    assert counter.count == 0
+    with pytest.raises(ValueError, match="token id 512"):
+        tiny_model.check_input_ids(torch.tensor([[1, 512]]))

@@ -40,6 +40,14 @@ class KVCache(nn.Module):
         self.length = 0
 
     def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        B, K, _, D = self.k_cache.shape
+        if k.shape != v.shape or (k.shape[0], k.shape[1], k.shape[3]) != (B, K, D):
+            raise ValueError(f"KV cache holds batch size {B}, {K} heads of size {D}; got batch "
+                             f"size {k.shape[0]}, {k.shape[1]} heads of size {k.shape[3]} (keys "
+                             f"{tuple(k.shape)}, values {tuple(v.shape)})")
+        if k.dtype != self.k_cache.dtype or v.dtype != self.k_cache.dtype:
+            raise ValueError(f"KV cache holds {self.k_cache.dtype}; got {k.dtype} keys and "
+                             f"{v.dtype} values (make the caches with model.make_caches)")
         start, end = self.length, self.length + k.shape[2]
         if end > self.k_cache.shape[2]:
             raise ValueError(f"KV cache holds {self.k_cache.shape[2]} positions; cannot reach {end}")
@@ -114,8 +122,6 @@ class Attention(nn.Module):
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if cache is not None:
             k, v = cache.update(k, v)  # (B, K, S, D) with S = positions so far
-            if k.dtype != q.dtype:  # a cache built in another dtype than make_caches picks
-                k, v = k.to(q.dtype), v.to(q.dtype)
         return q, k, v
 
     def _merge_heads(self, out: torch.Tensor) -> torch.Tensor:

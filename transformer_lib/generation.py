@@ -84,7 +84,7 @@ def generate(model, prompt_ids, max_new_tokens: int, temperature: float = 1.0,
             f"prompt ({prompt_ids.shape[1]} tokens) + max_new_tokens ({max_new_tokens}) = {total} "
             f"exceeds max_seq_len={model.config.max_seq_len}; shorten the prompt, ask for fewer "
             f"tokens, or use a model with a longer context")
-    model._check_input_ids(prompt_ids, 0)
+    model.check_input_ids(prompt_ids, 0)  # once: the sampled ids are in range by construction
 
     # Nothing here is differentiated, so inference_mode rather than no_grad: it also skips
     # autograd's version counters and view tracking (measured in benchmarks/RESULTS.md).
@@ -102,7 +102,8 @@ def _sampling_loop(model, tokens, max_new_tokens, total, temperature, top_k, top
     caches = model.make_caches(tokens.shape[0], total) if use_cache else None
     next_input = tokens
     for _ in range(max_new_tokens):
-        logits = model(next_input if use_cache else tokens, caches)[:, -1, :]  # (B, V)
+        logits = model(next_input if use_cache else tokens, caches, last_only=True,
+                       check_ids=False)[:, -1, :]  # (B, V)
         next_token = sample_next_token(logits, temperature, top_k, top_p, generator)
         if eos_id is not None:
             next_token = next_token.masked_fill(finished, eos_id)

@@ -70,7 +70,14 @@ class Transformer(nn.Module):
             layer.post_attention_layernorm.reset_parameters()
         self.norm.reset_parameters()
 
-    def _check_input_ids(self, input_ids: torch.Tensor, start: int) -> None:
+    def check_input_ids(self, input_ids: torch.Tensor, start: int = 0,
+                        check_ids: bool = True) -> None:
+        """Raise a clear error unless input_ids is an integer (B, T) tensor whose positions
+        start..start+T fit in max_seq_len and (with ``check_ids``) whose ids lie in the vocabulary.
+
+        The id range check reads the device once (one aminmax); ids checked before, or sampled
+        from the model, can skip it with ``check_ids=False``.
+        """
         if not isinstance(input_ids, torch.Tensor):
             raise TypeError(f"input_ids must be a torch.Tensor of token ids, got "
                             f"{type(input_ids).__name__}; wrap lists with torch.tensor([ids])")
@@ -86,22 +93,31 @@ class Transformer(nn.Module):
             raise ValueError(f"sequence reaches position {end} but max_seq_len is "
                              f"{self.config.max_seq_len}; shorten the input or build the model "
                              f"with a larger max_seq_len")
-        if input_ids.numel() and not torch.compiler.is_compiling():
-            low, high = int(input_ids.min()), int(input_ids.max())
+        if check_ids and input_ids.numel() and not torch.compiler.is_compiling():
+            low, high = torch.stack(torch.aminmax(input_ids)).tolist()  # one device-host read
             if low < 0 or high >= self.config.vocab_size:
                 bad = low if low < 0 else high
                 raise ValueError(f"token id {bad} is outside [0, vocab_size={self.config.vocab_size})"
                                  f"; the tokenizer and the model's vocab_size disagree")
 
-    def forward(self, input_ids: torch.Tensor,
-                caches: list[KVCache] | None = None) -> torch.Tensor:
-        """Logits (B, T, vocab_size) for input_ids (B, T).
+    def forward(self, input_ids: torch.Tensor, caches: list[KVCache] | None = None, *,
+                last_only: bool = False, check_ids: bool = True) -> torch.Tensor:
+        """Logits (B, T, vocab_size) for input_ids (B, T); (B, 1, vocab_size) with ``last_only``.
 
         With ``caches`` (one KVCache per layer, from :meth:`make_caches`), input_ids continue the
-        cached sequence: their positions start at the cache's length.
+        cached sequence: their positions start at the caches' length. ``last_only`` computes the
+        output head for the last position alone (what sampling needs: llama2.c and Meta's code
+        do the same). ``check_ids=False`` skips the id range check, for ids already checked with
+        :meth:`check_input_ids` or sampled from the model.
         """
-        start = caches[0].length if caches is not None else 0
-        self._check_input_ids(input_ids, start)
+        start = 0
+        if caches is not None:
+            start = caches[0].length
+            if any(cache.length != start for cache in caches):
+                raise ValueError(f"the KV caches disagree on their length "
+                                 f"({[cache.length for cache in caches]}); make them together "
+                                 f"with make_caches and reset them together")
+        self.check_input_ids(input_ids, start, check_ids)
         T = input_ids.shape[1]
         cos, sin = self.rope_cos[start:start + T], self.rope_sin[start:start + T]  # (T, D)
         x = self.embed_tokens(input_ids)  # (B, T, C)
@@ -109,12 +125,14 @@ class Transformer(nn.Module):
             x = self.dropout(x)
         for i, layer in enumerate(self.layers):
             x = layer(x, cos, sin, caches[i] if caches is not None else None)
+        if last_only:
+            x = x[:, -1:]  # (B, 1, C)
         return self.lm_head(self.norm(x))  # (B, T, V)
 
     @torch.no_grad()
     def attention_maps(self, input_ids: torch.Tensor) -> list[torch.Tensor]:
         """Attention weights of every layer, each (B, num_heads, T, T), via the explicit path."""
-        self._check_input_ids(input_ids, 0)
+        self.check_input_ids(input_ids, 0)
         T = input_ids.shape[1]
         cos, sin = self.rope_cos[:T], self.rope_sin[:T]
         x = self.embed_tokens(input_ids)
