@@ -86,10 +86,9 @@ def repeat_kv(x: torch.Tensor, groups: int) -> torch.Tensor:
 def attention_dtype(dtype: torch.dtype, device: torch.device) -> torch.dtype:
     """The dtype RoPE and the attention core run in for projections of ``dtype`` on ``device``.
 
-    bfloat16 on a CPU becomes float32: PyTorch 2.13's CPU flash-attention kernel takes 45.6 ms
-    forward and backward in bfloat16 and 25.8 ms in float32 (batch 16, 4 heads, 256 positions,
-    head size 32, 2 cores), and the RoPE rotation is also slower in bfloat16 there. Projections
-    stay in the autocast dtype. KV caches are allocated in this dtype too, so decoding never
+    bfloat16 on a CPU becomes float32: PyTorch's CPU flash-attention kernel and the RoPE rotation
+    were measured slower in bfloat16 than in float32 (figures in benchmarks/RESULTS.md).
+    Projections stay in the autocast dtype. KV caches are allocated in this dtype too, so decoding never
     converts the whole cache.
     """
     return torch.float32 if device.type == "cpu" and dtype == torch.bfloat16 else dtype

@@ -106,12 +106,10 @@ def keep_freed_cpu_memory() -> bool:
 
     PyTorch's CPU allocator is plain ``malloc``. By default glibc serves large blocks with fresh
     ``mmap`` pages and trims the heap after frees, so every training step faults in its
-    activations again: on the 2-core machine this project is tested on, 80 default training
-    steps took 4.7 million page faults and 15 s of system time in 50 s. Raising the mmap and trim
-    thresholds keeps that memory in the process for reuse: the same steps then take 13-17% less
-    time, for peak memory that is reached anyway. It changes the whole process, so the command
-    lines call it at start-up (the library never does on import); elsewhere than Linux with glibc
-    it does nothing.
+    activations again. Raising the mmap and trim thresholds keeps that memory in the process for
+    reuse, for peak memory that is reached anyway (measured in benchmarks/RESULTS.md). It
+    changes the whole process, so the command lines call it at start-up (the library never does
+    on import); elsewhere than Linux with glibc it does nothing.
     """
     if not sys.platform.startswith("linux"):
         return False

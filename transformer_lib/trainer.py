@@ -85,13 +85,12 @@ class TrainConfig:
 
 
 # The training command's recipe (python -m transformer_lib.train): TrainConfig's defaults, except
-# these, each tuned for the best validation bits per byte a 5-minute run on a 2-core CPU buys.
-# Five minutes there see the 2 MB local sample about nine times, and from the third pass on the
-# model starts to memorise it; strong decoupled weight decay holds that back (validation bits per
-# byte after 5 minutes: 1.160 at 0.1, 1.128 at 0.5, 1.113 at 1.0, 1.124 at 2.0). A run that sees
+# these, each tuned for the best validation bits per byte a 5-minute run on a small CPU buys
+# (the runs are in benchmarks/RESULTS.md). Five minutes see the 2 MB local sample many times and
+# the model starts to memorise it; strong decoupled weight decay holds that back. A run that sees
 # its data once (the full dataset, on a GPU) wants TrainConfig's 0.1. On a CPU the command trains
-# under bf16 autocast: in those runs it reached a lower validation loss than float32 (more steps
-# per minute outweigh the coarser matmuls); the library's device policy stays float32 on CPU.
+# under bf16 autocast, which reached a lower validation loss per minute than float32 there; the
+# library's device policy itself stays float32 on CPU.
 # The training window is the smaller of seq_len and the model's max_seq_len (TrainConfig itself
 # refuses a window longer than the model's context).
 CLI_RECIPE = {"weight_decay": 1.0, "max_minutes": 5.0, "cpu_precision": "bf16"}
