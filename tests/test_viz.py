@@ -272,6 +272,17 @@ def test_plot_tokens_shows_leading_spaces_newlines_and_emoji_readably():
     assert figure.texts[0].get_text() == "In the token boxes, ␣ marks a space, ⏎ marks a newline."
 
 
+def test_figure_notes_stack_without_overlapping():
+    for layout in ("constrained", None):
+        figure, axes = viz.new_figure(layout=layout)
+        viz.add_figure_note(figure, "first")
+        viz.add_figure_note(figure, "second")
+        first, second = figure.texts
+        assert first.get_position()[1] > second.get_position()[1] + 0.03  # one strip apart
+        figure.canvas.draw()  # lay out, then the axes must sit above both notes
+        assert axes[0, 0].get_position().y0 > first.get_position()[1] + 0.03
+
+
 def test_plot_tokens_wraps_lines_and_caps_height(tokenizer):
     figure = viz.plot_tokens("abcdefgh " * 40, tokenizer, chars_per_line=20, max_lines=3)
     ax = figure.axes[0]

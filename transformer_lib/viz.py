@@ -80,14 +80,15 @@ def add_figure_note(figure: Figure, note: str, strip_in: float = 0.3) -> Figure:
     width, height = figure.get_size_inches()
     new_height = height + strip_in
     engine = figure.get_layout_engine()
-    if engine is None:  # a fixed layout: move every axes and figure text up by the strip
+    if engine is None:  # a fixed layout: move every axes up by the strip
         for ax in figure.axes:
             x0, y0, w, h = ax.get_position(original=True).bounds
             ax.set_position((x0, (y0 * height + strip_in) / new_height, w, h * height / new_height))
-        for text in figure.texts:
-            text.set_y((text.get_position()[1] * height + strip_in) / new_height)
-    else:  # constrained layout: keep it out of the strip
-        engine.set(rect=(0, strip_in / new_height, 1, 1 - strip_in / new_height))
+    else:  # constrained layout: keep it out of the strip (and out of earlier notes' strips)
+        x0, y0, w, h = engine.get().get("rect") or (0, 0, 1, 1)
+        engine.set(rect=(x0, (y0 * height + strip_in) / new_height, w, h * height / new_height))
+    for text in figure.texts:  # figure texts, earlier notes included, move up with the rest
+        text.set_y((text.get_position()[1] * height + strip_in) / new_height)
     figure.set_size_inches(width, new_height)
     figure.text(0.01, 0.15 * strip_in / new_height, note, fontsize=7, color="0.35",
                 style="italic", ha="left", va="bottom", wrap=True)  # two lines fit the strip
