@@ -13,11 +13,30 @@ def test_derived_fields():
     assert ModelConfig(num_heads=12, num_kv_heads=4).kv_groups == 3
 
 
+def closed_form_parameter_count(c: ModelConfig) -> int:
+    """Parameters of a Llama-style model from its config fields alone."""
+    kv_dim = c.num_kv_heads * (c.d_model // c.num_heads)
+    attention = 2 * c.d_model * c.d_model + 2 * c.d_model * kv_dim  # q, o; k, v
+    feed_forward = 3 * c.d_model * c.ffn_hidden_dim  # gate, up, down
+    norms = 2 * c.d_model  # two RMSNorm gains per block
+    head = 0 if c.tie_embeddings else c.vocab_size * c.d_model
+    return c.vocab_size * c.d_model + c.num_layers * (attention + feed_forward + norms) \
+        + c.d_model + head  # + final norm
+
+
 def test_seed_preset_has_22_5m_parameters():
-    model = Transformer(ModelConfig.from_preset("seed-22.5M"))
-    assert model.config.vocab_size == 50257
-    assert abs(model.num_parameters() - 22.5e6) / 22.5e6 < 0.01
-    assert parameter_counts(model)["total"] == model.num_parameters()
+    config = ModelConfig.from_preset("seed-22.5M")
+    assert closed_form_parameter_count(config) == 22_505_984
+    model = Transformer(config)
+    assert model.num_parameters() == 22_505_984
+    assert parameter_counts(model)["total"] == 22_505_984
+
+
+@pytest.mark.parametrize("overrides", [dict(num_kv_heads=2), dict(tie_embeddings=False)])
+def test_parameter_count_matches_the_closed_form(overrides):
+    model = Transformer(ModelConfig.from_preset("tiny", **overrides))
+    assert model.num_parameters() == closed_form_parameter_count(model.config)
+    assert parameter_counts(model)["total"] == closed_form_parameter_count(model.config)
 
 
 def test_presets_and_overrides():

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from transformer_lib import Transformer
 from transformer_lib.generation import filter_logits, generate, sample_next_token
 
 
@@ -68,14 +69,33 @@ def test_batched_rows_match_single_prompts(tiny_model):
         assert torch.equal(batched[row], single)
 
 
+def _first(row: torch.Tensor, token: int) -> int | None:
+    hits = (row == token).nonzero()
+    return int(hits[0]) if len(hits) else None
+
+
 def test_eos_pads_finished_rows_and_stops_early(tiny_model):
-    prompt = torch.tensor([[1, 2, 3]])
-    greedy = generate(tiny_model, prompt, 10, temperature=0)
-    eos = int(greedy[0, 4])  # the second generated token
-    stopped = generate(tiny_model, prompt, 10, temperature=0, eos_id=eos)
-    first = (greedy[0, 3:] == eos).nonzero()[0].item() + 3
-    assert stopped.shape[1] == first + 1
-    assert torch.equal(stopped[0], greedy[0, : first + 1])
+    """Two rows that finish at different steps: the early one is all eos after its stop, the
+    other equals its single-prompt run, and generation stops when the late one finishes."""
+    tiny_model = Transformer(tiny_model.config).eval()
+    tiny_model.init_weights(std=0.5)  # large weights give varied tokens (untrained ones repeat)
+    for seed in range(100):  # prompts whose greedy rows share a token, row 0 reaching it first
+        torch.manual_seed(seed)
+        prompts = torch.randint(0, 512, (2, 3))
+        new = generate(tiny_model, prompts, 20, temperature=0)[:, 3:]  # (2, 20), no eos
+        # An eos id that row 0 produces first and row 1 produces at least two steps later.
+        found = next(((t, _first(new[0], t), _first(new[1], t)) for t in new[0].tolist()
+                      if _first(new[1], t) is not None
+                      and _first(new[0], t) + 2 <= _first(new[1], t)), None)
+        if found:
+            break
+    eos, early, late = found
+    stopped = generate(tiny_model, prompts, 20, temperature=0, eos_id=eos)[:, 3:]
+    assert stopped.shape[1] == late + 1  # stops once the last row has produced eos
+    assert torch.equal(stopped[0, : early + 1], new[0, : early + 1])
+    assert (stopped[0, early:] == eos).all()  # the finished row is all eos after its stop
+    single = generate(tiny_model, prompts[1], 20, temperature=0, eos_id=eos)[3:]
+    assert torch.equal(stopped[1], single)
 
 
 def test_generate_restores_training_mode(tiny_model):
