@@ -23,20 +23,23 @@
 #
 # | piece | 2017 Transformer | GPT-2 | our model | chapter |
 # |---|---|---|---|---|
-# | tokens | subword BPE, about 37k | byte-level BPE, 50,257 | byte-level BPE (4,096 for TinyStories, or GPT-2's) | 1 |
+# | tokens | subword BPE, about 37k | byte-level BPE, 50,257 | byte-level BPE, 2,048 trained on TinyStories | 1 |
 # | normalisation | LayerNorm, after each sub-layer | LayerNorm, before each sub-layer | RMSNorm, before each sub-layer (pre-norm) | 2, 6 |
 # | position | fixed sinusoids added to the input | learned vectors added to the input | rotary embeddings (RoPE) on queries and keys | 3 |
-# | attention | multi-head | multi-head | grouped-query, through fused Flash/SDPA kernels | 4 |
+# | attention | multi-head | multi-head | grouped-query (4 query heads share 2 key/value heads), through fused Flash/SDPA kernels | 4 |
 # | feed-forward | ReLU, 4× wide | GELU, 4× wide | SwiGLU, 8/3× wide | 5 |
 # | biases | yes | yes | none | 4, 5 |
 #
 # Why each change:
 #
-# - **RMSNorm.** Only rescales each vector to unit size, without subtracting the mean or adding a
-#   bias: fewer operations and half the parameters of LayerNorm, with the same training quality.
+# - **RMSNorm.** Only rescales each vector to unit *root mean square* (so a vector of width $d$
+#   ends with length $\sqrt d$), without subtracting the mean or adding a bias: fewer operations
+#   and half the parameters of LayerNorm, and in the RMSNorm paper's experiments it trained as
+#   well.
 # - **Pre-norm blocks.** Each block normalises the input of its attention and feed-forward
 #   branches and adds their outputs to an untouched *residual stream*, so gradients reach the
-#   first layers of a deep stack and training needs no delicate warm-up (GPT-2 made this move).
+#   first layers of a deep stack and deep stacks train reliably (GPT-2 made this move). A short
+#   learning-rate warm-up is still used: chapter 7 ramps the rate up over its first 20 steps.
 # - **RoPE.** Encodes position by rotating query and key vectors by angles proportional to the
 #   position, so the attention score between two tokens depends on their *distance*; there are no
 #   position parameters to learn.
@@ -49,9 +52,12 @@
 # - **Flash/SDPA kernels.** PyTorch's `scaled_dot_product_attention` computes the same maths as
 #   the textbook formula, but in fused kernels that never store the full $T \times T$ score
 #   matrix, so attention is faster and its memory grows linearly with the sequence length.
-# - **No biases, tied embeddings.** Biases add parameters that large models found unnecessary.
-#   The output layer reuses the input embedding matrix (as GPT-2 and the 2017 model did), which
-#   saves `vocab_size × d_model` parameters, a large share for small models.
+# - **No biases.** Biases add parameters that large models found unnecessary.
+# - **Tied embeddings (our choice, not Llama's).** Our output layer reuses the input embedding
+#   matrix, as GPT-2 and the 2017 model did. That saves `vocab_size × d_model` parameters, a
+#   large share of a small model: a quarter of the book's model, below. Llama 1 and 2, and
+#   Llama 3's 8-billion-parameter and larger models, keep a separate output matrix, a small
+#   share of their size.
 
 # %% [markdown]
 # ## Running the book
@@ -80,9 +86,12 @@
 # - **Apple GPU (MPS).** On an Apple-silicon Mac the same install uses the GPU through Metal
 #   (the "mps" device), in float32.
 #
-# The data, TinyStories, comes from the Hugging Face hub the first time a chapter asks for it,
-# or from a local copy if the environment variable `TINYSTORIES_PATH` names a directory holding
-# `train.txt` and `validation.txt`.
+# The data is a fixed extract of TinyStories: its first 2,316 training and 1,000 validation
+# stories (about 3 MB), which every chapter reads through `data.book_stories(split)`. If the
+# environment variable `TINYSTORIES_PATH` names a directory holding `train.txt` and
+# `validation.txt`, they are read from there; otherwise the first chapter that needs them
+# streams just those stories once from the Hugging Face hub into your cache
+# (`~/.cache/transformer_lib/`), and every later run reads the cached copy.
 
 # %% [markdown]
 # ### Device check
@@ -94,10 +103,10 @@
 # %%
 import torch
 
-from transformer_lib import ModelConfig, Transformer, parameter_counts, viz
-from transformer_lib.book import check
+from transformer_lib import ModelConfig, Transformer, book, parameter_counts, viz
 from transformer_lib.demo import main as run_demo
 from transformer_lib.device import describe, pick_device, pick_precision
+from transformer_lib.exercises import ch00
 
 device = pick_device()
 precision = pick_precision(device)
@@ -166,7 +175,7 @@ viz.plot_parameter_counts(seed_counts, title="Parameters of the seed-22.5M prese
 # %% [markdown]
 # More than half of the model is its embedding table: with a 50,257-token vocabulary and vectors
 # of width 256, the lookup table outweighs all twelve blocks of attention and feed-forward
-# layers. This is one reason the book trains its own 4,096-token vocabulary on TinyStories
+# layers. This is one reason the book trains its own 2,048-token vocabulary on TinyStories
 # (chapter 1), and a reason the output layer shares that table instead of adding a second one.
 
 # %%
@@ -174,19 +183,81 @@ assert seed_counts["total"] == 22_505_984
 assert seed_counts["embedding"] > seed_counts["total"] / 2
 
 # %% [markdown]
-# ### Warm-up exercise
+# ### The book's model
 #
-# From the configuration alone, compute how many parameters the embedding table of the `tiny`
-# preset holds. Its fields are printed by the demo above (`vocab_size`, `d_model`). (The cell
-# ships with a working answer: replace it with your own.)
+# The model that chapter 7 trains, and that chapters 8 onwards study in its stored, fully
+# trained form, is smaller still: `book.BOOK_MODEL` with the 2,048-token vocabulary
+# `book.BOOK_VOCAB_SIZE`. Its configuration shows every choice of the table above: 4 blocks of
+# width 128, grouped-query attention with 4 query heads sharing 2 key/value heads, and a tied
+# output layer.
 
 # %%
-tiny_embedding_parameters = 512 * 64  # replace this with your own answer
+book_config = ModelConfig(vocab_size=book.BOOK_VOCAB_SIZE, **book.BOOK_MODEL)
+book_counts = parameter_counts(Transformer(book_config))
+print(book_config)
+print(f"{book_counts['total']:,} parameters; the embedding table holds "
+      f"{book_counts['embedding']:,} of them ({book_counts['embedding'] / book_counts['total']:.0%})"
+      f" and the tied output layer {book_counts['lm_head']}")
 
 # %%
-expected_parameters = parameter_counts(tiny_model)["embedding"]
-_ = check("warm-up", tiny_embedding_parameters == expected_parameters,
-          "one row of d_model numbers per token id")
+assert (book_config.vocab_size, book_config.num_heads, book_config.num_kv_heads) == (2048, 4, 2)
+assert book_config.tie_embeddings and book_counts["lm_head"] == 0
+assert round(100 * book_counts["embedding"] / book_counts["total"]) == 25  # a quarter
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise has a cell for your answer, which starts out holding a placeholder (`...`), and
+# a check cell that prints one line: `not attempted yet`, `correct`, or `not yet` with a hint.
+# The checks live in `transformer_lib.exercises`, so no expected value appears here; the worked
+# answers are in `notebooks/solutions/00_start_here_solutions.ipynb`.
+
+# %% [markdown]
+# **Exercise 1.** From the configuration alone, compute how many parameters the embedding
+# table of the `tiny` preset holds. Its fields are printed by the demo above (`vocab_size`,
+# `d_model`).
+
+# %%
+tiny_embedding_parameters = ...  # your answer: a whole number
+
+# %%
+ch00.exercise_1(tiny_embedding_parameters)
+
+# %% [markdown]
+# **Exercise 2.** The `seed-22.5M` preset ties its output layer to the embedding table. How
+# many parameters would it gain if the output layer had a matrix of its own, as in Llama 2?
+# (`seed_config` holds its fields.)
+
+# %%
+untied_extra_parameters = ...  # your answer: a whole number
+
+# %%
+ch00.exercise_2(untied_extra_parameters)
+
+# %% [markdown]
+# **Exercise 3.** Write `count_parameters(model)`, the number of learned numbers in a model,
+# counting a tensor that two layers share only once. The check runs it on a tied and an untied
+# `tiny` model and on the book's model, and compares with `parameter_counts(model)["total"]`.
+
+# %%
+def count_parameters(model: torch.nn.Module) -> int:
+    ...  # your code here
+
+# %%
+ch00.exercise_3(count_parameters)
+
+# %% [markdown]
+# **Exercise 4.** While the model generates, every layer keeps the keys and values of all the
+# tokens so far (the *KV cache* of chapter 8), so the cache grows with every token. How many
+# numbers does the book's model (`book_config` above) add to its cache per token, over all its
+# layers? Grouped-query attention is why this is fewer than with one key/value head per query
+# head.
+
+# %%
+kv_numbers_per_token = ...  # your answer: a whole number
+
+# %%
+ch00.exercise_4(kv_numbers_per_token)
 
 # %% [markdown]
 # ## Map of the book
@@ -194,7 +265,7 @@ _ = check("warm-up", tiny_embedding_parameters == expected_parameters,
 # | chapter | title | what you build and check |
 # |---|---|---|
 # | 0 | Start here | the plan, the device check, the finished model at work |
-# | 1 | Tokens | byte-pair encoding from scratch, checked against the library's tokenizer; a 4,096-token vocabulary for TinyStories |
+# | 1 | Tokens | byte-pair encoding from scratch, checked against the library's tokenizer; a 2,048-token vocabulary for TinyStories |
 # | 2 | Embeddings and RMSNorm | embedding lookups, LayerNorm and RMSNorm from scratch; why and where we normalise |
 # | 3 | RoPE | rotary position embeddings: rotation speeds, cos/sin tables, scores that depend only on distance, the two pairing conventions |
 # | 4 | Attention | scaled dot-product attention, the causal mask, grouped-query attention; explicit maths against fused Flash/SDPA kernels; attention maps |
