@@ -5,7 +5,7 @@
 # the next integer. This chapter builds the translation between the two: we look at what a
 # string is made of (characters, UTF-8 bytes), write a byte-pair-encoding (BPE) tokenizer from
 # scratch on a toy corpus, check it id for id against `transformer_lib.tokenizer`, and then use
-# the library to train the 4,096-token vocabulary the book's models read TinyStories with.
+# the library to train the 2,048-token vocabulary the book's models read TinyStories with.
 #
 # What you will build:
 #
@@ -25,9 +25,9 @@ from pathlib import Path
 import datasets
 import regex  # like `re`, but it knows Unicode classes such as \p{L} ("any letter")
 
-from transformer_lib import viz
-from transformer_lib.book import check
-from transformer_lib.data import load_stories
+from transformer_lib import book, viz
+from transformer_lib.data import book_stories
+from transformer_lib.exercises import ch01
 from transformer_lib.tokenizer import (
     EOT_TEXT,
     GPT2_PATTERN,
@@ -320,28 +320,32 @@ assert reloaded.eot_id == toy_tokenizer.eot_id
 # %% [markdown]
 # ## A tokenizer for TinyStories
 #
-# `load_stories(split)` returns one story per row. It reads a local copy when the environment
-# variable `TINYSTORIES_PATH` points at one (as in the book's test runs); without it, the
-# library downloads TinyStories from the Hugging Face hub the first time.
+# Every chapter reads the same extract of TinyStories: `book_stories(split)` returns its first
+# 2,316 training or 1,000 validation stories as a list of strings. They come from a local copy
+# when the environment variable `TINYSTORIES_PATH` names one (as in the book's test runs);
+# otherwise the library streams just these stories once from the Hugging Face hub into your
+# cache and reads them from there afterwards.
 
 # %%
-train_stories = load_stories("train")["text"]
-validation_stories = load_stories("validation")["text"]
+train_stories = book_stories("train")
+validation_stories = book_stories("validation")
 train_bytes = sum(len(story.encode()) for story in train_stories)
 print(f"train: {len(train_stories)} stories, {train_bytes / 1e6:.1f} MB; "
       f"validation: {len(validation_stories)} stories")
 print(train_stories[0][:200], "...")
 
 # %% [markdown]
-# We train a byte-level BPE with 4,096 ids: 256 bytes, 3,839 merges and `<|endoftext|>`.
+# We train the book's byte-level BPE, `book.BOOK_VOCAB_SIZE` = 2,048 ids: 256 bytes, 1,791
+# merges and `<|endoftext|>`. (Chapter 7 trains the same tokenizer on the same stories.)
 
 # %%
 start = time.perf_counter()
-story_tokenizer = train_tokenizer(train_stories, 4096)
+story_tokenizer = train_tokenizer(train_stories, book.BOOK_VOCAB_SIZE)
 print(f"trained in {time.perf_counter() - start:.2f} s: {story_tokenizer}")
 
 # %%
-assert story_tokenizer.vocab_size == 4096 and story_tokenizer.eot_id == 4095
+assert story_tokenizer.vocab_size == 2048 and story_tokenizer.eot_id == 2047
+assert len(story_tokenizer.ranks) == 256 + 1791
 
 # %% [markdown]
 # The longest tokens are whole words (with their leading space) that the stories repeat:
@@ -371,7 +375,7 @@ validation_bpt = bytes_per_token(story_tokenizer, validation_stories)
 print(f"validation: {validation_bpt:.2f} bytes per token")
 
 # %%
-assert 3.5 < validation_bpt < 4.5  # about four characters of English per token
+assert 3.5 < validation_bpt < 4.5  # three to four characters of English per token
 
 # %% [markdown]
 # ### `<|endoftext|>` is not typed, it is added
@@ -394,10 +398,11 @@ assert added[-1] == story_tokenizer.eot_id and added[:-1] == story_tokenizer.enc
 # %% [markdown]
 # ### Seeing the token boundaries
 #
-# `viz.plot_tokens` draws a text as coloured spans, one per token, with the id underneath.
-# Frequent words are one token each; rarer words split into pieces, and the emoji, unseen in
-# training, into its raw bytes (a span that groups several ids; the plot's font has no emoji,
-# so it writes the code point).
+# `viz.plot_tokens` draws a text as coloured spans, one per token, with the id underneath. A
+# space inside a token is drawn as `␣`, so you can see that most words carry their leading
+# space. Frequent words are one token each; rarer words split into pieces, and the emoji,
+# unseen in training, into its raw bytes (a span that groups several ids; the plot's font has
+# no emoji, so it writes the code point, `U+1F642`).
 
 # %%
 viz.plot_tokens("Once upon a time, Lily found a shiny red ball in the garden. "
@@ -433,7 +438,7 @@ explorer
 # and on the validation split.
 
 # %%
-subset = load_stories("train", limit=500)["text"]
+subset = train_stories[:500]
 vocab_sizes = [260, 512, 1024, 2048, 4096]
 subset_bpt, validation_bpt_by_size = [], []
 for size in vocab_sizes:
@@ -465,44 +470,61 @@ gaps = [s - v for s, v in zip(subset_bpt, validation_bpt_by_size, strict=True)]
 assert abs(gaps[0]) < 0.05 and gaps[-1] > 0.1  # no gap at 260 ids, a clear one at 4,096
 
 # %% [markdown]
-# ## GPT-2's tokenizer
+# ## A vocabulary four times larger
 #
-# `load_tokenizer("gpt2")` gives GPT-2's 50,257-id encoding through tiktoken, which downloads
-# the vocabulary once and caches it. Without network access it fails within seconds with a
-# `ConnectionError`; the offline fix is a local ranks file, the same format we wrote above:
-# `load_tokenizer("r50k_base.tiktoken")`. (This cell shows the offline message in the stored
-# notebook, since the book is built without network access.)
+# Why stop at 2,048 ids? We train a tokenizer with 8,192 ids on the same 2,316 stories and
+# compare the two on the validation split. Besides bytes per token, the table counts what each
+# vocabulary costs the model: its embedding table at the book's width, `d_model` = 128.
 
 # %%
-try:
-    gpt2 = load_tokenizer("gpt2")
-except ConnectionError:
-    print("GPT-2's encoding is not available offline: pass a local r50k_base.tiktoken file "
-          "to load_tokenizer, or go online once so tiktoken can cache it.")
-else:
-    text = "Once upon a time, Lily found a shiny red ball in the garden."
-    print(f"GPT-2: {len(gpt2.encode(text))} tokens, ours: {len(story_tokenizer.encode(text))} "
-          f"tokens for {len(text)} characters (vocabularies {gpt2.vocab_size} and "
-          f"{story_tokenizer.vocab_size})")
+large_tokenizer = train_tokenizer(train_stories, 8192)
+d_model = book.BOOK_MODEL["d_model"]
+print("vocabulary   bytes/token (validation)   embedding parameters at d_model 128")
+comparison = {}
+for tokenizer in (story_tokenizer, large_tokenizer):
+    comparison[tokenizer.vocab_size] = bytes_per_token(tokenizer, validation_stories)
+    print(f"{tokenizer.vocab_size:>10}   {comparison[tokenizer.vocab_size]:>24.2f}   "
+          f"{tokenizer.vocab_size * d_model:>35,}")
 
 # %% [markdown]
-# GPT-2's vocabulary is twelve times larger because it was trained on web text of every kind.
-# On TinyStories' small vocabulary of simple words, 4,096 ids already give about four bytes per
-# token, and the embedding table stays small enough for a CPU-sized model.
+# Four times the ids buy 13% more text per token on unseen stories. The price is four times
+# the embedding table: at 8,192 ids the table alone would hold 1,048,576 parameters, almost
+# exactly as many as the whole of the book's model (1,049,728 with its 2,048-id table, chapter
+# 0). For a model this small the
+# parameters are better spent on its blocks, and 2,048 ids already carry more than three and
+# a half bytes each.
+
+# %%
+assert 0.10 < comparison[8192] / comparison[2048] - 1 < 0.16
+assert 8192 * d_model == 1_048_576
+
+# %% [markdown]
+# GPT-2's tokenizer takes the same trade much further: 50,257 ids, trained on web text of every
+# kind, so its merges cover words that TinyStories never uses. The library loads it through
+# tiktoken, which downloads the vocabulary once and caches it; offline, pass a local
+# `r50k_base.tiktoken` ranks file (the format we wrote above) instead of `"gpt2"`. The book is
+# built offline, so this code is shown, not run; with network access, try it:
+#
+# ```python
+# gpt2 = load_tokenizer("gpt2")
+# print(bytes_per_token(gpt2, validation_stories), gpt2.vocab_size * d_model)
+# ```
 
 # %% [markdown]
 # ## Exercises
 #
+# Each exercise has a cell for your answer, which starts out holding a placeholder (`...`), and
+# a check cell that prints `not attempted yet`, `correct`, or `not yet` with a hint. The worked
+# answers are in `notebooks/solutions/01_tokens_solutions.ipynb`.
+#
 # **Exercise 1.** How many bytes does the word `naïve` take in UTF-8? Work it out from the
-# character table at the top of the chapter, without calling `.encode`. (The cell ships with a
-# working answer: replace it with your own.)
+# character table at the top of the chapter, without calling `.encode`.
 
 # %%
-naive_bytes = 6  # replace this with your own answer
+naive_bytes = ...  # your answer: a whole number
 
 # %%
-_ = check("exercise 1", naive_bytes == len("naïve".encode()),
-          "four ASCII letters take one byte each; how many does ï take?")
+ch01.exercise_1(naive_bytes)
 
 # %% [markdown]
 # **Exercise 2.** Do one BPE merge by hand on the text `abababcab` (a single chunk; the byte
@@ -510,30 +532,54 @@ _ = check("exercise 1", naive_bytes == len("naïve".encode()),
 # list of ids after merging it into the new id 256?
 
 # %%
-most_frequent_pair = (97, 98)  # replace this with your own answer
-ids_after_merge = [256, 256, 256, 99, 256]  # replace this with your own answer
+most_frequent_pair = ...  # your answer: a pair of ids, (left, right)
+ids_after_merge = ...  # your answer: a list of ids
 
 # %%
-by_hand = list(b"abababcab")
-expected_pair = pair_counts(Counter({tuple(by_hand): 1})).most_common(1)[0][0]
-right = most_frequent_pair == expected_pair and ids_after_merge == merge(by_hand, expected_pair, 256)
-_ = check("exercise 2", right,
-          "count the neighbouring pairs (a,b), (b,a), (b,c), (c,a); then replace each (a,b)")
+ch01.exercise_2(most_frequent_pair, ids_after_merge)
 
 # %% [markdown]
 # **Exercise 3.** Why can a byte-level BPE never meet an unknown token? Give the smallest
 # number of ordinary ids a byte-level vocabulary must contain so that *every* string can be
-# encoded, then run the cell below, which encodes text from scripts that never appear in
-# TinyStories and decodes it back.
+# encoded. The cell after the check encodes text in scripts that never appear in TinyStories
+# and decodes it back.
 
 # %%
-minimum_ids = 256  # replace this with your own answer
+minimum_ids = ...  # your answer: a whole number
+
+# %%
+ch01.exercise_3(minimum_ids)
 
 # %%
 foreign = "Ελληνικά, 日本語, עברית, and 🦜"
-round_trip = story_tokenizer.decode(story_tokenizer.encode(foreign)) == foreign
-_ = check("exercise 3", minimum_ids == 256 and round_trip,
-          "every string is a sequence of UTF-8 bytes; how many different byte values are there?")
+foreign_ids = story_tokenizer.encode(foreign)
+print(f"{len(foreign.encode())} bytes -> {len(foreign_ids)} tokens; decodes back exactly: "
+      f"{story_tokenizer.decode(foreign_ids) == foreign}")
+
+# %% [markdown]
+# **Exercise 4.** Write `encode_stories(stories, tokenizer)`, which turns a list of stories
+# into the one long list of ids that training reads: each story's ids followed by the
+# end-of-text id, as the token cache does. The check tries it on stories of its own, with
+# `story_tokenizer`.
+
+# %%
+def encode_stories(stories: list[str], tokenizer: Tokenizer) -> list[int]:
+    ...  # your code here
+
+# %%
+ch01.exercise_4(encode_stories, story_tokenizer)
+
+# %% [markdown]
+# **Exercise 5.** The story tokenizer learned its merges from children's stories. Measure its
+# bytes per token on the text below, a line of Python, and compare with what it reaches on the
+# validation stories (`validation_bpt` above). Which words of the line are single tokens?
+
+# %%
+unfamiliar_text = "def bytes_per_token(tokenizer, texts): return sum(map(len, texts)) / 1e3\n"
+unfamiliar_bytes_per_token = ...  # your answer: a number
+
+# %%
+ch01.exercise_5(unfamiliar_bytes_per_token, story_tokenizer, unfamiliar_text)
 
 # %% [markdown]
 # ## What we built, and where it lives in the library
@@ -545,7 +591,7 @@ _ = check("exercise 3", minimum_ids == 256 and round_trip,
 # | `bpe_encode` / `bpe_decode` | `Tokenizer.encode` / `decode` / `encode_batch` (tiktoken) |
 # | our vocabulary read as bytes -> id | `Tokenizer.ranks`, ranks files via `load_tokenizer(path)` |
 # | | `<|endoftext|>` as `Tokenizer.eot_id`, added with `add_eot=True` |
-# | | `Tokenizer.save(path)` and `load_tokenizer(path)`; from a shell, `python -m transformer_lib.tokenizer train --vocab-size 4096 --out bpe4096.json` |
+# | | `Tokenizer.save(path)` and `load_tokenizer(path)`; from a shell, `python -m transformer_lib.tokenizer train --vocab-size 2048 --out bpe2048.json` |
 #
 # The model never sees any of this: it receives ids between 0 and `vocab_size - 1`. The next
 # chapter turns each id into a vector.
