@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from transformer_lib import ModelConfig, Transformer, parameter_counts, viz
-from transformer_lib.book import check
+from transformer_lib.exercises import ch05
 from transformer_lib.swiglu import SwiGLU
 
 _ = torch.manual_seed(0)  # every random draw below is reproducible
@@ -343,51 +343,56 @@ assert sum(swiglu_losses[-50:]) < 0.5 * sum(mlp_losses[-50:])
 # ## Exercises
 #
 # **Exercise 1.** A model has $d_\text{model} = 512$ and uses `ModelConfig`'s rule. How wide is
-# its SwiGLU, and how many parameters does one SwiGLU feed-forward have? Work it out by hand
-# (replace the working answer below with your own).
+# its SwiGLU, and how many parameters does one SwiGLU feed-forward have? Work it out by hand.
 
 # %%
-hidden_512 = 1408  # replace with your own answer: round_up(int(8 * 512 / 3), 64)
-params_512 = 3 * 512 * hidden_512  # replace with your own answer
+width_and_parameters = ...  # your answer: (hidden width, number of parameters)
 
 # %%
-expected_hidden = ModelConfig(d_model=512, num_heads=8).ffn_hidden_dim
-expected_params = count(SwiGLU(512, expected_hidden))
-_ = check("exercise 1", (hidden_512, params_512) == (expected_hidden, expected_params),
-          hint="8 * 512 / 3 = 1365.33; the next multiple of 64 is 1408; three h x d matrices")
+ch05.exercise_1(width_and_parameters)
 
 # %% [markdown]
-# **Exercise 2.** Derive SiLU's derivative by hand and write it as a function. Hint: with
-# $s = \sigma(x)$, $\sigma'(x) = s(1 - s)$ and the product rule. The check compares it with
-# autograd on the grid above (replace the working answer with your own).
+# **Exercise 2.** Derive SiLU's derivative by hand and write it as a function. With
+# $s = \sigma(x)$, you need $\sigma'(x) = s(1 - s)$ and the product rule. The check compares it
+# with autograd on a grid of points.
 
 # %%
 def silu_derivative(x: torch.Tensor) -> torch.Tensor:
-    s = torch.sigmoid(x)
-    return s * (1 + x * (1 - s))  # replace with your own answer
+    """d/dx [x * sigmoid(x)], element-wise."""
+    ...  # your code
 
 
 # %%
-_ = check("exercise 2", torch.allclose(silu_derivative(grid), slopes["SiLU"], atol=1e-9),
-          hint="d/dx [x s(x)] = s(x) + x s(x) (1 - s(x))")
+ch05.exercise_2(silu_derivative)
 
 # %% [markdown]
-# **Exercise 3.** Build a GEGLU feed-forward (the same as SwiGLU, but GELU on the gate) by
-# reusing the weights of `library_ffn`: compute
-# $W_\text{down}(\text{GELU}(W_\text{gate} x) \odot W_\text{up} x)$ for `inputs` with the
-# weights `library_ffn.gate_proj.weight`, `.up_proj.weight` and `.down_proj.weight` (replace
-# the working answer with your own).
+# **Exercise 3.** Write a GEGLU feed-forward (the same as SwiGLU, but GELU on the gate) that
+# reuses the three weight matrices of a `SwiGLU` module `ffn`:
+# $W_\text{down}(\text{GELU}(W_\text{gate} x) \odot W_\text{up} x)$. The check runs it on
+# random inputs and weights.
 
 # %%
-gate = F.gelu(inputs @ library_ffn.gate_proj.weight.T)
-geglu_output = (gate * (inputs @ library_ffn.up_proj.weight.T)) @ library_ffn.down_proj.weight.T
-# replace the two lines above with your own answer
+def geglu(x: torch.Tensor, ffn: SwiGLU) -> torch.Tensor:
+    """GEGLU of x (..., C) with the weights of ffn."""
+    ...  # your code
+
 
 # %%
-expected_geglu = library_ffn.down_proj(F.gelu(library_ffn.gate_proj(inputs))
-                                       * library_ffn.up_proj(inputs))
-_ = check("exercise 3", torch.allclose(geglu_output, expected_geglu, atol=1e-6),
-          hint="swap F.silu for F.gelu in MySwiGLU.forward")
+ch05.exercise_3(geglu)
+
+# %% [markdown]
+# **Exercise 4 (experiment: what does the SiLU on the gate do?).** Take the activation off the
+# gate: a *bilinear* feed-forward, $W_\text{down}\big((W_\text{gate}\, x) \odot
+# W_\text{up}\, x\big)$, at the same width (43) as the SwiGLU of the experiment above. Train it
+# with the same `train` function (float64, the same seed before building it) and pass its
+# per-step losses. Before you run it: will it land above or below SwiGLU on the neighbour
+# products, and what does that say about where SwiGLU's advantage on this task comes from?
+
+# %%
+bilinear_losses = ...  # your measurement: the list that train(...) returns
+
+# %%
+ch05.exercise_4(bilinear_losses, swiglu_losses)
 
 # %% [markdown]
 # ## What we built, and where it lives in the library
