@@ -198,3 +198,13 @@ def test_checked_ids_skip_the_range_check(tiny_model, monkeypatch):
     assert counter.count == 0
     with pytest.raises(ValueError, match="token id 512"):
         tiny_model.check_input_ids(torch.tensor([[1, 512]]))
+
+
+def test_bench_flops_estimate_counts_matmul_weights_and_attention():
+    from transformer_lib.bench import training_flops_per_token
+
+    config = ModelConfig.from_preset("stories15M")
+    n = sum(p.numel() for name, p in Transformer(config).named_parameters()
+            if p.dim() == 2)  # the matrices, the tied embedding counted once as the head
+    expected = 6 * n + 6 * config.num_layers * 256 * config.d_model
+    assert training_flops_per_token(config, 256) == expected

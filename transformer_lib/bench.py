@@ -1,5 +1,8 @@
 """python -m transformer_lib.bench: speed of training steps and generation, against transformers.
 
+Also reports model FLOPs utilisation (MFU): training FLOP/s estimated as 6N + 6LTC per token
+(PaLM, appendix B) over the median speed of a large float32 matmul measured on the same device.
+
 Both libraries run the same weights (ours converted with ``interop.to_hf``), interleaved
 repetition by repetition so that drifts in machine load hit both alike; figures are medians.
 """
@@ -47,6 +50,30 @@ def _timed(fn, device) -> float:
     return time.perf_counter() - start
 
 
+def training_flops_per_token(config: ModelConfig, seq_len: int) -> float:
+    """Training FLOPs per token: 6 N + 6 L T C (PaLM's estimate, appendix B).
+
+    N counts the matrices a token multiplies through (every parameter but the embedding table;
+    a tied output head still counts, as a matmul); 6 = 2 forward + 4 backward FLOPs per weight.
+    The attention scores and the weighted sum add 2 * 2 * T * C per layer forward, so 6 L T C
+    over forward and backward, ignoring causal masking's halving, as PaLM does.
+    """
+    c = config
+    kv = c.num_kv_heads * c.head_dim
+    per_layer = 2 * c.d_model * c.d_model + 2 * c.d_model * kv + 3 * c.d_model * c.ffn_hidden_dim
+    matmul_params = c.num_layers * per_layer + c.vocab_size * c.d_model  # + the output head
+    return 6 * matmul_params + 6 * c.num_layers * seq_len * c.d_model
+
+
+def peak_matmul_flops(device: torch.device, size: int = 2048, repeats: int = 5) -> float:
+    """Measured float32 FLOP/s of a large square matmul on ``device``: median of ``repeats``."""
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    a @ b  # warm-up
+    times = [_timed(lambda: a @ b, device) for _ in range(repeats)]
+    return 2 * size**3 / statistics.median(times)
+
+
 def peak_rss_mib() -> float:
     """Peak resident memory of this process so far, in MiB (Linux reports KiB, macOS bytes)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -89,6 +116,14 @@ def run(args) -> dict:
     tokens_per_step = args.batch_size * args.seq_len
     results["train_tokens_per_s"] = {
         name: tokens_per_step / statistics.median(times) for name, times in train_times.items()}
+    # Model FLOPs utilisation: achieved training FLOP/s over a measured float32 matmul peak.
+    flops_per_token = training_flops_per_token(config, args.seq_len)
+    peak = peak_matmul_flops(device, args.matmul_size)
+    results["flops_estimate"] = "6N + 6LTC per token (PaLM appendix B)"
+    results["train_flops_per_token"] = flops_per_token
+    results["peak_matmul_flops"] = peak
+    results["mfu"] = {name: rate * flops_per_token / peak
+                      for name, rate in results["train_tokens_per_s"].items()}
 
     prompt = torch.randint(0, config.vocab_size, (1, args.prompt_len), device=device)
     generators = {"transformer_lib (KV cache)":
@@ -140,6 +175,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed training steps per library")
     parser.add_argument("--repeats", type=int, default=7, help="timed training steps per library")
     parser.add_argument("--generate-repeats", type=int, default=5)
+    parser.add_argument("--matmul-size", type=int, default=2048,
+                        help="side of the float32 matmul whose speed is the MFU's peak")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -158,6 +195,10 @@ def main(argv: list[str] | None = None) -> None:
           f"{args.repeats}:")
     for name, value in results["train_tokens_per_s"].items():
         print(f"  {name:<28}{value:>12,.0f}")
+    print(f"model FLOPs utilisation ({results['flops_estimate']}; peak = median float32 "
+          f"{args.matmul_size}^2 matmul, {results['peak_matmul_flops'] / 1e9:,.1f} GFLOP/s):")
+    for name, value in results["mfu"].items():
+        print(f"  {name:<28}{value:>12.1%}")
     print(f"batch-1 greedy generation of {args.new_tokens} tokens, tokens/s:")
     for name, value in results["generate_tokens_per_s"].items():
         print(f"  {name:<28}{value:>12,.1f}")
