@@ -20,8 +20,8 @@ from torch import nn
 from torch.fx import symbolic_trace
 from torch.utils import benchmark
 
-from transformer_lib import ModelConfig, Transformer, parameter_counts, viz
-from transformer_lib.book import check
+from transformer_lib import ModelConfig, Transformer, book, parameter_counts, viz
+from transformer_lib.exercises import ch02
 from transformer_lib.rmsnorm import RMSNorm
 
 _ = torch.manual_seed(0)  # every random draw below is reproducible
@@ -54,12 +54,14 @@ print("one-hot @ E equals nn.Embedding, bit for bit")
 
 # %% [markdown]
 # So an embedding layer *is* a linear layer without bias, fed one-hot inputs. It is implemented
-# as a lookup because the product wastes almost all its work on zeros: with the book's 4,096-id
+# as a lookup because the product wastes almost all its work on zeros: with the book's 2,048-id
 # vocabulary and $d = 128$, each token would cost $V \cdot d$ multiply-adds instead of copying
 # $d$ numbers.
 
 # %%
-print(f"one-hot product: {4096 * 128:,} multiply-adds per token; lookup: {128} numbers copied")
+book_vocab, book_width = book.BOOK_VOCAB_SIZE, book.BOOK_MODEL["d_model"]
+print(f"one-hot product: {book_vocab * book_width:,} multiply-adds per token; "
+      f"lookup: {book_width} numbers copied")
 
 # %% [markdown]
 # The same view explains training. The gradient of a lookup reaches only the rows that were
@@ -161,7 +163,8 @@ assert without_norm[-1] > 1000 and 3 < with_pre_norm[-1] < 8  # ~2**12 against ~
 # Normalising does a second job: every layer sees inputs of a known size, whatever the layers
 # before it did, so one learning rate suits them all. The original Transformer normalised
 # *after* each addition (post-norm); GPT-2 moved the norm to the branch input (pre-norm), which
-# trains deep stacks without the long warm-up post-norm needs. Chapter 6 assembles the block.
+# trains deep stacks reliably with a short learning-rate warm-up, where post-norm needs a long
+# and careful one (Xiong et al., 2020). Chapter 6 assembles the block.
 
 # %% [markdown]
 # ## LayerNorm from scratch
@@ -436,17 +439,18 @@ torch.testing.assert_close(RMSNorm(8)(large.half()).float(), torch.ones(1, 8))
 # %% [markdown]
 # ## Exercises
 #
+# Each exercise has a cell for your answer, which starts out holding a placeholder (`...`), and
+# a check cell that prints `not attempted yet`, `correct`, or `not yet` with a hint. The worked
+# answers are in `notebooks/solutions/02_embeddings_rmsnorm_solutions.ipynb`.
+#
 # **Exercise 1.** Compute by hand the RMSNorm (gain 1, ignore $\epsilon$) of the vector
-# $[3, 4]$. Give both outputs to three decimals. (The cell ships with a working answer: replace
-# it with your own.)
+# $[3, 4]$. Give both outputs to three decimals.
 
 # %%
-rms_norm_of_3_4 = [0.849, 1.131]  # replace this with your own answer
+rms_norm_of_3_4 = ...  # your answer: a list of two numbers
 
 # %%
-expected = RMSNorm(2)(torch.tensor([3.0, 4.0]))
-_ = check("exercise 1", torch.allclose(torch.tensor(rms_norm_of_3_4), expected, atol=1e-3),
-          "the mean of the squares is (9 + 16) / 2; divide each entry by its square root")
+ch02.exercise_1(rms_norm_of_3_4)
 
 # %% [markdown]
 # **Exercise 2.** The `tiny` preset has 2 blocks of width 64. Each block has two RMSNorms (one
@@ -455,30 +459,53 @@ _ = check("exercise 1", torch.allclose(torch.tensor(rms_norm_of_3_4), expected, 
 # places?
 
 # %%
-rms_norm_parameters = 320  # replace this with your own answer
-layer_norm_parameters = 640  # replace this with your own answer
+rms_norm_parameters = ...  # your answer: a whole number
+layer_norm_parameters = ...  # your answer: a whole number
 
 # %%
-counted = parameter_counts(model)["norms"]
-right = rms_norm_parameters == counted and layer_norm_parameters == 2 * counted
-_ = check("exercise 2", right, "five norms of width 64; LayerNorm has a bias as well as a gain")
+ch02.exercise_2(rms_norm_parameters, layer_norm_parameters)
 
 # %% [markdown]
-# **Exercise 3.** A vector whose entries are all equal, say $[-2, -2, -2, -2]$: what does
+# **Exercise 3 (experiment).** The chapter showed that RMSNorm ignores the *scale* of its
+# input. What about a *shift*? Add 5 to every feature of the vectors `x` below and measure how
+# far each norm's output moves: the largest absolute difference between `norm(x + 5)` and
+# `norm(x)`, for `shift_rms_norm` and for `shift_layer_norm` (gain 1, no bias).
+
+# %%
+torch.manual_seed(0)
+x = torch.randn(8, width)
+shift_rms_norm, shift_layer_norm = RMSNorm(width), nn.LayerNorm(width)
+rms_norm_shift_change = ...  # your measurement: a number
+layer_norm_shift_change = ...  # your measurement: a number
+
+# %%
+ch02.exercise_3(rms_norm_shift_change, layer_norm_shift_change)
+
+# %% [markdown]
+# **Exercise 4 (experiment).** Normalisation is not the only way to keep a residual stream in
+# check. GPT-2 instead shrinks the initial weights of the layers that write into the stream
+# by $1/\sqrt{2 \cdot \text{layers}}$. Change `stream_rms_by_depth` (copy it under a new name)
+# so that the stack *without* normalisation divides every random weight by $\sqrt{2 \cdot 24}$
+# as well, run 24 layers of width 256, and report the RMS of the stream after the last layer.
+# Compare it with the RMS without normalisation printed above.
+
+# %%
+scaled_init_final_rms = ...  # your measurement: a number
+
+# %%
+ch02.exercise_4(scaled_init_final_rms)
+
+# %% [markdown]
+# **Exercise 5.** A vector whose entries are all equal, say $[-2, -2, -2, -2]$: what does
 # RMSNorm (gain 1) return for it, and what does LayerNorm ($\gamma = 1$, $\beta = 0$) return?
 # Which of the two throws away all the information in such a vector?
 
 # %%
-rms_norm_of_constant = [-1.0, -1.0, -1.0, -1.0]  # replace this with your own answer
-layer_norm_of_constant = [0.0, 0.0, 0.0, 0.0]  # replace this with your own answer
+rms_norm_of_constant = ...  # your answer: a list of four numbers
+layer_norm_of_constant = ...  # your answer: a list of four numbers
 
 # %%
-constant = torch.full((4,), -2.0)
-rms_right = torch.allclose(torch.tensor(rms_norm_of_constant), RMSNorm(4)(constant), atol=1e-4)
-layer_right = torch.allclose(torch.tensor(layer_norm_of_constant), F.layer_norm(constant, (4,)),
-                             atol=1e-4)
-_ = check("exercise 3", rms_right and layer_right,
-          "LayerNorm subtracts the mean first; RMSNorm divides by sqrt(mean of squares) = 2")
+ch02.exercise_5(rms_norm_of_constant, layer_norm_of_constant)
 
 # %% [markdown]
 # ## What we built, and where it lives in the library
