@@ -37,8 +37,8 @@ from transformer_lib import (
 )
 from transformer_lib.attention import Attention
 from transformer_lib.block import Block
-from transformer_lib.book import check
-from transformer_lib.data import load_stories
+from transformer_lib.data import book_stories
+from transformer_lib.exercises import ch06
 from transformer_lib.rmsnorm import RMSNorm
 from transformer_lib.rope import rope_tables
 from transformer_lib.swiglu import SwiGLU
@@ -166,8 +166,10 @@ for name, values in shifts.items():
 # %% [markdown]
 # Two unrelated unit-RMS vectors differ by $\sqrt{2} \approx 1.41$ in RMS. From about 24
 # post-norm blocks on, a 1% nudge of every weight moves the output that far: the output after
-# the nudge has nothing to do with the output before. The pre-norm stack moves a few per cent,
-# and its sensitivity grows slowly with depth.
+# the nudge has nothing to do with the output before. The pre-norm stack moves far less: 1.5%
+# after one block, 10% after 32. Its sensitivity grows too, but slowly (about $\times 1.5$ per
+# doubling of depth, against post-norm's $\times 1.7$ to $\times 5$ before it saturates), and
+# stays far from "unrelated".
 
 # %%
 pre_shifts, post_shifts = shifts["pre-norm"], shifts["post-norm"]
@@ -454,15 +456,69 @@ for name, by_depth in final_variance.items():
           ", ".join(f"L={depth}: {value:.2e}" for depth, value in by_depth.items()))
 
 # %% [markdown]
-# Without the scaling the final variance grows with depth, by a factor of about 2.5 each time
-# the depth doubles; with it, the final variance barely moves. The last loop iteration left the
-# 24-block curves, drawn below block by block.
+# With the scaling, the final variance barely moves. Without it, the final variance grows with
+# depth, but by about 2.5 each time the depth doubles (6 to 12 blocks: $\times 2.6$; 12 to 24:
+# $\times 2.5$), not the $\times 2$ that the sum $\sigma_0^2 + 2L\sigma^2$ predicts. The sum is
+# right; the assumption that every update adds the same $\sigma^2$ is not. The last loop
+# iteration left the 24-block curves, so we can measure what each block adds (the variance
+# after it minus the variance before), and how alike the stream is at different positions (the
+# mean cosine similarity between the stream vectors of any two positions):
 
 # %%
 scaled_final, unscaled_final = final_variance["scaled init"], final_variance["all at 0.02"]
 assert unscaled_final[24] > 3 * unscaled_final[6]  # grows with depth
 assert scaled_final[24] < 1.5 * scaled_final[6]  # about constant
 assert unscaled_final[24] > 20 * scaled_final[24]
+assert 2.2 < unscaled_final[12] / unscaled_final[6] < 3.0
+assert 2.2 < unscaled_final[24] / unscaled_final[12] < 3.0
+
+
+def position_similarity(model, input_ids):
+    """Mean cosine similarity between the stream at any two positions: [embedding, block 1, ...]."""
+    T = input_ids.shape[1]
+    cos, sin = model.rope_cos[:T], model.rope_sin[:T]
+    similarities = []
+    with torch.no_grad():
+        x = model.embed_tokens(input_ids)  # (B, T, C)
+        for layer in [None, *model.layers]:
+            x = x if layer is None else layer(x, cos, sin)
+            unit = x / x.norm(dim=-1, keepdim=True)  # (B, T, C)
+            similarities.append((unit @ unit.transpose(1, 2)).mean().item())  # mean of (B, T, T)
+    return similarities
+
+
+torch.manual_seed(0)
+similarity = position_similarity(unscaled(Transformer(config)), tokens_512)
+added = [unscaled_curve[block] - unscaled_curve[block - 1] for block in range(1, 25)]
+print(f"embedding: position similarity {similarity[0]:.2f}")
+for block in (1, 2, 3, 4):
+    print(f"block {block:2}: adds {added[block - 1]:.1e} to the variance; position similarity "
+          f"after it {similarity[block]:.2f}")
+middle_rate = (unscaled_curve[12] - unscaled_curve[4]) / 8
+late_rate = (unscaled_curve[24] - unscaled_curve[12]) / 12
+print(f"blocks 5-12 add {middle_rate:.1e} each on average, blocks 13-24 {late_rate:.1e} "
+      f"(single blocks from {min(added[4:]):.0e} to {max(added[4:]):.0e}); position similarity "
+      f"after block 24: {similarity[24]:.2f}")
+print(f"the line through the last 12 blocks meets 0 blocks at "
+      f"{unscaled_curve[24] - 24 * late_rate:.1e}")
+
+# %% [markdown]
+# The first block adds only about a sixth of what a late block adds. At initialisation the
+# attention weights are nearly uniform, so an attention update is about the *average* of the
+# value vectors of the positions seen so far, and an average of $t$ unrelated vectors has $1/t$
+# of their variance: the first blocks' updates are small because the positions are still
+# unrelated (similarity 0.04 in the embedding). But each block writes such an average into every
+# position, a component that all positions share, so the similarity climbs (0.8 after four
+# blocks), and an average of similar vectors no longer shrinks. From then on the blocks add about
+# the same amount on average (single blocks scatter, since 64 positions are a small sample), and
+# the variance does grow linearly, as the sum says, just along a line that starts below zero: that slow start is why doubling the depth multiplies the variance by
+# more than 2 here (the ratio tends to 2 for much deeper models). Either way, the scaled init
+# keeps the final variance flat.
+
+# %%
+assert added[0] < 0.3 * late_rate and similarity[0] < 0.1 and similarity[4] > 0.7
+assert 0.67 < middle_rate / late_rate < 1.5  # about constant once the positions are alike
+assert unscaled_curve[24] - 24 * late_rate < 0  # the line through the late blocks starts below 0
 
 # %%
 viz.plot_lines(range(25), {"scaled init (0.02 / sqrt(2L))": scaled_curve,
@@ -481,12 +537,12 @@ viz.plot_lines(range(25), {"scaled init (0.02 / sqrt(2L))": scaled_curve,
 # confidently wrong from the start).
 #
 # We check it on real text. As in chapter 4 we train a small byte-level BPE tokenizer (512
-# ids) on 300 TinyStories (without `TINYSTORIES_PATH` set, `load_stories` downloads the dataset
-# from the Hugging Face hub) and build a `tiny` model with that vocabulary.
+# ids) on the first 300 stories of the book's extract (`book_stories`) and build a `tiny` model
+# with that vocabulary.
 
 # %%
-tokenizer = train_tokenizer(load_stories("train", limit=300)["text"], 512)
-story = load_stories("validation", limit=1)["text"][0]
+tokenizer = train_tokenizer(book_stories("train")[:300], 512)
+story = book_stories("validation")[0]
 story_ids = torch.tensor([tokenizer.encode(story)[:tiny.max_seq_len + 1]])  # (1, T + 1)
 torch.manual_seed(0)
 model = Transformer(ModelConfig.from_preset("tiny", vocab_size=tokenizer.vocab_size)).eval()
@@ -567,45 +623,59 @@ assert sota_model.num_parameters() == count_by_formula(presets["gpt2-small"])["t
 # %% [markdown]
 # ## Exercises
 #
-# **Exercise 1.** How many parameters does one block of the `seed-22.5M` preset hold ($C = 256$,
-# 8 heads, no grouped-query attention, SwiGLU width $F = 704$)? Use the table above. (The cell
-# ships with a working answer: replace it with your own.)
+# Each check prints `not attempted yet` until you replace the placeholder, then `correct` or a
+# hint. The answers are in the solutions part of the book.
+#
+# **Exercise 1.** Write `block_parameters(config)`: the number of parameters in one block, from
+# the config alone. The check compares it with the library's `Block` on several shapes,
+# including grouped-query attention (fewer key/value heads than query heads).
 
 # %%
-block_parameters = 4 * 256 * 256 + 3 * 256 * 704 + 2 * 256  # replace with your own answer
+def block_parameters(config):
+    """Parameters of one pre-norm block of this config."""
+    ...
+
 
 # %%
-check("exercise 1",
-      block_parameters == sum(p.numel() for p in Block(presets["seed-22.5M"]).parameters()),
-      "four C x C attention matrices, three C x F feed-forward matrices, two norm gains of C")
+ch06.exercise_1(block_parameters)
 
 # %% [markdown]
-# **Exercise 2.** How many parameters does weight tying save for GPT-2's vocabulary (50,257)
-# at width 768, and what fraction of the untied `gpt2-small` model is that?
+# **Exercise 2.** For the `gpt2-small` preset, what fraction of the *untied* model's parameters
+# does weight tying save? (For `seed-22.5M` the section above printed 36.4%.) The answer tells
+# you how much of a GPT-2-sized model is vocabulary.
 
 # %%
-tying_saves = 50257 * 768  # replace with your own answer
-untied_fraction = 50257 * 768 / (123_551_232 + 50257 * 768)  # replace with your own answer
+tying_fraction = ...  # a number between 0 and 1
 
 # %%
-untied_gpt2 = meta_model(ModelConfig.from_preset("gpt2-small", tie_embeddings=False))
-expected_saving = untied_gpt2.num_parameters() - meta_model(presets["gpt2-small"]).num_parameters()
-check("exercise 2", tying_saves == expected_saving
-      and math.isclose(untied_fraction, expected_saving / untied_gpt2.num_parameters()),
-      "the untied head is one more V x C matrix")
+ch06.exercise_2(tying_fraction)
 
 # %% [markdown]
-# **Exercise 3.** What standard deviation does `init_weights` give the `o_proj` and `down_proj`
-# matrices of GPT-2 small (12 blocks)? The check measures it on the model built in the last
-# section.
+# **Exercise 3 (experiment).** The loss at initialisation is a sanity check. Break the
+# initialisation on purpose: call `model.init_weights(std=1.0)` on the chapter's `tiny` model
+# (512 ids) and measure its loss on the same validation story. How far above $\ln V$ does it
+# start, and why would such a model first have to spend many steps only shrinking its logits?
 
 # %%
-residual_std = 0.02 / math.sqrt(2 * 12)  # replace with your own answer
+large_init_loss = ...  # nats/token, measured
 
 # %%
-measured = sota_model.layers[0].self_attn.o_proj.weight.std().item()
-check("exercise 3", math.isclose(residual_std, measured, rel_tol=0.01),
-      "0.02 divided by the square root of the number of updates written into the stream")
+ch06.exercise_3(large_init_loss)
+
+# %% [markdown]
+# **Exercise 4 (experiment).** The nudge experiment measured how far the output moves; a
+# gradient measures the same sensitivity. Build stacks of 2, 4, 8, 16 and 32 blocks exactly as
+# `output_shifts` does (width 64, every weight matrix at std $1/\sqrt{C}$, the same seed), run
+# the unit-RMS input through each arrangement, normalise the output to unit RMS, take the mean
+# squared difference from a fixed random target as the loss, and call `backward`. Record the
+# norm of the gradient of the *first* block's parameters at each depth. How much does it grow
+# from 2 to 32 blocks in each arrangement?
+
+# %%
+first_block_grads = None  # {"pre-norm": [5 norms], "post-norm": [5 norms]}, L = 2 ... 32
+
+# %%
+ch06.exercise_4(first_block_grads)
 
 # %% [markdown]
 # ## What we built, and where it lives in the library
