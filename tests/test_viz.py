@@ -348,6 +348,38 @@ def test_training_curves_without_data_say_so():
     assert [len(ax.lines) for ax in only_train.axes] == [1, 0, 1]
 
 
+def test_training_curves_draw_estimates_and_full_evaluation_apart():
+    records = train_records(steps=10, eval_every=5)
+    for record in records:
+        if record["kind"] == "eval":
+            record["val_tokens"] = 8192
+    records.append({"kind": "eval", "step": 9, "tokens": 9000, "elapsed_s": 1.0,
+                    "val_loss": 4.0, "val_bpb": 1.5, "val_tokens": 215_000})
+    loss_ax, bpb_ax, _ = viz.plot_training_curves(records).axes
+    labels = [line.get_label() for line in bpb_ax.lines]
+    assert labels == ["validation, first 8,192 tokens", "validation, all 215,000 tokens"]
+    np.testing.assert_array_equal(bpb_ax.lines[0].get_xdata(), [4, 9])
+    np.testing.assert_array_equal(bpb_ax.lines[1].get_ydata(), [1.5])
+    assert bpb_ax.lines[1].get_marker() == "*" and bpb_ax.lines[1].get_linestyle() == "None"
+    assert [line.get_label() for line in loss_ax.lines][1:] == labels
+    assert bpb_ax.get_legend() is not None
+
+
+def test_gradient_norm_plot_marks_clipped_steps():
+    norms = {"clipped": [2.0, 0.5, 1.5, 0.9], "not clipped": [2.0, 0.4, 0.3, 0.2]}
+    figure = viz.plot_gradient_norms(range(4), norms, threshold=1.0)
+    ax = figure.axes[0]
+    crosses = [line for line in ax.lines if line.get_marker() == "x"]
+    np.testing.assert_array_equal(crosses[0].get_xdata(), [0, 2])
+    np.testing.assert_array_equal(crosses[1].get_xdata(), [0])
+    assert crosses[0].get_label() == "clipped: 2 steps above 1"
+    assert ax.get_ylabel() == "global gradient norm (L2)" and ax.get_xlabel() == "optimizer step"
+    with pytest.raises(ValueError, match="has 2 norms but x has 4"):
+        viz.plot_gradient_norms(range(4), {"short": [1.0, 2.0]}, threshold=1.0)
+    with pytest.raises(ValueError, match="threshold"):
+        viz.plot_gradient_norms(range(4), norms, threshold=0)
+
+
 def test_training_records_are_validated():
     with pytest.raises(ValueError, match="record 1 of kind 'eval' lacks val_bpb"):
         viz.plot_training_curves([train_records()[0], {"kind": "eval", "step": 1, "tokens": 1,
@@ -394,6 +426,7 @@ def every_plot(model, tokenizer):
         "rope_similarity": viz.plot_rope_similarity(16, 8),
         "next_token": viz.plot_next_token_choice(viz.next_token_choice(logits), tokenizer),
         "training": viz.plot_training_curves(train_records()),
+        "gradient norms": viz.plot_gradient_norms(range(3), {"run": [1.0, 2.0, 0.5]}, 1.0),
         "parameters": viz.plot_parameter_counts(model),
     }
 

@@ -808,9 +808,26 @@ def _training_series(records) -> dict[str, dict[str, np.ndarray]]:
         record = validate_training_record(record, index)
         if record.get("kind") in rows:
             rows[record["kind"]].append(record)
-    return {kind: {key: np.array([r[key] for r in kind_rows], dtype=np.float64)
-                   for key in (TRAIN_KEYS if kind == "train" else EVAL_KEYS)}
-            for kind, kind_rows in rows.items()}
+    series = {kind: {key: np.array([r[key] for r in kind_rows], dtype=np.float64)
+                     for key in (TRAIN_KEYS if kind == "train" else EVAL_KEYS)}
+              for kind, kind_rows in rows.items()}
+    # How many tokens each evaluation measured (NaN where a record does not say).
+    series["eval"]["val_tokens"] = np.array([r.get("val_tokens", np.nan) for r in rows["eval"]],
+                                            dtype=np.float64)
+    return series
+
+
+def _eval_groups(evals) -> list[tuple[str, str, np.ndarray]]:
+    """(label, marker, row mask) per kind of evaluation: an estimate on part of the validation
+    tokens and the evaluation on all of them are different measurements, drawn apart."""
+    counts = evals["val_tokens"]
+    if counts.size == 0 or np.isnan(counts).any() or np.unique(counts).size == 1:
+        return [("validation", "o", np.ones(counts.size, dtype=bool))]
+    full = counts == counts.max()
+    parts = np.unique(counts[~full])
+    part_label = (f"validation, first {int(parts[0]):,} tokens" if parts.size == 1
+                  else "validation, part of the tokens")
+    return [(part_label, "o", ~full), (f"validation, all {int(counts.max()):,} tokens", "*", full)]
 
 
 def plot_training_curves(records, *, x: str = "step", title: str | None = None) -> Figure:
@@ -827,10 +844,13 @@ def plot_training_curves(records, *, x: str = "step", title: str | None = None) 
     if train["step"].size:
         loss_ax.plot(train[x], train["loss"], color=TRAIN_COLOUR, linewidth=1, label="train")
         lr_ax.plot(train[x], train["lr"], color=TRAIN_COLOUR, linewidth=1)
-    if evals["step"].size:
-        loss_ax.plot(evals[x], evals["val_loss"], color=EVAL_COLOUR, marker="o", markersize=3,
-                     label="validation")
-        bpb_ax.plot(evals[x], evals["val_bpb"], color=EVAL_COLOUR, marker="o", markersize=3)
+    for label, marker, rows in _eval_groups(evals) if evals["step"].size else ():
+        size = 9 if marker == "*" else 3
+        line = "none" if marker == "*" else "-"
+        loss_ax.plot(evals[x][rows], evals["val_loss"][rows], color=EVAL_COLOUR, marker=marker,
+                     markersize=size, linestyle=line, label=label)
+        bpb_ax.plot(evals[x][rows], evals["val_bpb"][rows], color=EVAL_COLOUR, marker=marker,
+                    markersize=size, linestyle=line, label=label)
     for ax, has_data, what in ((loss_ax, train["step"].size or evals["step"].size, "records"),
                                (bpb_ax, evals["step"].size, "eval records"),
                                (lr_ax, train["step"].size, "train records")):
@@ -845,11 +865,40 @@ def plot_training_curves(records, *, x: str = "step", title: str | None = None) 
     if loss_ax.lines:
         loss_ax.legend(fontsize=8)
     bpb_ax.set(ylabel="bits per byte", title="Validation bits per byte")
+    if len(bpb_ax.lines) > 1:
+        bpb_ax.legend(fontsize=8)
     lr_ax.set(ylabel="learning rate", title="Learning-rate schedule")
     # Plain tick values: a "1e-3" offset label would sit on top of the panel title.
     lr_ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.2g}"))
     last = int(max([*train["step"], *evals["step"]], default=0))
     figure.suptitle(title or f"Training curves (up to step {last})")
+    return figure
+
+
+def plot_gradient_norms(x, norms: Mapping[str, Sequence[float]], threshold: float, *,
+                        title: str = "Gradient norm before clipping") -> Figure:
+    """Global gradient norm per step for one or more runs, the clipping threshold as a dashed
+    line, and a cross on every step where a run's norm exceeded it (where clipping engaged)."""
+    if not norms:
+        raise ValueError("norms is empty: pass {run label: norm per step}")
+    if not threshold > 0:
+        raise ValueError(f"threshold={threshold} must be positive")
+    x = np.asarray(x, dtype=np.float64)
+    figure, axes = new_figure(width=7.0, height=4.0)
+    ax = axes[0, 0]
+    for index, (label, values) in enumerate(norms.items()):
+        values = np.asarray(values, dtype=np.float64)
+        if values.shape != x.shape:
+            raise ValueError(f"run {label!r} has {values.shape[0]} norms but x has {x.shape[0]}")
+        colour = colormaps["tab10"].colors[index]
+        ax.plot(x, values, color=colour, linewidth=1, label=label)
+        over = values > threshold
+        ax.plot(x[over], values[over], color=colour, marker="x", linestyle="none",
+                label=f"{label}: {int(over.sum())} steps above {threshold:g}")
+    ax.axhline(threshold, color="0.5", linestyle="--", linewidth=1)
+    ax.set(title=title, xlabel="optimizer step", ylabel="global gradient norm (L2)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     return figure
 
 
