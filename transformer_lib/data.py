@@ -30,6 +30,8 @@ from pathlib import Path
 
 import datasets
 
+from .fileio import write_text_atomically
+
 HUB_DATASET = "roneneldan/TinyStories"
 HUB_SPLITS = ("train", "validation")
 SOURCE_ENV_VAR = "TINYSTORIES_PATH"
@@ -207,15 +209,8 @@ def download_book_extract(out_dir: str | os.PathLike) -> Path:
 
 def write_stories_txt(path: str | os.PathLike, stories: Iterable[str]) -> Path:
     """Write stories in TinyStories' txt layout (each followed by a ``<|endoftext|>`` line)."""
-    path = Path(path)
     body = "".join(f"{normalize_story(story)}\n{STORY_SEPARATOR}\n" for story in stories)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(temporary, "w", encoding="utf-8", newline="\n") as file:
-        file.write(body)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
-    return path
+    return write_text_atomically(path, body)
 
 
 def _user_cache() -> Path:
