@@ -493,3 +493,13 @@ def test_viz_and_widgets_accept_the_tokenizer(stories260k, tok512):
     explorer = widgets.AttentionExplorer(stories260k, tok512, text="Once upon a time")
     assert explorer is not None
     widgets.TokenizerExplorer(tok512, text="Lily saw a cat")
+
+
+@needs_local
+def test_plot_labels_keep_a_pieces_leading_space(tok512):
+    from transformer_lib import viz
+
+    ids = tok512.encode("Once upon a time")
+    labels = viz.token_labels(tok512, ids)
+    assert "".join(tok512.token_bytes(i).decode() for i in ids) == " Once upon a time"
+    assert len(labels) == len(ids) and labels[1].startswith(("␣", " ")), labels

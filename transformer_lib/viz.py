@@ -29,7 +29,7 @@ from matplotlib.ticker import EngFormatter, FuncFormatter, NullFormatter
 from matplotlib.transforms import blended_transform_factory, offset_copy
 
 from .generation import filter_logits
-from .model import parameter_counts
+from .model import eval_mode, parameter_counts
 from .rope import apply_rope, rope_frequencies, rope_tables
 
 MAX_FIGURE_WIDTH_IN = 12.0  # fits a notebook column at the default 100 dpi
@@ -140,9 +140,22 @@ def check_tokenizer(tokenizer) -> None:
 
 
 def decode_piece(tokenizer, token_id: int) -> str:
-    """Decode one id on its own; an id the tokenizer cannot decode becomes ``<id>``."""
+    """Decode one id on its own; an id the tokenizer cannot decode becomes ``<id>``.
+
+    An ordinary token is read from ``token_bytes`` where the tokenizer has it: a sentencepiece
+    tokenizer (llama2.c's) drops the leading space of a lone piece when decoding, but the space
+    is part of the token and a label must show it.
+    """
+    token_id = int(token_id)
+    token_bytes = getattr(tokenizer, "token_bytes", None)
+    special = set(getattr(tokenizer, "special_tokens", {}).values())
+    if callable(token_bytes) and token_id not in special:
+        try:
+            return token_bytes(token_id).decode("utf-8", errors="replace")
+        except Exception:  # an id outside the vocabulary: fall through to the label below
+            pass
     try:
-        return tokenizer.decode([int(token_id)])
+        return tokenizer.decode([token_id])
     # Tokenizers raise many different errors for ids outside their vocabulary (the model's
     # vocab_size may exceed the tokenizer's); a plot label must not crash on one.
     except Exception:
@@ -353,12 +366,8 @@ def attention_for_text(model, tokenizer, text: str) -> tuple[list[torch.Tensor],
         raise ValueError(f"the text is {len(ids)} tokens but the model's max_seq_len is "
                          f"{max_len}; shorten it")
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()  # dropout off: the plot shows the weights the model would use at inference
-    try:
+    with eval_mode(model):  # dropout off: the plot shows the weights used at inference
         maps = model.attention_maps(torch.tensor([ids], dtype=torch.long, device=device))
-    finally:
-        model.train(was_training)
     return [m[0].float().cpu() for m in maps], token_labels(tokenizer, ids)
 
 
@@ -766,13 +775,8 @@ def next_token_logits(model, tokenizer, prompt: str) -> torch.Tensor:
         raise ValueError("the prompt encodes to no tokens; type at least one character")
     ids = ids[-model.config.max_seq_len:]  # the model conditions on its context window only
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            logits = model(torch.tensor([ids], dtype=torch.long, device=device))
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.no_grad():
+        logits = model(torch.tensor([ids], dtype=torch.long, device=device))
     return logits[0, -1].float().cpu()
 
 

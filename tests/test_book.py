@@ -1,0 +1,63 @@
+"""The book's helpers: exercise checks, the book's data, and the stored model it studies."""
+
+import os
+
+import pytest
+
+from transformer_lib import book
+from transformer_lib.book import check
+
+needs_real_data = pytest.mark.skipif(
+    not os.environ.get("TINYSTORIES_PATH"),
+    reason="TINYSTORIES_PATH is unset: no local copy of the book's extract")
+
+
+@pytest.mark.parametrize("placeholder", [..., None])
+def test_check_says_not_attempted_for_a_placeholder(placeholder, capsys):
+    def never_called(answer):
+        raise AssertionError("a placeholder must not reach the test")
+
+    check("exercise 3", placeholder, never_called, "a hint")
+    assert capsys.readouterr().out == "exercise 3: not attempted yet\n"
+
+
+def test_check_prints_correct_or_the_hint(capsys):
+    check("exercise 1", 4, lambda answer: answer % 2 == 0, "think about parity")
+    check("exercise 2", 3, lambda answer: answer % 2 == 0, "think about parity")
+    assert capsys.readouterr().out.splitlines() == [
+        "exercise 1: correct", "exercise 2: not yet - hint: think about parity"]
+
+
+def test_check_counts_an_answer_that_breaks_the_test_as_wrong(capsys):
+    check("exercise 4", "a string", lambda answer: answer.shape == (2, 3), "look at the shape")
+    assert capsys.readouterr().out == "exercise 4: not yet - hint: look at the shape\n"
+
+
+def test_stored_model_is_the_books_grouped_query_model():
+    stored = book.stored_model()
+    config = stored.model.config
+    assert not stored.model.training
+    assert config.num_kv_heads < config.num_heads  # grouped-query attention, as Llama
+    assert config.vocab_size == stored.tokenizer.vocab_size == book.BOOK_VOCAB_SIZE
+    assert "--max-steps" in stored.meta["recipe"]["command"]
+    assert stored.meta["step"] == int(stored.meta["recipe"]["command"].split()[-1])
+    text = "Once upon a time, there was a little cat."
+    assert stored.tokenizer.decode(stored.tokenizer.encode(text)) == text
+
+
+@needs_real_data
+def test_stored_model_meta_matches_the_extract_and_its_measured_bits_per_byte():
+    from transformer_lib.data import book_stories, stories_fingerprint
+    from transformer_lib.trainer import evaluate_tokens, token_byte_lengths
+
+    stored = book.stored_model()
+    for split in ("train", "validation"):
+        assert stored.meta["data"][f"{split}_sha256"] == stories_fingerprint(book_stories(split))
+    validation = book.book_tokens("validation", stored.tokenizer)
+    result = evaluate_tokens(stored.model, validation.tokens,
+                             token_byte_lengths(stored.tokenizer),
+                             stored.meta["train_config"]["seq_len"])
+    assert result["bytes"] == stored.meta["validation"]["bytes"] == validation.n_bytes
+    # Another CPU rounds the float32 sums differently in the last bits only.
+    assert result["bits_per_byte"] == pytest.approx(
+        stored.meta["validation"]["bits_per_byte"], abs=1e-4)
