@@ -16,7 +16,16 @@
 #   `transformer_lib.rope`;
 # - numerical proofs of its two key properties: scores depend only on relative position, and
 #   vector lengths are preserved;
-# - the two pairing conventions found in real checkpoints, and the permutation between them.
+# - the two pairing conventions found in real checkpoints, and the permutation between them;
+# - a measurement of what RoPE does *not* give for free: the book's stored model, trained on
+#   256-token windows, read at positions up to 512.
+#
+# Notation, kept the same in chapter 4: $C$ is the model width (`d_model`), $D$ the width of one
+# attention head, $T$ the number of positions. Vectors are columns, so a matrix acts on the
+# left: a rotation is $R\,q$ and a projection is $q = W_Q\,x$, with $W_Q$ laid out as
+# `nn.Linear` stores its weight (outputs by inputs). Tensors hold one token per row, so for a
+# stack of tokens $X$ (one row each) the same projection reads $Q = X W_Q^\top$, in code
+# `x @ w_q.T`.
 
 # %%
 import math
@@ -24,7 +33,7 @@ import math
 import torch
 
 from transformer_lib import viz
-from transformer_lib.book import check
+from transformer_lib.exercises import ch03
 from transformer_lib.widgets import RopeExplorer
 
 _ = torch.manual_seed(0)  # every random draw below is reproducible
@@ -59,7 +68,9 @@ assert same_scores
 # position $m$; the original Transformer added fixed sine waves instead. Two things go wrong.
 #
 # 1. **A fixed range.** A learned table has one row per position it was trained on. A model
-#    with 1024 rows has nothing to add at position 1024.
+#    with 1024 rows has nothing to add at position 1024. (RoPE, below, has an angle for every
+#    position. Whether a model can make use of positions it never saw in training is another
+#    question, measured at the end of this chapter.)
 # 2. **Distance is mixed with place.** The score between a token $x$ at position $m$ and a
 #    token $y$ at position $n$ expands into four terms:
 #    $$(x + p_m)\cdot(y + p_n) = x\cdot y + x\cdot p_n + p_m\cdot y + p_m \cdot p_n .$$
@@ -69,7 +80,7 @@ assert same_scores
 #
 # Let us check the second point with the sinusoidal table of the original Transformer,
 # $p_{m,2i} = \sin(m\,\omega_i)$ and $p_{m,2i+1} = \cos(m\,\omega_i)$ with
-# $\omega_i = 10000^{-2i/d}$.
+# $\omega_i = 10000^{-2i/C}$, for vectors of width $C$.
 
 # %%
 def sinusoidal_table(num_positions: int, width: int) -> torch.Tensor:
@@ -363,8 +374,8 @@ print("norms preserved at all 1100 positions")
 
 # %% [markdown]
 # What does the score do as the distance grows? Take the same vector as query (at position 0)
-# and key (at position $d$). For the all-ones vector the score is
-# $\sum_i 2\cos(d\,\theta_i)$: at $d = 0$ every pair agrees, and as $d$ grows the pairs drift
+# and key (at position $r$). For the all-ones vector the score is
+# $\sum_i 2\cos(r\,\theta_i)$: at $r = 0$ every pair agrees, and as $r$ grows the pairs drift
 # out of phase, so the score tends to shrink with distance (with ripples). A random vector
 # shows a noisier version of the same tendency. This "long-range decay" is a mild bias toward
 # nearby tokens that the model can learn to override, not a hard rule.
@@ -404,11 +415,11 @@ torch.testing.assert_close(rotated_meta_way[..., to_halves],
 print("to_halves:", to_halves.tolist())
 
 # %% [markdown]
-# In a model, queries and keys come out of the projections $q = W_q x$ and $k = W_k x$.
-# Reordering the output dimensions of $q$ means reordering the *rows* of $W_q$, head by head.
+# In a model, queries and keys come out of the projections $q = W_Q x$ and $k = W_K x$.
+# Reordering the output dimensions of $q$ means reordering the *rows* of $W_Q$, head by head.
 # `interleaved_to_halves` does exactly that, and `halves_to_interleaved` undoes it. This is how a
 # checkpoint trained with Meta's code is loaded into a split-halves model: permute the rows of
-# $W_q$ and $W_k$ once, and nothing else changes. The values and the output projection need no
+# $W_Q$ and $W_K$ once, and nothing else changes. The values and the output projection need no
 # change, because RoPE never touches them, and the attention scores are dot products, which do
 # not care in which order the coordinates are listed as long as query and key agree.
 #
@@ -450,50 +461,136 @@ print("identical attention scores in both conventions; the permutation round-tri
 # it generates is nonsense.
 
 # %% [markdown]
+# ## Reading past the training length
+#
+# RoPE has an angle for every position, so unlike a learned table it never runs out of rows.
+# Does that let a model read texts longer than the ones it was trained on? We can measure it.
+# The book's stored model (`book.stored_model()`, trained once and shipped with the library;
+# chapter 7 shows how such a model is trained) saw windows of 256 tokens only. Its RoPE tables
+# are non-persistent buffers built from `config.max_seq_len`, not weights, so we build a model
+# with the same configuration but `max_seq_len=512`, load the stored weights into it, and score
+# validation text in windows of 512 tokens: the loss at each position, averaged over the
+# windows.
+
+# %%
+import dataclasses
+
+import torch.nn.functional as F
+
+from transformer_lib import Transformer, book
+
+stored = book.stored_model()
+long_config = dataclasses.replace(stored.model.config, max_seq_len=512)
+long_model = Transformer(long_config).eval()
+long_model.load_state_dict(stored.model.state_dict())  # the weights; RoPE tables are rebuilt
+print(f"trained with max_seq_len {stored.model.config.max_seq_len}, "
+      f"RoPE tables now cover {long_model.rope_cos.shape[0]} positions")
+
+# %%
+validation_ids = torch.from_numpy(
+    book.book_tokens("validation", stored.tokenizer).tokens.astype("int64"))
+num_windows, window = 24, 512
+windows = validation_ids[:num_windows * (window + 1)].view(num_windows, window + 1)
+with torch.no_grad():
+    logits = long_model(windows[:, :-1])  # (windows, 512, vocab): predict the next token
+    loss = F.cross_entropy(logits.transpose(1, 2), windows[:, 1:], reduction="none")  # (W, 512)
+loss_per_position = loss.mean(dim=0)  # (512,): nats per token at each position
+seen, unseen = loss_per_position[:256], loss_per_position[256:]
+print(f"mean loss at positions   0-255 (seen in training): {seen.mean():.2f} nats/token")
+print(f"mean loss at positions 256-511 (never seen):       {unseen.mean():.2f} nats/token")
+
+# %% [markdown]
+# The two halves of the window, drawn in two colours; the loss is averaged over the 24 windows,
+# and also over 16 neighbouring positions so that the curve is readable:
+
+# %%
+smooth = loss_per_position.view(-1, 16).mean(dim=1)  # (32,): one point per 16 positions
+centres = torch.arange(32) * 16 + 7.5
+viz.plot_lines(centres, {"positions seen in training": torch.where(centres < 256, smooth,
+                                                                   float("nan")),
+                         "positions beyond the training length": torch.where(
+                             centres >= 256, smooth, float("nan"))},
+               title="The stored model (trained on 256-token windows) read up to 512 tokens",
+               xlabel="position in the window (tokens)",
+               ylabel="validation loss (nats/token)")
+
+# %% [markdown]
+# Within the training length the loss falls over the first few dozen positions (more context
+# helps), then stays between about 2.2 and 2.8 nats. Past position 256 it holds for a few dozen
+# positions more, then climbs: every point from about position 320 on lies above every point
+# between positions 32 and 255, and the mean over positions 256 to 511 is 3.01 nats against
+# 2.64 within the training length.
+#
+# RoPE had an angle ready for every one of those positions, and scores still depend only on
+# offsets. But in training no query ever met a key more than 255 tokens back; at position 400 a
+# query meets keys up to 400 back, turned by angles (in the slow pairs) the model never learned
+# to read. The first positions past 256 still do well because what a token needs most is
+# usually close by. **RoPE makes positions relative; it does not by itself teach a model
+# distances it never saw.** Models that serve long contexts are trained or fine-tuned at that
+# length, often with a larger base or with rescaled angles.
+
+# %%
+assert unseen.mean() > seen.mean() + 0.1
+assert smooth[20:].min() > smooth[2:16].max()  # points centred at 327.5+ vs 39.5 to 247.5
+
+# %% [markdown]
 # ## Exercises
 #
 # **Exercise 1.** With `head_dim = 64` and `base = 10000`, how many tokens does pair 8 take to
-# turn once round the circle? Work it out from $\lambda_i = 2\pi\,\text{base}^{2i/D}$ (replace
-# the working answer below with your own).
+# turn once round the circle? Work it out from $\lambda_i = 2\pi\,\text{base}^{2i/D}$ before
+# you compute it, then replace `...` with your number.
 
 # %%
-answer_wavelength = 2 * math.pi * 10000.0 ** (2 * 8 / 64)  # replace with your own answer
+wavelength_pair_8 = ...  # your answer: a number of tokens
 
 # %%
-expected_wavelength = float(2 * math.pi / rope_frequencies(64)[8])
-_ = check("exercise 1", math.isclose(answer_wavelength, expected_wavelength, rel_tol=1e-4),
-          hint="base^(2*8/64) = 10000^(1/4) = 10, so the answer is 2*pi*10")
+ch03.exercise_1(wavelength_pair_8)
 
 # %% [markdown]
-# **Exercise 2.** In a head of dimension 128 (Llama 2 7B), which pair index rotates fastest and
-# which slowest? Predict first, then confirm from `rope_frequencies(128)` (replace the working
-# answer with your own).
+# **Exercise 2.** Only the offset between a query and a key matters. Write
+# `relative_score(query, key, offset)`, the RoPE score of a query and a key that sit `offset`
+# positions apart (the key later), for 1-D vectors of any even length, using `apply_rope` and
+# `rope_tables` but *no* position of the query. The check compares it with the score of the two
+# vectors placed at real positions.
 
 # %%
-fastest_pair, slowest_pair = 0, 63  # replace with your own answer
+def relative_score(query: torch.Tensor, key: torch.Tensor, offset: int) -> float:
+    """The score of `query` against `key` placed `offset` positions after it."""
+    ...  # your code
+
 
 # %%
-frequencies_128 = rope_frequencies(128)
-expected_pairs = (int(frequencies_128.argmax()), int(frequencies_128.argmin()))
-_ = check("exercise 2", (fastest_pair, slowest_pair) == expected_pairs,
-          hint="theta_i = base^(-2i/D) shrinks as i grows; there are 128/2 pairs")
+ch03.exercise_2(relative_score)
 
 # %% [markdown]
-# **Exercise 3.** Show that rotating a vector for position $m$ and then rotating the result for
-# position $n$ gives the same vector as rotating once for position $m + n$. Use `apply_rope`
-# with one-row slices of the tables (`cos64[m:m + 1]`), for $m = 7$ and $n = 12$ (replace the
-# working answer with your own).
+# **Exercise 3 (experiment: change $\theta$).** Write `turning_pairs(head_dim, base,
+# context_length)`: the indices of the pairs that complete at least one full turn within
+# `context_length` tokens (wavelength at most the context length). Then use it on the stored
+# model's heads ($D = 32$, context 256) with the base it was trained with, 10,000, and with
+# Llama 3's 500,000. Which pairs stop turning inside the context when the base grows, and what
+# could those pairs still tell the model about distance?
 
 # %%
-m, n = 7, 12
-vector = torch.randn(1, 1, 1, 64)  # (B, H, T=1, D)
-twice = apply_rope(apply_rope(vector, cos64[m:m + 1], sin64[m:m + 1]),
-                   cos64[n:n + 1], sin64[n:n + 1])  # replace with your own answer
+def turning_pairs(head_dim: int, base: float, context_length: int) -> list[int]:
+    """Indices of the RoPE pairs whose wavelength is at most context_length tokens."""
+    ...  # your code
+
 
 # %%
-once = apply_rope(vector, cos64[m + n:m + n + 1], sin64[m + n:m + n + 1])
-_ = check("exercise 3", torch.allclose(twice, once, atol=1e-5),
-          hint="apply_rope(apply_rope(v, cos[m], sin[m]), cos[n], sin[n]) vs cos[m + n]")
+ch03.exercise_3(turning_pairs)
+
+# %% [markdown]
+# **Exercise 4 (experiment: change $\theta$ after training).** The stored model was trained
+# with base 10,000. Build a copy with `rope_theta=500000.0` (as above: replace the field of the
+# config, build a `Transformer`, load the stored weights), and measure the mean validation loss
+# of both on the same windows of 256 tokens. Fill `losses` with both numbers, keyed by the base.
+# Before you run it: should the loss go up or down, and why?
+
+# %%
+losses = ...  # your measurements: {10000.0: loss, 500000.0: loss}, in nats per token
+
+# %%
+ch03.exercise_4(losses)
 
 # %% [markdown]
 # ## What we built, and where it lives in the library
@@ -510,5 +607,8 @@ _ = check("exercise 3", torch.allclose(twice, once, atol=1e-5),
 #   (they follow the model to the GPU but are not saved with the weights). Each forward pass
 #   slices the rows of the positions it processes; with a KV cache those start where the cache
 #   ends. The attention layer rotates queries and keys, never values.
+# - Because the tables are not weights, a model can be rebuilt with a longer `max_seq_len` (or
+#   another `rope_theta`) and the same weights, but it reads positions beyond its training length
+#   worse: the stored model's loss rose from 2.64 to 3.01 nats past position 256.
 #
 # Next, attention itself puts these rotated queries and keys to work.
