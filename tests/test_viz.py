@@ -47,7 +47,11 @@ def test_attention_grid_has_one_heatmap_per_layer_and_head(model, tokenizer):
     # Labels on the outer edge only: the bottom-left panel carries both axes' token labels.
     bottom_left = heatmaps[-config.num_heads]
     assert [t.get_text() for t in bottom_left.texts] == labels + labels
-    assert bottom_left.get_xlabel() and bottom_left.get_ylabel()
+    # Each axis title once for the whole grid (per-panel ones overlapped their neighbours).
+    assert not bottom_left.get_xlabel() and not bottom_left.get_ylabel()
+    grid_titles = [t.get_text() for t in figure.texts]
+    assert grid_titles.count("key token (attended to)") == 1
+    assert grid_titles.count("query token (attending)") == 1
     assert not heatmaps[1].texts and not heatmaps[1].get_ylabel()
     # The drawn data is the model's, with the causal future masked out.
     drawn = heatmaps[config.num_heads + 2].images[0].get_array()

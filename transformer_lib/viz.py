@@ -25,7 +25,7 @@ from matplotlib import colormaps, font_manager
 from matplotlib.figure import Figure
 from matplotlib.ft2font import FT2Font
 from matplotlib.patches import Patch, Rectangle
-from matplotlib.ticker import EngFormatter, FuncFormatter, NullFormatter
+from matplotlib.ticker import EngFormatter, FuncFormatter, MaxNLocator, NullFormatter
 from matplotlib.transforms import blended_transform_factory, offset_copy
 
 from .generation import filter_logits
@@ -344,6 +344,17 @@ def plot_attention(attentions, tokens: Sequence[str], *, layers=None, heads=None
                 ax.set_title(f"layer {layer}, head {head}", fontsize=9)
             elif num_heads > 1:
                 ax.set_title(f"head {head}", fontsize=9)
+    # A grid gets each axis title once, centred on the grid: one per row or column overlapped.
+    if cols > 1:
+        for ax in axes[-1]:
+            ax.set_xlabel("")
+        figure.text((left_in + grid_w / 2) / width, 0.05 / height, "key token (attended to)",
+                    ha="center", va="bottom", fontsize=10)
+    if rows > 1:
+        for ax in axes[:, 0]:
+            ax.set_ylabel("")
+        figure.text(0.05 / width, (bottom_in + grid_h / 2) / height, "query token (attending)",
+                    rotation=90, ha="left", va="center", fontsize=10)
     colour_bar_axes = figure.add_axes(((left_in + grid_w + 0.25) / width, bottom_in / height,
                                        0.15 / width, grid_h / height), label="<colorbar>")
     figure.colorbar(image, cax=colour_bar_axes, extend="max" if vmax < 1 else "neither",
@@ -517,6 +528,7 @@ def plot_rope_spectrum(head_dim: int = 64, theta: float | Sequence[float] = 1000
         ax.axhline(context_length, color="0.4", linestyle="--", linewidth=1,
                    label=f"context length ({context_length} tokens)")
     ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # pairs are whole numbers
     ax.set(xlabel=f"pair index i (dimensions i and i + {head_dim // 2})",
            ylabel="wavelength (tokens per full turn, log scale)",
            title=f"RoPE frequency spectrum (head_dim={head_dim})")
