@@ -10,36 +10,39 @@
 # What you will build:
 #
 # - scaled dot-product attention from queries, keys and values, and the reason for the
-#   $1/\sqrt{d}$ in it,
+#   $1/\sqrt{D}$ in it,
 # - the causal mask that stops a token from reading the future,
 # - multi-head and grouped-query attention (GQA), with the memory GQA saves,
 # - a complete attention module with RoPE, checked against `transformer_lib.attention.Attention`,
 # - the fused kernel behind `torch.nn.functional.scaled_dot_product_attention` (Flash attention),
 #   its trick rebuilt in a few lines, and a timing against the explicit math,
-# - attention maps of a small model, layer by layer and head by head.
+# - a head you can read before seeing a trained model: a previous-token head with hand-set
+#   weights,
+# - the attention maps of the book's trained model, layer by layer and head by head.
+#
+# The notation is chapter 3's: $C$ is the model width, $D$ the width of one head, $T$ the number
+# of positions; vectors are columns ($q = W_Q\,x$), and a stack of tokens is a matrix with one
+# token per row ($Q = X W_Q^\top$, in code `x @ w_q.T`, which is what `nn.Linear` computes).
 
 # %%
 import math
 import time
 from functools import partial
 from itertools import pairwise
+from statistics import median
 
-import datasets
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
-from transformer_lib import ModelConfig, Transformer, viz
+from transformer_lib import ModelConfig, Transformer, book, viz
 from transformer_lib.attention import Attention, causal_mask, repeat_kv
-from transformer_lib.book import check
-from transformer_lib.data import load_stories
+from transformer_lib.data import book_stories
+from transformer_lib.exercises import ch04
 from transformer_lib.rope import apply_rope, rope_tables
-from transformer_lib.tokenizer import train_tokenizer
 from transformer_lib.widgets import AttentionExplorer
 
 torch.manual_seed(0)
-datasets.disable_progress_bars()  # the stored outputs must not depend on a warm data cache
 
 # %% [markdown]
 # ## Queries, keys and values
@@ -47,19 +50,19 @@ datasets.disable_progress_bars()  # the stored outputs must not depend on a warm
 # Attention gives each position three vectors, all computed from that position's input $x_t$
 # by a learned linear map:
 #
-# - a **query** $q_t = x_t W_Q$: what this position is looking for,
-# - a **key** $k_t = x_t W_K$: what this position offers, used as an address to be matched,
-# - a **value** $v_t = x_t W_V$: what this position hands over when it is chosen.
+# - a **query** $q_t = W_Q\,x_t$: what this position is looking for,
+# - a **key** $k_t = W_K\,x_t$: what this position offers, used as an address to be matched,
+# - a **value** $v_t = W_V\,x_t$: what this position hands over when it is chosen.
 #
 # Position $i$ compares its query with every key by a dot product, turns the scores into
 # weights that are positive and sum to one with a softmax, and returns the weighted average of
 # the values:
 #
-# $$a_{ij} = \operatorname{softmax}_j\!\left(\frac{q_i \cdot k_j}{\sqrt{d}}\right), \qquad
+# $$a_{ij} = \operatorname{softmax}_j\!\left(\frac{q_i \cdot k_j}{\sqrt{D}}\right), \qquad
 # o_i = \sum_j a_{ij}\, v_j .$$
 #
 # Stacking the vectors as rows of matrices $Q, K, V$ gives the whole layer in one line,
-# $\operatorname{softmax}(QK^\top/\sqrt{d})\,V$. The division by $\sqrt{d}$ ($d$ is the length
+# $\operatorname{softmax}(QK^\top/\sqrt{D})\,V$. The division by $\sqrt{D}$ ($D$ is the length
 # of a query) gets its own section below. First a single head on five random "tokens", with no
 # scaling yet, so that each step can be seen.
 
@@ -67,10 +70,10 @@ datasets.disable_progress_bars()  # the stored outputs must not depend on a warm
 num_tokens, width = 5, 8
 x = torch.randn(num_tokens, width)  # (T, C): one row per token
 w_query, w_key, w_value = (nn.Linear(width, width, bias=False) for _ in range(3))
-queries, keys, values = w_query(x), w_key(x), w_value(x)  # each (T, C)
+queries, keys, values = w_query(x), w_key(x), w_value(x)  # each (T, D): one head, D = C
 scores = queries @ keys.T  # (T, T): scores[i, j] = q_i . k_j
 weights = torch.softmax(scores, dim=-1)  # each row: how much token i takes from each token j
-mixed = weights @ values  # (T, C): row i is the weighted average of the value rows
+mixed = weights @ values  # (T, D): row i is the weighted average of the value rows
 print("scores", tuple(scores.shape), "weights", tuple(weights.shape), "output", tuple(mixed.shape))
 print("row sums of the weights:", [round(s, 4) for s in weights.sum(dim=-1).tolist()])
 
@@ -99,17 +102,17 @@ def scaled_dot_product(q, k, v, mask=None):
 
 
 # %% [markdown]
-# ## Why divide by $\sqrt{d}$
+# ## Why divide by $\sqrt{D}$
 #
 # Suppose the entries of a query and a key are independent with mean 0 and variance 1. Their
-# dot product $q \cdot k = \sum_{i=1}^{d} q_i k_i$ is a sum of $d$ such products, so its
-# variance is $d$ and its typical size $\sqrt{d}$. For a head of dimension 1,024 the scores are
+# dot product $q \cdot k = \sum_{i=1}^{D} q_i k_i$ is a sum of $D$ such products, so its
+# variance is $D$ and its typical size $\sqrt{D}$. For a head of dimension 1,024 the scores are
 # spread over about $\pm 32$, and a softmax of numbers that far apart puts nearly all the weight
 # on the largest one: it *saturates*. A saturated softmax is also a flat one for learning. Its
 # Jacobian $\partial a_i / \partial s_j = a_i(\delta_{ij} - a_j)$ vanishes when one $a_i$ is 1
 # and the rest are 0, so the scores receive almost no gradient.
 #
-# Dividing the scores by $\sqrt{d}$ brings their variance back to 1, whatever the head size. We
+# Dividing the scores by $\sqrt{D}$ brings their variance back to 1, whatever the head size. We
 # measure both versions: 1,000 random queries against 64 random keys, for several head sizes,
 # recording the spread of the scores, the largest weight in each row (averaged over rows) and
 # the size of the softmax Jacobian (its Frobenius norm, averaged over rows).
@@ -126,25 +129,25 @@ def softmax_statistics(scores):
 head_sizes = [16, 64, 256, 1024]
 torch.manual_seed(0)
 statistics = {"unscaled": [], "scaled": []}
-for d in head_sizes:
-    raw_scores = torch.randn(1000, d) @ torch.randn(64, d).T  # (1000 queries, 64 keys)
+for size in head_sizes:
+    raw_scores = torch.randn(1000, size) @ torch.randn(64, size).T  # (1000 queries, 64 keys)
     statistics["unscaled"].append(softmax_statistics(raw_scores))
-    statistics["scaled"].append(softmax_statistics(raw_scores / math.sqrt(d)))
+    statistics["scaled"].append(softmax_statistics(raw_scores / math.sqrt(size)))
 print("head size | score std (unscaled, scaled) | largest weight | softmax gradient size")
-for i, d in enumerate(head_sizes):
+for i, size in enumerate(head_sizes):
     (std_u, top_u, grad_u), (std_s, top_s, grad_s) = (statistics[k][i] for k in statistics)
-    print(f"{d:9} | {std_u:6.2f} {std_s:6.2f}                | {top_u:.3f} {top_s:.3f}    "
+    print(f"{size:9} | {std_u:6.2f} {std_s:6.2f}                | {top_u:.3f} {top_s:.3f}    "
           f"| {grad_u:.3f} {grad_s:.3f}")
 
 # %% [markdown]
 # Unscaled, the spread of the scores doubles every time the head size quadruples (it is
-# $\sqrt{d}$), the largest weight climbs towards 1 and the gradient through the softmax shrinks.
-# Scaled, all three stay where they were at $d = 16$.
+# $\sqrt{D}$), the largest weight climbs towards 1 and the gradient through the softmax shrinks.
+# Scaled, all three stay where they were at $D = 16$.
 
 # %%
-for i, d in enumerate(head_sizes):
+for i, size in enumerate(head_sizes):
     std_u, std_s = statistics["unscaled"][i][0], statistics["scaled"][i][0]
-    assert abs(std_u / math.sqrt(d) - 1) < 0.05 and abs(std_s - 1) < 0.05
+    assert abs(std_u / math.sqrt(size) - 1) < 0.05 and abs(std_s - 1) < 0.05
 largest_unscaled = [top for _, top, _ in statistics["unscaled"]]
 largest_scaled = [top for _, top, _ in statistics["scaled"]]
 assert largest_unscaled == sorted(largest_unscaled) and largest_unscaled[-1] > 0.9
@@ -153,9 +156,9 @@ assert statistics["unscaled"][-1][2] < 0.5 * statistics["scaled"][-1][2]
 
 # %%
 viz.plot_lines(head_sizes, {"unscaled: q . k": largest_unscaled,
-                            "scaled: q . k / sqrt(d)": largest_scaled},
-               title="The softmax saturates without the 1/sqrt(d) scale",
-               xlabel="head dimension d", ylabel="mean largest attention weight", logx=True,
+                            "scaled: q . k / sqrt(D)": largest_scaled},
+               title="The softmax saturates without the 1/sqrt(D) scale",
+               xlabel="head dimension D", ylabel="mean largest attention weight", logx=True,
                markers=True)
 
 # %% [markdown]
@@ -182,19 +185,47 @@ print(mask.int())
 assert torch.equal(mask, causal_mask(T, T))  # the library's version
 
 # %% [markdown]
-# To draw the mask as attention weights, give every allowed pair the same score (0): the
-# softmax then spreads each row evenly over the allowed keys. Row $i$ puts $1/(i+1)$ on each of
-# tokens $0..i$: the first token can only read itself, the last averages the whole sentence.
+# ### From "average of the past" to a masked softmax
+#
+# The simplest thing a position could do with the tokens it may read is to average them. Three
+# ways to compute that average lead straight to attention; each is checked equal to the one
+# before. First, a loop: the output at position $i$ is the mean of the value rows $0..i$.
+
+# %%
+torch.manual_seed(0)
+past_values = torch.randn(T, 4)  # (T, 4): one value row per token of the sentence
+average_loop = torch.stack([past_values[:i + 1].mean(dim=0) for i in range(T)])  # (T, 4)
+
+# %% [markdown]
+# Second, one matrix product: a lower-triangular matrix whose row $i$ holds $1/(i+1)$ in
+# columns $0..i$ mixes the value rows in exactly those proportions.
+
+# %%
+averaging = mask.float() / mask.sum(dim=-1, keepdim=True)  # (T, T): row i is 1/(i+1) on 0..i
+average_matmul = averaging @ past_values  # (T, T) @ (T, 4) -> (T, 4)
+torch.testing.assert_close(average_matmul, average_loop)
+
+# %% [markdown]
+# Third, a masked softmax: give every allowed pair the same score (0), put $-\infty$ on the
+# future, and the softmax spreads each row evenly over the allowed keys, which is the same
+# matrix. Attention is this third form with the equal scores replaced by $q_i \cdot k_j /
+# \sqrt{D}$: instead of a flat average, each row weighs its past by how well the keys match its
+# query.
 
 # %%
 flat_scores = torch.zeros(T, T).masked_fill(~mask, float("-inf"))
 mask_weights = torch.softmax(flat_scores, dim=-1)  # (T, T)
-expected = mask.float() / torch.arange(1, T + 1).unsqueeze(1)  # row i: 1/(i+1) on its prefix
-torch.testing.assert_close(mask_weights, expected)
+torch.testing.assert_close(mask_weights, averaging)
+torch.testing.assert_close(mask_weights @ past_values, average_loop)
+
+# %% [markdown]
+# Drawn as an attention map (rows are queries, columns the keys they read, grey the masked
+# future), the first token can only read itself (weight 1) and the last spreads $1/6$ over the
+# whole sentence. The colour scale runs from 0 to 1, so no weight is clipped.
 
 # %%
 viz.plot_attention(mask_weights[None, None], sentence,  # (1 batch, 1 head, T, T)
-                   title="The causal mask as weights: each row averages its prefix")
+                   title="The causal mask as weights: each row averages its prefix", vmax=1.0)
 
 # %% [markdown]
 # The mask makes the output at position $i$ a function of tokens $0..i$ only. We check it
@@ -475,45 +506,75 @@ torch.testing.assert_close(blockwise, fused, atol=1e-6, rtol=0)
 
 # %% [markdown]
 # What does the fusion buy? We time the explicit math (`scaled_dot_product` with a mask) against
-# SDPA for one sequence with 4 heads of dimension 32, doubling the length each time, and note
-# the size of the score matrix the explicit path creates (a second one of the same size holds
-# the weights). Each time is the best of three runs. Timings depend on your machine and on what
-# else it is doing, so your numbers will differ.
+# SDPA for one sequence with 4 heads of dimension 32, doubling the length from 256 to 2,048
+# tokens, and note the size of the score matrix the explicit path creates (a second one of the
+# same size holds the weights). A single call is short and easily disturbed, so each time is the
+# median of at least 5 calls (more for the short ones: about a fifth of a second of calls, at
+# most 100), after a warm-up call whose time is discarded. The timing runs on one thread, so that
+# it does not depend on how busy the other cores of the machine are. Your numbers will differ;
+# the shape is what to look at.
 
 # %%
-def best_time(function, repeats=3):
-    """Shortest wall-clock time of a few calls, in seconds."""
+def median_time(function, warmup=1, min_repeats=5, budget_s=0.2):
+    """Median wall-clock seconds of repeated calls, after `warmup` calls that are not counted."""
+    for _ in range(warmup):
+        function()
     times = []
-    for _ in range(repeats):
+    while len(times) < min_repeats or sum(times) < budget_s and len(times) < 100:
         start = time.perf_counter()
         function()
         times.append(time.perf_counter() - start)
-    return min(times)
+    return median(times)
 
 
-lengths = [128, 256, 512, 1024, 2048]
+lengths = [256, 512, 1024, 2048]
 explicit_ms, sdpa_ms, score_mib = [], [], []
+threads = torch.get_num_threads()
+torch.set_num_threads(1)
 with torch.no_grad():
     for length in lengths:
         q, k, v = torch.randn(3, 1, 4, length, 32).unbind(0)  # each (B=1, H=4, T, D=32)
         length_mask = causal_mask(length, length)
-        explicit_ms.append(1e3 * best_time(partial(scaled_dot_product, q, k, v, length_mask)))
-        sdpa_ms.append(1e3 * best_time(
+        explicit_ms.append(1e3 * median_time(partial(scaled_dot_product, q, k, v, length_mask)))
+        sdpa_ms.append(1e3 * median_time(
             partial(F.scaled_dot_product_attention, q, k, v, is_causal=True)))
         score_mib.append(4 * length * length * 4 / 2**20)  # H * T * T float32 numbers
-        print(f"T={length}: explicit {explicit_ms[-1]:.2f} ms, SDPA {sdpa_ms[-1]:.2f} ms, "
-              f"score matrix {score_mib[-1]:g} MiB")
-
-# %%
-viz.plot_lines(lengths, {"explicit math": explicit_ms, "SDPA (fused)": sdpa_ms},
-               title="Causal attention, 4 heads of dimension 32 (this machine)",
-               xlabel="sequence length T", ylabel="milliseconds (best of 3)", logx=True,
-               logy=True, markers=True)
+torch.set_num_threads(threads)
 
 # %% [markdown]
-# Both curves bend upwards: the work of attention grows with $T^2$ either way. On most machines
-# SDPA is faster at every length here, and the gap widens with $T$, since the explicit path
-# spends its time writing and reading the $T \times T$ matrices whose size the printout shows.
+# The measurements, and how much each time grew over the 8-fold increase in length (the work
+# of attention, and the size of the score matrix, grow 64-fold):
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+for length, explicit, sdpa, mib in zip(lengths, explicit_ms, sdpa_ms, score_mib, strict=True):
+    print(f"T={length:5d}: explicit {explicit:7.2f} ms, SDPA {sdpa:6.2f} ms, "
+          f"explicit / SDPA {explicit / sdpa:4.1f}, score matrix {mib:g} MiB")
+print(f"from T={lengths[0]} to T={lengths[-1]}: explicit x{explicit_ms[-1] / explicit_ms[0]:.0f}, "
+      f"SDPA x{sdpa_ms[-1] / sdpa_ms[0]:.0f}")
+
+# %% [markdown]
+# On log-log axes a cost that grows like $T^2$ is a straight line of slope 2. The third line has
+# that slope, drawn through the explicit path's first point, for comparison.
+
+# %%
+quadratic = [explicit_ms[0] * (length / lengths[0]) ** 2 for length in lengths]
+viz.plot_lines(lengths, {"explicit math": explicit_ms, "SDPA (fused)": sdpa_ms,
+                         "slope 2 (grows like T²)": quadratic},
+               title="Causal attention, 4 heads of dimension 32, one thread (this machine)",
+               xlabel="sequence length T (tokens)", ylabel="milliseconds per call (median)",
+               logx=True, logy=True, markers=True)
+
+# %% [markdown]
+# In the run stored with this page, SDPA is faster than the explicit math at every length, and
+# the gap is widest at 2,048 tokens. SDPA's line runs close to the slope-2 line: its time grows
+# about like $T^2$, the arithmetic attention has to do. The explicit path's time grows faster
+# than $T^2$, and its line is steepest between the two longest lengths: there the score and
+# weight matrices (64 MiB each at 2,048 tokens) are far larger than the processor's caches, so
+# every pass over them goes out to main memory, which is the traffic the fused kernel avoids.
+# (Rerun the cell and the numbers move, on a busy machine by a lot; the widening gap is the
+# part that reproduces.)
+#
 # We assert only what does not depend on the machine: the memory of the explicit path
 # quadruples when the sequence doubles, and every timing is a real measurement.
 
@@ -522,50 +583,152 @@ assert all(later == 4 * earlier for earlier, later in pairwise(score_mib))
 assert all(t > 0 for t in explicit_ms + sdpa_ms)
 
 # %% [markdown]
-# ## Attention maps of a small model
+# ## A head you can read before training
 #
-# A model built from these modules returns its attention weights with `model.attention_maps`,
-# which runs the explicit path in every layer. To label the maps with readable tokens we train a
-# small byte-level BPE tokenizer (512 ids) on 300 TinyStories (chapter 1; without
-# `TINYSTORIES_PATH` set, `load_stories` downloads the dataset from the Hugging Face hub), and
-# build a `tiny` model with that vocabulary: 2 layers, 4 query heads, 2 key/value heads.
+# Before looking at a trained model, let us build a head whose map we can predict. The task:
+# every position should fetch the token just before it, a *previous-token head*, one of the
+# first patterns found in trained models. The head must find the key one position back, whatever
+# the words are, so its queries and keys should depend on position only. RoPE (chapter 3) gives
+# exactly that. If every query is the same vector $q$ and every key the same vector $k$ before
+# rotation, the score of query $i$ against key $j$ is $q^\top R\big((j - i)\theta\big)\,k$, a
+# function of the offset $j - i$ alone. Choose $k = R(\theta)\,q$, the query turned as if it
+# sat at position 1. Then the score is $q^\top R\big((j - i + 1)\theta\big)\,q$, and it is
+# largest, with every pair of dimensions in phase, when $j = i - 1$.
+#
+# To give the head fixed queries and keys, each token vector $x_t$ is the one-hot code of its
+# word plus a last feature that is always 1. $W_Q$ and $W_K$ read only that constant feature and
+# write $q$ and $k$; $W_V$ copies the one-hot code, so the output at position $i$ is (almost)
+# the code of the word the head looked at. The query is $4 \cdot (1, \dots, 1)$ in a head of
+# $D = 16$; the factor 4 makes the scores large enough for the softmax to pick one key.
 
 # %%
-tokenizer = train_tokenizer(load_stories("train", limit=300)["text"], 512)
-torch.manual_seed(0)
-model = Transformer(ModelConfig.from_preset("tiny", vocab_size=tokenizer.vocab_size)).eval()
-text = "Lily saw a big dog. The dog was happy, so Lily gave it a hug."
-print(f"{len(tokenizer.encode(text))} tokens:",
-      [tokenizer.decode([i]) for i in tokenizer.encode(text)])
+words = "the cat sat on the mat and the dog sat on the cat".split()
+vocabulary = sorted(set(words))
+word_ids = torch.tensor([vocabulary.index(word) for word in words])  # (T,)
+T, V, D = len(words), len(vocabulary), 16
+token_vectors = torch.cat([F.one_hot(word_ids, V).float(), torch.ones(T, 1)], dim=1)  # (T, V+1)
+
+cos, sin = rope_tables(D, T)  # (T, D) each
+query_vector = 4.0 * torch.ones(D)  # (D,)
+key_vector = apply_rope(query_vector.view(1, 1, 1, D), cos[1:2], sin[1:2]).view(D)  # R(1) q
+w_q, w_k = torch.zeros(D, V + 1), torch.zeros(D, V + 1)  # (D, V+1): read the constant feature
+w_q[:, V], w_k[:, V] = query_vector, key_vector
+w_v = torch.eye(V, V + 1)  # (V, V+1): copy the one-hot code
+
+q = apply_rope((token_vectors @ w_q.T)[None, None], cos, sin)  # (1, 1, T, D)
+k = apply_rope((token_vectors @ w_k.T)[None, None], cos, sin)  # (1, 1, T, D)
+v = (token_vectors @ w_v.T)[None, None]  # (1, 1, T, V)
+copied, previous_token_weights = scaled_dot_product(q, k, v, causal_mask(T, T))
+print("hand-built previous-token head:", tuple(previous_token_weights.shape))
 
 # %% [markdown]
-# This model is **untrained**: its weights are random and small (standard deviation 0.02), so
-# every query and key is short, every score is close to 0, and every head spreads its weight
-# almost evenly over the prefix, like the mask drawing above. Chapter 8 draws the same maps for
-# the model trained in chapter 7, where heads have learned to look at particular tokens.
+# Predict the picture before looking: a bright line just below the diagonal, since row $i$
+# should put its weight on column $i - 1$; row 0 has no previous token and can only read itself.
+
+# %%
+viz.plot_attention(previous_token_weights, words, vmax=1.0,
+                   title="A hand-set previous-token head: each word reads the word before it")
+
+# %% [markdown]
+# The line is there. Each row from 1 on puts most of its weight one token back, and the output
+# at position $i$, read back as a word, is word $i - 1$: the head copies the previous token.
+
+# %%
+below_diagonal = previous_token_weights[0, 0].diagonal(-1)  # weight of row i on column i - 1
+print(f"smallest weight on the previous token: {below_diagonal.min():.3f}")
+print("copied words:", [vocabulary[i] for i in copied[0, 0, 1:].argmax(dim=-1)])
+
+# %%
+assert below_diagonal.min() > 0.9
+assert torch.equal(copied[0, 0, 1:].argmax(dim=-1), word_ids[:-1])
+
+# %% [markdown]
+# ## Attention maps of the book's trained model
+#
+# A model built from these modules returns its attention weights with `model.attention_maps`,
+# which runs the explicit path in every layer. We load the model that ships with the library
+# (`book.stored_model()`: 4 layers of 4 query heads and 2 key/value heads, head dimension 32,
+# trained once on the book's TinyStories extract) with its tokenizer, and read the start of a
+# validation story, text it never trained on.
+#
+# First, for contrast, what an **untrained** model with the same configuration does: its weights
+# are random and small (standard deviation 0.02), so every score is close to 0 and every head
+# spreads its weight almost evenly over the prefix, like the average-of-the-past map above.
+
+# %%
+stored = book.stored_model()
+model, tokenizer = stored.model, stored.tokenizer
+story = book_stories("validation")[4]
+text = tokenizer.decode(tokenizer.encode(story)[:32])  # the first 32 tokens of the story
+ids = torch.tensor([tokenizer.encode(text)])  # (1, T)
+print(f"{ids.shape[1]} tokens: {text!r}")
+
+torch.manual_seed(0)
+untrained = Transformer(model.config).eval()
+prefix_average = causal_mask(ids.shape[1], ids.shape[1]).float()
+prefix_average /= prefix_average.sum(dim=-1, keepdim=True)  # row i: 1/(i+1) on its prefix
+
+
+def distance_from_average(maps):
+    """Largest |weight - 1/(i+1)| over every layer, head and row."""
+    return max((layer_map[0] - prefix_average).abs().max().item() for layer_map in maps)
+
+
+untrained_distance = distance_from_average(untrained.attention_maps(ids))
+trained_distance = distance_from_average(model.attention_maps(ids))
+print(f"largest distance from an even split over the prefix: untrained {untrained_distance:.2f}, "
+      f"trained {trained_distance:.2f}")
+
+# %%
+assert untrained_distance < 0.1 < 0.5 < trained_distance
+
+# %% [markdown]
+# The trained model's maps, every layer and head:
 
 # %%
 viz.plot_model_attention(model, tokenizer, text)
 
-# %%
-ids = torch.tensor([tokenizer.encode(text)])
-maps = model.attention_maps(ids)  # one (B, H, T, T) tensor per layer
-prefix_average = causal_mask(ids.shape[1], ids.shape[1]).float()
-prefix_average /= prefix_average.sum(dim=-1, keepdim=True)  # row i: 1/(i+1) on its prefix
-deviation = max((layer_map[0] - prefix_average).abs().max().item() for layer_map in maps)
-print(f"largest distance from an even split over the prefix: {deviation:.3f}")
+# %% [markdown]
+# Unlike the untrained model's, these heads differ from each other. Several draw a line just
+# below the diagonal, the pattern of our hand-built head: each token reads the one before it
+# (most clearly layer 1, head 1 and layer 2, head 1). Others draw vertical stripes, many
+# queries reading the same few keys, such as the first token in layer 3, head 1. The colour
+# scale stops at the largest weight outside row 0 (row 0 is always 1), which the arrow on the
+# colour bar marks.
+#
+# Is there a previous-token head like the one we built by hand? For every head, the mean weight
+# each query puts on the token just before it, over 8 windows of 128 validation tokens. For
+# comparison, an even split over the prefix gives $1/(i+1)$ at row $i$, which averages to
+# about 0.035 over rows 1 to 127.
 
 # %%
-assert deviation < 0.05
-assert all(torch.equal(layer_map[0, :, 0, 1:], torch.zeros_like(layer_map[0, :, 0, 1:]))
-           for layer_map in maps)  # the first token sees only itself
+validation_ids = torch.from_numpy(book.book_tokens("validation", tokenizer).tokens.astype("int64"))
+window_ids = validation_ids[:8 * 128].view(8, 128)  # (8 windows, 128 tokens)
+previous_weight = torch.stack([layer_map.diagonal(-1, dim1=-2, dim2=-1).mean(dim=(0, 2))
+                               for layer_map in model.attention_maps(window_ids)])  # (L, H)
+best_layer, best_head = divmod(int(previous_weight.argmax()), model.config.num_heads)
+for layer in range(model.config.num_layers):
+    print(f"layer {layer}: " + "  ".join(f"head {h} {previous_weight[layer, h]:.2f}"
+                                         for h in range(model.config.num_heads)))
+even_split = (1 / torch.arange(2, 129).float()).mean()  # rows 1..127 of a 128-token window
+print(f"most previous-token-like: layer {best_layer}, head {best_head} "
+      f"({previous_weight[best_layer, best_head] / even_split:.0f} times the even split)")
+
+# %%
+assert previous_weight[best_layer, best_head] > 5 * even_split
 
 # %% [markdown]
-# In Jupyter, the explorer below redraws the maps for any text you type and any layer or head
-# you pick (on a static page it shows layer 0, head 0 of the sentence above).
+# That head alone, on the story above:
 
 # %%
-explorer = AttentionExplorer(model, tokenizer, text=text, layer=0, head=0)
+viz.plot_model_attention(model, tokenizer, text, layers=best_layer, heads=best_head)
+
+# %% [markdown]
+# In Jupyter, the explorer below redraws the trained model's maps for any text you type and any
+# layer or head you pick (on a static page it shows the head above, on the same text).
+
+# %%
+explorer = AttentionExplorer(model, tokenizer, text=text, layer=best_layer, head=best_head)
 explorer
 
 # %% [markdown]
@@ -575,42 +738,28 @@ explorer
 # of attention, $QK^\top$ and $AV$, for one sequence of $T = 1{,}024$ tokens in one layer of a
 # GPT-2-small-shaped model (12 heads of dimension 64). A product of an $(m \times n)$ and an
 # $(n \times p)$ matrix costs $2mnp$ operations (a multiply and an add each). The check counts
-# them with PyTorch's `FlopCounterMode` on shape-only ("meta") tensors. (The cell ships with a
-# working answer: replace it with your own.)
+# them with PyTorch's `FlopCounterMode` on shape-only ("meta") tensors.
 
 # %%
-attention_flops = 2 * (2 * 12 * 1024 * 1024 * 64)  # replace this with your own answer
+attention_flops = ...  # your answer: a whole number of operations
 
 # %%
-with FlopCounterMode(display=False) as counter:
-    q_meta = torch.empty(1, 12, 1024, 64, device="meta")  # (B, H, T, D), shapes only
-    weights_meta = torch.softmax(q_meta @ q_meta.transpose(-2, -1), dim=-1)  # (B, H, T, T)
-    weights_meta @ q_meta  # (B, H, T, D)
-check("exercise 1", attention_flops == counter.get_total_flops(),
-      "each product costs 2 * T * T * D per head; there are two products and 12 heads")
+ch04.exercise_1(attention_flops)
 
 # %% [markdown]
-# Written as $4 T^2 C$ (with $C = HD = 768$), this grows with the square of the length, while
-# the four projections cost $8 T C^2$ (with $K = H$), linear in $T$. The two are equal at
-# $T = 2C$: beyond about 1,500 tokens, GPT-2 small spends more on attention than on its
-# projections.
+# Compare your count with the projections: the four of them cost $8TC^2$ (with $K = H$), linear
+# in $T$, while your count grows with $T^2$. At which length do the two become equal?
 #
 # **Exercise 2.** A Llama-3-8B-shaped model has 32 layers, 32 query heads, 8 key/value heads
 # and head dimension 128 ($C = 4{,}096$). How many GiB ($2^{30}$ bytes) does its KV cache need
 # for one sequence of 8,192 tokens in bfloat16 (2 bytes per number)? And how many would it need
-# with 32 key/value heads?
+# with 32 key/value heads? Give the pair (grouped, multi-head).
 
 # %%
-gib_grouped = 2 * 32 * 8 * 128 * 8192 * 2 / 2**30  # replace this with your own answer
-gib_multi_head = 2 * 32 * 32 * 128 * 8192 * 2 / 2**30  # replace this with your own answer
+kv_cache_gib = ...  # your answer: (GiB with 8 key/value heads, GiB with 32)
 
 # %%
-llama_shape = dict(d_model=4096, num_layers=32, num_heads=32, max_seq_len=8192)
-expected_grouped = kv_cache_bytes(ModelConfig(**llama_shape, num_kv_heads=8), 8192) / 2**30
-expected_multi_head = kv_cache_bytes(ModelConfig(**llama_shape, num_kv_heads=32), 8192) / 2**30
-check("exercise 2", math.isclose(gib_grouped, expected_grouped)
-      and math.isclose(gib_multi_head, expected_multi_head),
-      "per token: 2 (keys and values) * layers * key/value heads * head dimension numbers")
+ch04.exercise_2(kv_cache_gib)
 
 # %% [markdown]
 # **Exercise 3.** During generation, 4 tokens are already in the KV cache and 3 new tokens are
@@ -618,18 +767,42 @@ check("exercise 2", math.isclose(gib_grouped, expected_grouped)
 # *second* new token (row 1 of the mask) attend to? Work it out before printing the mask.
 
 # %%
-visible_keys = [0, 1, 2, 3, 4, 5]  # replace this with your own answer
+visible_keys = ...  # your answer: a list of key positions
 
 # %%
-check("exercise 3", visible_keys == causal_mask(3, 7)[1].nonzero().flatten().tolist(),
-      "the new tokens sit at positions 4, 5, 6; a token sees every key up to its own position")
+ch04.exercise_3(visible_keys)
+
+# %% [markdown]
+# **Exercise 4.** Change the hand-built head so that every position reads the token *two*
+# places back. Keep `query_vector` as it is and give a new key vector of the same shape.
+
+# %%
+key_two_back = ...  # your answer: a (16,) tensor
+
+# %%
+ch04.exercise_4(key_two_back, query_vector)
+
+# %% [markdown]
+# **Exercise 5 (experiment: drop the $1/\sqrt{D}$).** The chapter measured saturation on random
+# vectors. Measure it on the trained model: make a copy (`copy.deepcopy(model)`) whose scores
+# skip the division by $\sqrt{D}$ (the scale is applied inside the attention code, so multiply
+# every layer's `q_proj.weight` by $\sqrt{D}$ instead: $q\sqrt{D} \cdot k / \sqrt{D} = q
+# \cdot k$). For the story `ids` above, take the largest weight of every row of every map (row
+# 0 left out, it is always 1), average it over rows, heads and layers, and compare the two
+# models. What do you expect the validation loss of the copy to do?
+
+# %%
+largest_weight = ...  # your answer: {"scaled": ..., "unscaled": ...}
+
+# %%
+ch04.exercise_5(largest_weight)
 
 # %% [markdown]
 # ## What we built, and where it lives in the library
 #
 # | from scratch in this chapter | in `transformer_lib` |
 # |---|---|
-# | `scaled_dot_product`: softmax$(QK^\top/\sqrt{d})V$ with a mask | `attention.attention_weights` (and the explicit path of `Attention`) |
+# | `scaled_dot_product`: softmax$(QK^\top/\sqrt{D})V$ with a mask | `attention.attention_weights` (and the explicit path of `Attention`) |
 # | `torch.tril` mask | `attention.causal_mask(T, S)`, also for queries after a KV cache |
 # | head split and merge with `view`/`transpose`/`reshape` | `Attention._project`, `Attention._merge_heads` |
 # | `my_repeat_kv` | `attention.repeat_kv` |
