@@ -78,5 +78,5 @@ def exercise_3(repetition) -> None:
 
     check("exercise 3", repetition, is_right,
           hint="use at least three temperatures, from 0 (greedy) to 1 or more, a long "
-               "continuation (a few hundred tokens) and the fraction of its 4-grams that "
+               "continuation (a couple of hundred tokens) and the fraction of its 4-grams that "
                "already occurred earlier in it")
