@@ -7,7 +7,8 @@
 # and with it to the tools built around that format (fine-tuning libraries, quantisers, serving
 # engines, `llama.cpp` converters). In this chapter we:
 #
-# - export the model trained in chapter 7 to `LlamaForCausalLM` with `interop.to_hf`;
+# - export the book's stored model (the one chapter 8 studied) to `LlamaForCausalLM` with
+#   `interop.to_hf`;
 # - check that both libraries compute the same logits and generate the same text;
 # - save it in the Hugging Face format, load it back, and convert it back to ours with
 #   `interop.from_hf`;
@@ -29,30 +30,29 @@ except ImportError as err:
 import tempfile
 from pathlib import Path
 
-import datasets
 import torch
 
 from transformer_lib import book, interop, rope
-from transformer_lib.book import check
-from transformer_lib.config import ModelConfig
-from transformer_lib.model import Transformer
+from transformer_lib.data import book_stories
+from transformer_lib.exercises import ch10
 
-torch.manual_seed(0)
-datasets.disable_progress_bars()
+_ = torch.manual_seed(0)  # every random draw below is reproducible
 transformers.logging.set_verbosity_error()  # keep library notices out of the output
 transformers.utils.logging.disable_progress_bar()  # and its save/load progress bars
 
 # %% [markdown]
 # ## The trained model
 #
-# As in chapter 8, `book.book_model()` reloads chapter 7's model (or, if it is missing, trains
-# the same weights again, which takes a couple of minutes).
+# As in chapter 8, `book.stored_model()` loads the model that ships with the library. Its
+# configuration shows the grouped-query attention: 4 query heads share 2 key/value heads.
 
 # %%
-torch.manual_seed(book.BOOK_TRAINING["seed"])
-trained = book.book_model(progress=False)
-model, tokenizer = trained.model, trained.tokenizer
+stored = book.stored_model()
+model, tokenizer = stored.model, stored.tokenizer
 print(model.config)
+
+# %%
+assert model.config.num_kv_heads < model.config.num_heads  # grouped-query attention
 
 # %% [markdown]
 # ## Export to `LlamaForCausalLM`
@@ -137,18 +137,20 @@ print(rope.interleaved_to_halves(rows, num_heads=1).flatten().tolist())
 # %% [markdown]
 # ## Same logits
 #
-# Now run both models on the same tokens. Both compute in float32 with the same operations, so
-# the only possible difference is the rounding of a few operations done in another order:
-# $10^{-6}$ or less, and often none at all.
+# Now run both models on the same tokens: the first validation story of the book's extract,
+# 91 tokens after the end-of-text token that starts it. Both compute in float32 with the same operations, so the only possible
+# difference is the rounding of a few operations done in another order: $10^{-5}$ or less.
 
 # %%
-text = "Once upon a time, there was a little dog named Max. Max loved to run in the park."
-input_ids = torch.tensor([[tokenizer.eot_id] + tokenizer.encode(text)])
+story_ids = tokenizer.encode(book_stories("validation")[0])
+assert len(story_ids) < model.config.max_seq_len  # fits the context
+input_ids = torch.tensor([[tokenizer.eot_id] + story_ids])
 with torch.no_grad():
     ours = model(input_ids)
     theirs = hf_model(input_ids).logits
 max_difference = (ours - theirs).abs().max().item()
-print(f"logits {tuple(ours.shape)}, max |ours - transformers| = {max_difference:.1e}")
+print(f"logits {tuple(ours.shape)}; max |ours - transformers| below 1e-5: "
+      f"{max_difference < 1e-5}")
 
 # %%
 assert max_difference < 1e-4
@@ -257,56 +259,50 @@ print("ours -> transformers -> disk -> transformers -> ours: identical")
 # %% [markdown]
 # ## Exercises
 #
+# Each exercise has a cell for your answer, which starts as a placeholder (`...`, or a function
+# whose body is `...`), and a check cell that prints whether the answer is right, with a hint if
+# it is not. The answers are in the solutions notebook for this chapter.
+#
 # **Exercise 1.** Write the name mapping yourself: a function from one of our parameter names to
-# the name of the same tensor in `LlamaForCausalLM`.
+# the name of the same tensor in `LlamaForCausalLM`. The check converts a small random model and
+# looks up every tensor under the name your function gives.
 
 # %%
-# Replace this with your own answer.
 def to_hf_name(name: str) -> str:
-    return name if name.startswith("lm_head") else "model." + name
+    """Our parameter name -> the name of the same tensor in LlamaForCausalLM."""
+    ...  # your answer
 
 
 # %%
-check("exercise 1", {to_hf_name(name) for name in model.state_dict()} == set(hf_state),
-      hint="everything but the output head lives inside LlamaForCausalLM.model")
+ch10.exercise_1(to_hf_name)
 
 # %% [markdown]
-# **Exercise 2.** Conversion must also work for grouped-query attention, where the key and value
-# projections are smaller than the query projection. Build a random model from the `tiny`
-# preset (4 query heads sharing 2 key/value heads), export it, and compute the largest absolute
-# difference between its logits and the exported model's on `input_ids` of your choice.
-
-# %%
-# Replace this with your own answer.
-torch.manual_seed(0)
-gqa_model = Transformer(ModelConfig.from_preset("tiny")).eval()
-gqa_ids = torch.randint(0, gqa_model.config.vocab_size, (2, 24))
-with torch.no_grad():
-    gqa_difference = (gqa_model(gqa_ids) - interop.to_hf(gqa_model)(gqa_ids).logits).abs().max()
-
-# %%
-check("exercise 2", gqa_model.config.num_kv_heads < gqa_model.config.num_heads
-      and float(gqa_difference) < 1e-4,
-      hint="interop.to_hf(gqa_model)(ids).logits gives transformers' logits")
-
-# %% [markdown]
-# **Exercise 3.** The permutation above converts a checkpoint with interleaved RoPE pairs to our
+# **Exercise 2.** The permutation above converts a checkpoint with interleaved RoPE pairs to our
 # layout. Now the way back, for a model you want to run in `llama2.c`: for one head of size 8,
 # in which order must our (split-halves) rows be taken to get the interleaved layout? Give the
 # list of our row indices; the check applies RoPE both ways and compares.
 
 # %%
-# Replace this with your own answer.
-order = [0, 4, 1, 5, 2, 6, 3, 7]
+order = ...  # your answer: a list of the 8 row indices
 
 # %%
-generator = torch.Generator().manual_seed(0)
-q_halves = torch.randn(1, 1, 5, 8, generator=generator)  # (B, H, T, D) in our layout
-cos, sin = rope.rope_tables(8, 5)
-rotated_ours = rope.apply_rope(q_halves, cos, sin)
-rotated_meta = rope.apply_rope_interleaved(q_halves[..., order], torch.arange(5), 10000.0)
-check("exercise 3", torch.allclose(rotated_meta, rotated_ours[..., order], atol=1e-6),
-      hint="our pair i is rows (i, i + 4); in the interleaved layout it must sit at (2i, 2i + 1)")
+ch10.exercise_2(order)
+
+# %% [markdown]
+# **Exercise 3 (experiment).** What if a converter gets the RoPE convention wrong? Export the
+# model again with `interop.to_hf`, then, in every layer of the copy, permute the rows of the
+# query and key projections with `rope.interleaved_to_halves`, as a converter would do if it
+# wrongly believed our model used interleaved pairs (the key projection has `num_kv_heads`
+# heads). The weights are all still there, only paired differently. Run both models on
+# `input_ids` and measure the largest absolute difference between the logits, and the fraction
+# of positions where both still predict the same next token. Which position is not affected at
+# all, and why?
+
+# %%
+drift = ...  # your answer: (max |logit difference|, fraction of positions with the same argmax)
+
+# %%
+ch10.exercise_3(drift)
 
 # %% [markdown]
 # ## What we built, and where it lives in the library
@@ -314,8 +310,8 @@ check("exercise 3", torch.allclose(rotated_meta, rotated_ours[..., order], atol=
 # | piece | here | library |
 # |---|---|---|
 # | config translation | field table | `interop.to_hf_config`, `interop.from_hf_config` |
-# | weight renaming (`model.` prefix) | `to_hf_name` | `interop.to_hf`, `interop.from_hf` |
-# | RoPE pairing conventions | cos/sin check, row order | `rope.interleaved_to_halves`, `rope.halves_to_interleaved` |
+# | weight renaming (`model.` prefix) | exercise 1 | `interop.to_hf`, `interop.from_hf` |
+# | RoPE pairing conventions | cos/sin check, exercises 2 and 3 | `rope.interleaved_to_halves`, `rope.halves_to_interleaved` |
 # | equivalence checks | logits, greedy text, round trip | `tests/test_interop.py` |
 #
 # This is the end of the book's path: from a single RMSNorm to a trained Llama-style model that
