@@ -275,5 +275,6 @@ ch00.exercise_4(kv_numbers_per_token)
 # | 8 | Generation | temperature, top-k and top-p sampling; the KV cache that makes generation fast |
 # | 9 | Hardware | CPU, CUDA and MPS; bfloat16 autocast, `torch.compile`, where the time goes |
 # | 10 | Interop | converting weights to and from Hugging Face's `LlamaForCausalLM`, and checking they agree |
+# | 11 | Inside a trained model | attention patterns, head ablation, the logit lens and RoPE pair use measured in llama2.c's stories260K; bits per byte against the book's stored model |
 #
 # Chapters 1 to 6 each take under a minute on a CPU; start with chapter 1.
