@@ -124,13 +124,15 @@ for layer in models["no mask"].layers:
     layer.self_attn.__class__ = Attention  # the causal attention again, same weights
 honest = {name: trainer.evaluate_tokens(model, val_cache.tokens, byte_lengths, 64, 8,
                                         max_windows=64)["loss"] for name, model in models.items()}
-print({name: round(loss, 1) for name, loss in honest.items()},
-      f"nats/token on validation with the mask; ln V = {math.log(tokenizer.vocab_size):.1f}")
+ln_v = math.log(tokenizer.vocab_size)
+print(f"on validation, with the mask: causal model {honest['causal']:.1f} nats/token; model "
+      f"trained without the mask {'within' if abs(honest['no mask'] - ln_v) < 0.5 else 'not within'}"
+      f" 0.5 of ln V = {ln_v:.2f}")
 
 # %%
 assert last_losses["no mask"] < last_losses["causal"] - 0.5
 assert honest["no mask"] > honest["causal"] + 1.0
-assert abs(honest["no mask"] - math.log(tokenizer.vocab_size)) < 0.5
+assert abs(honest["no mask"] - ln_v) < 0.5
 
 # %% [markdown]
 # The model trained without the mask scores about $\ln V$ on the honest task, no better than a
