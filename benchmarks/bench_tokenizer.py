@@ -16,8 +16,8 @@ import time
 import torch
 
 from transformer_lib.data import load_stories
-from transformer_lib.tokenizer import load_tokenizer, train_tokenizer
-from transformer_lib.tokens import build_token_cache
+from transformer_lib.data.tokenizer import load_tokenizer, train_tokenizer
+from transformer_lib.data.tokens import build_token_cache
 
 VOCAB_SIZES = (512, 4096, 8192)
 
@@ -101,11 +101,11 @@ def main() -> None:
 
     print("\nCLI, end to end (new process: imports, load, train, save, report):")
     with tempfile.TemporaryDirectory() as out_dir:
-        command = [sys.executable, "-m", "transformer_lib.tokenizer", "train"]
+        command = [sys.executable, "-m", "transformer_lib.data.tokenizer", "train"]
         command += ["--vocab-size", "4096", "--out", f"{out_dir}/bpe4096.json"]
         command += ["--input", args.data] if args.data else []
         _, cli_s = timed(subprocess.run, command, check=True, capture_output=True)
-    print(f"  python -m transformer_lib.tokenizer train --vocab-size 4096: {cli_s:.1f} s")
+    print(f"  python -m transformer_lib.data.tokenizer train --vocab-size 4096: {cli_s:.1f} s")
     print(
         f"\nload average at the end: {os.getloadavg()[0]:.2f} (other work on the machine skews figures)"
     )

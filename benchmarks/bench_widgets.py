@@ -19,7 +19,8 @@ import time
 
 import torch
 
-from transformer_lib import ModelConfig, Transformer, widgets
+from transformer_lib import ModelConfig, Transformer
+from transformer_lib.book import widgets
 
 BUDGET_S = 0.5
 PROMPT_TOKENS = 64

@@ -29,14 +29,14 @@ from pathlib import Path
 import torch
 
 from transformer_lib import book
-from transformer_lib import checkpoint as ckpt
 from transformer_lib.data import (
     BOOK_EXTRACT_SIZES,
     book_data_dir,
     book_stories,
     stories_fingerprint,
 )
-from transformer_lib.trainer import evaluate_tokens, token_byte_lengths
+from transformer_lib.training import checkpoint as ckpt
+from transformer_lib.training.trainer import evaluate_tokens, token_byte_lengths
 
 RECIPE = ["--max-steps", "1200"]  # with the train command's defaults: about 5 minutes here
 

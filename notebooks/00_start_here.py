@@ -103,10 +103,11 @@
 # %%
 import torch
 
-from transformer_lib import ModelConfig, Transformer, book, parameter_counts, viz
+from transformer_lib import ModelConfig, Transformer, book, parameter_counts
+from transformer_lib.book import viz
+from transformer_lib.book.exercises import ch00
 from transformer_lib.demo import main as run_demo
 from transformer_lib.device import describe, pick_device, pick_precision
-from transformer_lib.exercises import ch00
 
 device = pick_device()
 precision = pick_precision(device)
@@ -209,7 +210,7 @@ assert round(100 * book_counts["embedding"] / book_counts["total"]) == 25  # a q
 #
 # Each exercise has a cell for your answer, which starts out holding a placeholder (`...`), and
 # a check cell that prints one line: `not attempted yet`, `correct`, or `not yet` with a hint.
-# The checks live in `transformer_lib.exercises`, so no expected value appears here; the worked
+# The checks live in `transformer_lib.book.exercises`, so no expected value appears here; the worked
 # answers are in `notebooks/solutions/00_start_here_solutions.ipynb`.
 
 # %% [markdown]

@@ -4,7 +4,7 @@
 # A language model never sees text. It sees a list of integers, one per *token*, and predicts
 # the next integer. This chapter builds the translation between the two: we look at what a
 # string is made of (characters, UTF-8 bytes), write a byte-pair-encoding (BPE) tokenizer from
-# scratch on a toy corpus, check it id for id against `transformer_lib.tokenizer`, and then use
+# scratch on a toy corpus, check it id for id against `transformer_lib.data.tokenizer`, and then use
 # the library to train the 2,048-token vocabulary the book's models read TinyStories with.
 #
 # What you will build:
@@ -25,17 +25,18 @@ from pathlib import Path
 import datasets
 import regex  # like `re`, but it knows Unicode classes such as \p{L} ("any letter")
 
-from transformer_lib import book, viz
+from transformer_lib import book
+from transformer_lib.book import viz
+from transformer_lib.book.exercises import ch01
+from transformer_lib.book.widgets import TokenizerExplorer
 from transformer_lib.data import book_stories
-from transformer_lib.exercises import ch01
-from transformer_lib.tokenizer import (
+from transformer_lib.data.tokenizer import (
     EOT_TEXT,
     GPT2_PATTERN,
     Tokenizer,
     load_tokenizer,
     train_tokenizer,
 )
-from transformer_lib.widgets import TokenizerExplorer
 
 # The first load of a split writes a cache and draws progress bars; silence them so that the
 # stored outputs do not depend on whether the cache was warm.
@@ -261,7 +262,7 @@ assert bpe_encode("🙂", toy_merges) == list("🙂".encode())
 # %% [markdown]
 # ## Checking against the library
 #
-# `transformer_lib.tokenizer.Tokenizer` encodes with tiktoken, OpenAI's fast BPE in Rust. It
+# `transformer_lib.data.tokenizer.Tokenizer` encodes with tiktoken, OpenAI's fast BPE in Rust. It
 # does not store merges; it stores *ranks*, a map from a token's bytes to its id. tiktoken
 # merges, among neighbouring pieces, the pair whose joined bytes have the lowest rank. Since our
 # ids grow in merge order, our vocabulary read backwards (bytes -> id) is exactly such a rank
@@ -591,7 +592,7 @@ ch01.exercise_5(unfamiliar_bytes_per_token, story_tokenizer, unfamiliar_text)
 # | `bpe_encode` / `bpe_decode` | `Tokenizer.encode` / `decode` / `encode_batch` (tiktoken) |
 # | our vocabulary read as bytes -> id | `Tokenizer.ranks`, ranks files via `load_tokenizer(path)` |
 # | | `<|endoftext|>` as `Tokenizer.eot_id`, added with `add_eot=True` |
-# | | `Tokenizer.save(path)` and `load_tokenizer(path)`; from a shell, `python -m transformer_lib.tokenizer train --vocab-size 2048 --out bpe2048.json` |
+# | | `Tokenizer.save(path)` and `load_tokenizer(path)`; from a shell, `python -m transformer_lib.data.tokenizer train --vocab-size 2048 --out bpe2048.json` |
 #
 # The model never sees any of this: it receives ids between 0 and `vocab_size - 1`. The next
 # chapter turns each id into a vector.

@@ -9,7 +9,7 @@
 # - an embedding lookup, shown to be the same as multiplying a one-hot vector by a matrix;
 # - LayerNorm, the normalisation of the original Transformer and GPT-2, checked against PyTorch;
 # - RMSNorm, the simpler normalisation of Llama and of our model, checked against
-#   `transformer_lib.rmsnorm.RMSNorm`;
+#   `transformer_lib.model.rmsnorm.RMSNorm`;
 # - measurements: what RMSNorm is invariant to, what its `eps` does, what it saves compared
 #   with LayerNorm, and why it computes in float32 even when the model runs in bfloat16.
 
@@ -20,9 +20,10 @@ from torch import nn
 from torch.fx import symbolic_trace
 from torch.utils import benchmark
 
-from transformer_lib import ModelConfig, Transformer, book, parameter_counts, viz
-from transformer_lib.exercises import ch02
-from transformer_lib.rmsnorm import RMSNorm
+from transformer_lib import ModelConfig, Transformer, book, parameter_counts
+from transformer_lib.book import viz
+from transformer_lib.book.exercises import ch02
+from transformer_lib.model.rmsnorm import RMSNorm
 
 _ = torch.manual_seed(0)  # every random draw below is reproducible
 
@@ -248,7 +249,7 @@ our_rms_norm = RMSNormFromScratch(width, eps=library_norm.eps)
 our_rms_norm.load_state_dict(library_norm.state_dict())
 
 torch.testing.assert_close(our_rms_norm(x), library_norm(x))
-print("RMSNormFromScratch matches transformer_lib.rmsnorm.RMSNorm")
+print("RMSNormFromScratch matches transformer_lib.model.rmsnorm.RMSNorm")
 
 # %% [markdown]
 # The two norms are close relatives: for a vector whose mean is already zero, the RMS *is* the

@@ -13,7 +13,7 @@
 # - the 2-D rotation at the heart of RoPE, as a matrix and as a complex number;
 # - the table of rotation speeds, one per pair of dimensions, and what their wavelengths mean;
 # - RoPE from scratch (`cos`/`sin` tables, `rotate_half`, `apply_rope`), checked against
-#   `transformer_lib.rope`;
+#   `transformer_lib.model.rope`;
 # - numerical proofs of its two key properties: scores depend only on relative position, and
 #   vector lengths are preserved;
 # - the two pairing conventions found in real checkpoints, and the permutation between them;
@@ -32,9 +32,9 @@ import math
 
 import torch
 
-from transformer_lib import viz
-from transformer_lib.exercises import ch03
-from transformer_lib.widgets import RopeExplorer
+from transformer_lib.book import viz
+from transformer_lib.book.exercises import ch03
+from transformer_lib.book.widgets import RopeExplorer
 
 _ = torch.manual_seed(0)  # every random draw below is reproducible
 
@@ -279,11 +279,11 @@ def my_apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torc
 
 
 # %% [markdown]
-# Now compare each piece with `transformer_lib.rope`, on a batch of random query-like tensors
+# Now compare each piece with `transformer_lib.model.rope`, on a batch of random query-like tensors
 # of shape (batch, heads, positions, head dim).
 
 # %%
-from transformer_lib.rope import apply_rope, rope_frequencies, rope_tables, rotate_half
+from transformer_lib.model.rope import apply_rope, rope_frequencies, rope_tables, rotate_half
 
 x = torch.randn(2, 3, 10, 16)  # (B, H, T, D)
 my_cos, my_sin = my_rope_tables(16, 10)
@@ -292,7 +292,7 @@ torch.testing.assert_close(my_rope_frequencies(16), rope_frequencies(16))
 torch.testing.assert_close((my_cos, my_sin), (lib_cos, lib_sin))
 torch.testing.assert_close(my_rotate_half(x), rotate_half(x))
 torch.testing.assert_close(my_apply_rope(x, my_cos, my_sin), apply_rope(x, lib_cos, lib_sin))
-print("from-scratch RoPE matches transformer_lib.rope")
+print("from-scratch RoPE matches transformer_lib.model.rope")
 
 # %% [markdown]
 # From here on the chapter uses the library's `rope_tables` and `apply_rope`. One more check
@@ -404,7 +404,7 @@ print("interleaved (Meta, llama2.c):", interleaved_pairs)
 # then reordering equals reordering and then rotating the split-halves way:
 
 # %%
-from transformer_lib.rope import apply_rope_interleaved
+from transformer_lib.model.rope import apply_rope_interleaved
 
 to_halves = torch.cat([torch.arange(0, D, 2), torch.arange(1, D, 2)])  # [0, 2, 4, 6, 1, 3, 5, 7]
 v = torch.randn(1, 1, 6, D)  # (B, H, T, D), interleaved order
@@ -428,7 +428,7 @@ print("to_halves:", to_halves.tolist())
 # rotation) must be the same.
 
 # %%
-from transformer_lib.rope import halves_to_interleaved, interleaved_to_halves
+from transformer_lib.model.rope import halves_to_interleaved, interleaved_to_halves
 
 num_heads, head_dim8, d_in, seq = 4, 8, 32, 6
 w_q_meta = torch.randn(num_heads * head_dim8, d_in)
@@ -598,7 +598,7 @@ ch03.exercise_4(losses)
 # - **RoPE** rotates each pair of query and key dimensions by position times a per-pair speed
 #   $\theta_i = \text{base}^{-2i/D}$, so attention scores depend only on the offset between two
 #   tokens, and vector lengths never change.
-# - `transformer_lib.rope` holds it as pure functions: `rope_frequencies`, `rope_tables`,
+# - `transformer_lib.model.rope` holds it as pure functions: `rope_frequencies`, `rope_tables`,
 #   `rotate_half`, `apply_rope` (split halves, as in Hugging Face), plus
 #   `apply_rope_interleaved` and the weight permutations `interleaved_to_halves` /
 #   `halves_to_interleaved` for Meta-layout checkpoints.

@@ -13,7 +13,7 @@
 #   $1/\sqrt{D}$ in it,
 # - the causal mask that stops a token from reading the future,
 # - multi-head and grouped-query attention (GQA), with the memory GQA saves,
-# - a complete attention module with RoPE, checked against `transformer_lib.attention.Attention`,
+# - a complete attention module with RoPE, checked against `transformer_lib.model.attention.Attention`,
 # - the fused kernel behind `torch.nn.functional.scaled_dot_product_attention` (Flash attention),
 #   its trick rebuilt in a few lines, and a timing against the explicit math,
 # - a head you can read before seeing a trained model: a previous-token head with hand-set
@@ -35,12 +35,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from transformer_lib import ModelConfig, Transformer, book, viz
-from transformer_lib.attention import Attention, causal_mask, repeat_kv
+from transformer_lib import ModelConfig, Transformer, book
+from transformer_lib.book import viz
+from transformer_lib.book.exercises import ch04
+from transformer_lib.book.widgets import AttentionExplorer
 from transformer_lib.data import book_stories
-from transformer_lib.exercises import ch04
-from transformer_lib.rope import apply_rope, rope_tables
-from transformer_lib.widgets import AttentionExplorer
+from transformer_lib.model.attention import Attention, causal_mask, repeat_kv
+from transformer_lib.model.rope import apply_rope, rope_tables
 
 torch.manual_seed(0)
 
@@ -383,7 +384,7 @@ assert kv_cache_bytes(full, 1024) == 36 * 2**20
 # Now the pieces go together, in the order the library uses: project, split into heads, rotate
 # queries and keys with RoPE (chapter 3: positions enter here, and values are not rotated),
 # repeat the key/value heads, attend under the causal mask, merge heads, project out. The
-# parameter names match `transformer_lib.attention.Attention` (and Hugging Face's Llama), so the
+# parameter names match `transformer_lib.model.attention.Attention` (and Hugging Face's Llama), so the
 # library's weights can be loaded into ours.
 
 # %%
@@ -445,7 +446,7 @@ assert scratch_attention.q_proj.weight.data_ptr() != library_attention.q_proj.we
 print("our attention matches the library's:", tuple(ours.shape), tuple(our_weights.shape))
 
 # %% [markdown]
-# From here on the book uses `transformer_lib.attention.Attention`.
+# From here on the book uses `transformer_lib.model.attention.Attention`.
 #
 # ## Fused attention: SDPA and Flash attention
 #

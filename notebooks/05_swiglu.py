@@ -11,7 +11,7 @@
 #
 # - the three activation functions you will meet (ReLU, GELU, SiLU) and their slopes;
 # - gating, the idea behind the GLU family, and SwiGLU from scratch, checked against
-#   `transformer_lib.swiglu.SwiGLU`;
+#   `transformer_lib.model.swiglu.SwiGLU`;
 # - the $8/3$ width rule that gives SwiGLU the same parameter count as a 4× MLP, and the
 #   rounding to a multiple of 64 that `ModelConfig` applies;
 # - a small experiment where gating clearly helps.
@@ -23,9 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from transformer_lib import ModelConfig, Transformer, parameter_counts, viz
-from transformer_lib.exercises import ch05
-from transformer_lib.swiglu import SwiGLU
+from transformer_lib import ModelConfig, Transformer, parameter_counts
+from transformer_lib.book import viz
+from transformer_lib.book.exercises import ch05
+from transformer_lib.model.swiglu import SwiGLU
 
 _ = torch.manual_seed(0)  # every random draw below is reproducible
 
@@ -205,7 +206,7 @@ class MySwiGLU(nn.Module):
 
 
 # %% [markdown]
-# To compare it with the library, build a `transformer_lib.swiglu.SwiGLU` with its own random
+# To compare it with the library, build a `transformer_lib.model.swiglu.SwiGLU` with its own random
 # weights, copy those weights *into* ours (`gate_proj`, `up_proj` and `down_proj` are the names
 # Hugging Face's Llama uses), and feed both the same input.
 
@@ -219,7 +220,7 @@ with torch.no_grad():
 
 inputs = torch.randn(2, 7, 32)  # (B, T, C)
 torch.testing.assert_close(my_ffn(inputs), library_ffn(inputs))
-print("from-scratch SwiGLU matches transformer_lib.swiglu.SwiGLU")
+print("from-scratch SwiGLU matches transformer_lib.model.swiglu.SwiGLU")
 
 # %% [markdown]
 # From here on the chapter uses the library's `SwiGLU`.
@@ -400,7 +401,7 @@ ch05.exercise_4(bilinear_losses, swiglu_losses)
 # - The **feed-forward** transforms each position on its own and holds about two thirds of a
 #   block's parameters.
 # - **SwiGLU** multiplies a SiLU-gated projection with a plain one before projecting back:
-#   `transformer_lib.swiglu.SwiGLU(d_model, hidden_dim)`, with bias-free `gate_proj`,
+#   `transformer_lib.model.swiglu.SwiGLU(d_model, hidden_dim)`, with bias-free `gate_proj`,
 #   `up_proj` and `down_proj` named as in Hugging Face's Llama, so checkpoints map one to one.
 # - Its width is `ModelConfig.ffn_hidden_dim`: by default $8/3 \cdot d_\text{model}$ rounded up
 #   to a multiple of `ffn_multiple_of = 64`, which keeps the parameter count within one

@@ -27,22 +27,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from transformer_lib import (
-    ModelConfig,
-    SOTAConfig,
-    SOTATransformer,
-    Transformer,
-    parameter_counts,
-    viz,
-)
-from transformer_lib.attention import Attention
-from transformer_lib.block import Block
+from transformer_lib import ModelConfig, SOTAConfig, SOTATransformer, Transformer, parameter_counts
+from transformer_lib.book import viz
+from transformer_lib.book.exercises import ch06
 from transformer_lib.data import book_stories
-from transformer_lib.exercises import ch06
-from transformer_lib.rmsnorm import RMSNorm
-from transformer_lib.rope import rope_tables
-from transformer_lib.swiglu import SwiGLU
-from transformer_lib.tokenizer import train_tokenizer
+from transformer_lib.data.tokenizer import train_tokenizer
+from transformer_lib.model.attention import Attention
+from transformer_lib.model.block import Block
+from transformer_lib.model.rmsnorm import RMSNorm
+from transformer_lib.model.rope import rope_tables
+from transformer_lib.model.swiglu import SwiGLU
 
 torch.manual_seed(0)
 datasets.disable_progress_bars()  # the stored outputs must not depend on a warm data cache

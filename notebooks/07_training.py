@@ -28,12 +28,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from transformer_lib import book, data, tokens, trainer, viz
-from transformer_lib.config import ModelConfig
-from transformer_lib.dashboard import LiveDashboard
-from transformer_lib.exercises import ch07
+from transformer_lib import book, data
+from transformer_lib.book import viz
+from transformer_lib.book.dashboard import LiveDashboard
+from transformer_lib.book.exercises import ch07
+from transformer_lib.data import tokens
+from transformer_lib.data.tokenizer import train_tokenizer
 from transformer_lib.model import Transformer
-from transformer_lib.tokenizer import train_tokenizer
+from transformer_lib.model.config import ModelConfig
+from transformer_lib.training import trainer
 
 torch.manual_seed(0)
 
@@ -742,7 +745,7 @@ ch07.exercise_3(first_eval_batch, val_cache.tokens)
 # %% [markdown]
 # **Exercise 4 (experiment).** The causal mask is what makes the task honest: position $t$ may
 # not look at token $t+1$, the one it must predict. Remove it and measure what happens. Write an
-# attention module without the mask (a subclass of `transformer_lib.attention.Attention`
+# attention module without the mask (a subclass of `transformer_lib.model.attention.Attention`
 # whose `forward` calls `F.scaled_dot_product_attention` with no mask, put into every block
 # with `layer.self_attn.__class__ = ...`), then train two small models with `train_loop`, one
 # with the mask and one without: `ModelConfig(vocab_size=2048, d_model=64, num_layers=2, num_heads=4,

@@ -21,11 +21,13 @@ import time
 
 import torch
 
-from transformer_lib import book, generation, viz
-from transformer_lib.attention import repeat_kv
-from transformer_lib.exercises import ch08
-from transformer_lib.rope import apply_rope
-from transformer_lib.widgets import AttentionExplorer, SamplingExplorer
+from transformer_lib import book
+from transformer_lib.book import viz
+from transformer_lib.book.exercises import ch08
+from transformer_lib.book.widgets import AttentionExplorer, SamplingExplorer
+from transformer_lib.model import generation
+from transformer_lib.model.attention import repeat_kv
+from transformer_lib.model.rope import apply_rope
 
 _ = torch.manual_seed(0)  # every random draw below is reproducible
 

@@ -29,10 +29,11 @@ import time
 import torch
 import torch.nn.functional as F
 
-from transformer_lib import ModelConfig, Transformer, viz
+from transformer_lib import ModelConfig, Transformer
+from transformer_lib.book import viz
+from transformer_lib.book.exercises import ch09
 from transformer_lib.device import describe, pick_device, pick_precision
-from transformer_lib.exercises import ch09
-from transformer_lib.trainer import CLI_RECIPE, TrainConfig, make_optimizer
+from transformer_lib.training.trainer import CLI_RECIPE, TrainConfig, make_optimizer
 
 _ = torch.manual_seed(0)  # every random draw below is reproducible
 

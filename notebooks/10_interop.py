@@ -32,9 +32,10 @@ from pathlib import Path
 
 import torch
 
-from transformer_lib import book, interop, rope
+from transformer_lib import book, interop
+from transformer_lib.book.exercises import ch10
 from transformer_lib.data import book_stories
-from transformer_lib.exercises import ch10
+from transformer_lib.model import rope
 
 _ = torch.manual_seed(0)  # every random draw below is reproducible
 transformers.logging.set_verbosity_error()  # keep library notices out of the output
@@ -106,7 +107,7 @@ print(f"all {len(hf_state)} tensors identical")
 # dimensions form a pair:
 #
 # - **split halves**: dimension $i$ pairs with $i + D/2$. Hugging Face's Llama does this, with
-#   `rotate_half`; so does `transformer_lib.rope`.
+#   `rotate_half`; so does `transformer_lib.model.rope`.
 # - **interleaved**: dimension $2i$ pairs with $2i+1$. Meta's original Llama code and
 #   `llama2.c` do this, with complex numbers.
 #

@@ -6,7 +6,7 @@
 # smallest model Andrej Karpathy trained on TinyStories with llama2.c: 260 thousand parameters
 # (64 dimensions, 5 layers of 8 query heads sharing 4 key/value heads, a 512-token
 # vocabulary, a 512-token context), small enough to study completely on a laptop and still
-# good enough to write readable stories. `transformer_lib.llama2c` reads its checkpoint into
+# good enough to write readable stories. `transformer_lib.data.llama2c` reads its checkpoint into
 # our own `Transformer`, so every tool of the book works on it. We will measure:
 #
 # - **attention patterns**: per head, how much weight goes to the previous token, to the first
@@ -24,14 +24,16 @@ import math
 
 import torch
 
-from transformer_lib import book, interpret, viz
+from transformer_lib import book
+from transformer_lib.analysis import interpret
+from transformer_lib.book import viz
+from transformer_lib.book.exercises import ch11
+from transformer_lib.book.widgets import AttentionExplorer, SamplingExplorer
 from transformer_lib.data import book_stories
-from transformer_lib.exercises import ch11
-from transformer_lib.llama2c import from_llama2c
+from transformer_lib.data.llama2c import from_llama2c
+from transformer_lib.data.tokenizer import load_tokenizer
 from transformer_lib.model import parameter_counts
-from transformer_lib.rope import rope_frequencies
-from transformer_lib.tokenizer import load_tokenizer
-from transformer_lib.widgets import AttentionExplorer, SamplingExplorer
+from transformer_lib.model.rope import rope_frequencies
 
 torch.manual_seed(0)
 torch.set_printoptions(precision=2, sci_mode=False)

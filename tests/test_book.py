@@ -48,7 +48,7 @@ def test_stored_model_is_the_books_grouped_query_model():
 @needs_real_data
 def test_stored_model_meta_matches_the_extract_and_its_measured_bits_per_byte():
     from transformer_lib.data import book_stories, stories_fingerprint
-    from transformer_lib.trainer import evaluate_tokens, token_byte_lengths
+    from transformer_lib.training.trainer import evaluate_tokens, token_byte_lengths
 
     stored = book.stored_model()
     for split in ("train", "validation"):
@@ -61,3 +61,21 @@ def test_stored_model_meta_matches_the_extract_and_its_measured_bits_per_byte():
     # Another CPU rounds the float32 sums differently in the last bits only.
     assert result["bits_per_byte"] == pytest.approx(
         stored.meta["validation"]["bits_per_byte"], abs=1e-4)
+
+
+def test_function_answer_tells_a_placeholder_from_an_attempt():
+    from transformer_lib.book import function_answer
+
+    def placeholder(x):
+        ...
+
+    def broken(x):
+        raise ValueError("wrong shape")
+
+    def answer(x):
+        return x + 1
+
+    assert function_answer(placeholder, 1) is None
+    assert function_answer(..., 1) is None
+    assert function_answer(broken, 1) is broken  # attempted: the check says "not yet"
+    assert function_answer(answer, 1) is answer

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from transformer_lib import ModelConfig
-from transformer_lib.attention import Attention, attention_weights, causal_mask
-from transformer_lib.rmsnorm import RMSNorm
-from transformer_lib.rope import (
+from transformer_lib.model.attention import Attention, attention_weights, causal_mask
+from transformer_lib.model.rmsnorm import RMSNorm
+from transformer_lib.model.rope import (
     apply_rope,
     apply_rope_interleaved,
     halves_to_interleaved,
@@ -137,7 +137,7 @@ def test_grouped_query_heads_share_keys():
 
 def test_attention_core_dtype_policy_on_cpu(monkeypatch):
     """bfloat16 attention on a CPU upcasts to float32 (faster there); float32 stays float32."""
-    import transformer_lib.attention as attention_module
+    import transformer_lib.model.attention as attention_module
 
     seen = []
     real_sdpa = attention_module.F.scaled_dot_product_attention

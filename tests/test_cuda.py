@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from transformer_lib import ModelConfig, Transformer
-from transformer_lib import checkpoint as ckpt
-from transformer_lib.attention import Attention
 from transformer_lib.device import pick_device, pick_precision
-from transformer_lib.rope import rope_tables
-from transformer_lib.trainer import TrainConfig, Trainer
+from transformer_lib.model.attention import Attention
+from transformer_lib.model.rope import rope_tables
+from transformer_lib.training import checkpoint as ckpt
+from transformer_lib.training.trainer import TrainConfig, Trainer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason="needs a CUDA GPU (run on a GPU machine)")

@@ -9,9 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from transformer_lib.rmsnorm import rms_norm, rms_norm_reference
-from transformer_lib.rope import apply_rope, apply_rope_reference, rope_tables
-from transformer_lib.swiglu import silu_mul
+from transformer_lib.model.rmsnorm import rms_norm, rms_norm_reference
+from transformer_lib.model.rope import apply_rope, apply_rope_reference, rope_tables
+from transformer_lib.model.swiglu import silu_mul
 
 
 def _values_and_grads(fn, inputs, grad_out=None):

@@ -11,8 +11,8 @@ from pathlib import Path
 import datasets
 import pytest
 
-from transformer_lib import data
 from transformer_lib.data import describe_source, load_stories, normalize_story
+from transformer_lib.data import stories as data
 
 STORIES = [
     "Once upon a time, there was a cat.\nThe cat liked milk.",

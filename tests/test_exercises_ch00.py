@@ -3,7 +3,7 @@ a wrong one 'not yet' with a hint."""
 
 import pytest
 
-from transformer_lib.exercises import ch00
+from transformer_lib.book.exercises import ch00
 
 # Right answers worked out by hand from the presets (tiny: 512 x 64; seed-22.5M: 50,257 x 256;
 # the book's model: 2 (key, value) x 4 layers x 2 KV heads x 32 numbers per head).

@@ -3,8 +3,8 @@ a wrong one 'not yet' with a hint."""
 
 import pytest
 
-from transformer_lib.exercises import ch01
-from transformer_lib.tokenizer import train_tokenizer
+from transformer_lib.book.exercises import ch01
+from transformer_lib.data.tokenizer import train_tokenizer
 
 STORIES = ["Once upon a time there was a cat. The cat sat in the sun.",
            "One day a bird sang a song, and the cat listened to the bird."] * 20

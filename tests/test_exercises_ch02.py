@@ -1,7 +1,7 @@
 """Chapter 2's exercise checks: a placeholder is 'not attempted yet', a right answer 'correct',
 a wrong one 'not yet' with a hint."""
 
-from transformer_lib.exercises import ch02
+from transformer_lib.book.exercises import ch02
 
 
 def printed(capsys):

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from transformer_lib.exercises import ch03
-from transformer_lib.rope import apply_rope, rope_tables
+from transformer_lib.book.exercises import ch03
+from transformer_lib.model.rope import apply_rope, rope_tables
 
 
 def printed(capsys) -> str:

@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from transformer_lib.exercises import ch05
+from transformer_lib.book.exercises import ch05
 
 
 def printed(capsys) -> str:

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from transformer_lib.exercises import ch06
+from transformer_lib.book.exercises import ch06
 
 
 def block_formula(config):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from transformer_lib.exercises import ch07
-from transformer_lib.trainer import TrainConfig
+from transformer_lib.book.exercises import ch07
+from transformer_lib.training.trainer import TrainConfig
 
 CONFIG = TrainConfig(batch_size=16, seq_len=128, max_steps=300)
 TOKENS = np.arange(200, dtype=np.uint16)

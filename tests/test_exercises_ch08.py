@@ -2,8 +2,8 @@
 
 import torch
 
-from transformer_lib.exercises import ch08
-from transformer_lib.generation import filter_logits
+from transformer_lib.book.exercises import ch08
+from transformer_lib.model.generation import filter_logits
 
 
 def _line(capsys) -> str:

@@ -2,7 +2,7 @@
 
 import torch
 
-from transformer_lib.exercises import ch09
+from transformer_lib.book.exercises import ch09
 
 
 def _line(capsys) -> str:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from transformer_lib.exercises import ch10
+from transformer_lib.book.exercises import ch10
 
 pytest.importorskip("transformers")
 

@@ -2,7 +2,7 @@
 
 import math
 
-from transformer_lib.exercises import ch11
+from transformer_lib.book.exercises import ch11
 
 
 def _line(capsys) -> str:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from transformer_lib import Transformer
-from transformer_lib.generation import filter_logits, generate, sample_next_token
+from transformer_lib.model.generation import filter_logits, generate, sample_next_token
 
 
 def test_temperature_zero_is_greedy():

@@ -124,8 +124,8 @@ def test_exported_generate_does_not_stop_at_an_ordinary_token(token):
 
 
 def test_to_hf_takes_special_ids_from_the_tokenizer():
-    from transformer_lib.llama2c import Llama2cTokenizer
-    from transformer_lib.tokenizer import GPT2_PATTERN, Tokenizer
+    from transformer_lib.data.llama2c import Llama2cTokenizer
+    from transformer_lib.data.tokenizer import GPT2_PATTERN, Tokenizer
 
     ours = Transformer(ModelConfig.from_preset("tiny", vocab_size=300))
     book = Tokenizer("bytes", GPT2_PATTERN, {bytes([b]): b for b in range(256)})

@@ -7,8 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from transformer_lib import ModelConfig, Transformer, interpret
-from transformer_lib.rope import apply_rope
+from transformer_lib import ModelConfig, Transformer
+from transformer_lib.analysis import interpret
+from transformer_lib.model.rope import apply_rope
 
 
 @pytest.fixture(scope="module")

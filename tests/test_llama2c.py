@@ -2,7 +2,7 @@
 
 The writer, the reader of the real file and the forward pass below follow llama2.c's file
 layout and run.c's arithmetic directly (interleaved RoPE, no permutation, GQA by head index),
-in float64 numpy, so they share nothing with transformer_lib.llama2c but the format.
+in float64 numpy, so they share nothing with transformer_lib.data.llama2c but the format.
 """
 
 import contextlib
@@ -18,15 +18,16 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transformer_lib import llama2c, viz
-from transformer_lib.interop import from_llama2c as interop_from_llama2c
-from transformer_lib.llama2c import (
+from transformer_lib.book import viz
+from transformer_lib.data import llama2c
+from transformer_lib.data.llama2c import (
     Llama2cFormatError,
     Llama2cTokenizer,
     from_llama2c,
     llama2c_file,
 )
-from transformer_lib.tokenizer import load_tokenizer
+from transformer_lib.data.tokenizer import load_tokenizer
+from transformer_lib.interop import from_llama2c as interop_from_llama2c
 
 LOCAL_DIR = os.environ.get("LLAMA2C_PATH")
 needs_local = pytest.mark.skipif(
@@ -384,7 +385,7 @@ def test_tok512_round_trips_any_string(tok512, text):
 
 @needs_local
 def test_tok512_interface(tok512, monkeypatch):
-    from transformer_lib.trainer import token_byte_lengths
+    from transformer_lib.training.trainer import token_byte_lengths
 
     assert isinstance(tok512, Llama2cTokenizer)
     assert (tok512.vocab_size, tok512.bos_id, tok512.eos_id, tok512.eot_id) == (512, 1, 2, 1)
@@ -489,7 +490,7 @@ def test_viz_and_widgets_accept_the_tokenizer(stories260k, tok512):
     assert figure is not None
     spans = viz.token_spans(tok512, "a 🎉 b")
     assert [i for span in spans for i in span.ids] == tok512.encode("a 🎉 b")
-    widgets = pytest.importorskip("transformer_lib.widgets")
+    widgets = pytest.importorskip("transformer_lib.book.widgets")
     explorer = widgets.AttentionExplorer(stories260k, tok512, text="Once upon a time")
     assert explorer is not None
     widgets.TokenizerExplorer(tok512, text="Lily saw a cat")
@@ -497,7 +498,7 @@ def test_viz_and_widgets_accept_the_tokenizer(stories260k, tok512):
 
 @needs_local
 def test_plot_labels_keep_a_pieces_leading_space(tok512):
-    from transformer_lib import viz
+    from transformer_lib.book import viz
 
     ids = tok512.encode("Once upon a time")
     labels = viz.token_labels(tok512, ids)

@@ -155,7 +155,7 @@ def test_caches_must_agree_on_their_length(tiny_model):
 
 
 def test_kv_cache_rejects_another_batch_size_or_dtype():
-    from transformer_lib.attention import KVCache
+    from transformer_lib.model.attention import KVCache
 
     cache = KVCache(batch_size=2, num_kv_heads=1, max_seq_len=8, head_dim=4)
     with pytest.raises(ValueError, match="batch size 3"):

@@ -1,4 +1,4 @@
-"""Tests for transformer_lib.tokens: the cache layout and reuse, batch samplers, bits per byte."""
+"""Tests for transformer_lib.data.tokens: the cache layout and reuse, batch samplers, bits per byte."""
 
 import json
 import math
@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from transformer_lib.tokenizer import train_tokenizer
-from transformer_lib.tokens import (
+from transformer_lib.data.tokenizer import train_tokenizer
+from transformer_lib.data.tokens import (
     IGNORE_INDEX,
     RandomWindows,
     SequentialWindows,

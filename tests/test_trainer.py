@@ -15,8 +15,8 @@ import torch
 from safetensors.torch import load_file
 
 from transformer_lib import ModelConfig, Transformer
-from transformer_lib import checkpoint as ckpt
-from transformer_lib.trainer import (
+from transformer_lib.training import checkpoint as ckpt
+from transformer_lib.training.trainer import (
     TrainConfig,
     Trainer,
     TrainingDiverged,
@@ -347,7 +347,7 @@ def test_cli_precision_defaults_and_resume_keeps_the_saved_one():
 
 def test_cli_weight_decay_default_explicit_flag_and_resume():
     from transformer_lib.train import build_parser, train_config_from_args
-    from transformer_lib.trainer import CLI_RECIPE
+    from transformer_lib.training.trainer import CLI_RECIPE
 
     fresh = build_parser().parse_args(["--out", "x", "--max-steps", "5"])
     assert train_config_from_args(fresh, None, "cpu").weight_decay == CLI_RECIPE[
@@ -399,17 +399,18 @@ LIBRARY = ROOT / "transformer_lib"
 def test_one_bits_per_byte_formula_and_one_atomic_write():
     """Each job has one helper: the ln-2 conversion lives in tokens.bits_per_byte, atomic
     replacement in fileio; other modules call those instead of writing their own."""
-    mine = ["attention", "bench", "checkpoint", "config", "device", "evaluate", "fileio",
-            "generation", "metrics", "model", "rmsnorm", "rope", "swiglu", "tokenizer", "tokens",
-            "train", "trainer"]
-    for needle, home in (("math.log(2)", "tokens"), ("os.fsync(", "fileio"),
-                         ("was_training", "model")):
+    mine = ["model/attention", "bench", "training/checkpoint", "model/config", "device",
+            "evaluate", "fileio", "model/generation", "training/metrics", "model/transformer",
+            "model/rmsnorm", "model/rope", "model/swiglu", "data/tokenizer", "data/tokens",
+            "train", "training/trainer"]
+    for needle, home in (("math.log(2)", "data/tokens"), ("os.fsync(", "fileio"),
+                         ("was_training", "model/transformer")):
         users = [name for name in mine if needle in (LIBRARY / f"{name}.py").read_text()]
         assert users == [home], f"{needle} appears in {users}"
 
 
 def test_evaluation_reports_bits_per_byte_through_the_shared_function():
-    from transformer_lib.tokens import bits_per_byte
+    from transformer_lib.data.tokens import bits_per_byte
 
     result = evaluate_tokens(small_model(), pattern_tokens(1001), np.arange(64) % 3 + 1,
                              seq_len=16, batch_size=5)
@@ -419,7 +420,7 @@ def test_evaluation_reports_bits_per_byte_through_the_shared_function():
 
 def test_evaluate_does_not_import_the_trainer():
     code = ("import sys, transformer_lib.evaluate; "
-            "assert 'transformer_lib.trainer' not in sys.modules, 'evaluate imports trainer'")
+            "assert 'transformer_lib.training.trainer' not in sys.modules, 'evaluate imports trainer'")
     result = run_cli("-c", code)
     assert result.returncode == 0, result.stderr
 

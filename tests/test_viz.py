@@ -10,7 +10,8 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrow, Rectangle
 
-from transformer_lib import viz
+from transformer_lib.analysis import compute
+from transformer_lib.book import viz
 from transformer_lib.model import parameter_counts
 
 
@@ -170,13 +171,13 @@ def test_rope_rotated_pairs_match_closed_form():
 
 def test_rope_plots_go_through_apply_rope(monkeypatch):
     calls = []
-    real_apply_rope = viz.apply_rope
+    real_apply_rope = compute.apply_rope
 
     def spy(x, cos, sin):
         calls.append(x.shape)
         return real_apply_rope(x, cos, sin)
 
-    monkeypatch.setattr(viz, "apply_rope", spy)
+    monkeypatch.setattr(compute, "apply_rope", spy)
     viz.plot_rope_rotation(16, 1, range(4))
     viz.plot_rope_angles(16, [0, 1], max_position=8)
     viz.plot_rope_similarity(16, 8)

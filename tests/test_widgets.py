@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from transformer_lib import ModelConfig, dashboard, viz, widgets
+from transformer_lib import ModelConfig
+from transformer_lib.book import dashboard, viz, widgets
 
 ipywidgets = pytest.importorskip("ipywidgets")
 

@@ -1,8 +1,8 @@
 """transformer_lib: a small, tested Llama-style transformer (the finished code of the book)."""
 
-from .config import PRESETS, ModelConfig
-from .generation import generate
-from .model import Transformer, parameter_counts
+from .model.config import PRESETS, ModelConfig
+from .model.generation import generate
+from .model.transformer import Transformer, parameter_counts
 
 # The original design's names, kept so its examples run unchanged.
 SOTAConfig = ModelConfig

@@ -19,9 +19,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from .config import ModelConfig
 from .device import describe, keep_freed_cpu_memory, pick_device
-from .model import Transformer
+from .model.config import ModelConfig
+from .model.transformer import Transformer
 
 
 def _sync(device: torch.device) -> None:

@@ -7,9 +7,9 @@ import time
 
 import torch
 
-from .config import PRESETS, ModelConfig
 from .device import describe, pick_device
-from .model import Transformer, parameter_counts
+from .model.config import PRESETS, ModelConfig
+from .model.transformer import Transformer, parameter_counts
 
 
 def format_parameter_table(counts: dict[str, int]) -> str:

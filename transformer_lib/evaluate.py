@@ -8,25 +8,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import checkpoint as ckpt
-from .device import keep_freed_cpu_memory, pick_device, pick_precision
-from .metrics import evaluate_tokens, token_byte_lengths
-
-
-def load_checkpoint_and_tokenizer(path: str, device: str = "auto"):
-    """(model on the device, its tokenizer, the checkpoint's meta) for a checkpoint or run dir."""
-    from .tokenizer import load_tokenizer
-
-    checkpoint_dir = ckpt.resolve_checkpoint(path)
-    model, meta = ckpt.load_model_from_checkpoint(checkpoint_dir, map_location="cpu")
-    tokenizer_path = checkpoint_dir / ckpt.TOKENIZER
-    if not tokenizer_path.is_file():
-        raise ckpt.CheckpointError(f"{tokenizer_path} is missing: the checkpoint has no tokenizer")
-    tokenizer = load_tokenizer(tokenizer_path)
-    if tokenizer.vocab_size != model.config.vocab_size:
-        raise ckpt.CheckpointError(f"{tokenizer_path} has {tokenizer.vocab_size} ids but the model "
-                                   f"expects {model.config.vocab_size}")
-    return model.to(pick_device(device)).eval(), tokenizer, meta
+from .device import keep_freed_cpu_memory, pick_precision
+from .training import checkpoint as ckpt
+from .training.metrics import evaluate_tokens, token_byte_lengths
 
 
 def evaluate_checkpoint(path: str, data: str | None, split: str = "validation",
@@ -34,13 +18,13 @@ def evaluate_checkpoint(path: str, data: str | None, split: str = "validation",
                         batch_size: int = 16, cache_dir: str | None = None,
                         progress: bool = True) -> dict:
     """Loss per token and bits per UTF-8 byte over every token of the text at ``data``."""
-    from .tokens import cache_split
+    from .data.tokens import cache_split
 
     if data is not None and Path(data).is_file():
         # A single file is evaluated whole, whatever split its name suggests.
         named = Path(data).name.split(".")[0].split("-")[0]
         split = named if named in ("train", "validation", "test") else split
-    model, tokenizer, meta = load_checkpoint_and_tokenizer(path, device)
+    model, tokenizer, meta = ckpt.load_checkpoint_and_tokenizer(path, device)
     device_ = model.embed_tokens.weight.device
     with tempfile.TemporaryDirectory() as tmp:
         cache = cache_split(split, tokenizer, source=data, cache_dir=cache_dir or tmp,

@@ -11,7 +11,7 @@ import sys
 
 import torch
 
-from . import checkpoint as ckpt
+from .training import checkpoint as ckpt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.llama2c is not None:
             model, tokenizer = _load_llama2c(args.llama2c, args.tokenizer, args.device)
         else:
-            from .evaluate import load_checkpoint_and_tokenizer
+            from .training.checkpoint import load_checkpoint_and_tokenizer
 
             model, tokenizer, _ = load_checkpoint_and_tokenizer(args.checkpoint, args.device)
     except (ckpt.CheckpointError, FileNotFoundError, ValueError, ConnectionError) as err:
@@ -78,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _load_llama2c(model_name: str, tokenizer_name: str | None, device: str):
     """(model on the device, tokenizer) for --llama2c, checking that their vocabularies agree."""
+    from .data.llama2c import default_tokenizer_name, from_llama2c, load_llama2c_tokenizer
     from .device import pick_device
-    from .llama2c import default_tokenizer_name, from_llama2c, load_llama2c_tokenizer
 
     tokenizer_name = tokenizer_name or default_tokenizer_name(model_name)
     if tokenizer_name is None:

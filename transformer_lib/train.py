@@ -11,11 +11,11 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from . import checkpoint as ckpt
-from .config import PRESETS, ModelConfig
 from .device import keep_freed_cpu_memory, pick_device, pick_precision
-from .model import Transformer
-from .trainer import CLI_RECIPE, TrainConfig, Trainer, TrainingDiverged, token_byte_lengths
+from .model.config import PRESETS, ModelConfig
+from .model.transformer import Transformer
+from .training import checkpoint as ckpt
+from .training.trainer import CLI_RECIPE, TrainConfig, Trainer, TrainingDiverged, token_byte_lengths
 
 # The model and tokenizer the command trains by default (tuned with trainer.CLI_RECIPE, which
 # holds the training defaults that differ from TrainConfig's, and why).
@@ -26,8 +26,8 @@ DEFAULT_VOCAB_SIZE = 2048
 def prepare_tokenizer(run_dir: Path, data, tokenizer_arg: str | None, vocab_size: int,
                       is_main: bool):
     """The run's tokenizer file: given, already in the run directory, or trained on ``data``."""
-    from .data import load_stories
-    from .tokenizer import load_tokenizer, train_tokenizer
+    from .data.stories import load_stories
+    from .data.tokenizer import load_tokenizer, train_tokenizer
 
     path = run_dir / ckpt.TOKENIZER
     if is_main and not path.exists():
@@ -42,7 +42,7 @@ def prepare_tokenizer(run_dir: Path, data, tokenizer_arg: str | None, vocab_size
 
 def prepare_tokens(data, tokenizer, cache_dir, is_main: bool):
     """Token caches of the train and validation splits (rank 0 builds, the others reuse)."""
-    from .tokens import cache_split
+    from .data.tokens import cache_split
 
     caches = {}
     for turn in (True, False):  # rank 0 first, then everybody else opens what it built

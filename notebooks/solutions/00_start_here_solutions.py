@@ -9,7 +9,7 @@
 import torch
 
 from transformer_lib import ModelConfig, Transformer, book
-from transformer_lib.exercises import ch00
+from transformer_lib.book.exercises import ch00
 
 # %% [markdown]
 # **Exercise 1.** The embedding table has one row per token id and `d_model` numbers per row:

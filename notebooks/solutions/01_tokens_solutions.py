@@ -11,9 +11,9 @@ from collections import Counter
 from itertools import pairwise
 
 from transformer_lib import book
+from transformer_lib.book.exercises import ch01
 from transformer_lib.data import book_stories
-from transformer_lib.exercises import ch01
-from transformer_lib.tokenizer import EOT_TEXT, Tokenizer, train_tokenizer
+from transformer_lib.data.tokenizer import EOT_TEXT, Tokenizer, train_tokenizer
 
 story_tokenizer = train_tokenizer(book_stories("train"), book.BOOK_VOCAB_SIZE)
 

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from transformer_lib import ModelConfig, Transformer, parameter_counts
-from transformer_lib.exercises import ch02
-from transformer_lib.rmsnorm import RMSNorm
+from transformer_lib.book.exercises import ch02
+from transformer_lib.model.rmsnorm import RMSNorm
 
 
 def rms(x: torch.Tensor) -> torch.Tensor:

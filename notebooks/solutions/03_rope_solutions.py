@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from transformer_lib import Transformer, book
-from transformer_lib.exercises import ch03
-from transformer_lib.rope import apply_rope, rope_tables
+from transformer_lib.book.exercises import ch03
+from transformer_lib.model.rope import apply_rope, rope_tables
 
 torch.manual_seed(0)
 

@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 
 from transformer_lib import book
+from transformer_lib.book.exercises import ch04
 from transformer_lib.data import book_stories
-from transformer_lib.exercises import ch04
-from transformer_lib.rope import apply_rope, rope_tables
+from transformer_lib.model.rope import apply_rope, rope_tables
 
 torch.manual_seed(0)
 

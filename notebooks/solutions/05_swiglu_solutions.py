@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from transformer_lib.exercises import ch05
-from transformer_lib.swiglu import SwiGLU
+from transformer_lib.book.exercises import ch05
+from transformer_lib.model.swiglu import SwiGLU
 
 torch.manual_seed(0)
 

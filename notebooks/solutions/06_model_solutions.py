@@ -12,11 +12,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from transformer_lib import ModelConfig, Transformer
-from transformer_lib.block import Block
+from transformer_lib.book.exercises import ch06
 from transformer_lib.data import book_stories
-from transformer_lib.exercises import ch06
-from transformer_lib.rope import rope_tables
-from transformer_lib.tokenizer import train_tokenizer
+from transformer_lib.data.tokenizer import train_tokenizer
+from transformer_lib.model.block import Block
+from transformer_lib.model.rope import rope_tables
 
 torch.manual_seed(0)
 

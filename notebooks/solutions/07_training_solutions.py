@@ -12,13 +12,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from transformer_lib import book, trainer
-from transformer_lib.attention import Attention
-from transformer_lib.config import ModelConfig
+from transformer_lib import book
+from transformer_lib.book.exercises import ch07
 from transformer_lib.data import book_stories
-from transformer_lib.exercises import ch07
+from transformer_lib.data.tokenizer import train_tokenizer
 from transformer_lib.model import Transformer
-from transformer_lib.tokenizer import train_tokenizer
+from transformer_lib.model.attention import Attention
+from transformer_lib.model.config import ModelConfig
+from transformer_lib.training import trainer
 
 torch.manual_seed(0)
 tokenizer = train_tokenizer(book_stories("train"), book.BOOK_VOCAB_SIZE, name=f"bpe-{book.BOOK_VOCAB_SIZE}")

@@ -10,7 +10,7 @@
 import torch
 
 from transformer_lib import book
-from transformer_lib.exercises import ch08
+from transformer_lib.book.exercises import ch08
 
 _ = torch.manual_seed(0)  # every random draw below is reproducible
 # One token at a time is a stream of tiny operations: one thread runs them faster than several,

@@ -9,7 +9,7 @@
 import torch
 
 from transformer_lib import ModelConfig, Transformer
-from transformer_lib.exercises import ch09
+from transformer_lib.book.exercises import ch09
 
 _ = torch.manual_seed(0)  # every random draw below is reproducible
 

@@ -9,9 +9,10 @@
 import torch
 import transformers
 
-from transformer_lib import book, interop, rope
+from transformer_lib import book, interop
+from transformer_lib.book.exercises import ch10
 from transformer_lib.data import book_stories
-from transformer_lib.exercises import ch10
+from transformer_lib.model import rope
 
 _ = torch.manual_seed(0)  # every random draw below is reproducible
 transformers.logging.set_verbosity_error()  # keep library notices out of the output

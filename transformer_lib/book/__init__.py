@@ -1,0 +1,151 @@
+"""The book's helpers: its data, its two trained models, and the exercise checks.
+
+- :func:`book_model` trains the small model of chapter 7 on the book's TinyStories extract.
+  Training is seeded and stopped by steps, so it is deterministic on a given machine.
+- :func:`stored_model` loads the model that later chapters study. It was trained once by the
+  documented command-line recipe (its ``meta.json`` records the command, the extract's checksum
+  and its validation bits per byte) and ships with the library, so every reader, on any CPU,
+  studies the same weights.
+- :func:`check` tells the reader whether an exercise's answer is right.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..data.stories import BOOK_EXTRACT_SIZES, book_data_dir, book_stories
+from ..data.tokenizer import load_tokenizer, train_tokenizer
+from ..data.tokens import TokenCache, cache_split
+from ..model.config import ModelConfig
+from ..model.transformer import Transformer
+from ..training import checkpoint as ckpt
+from ..training.trainer import TrainConfig, Trainer, token_byte_lengths
+
+# Sized so chapter 7 trains in about two minutes on a 2-core CPU; the command line's defaults
+# (python -m transformer_lib.train) train the same kind of model for five.
+BOOK_MODEL = dict(d_model=128, num_layers=4, num_heads=4, num_kv_heads=2, max_seq_len=256)
+BOOK_TRAINING = dict(batch_size=16, seq_len=128, max_steps=300, lr=3e-3, warmup_steps=20,
+                     eval_every=100, eval_windows=64, log_every=5, seed=0)
+BOOK_VOCAB_SIZE = 2048
+DEFAULT_RUN_ROOT = Path("runs") / "book"
+# The model chapters 8 onwards study: see book_config/make_stored_model.py for how it was made.
+STORED_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "tinystories-1M"
+
+
+@dataclass
+class TrainedModel:
+    model: Transformer
+    tokenizer: object
+    history: list[dict]
+    run_dir: Path
+    reloaded: bool  # True when an existing checkpoint was loaded instead of training
+
+
+@dataclass
+class StoredModel:
+    model: Transformer
+    tokenizer: object
+    meta: dict  # the training run's meta plus "recipe", "data" and "validation" entries
+
+
+def stored_model(path: str | Path = STORED_MODEL_DIR) -> StoredModel:
+    """The model that ships with the library, in eval mode on the CPU, with its tokenizer."""
+    model, meta = ckpt.load_model_from_checkpoint(path)
+    tokenizer = load_tokenizer(Path(path) / ckpt.TOKENIZER)
+    if tokenizer.vocab_size != model.config.vocab_size:
+        raise ckpt.CheckpointError(f"{path}: the tokenizer has {tokenizer.vocab_size} ids, the "
+                                   f"model {model.config.vocab_size}")
+    return StoredModel(model.eval(), tokenizer, meta)
+
+
+def book_tokens(split: str, tokenizer, cache_dir=None, progress: bool = False) -> TokenCache:
+    """The token cache of one split of the book's extract (encoded once, then reused)."""
+    return cache_split(split, tokenizer, source=book_data_dir(), limit=BOOK_EXTRACT_SIZES[split],
+                       cache_dir=cache_dir, progress=progress)
+
+
+def book_model(run_root: str | Path = DEFAULT_RUN_ROOT, *, vocab_size: int = BOOK_VOCAB_SIZE, model_overrides: dict | None = None,
+               train_overrides: dict | None = None,
+               callbacks: Sequence[Callable[[dict], None]] = (), progress: bool = True,
+               log: Callable[[str], None] | None = None, cache_dir=None,
+               retrain: bool = False) -> TrainedModel:
+    """Train the book's model on the book's extract, or reload this exact configuration's run.
+
+    ``retrain=True`` discards an earlier run of the same configuration and trains again.
+    """
+    model_settings = {**BOOK_MODEL, **(model_overrides or {})}
+    train_settings = {**BOOK_TRAINING, **(train_overrides or {})}
+    recipe = json.dumps({"model": model_settings, "train": train_settings,
+                         "vocab_size": vocab_size, "data": "book extract"}, sort_keys=True)
+    run_dir = Path(run_root) / hashlib.sha256(recipe.encode()).hexdigest()[:12]
+    if retrain and run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer_file = run_dir / ckpt.TOKENIZER
+    if not tokenizer_file.exists():
+        train_tokenizer(book_stories("train"), vocab_size, name=f"bpe-{vocab_size}").save(
+            tokenizer_file)
+    tokenizer = load_tokenizer(tokenizer_file)
+    if (run_dir / "latest").exists():
+        model, meta = ckpt.load_model_from_checkpoint(run_dir)
+        if meta.get("step") == train_settings["max_steps"]:
+            return TrainedModel(model.eval(), tokenizer, meta.get("history", []), run_dir, True)
+    train_cache = book_tokens("train", tokenizer, cache_dir)
+    val_cache = book_tokens("validation", tokenizer, cache_dir)
+    config = ModelConfig(vocab_size=tokenizer.vocab_size, **model_settings)
+    torch.manual_seed(train_settings["seed"])  # the same initial weights on every retrain
+    trainer = Trainer(Transformer(config), train_cache.tokens, val_cache.tokens,
+                      TrainConfig(device="cpu", precision="fp32", **train_settings),
+                      token_byte_lengths(tokenizer), run_dir=run_dir,
+                      tokenizer_file=tokenizer_file, callbacks=callbacks, progress=progress,
+                      log=log)
+    if (run_dir / "latest").exists():  # an interrupted earlier attempt: continue it exactly
+        trainer.resume(run_dir)
+    history = trainer.fit()
+    return TrainedModel(trainer.model.eval(), tokenizer, history, run_dir, False)
+
+
+def is_placeholder(answer: Any) -> bool:
+    """True for what an exercise cell holds before the reader answers: ``...`` or ``None``."""
+    return answer is None or answer is Ellipsis
+
+
+def function_answer(function: Any, *probe: Any) -> Any:
+    """The reader's function, or None while it is still the placeholder (a body of ``...``).
+
+    ``probe`` is one call's arguments. A function that raises on it counts as attempted, so the
+    check then says "not yet" rather than "not attempted yet".
+    """
+    if is_placeholder(function):
+        return None
+    try:
+        result = function(*probe)
+    except Exception:  # noqa: BLE001 - attempted but failing: the check will say "not yet"
+        return function
+    return None if is_placeholder(result) else function
+
+
+def check(exercise: str, answer: Any, is_right: Callable[[Any], bool], hint: str) -> None:
+    """Tell the reader, in one printed line, whether an exercise's answer is right.
+
+    ``answer`` is the reader's value (``...`` or ``None`` until they write one, which prints
+    "not attempted yet"); ``is_right(answer)`` tests the property the exercise is about. An
+    answer that makes the test raise (a wrong shape, say) counts as wrong, and the hint guides
+    without giving the answer away. Returns nothing, so no stray value follows the line.
+    """
+    if is_placeholder(answer):
+        print(f"{exercise}: not attempted yet")
+        return
+    try:
+        passed = bool(is_right(answer))
+    except Exception:  # noqa: BLE001 - any failure of a wrong answer is "not yet", not a crash
+        passed = False
+    print(f"{exercise}: correct" if passed else f"{exercise}: not yet - hint: {hint}")

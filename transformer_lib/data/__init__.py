@@ -1,0 +1,46 @@
+"""The data: TinyStories (stories), tokenizers (tokenizer, llama2c) and token caches
+(tokens). ``from transformer_lib.data import load_stories`` reads from stories."""
+
+from .stories import (
+    BOOK_EXTRACT_DIRNAME,
+    BOOK_EXTRACT_SIZES,
+    HUB_DATASET,
+    HUB_PROBE_TIMEOUT_S,
+    HUB_SPLITS,
+    LOCAL_FORMATS,
+    OFFLINE_ENV_VARS,
+    SOURCE_ENV_VAR,
+    STORY_SEPARATOR,
+    book_data_dir,
+    book_stories,
+    describe_source,
+    download_book_extract,
+    load_stories,
+    normalize_story,
+    resolve_source,
+    stories_fingerprint,
+    url_reachable,
+    write_stories_txt,
+)
+
+__all__ = [
+    "BOOK_EXTRACT_DIRNAME",
+    "BOOK_EXTRACT_SIZES",
+    "HUB_DATASET",
+    "HUB_PROBE_TIMEOUT_S",
+    "HUB_SPLITS",
+    "LOCAL_FORMATS",
+    "OFFLINE_ENV_VARS",
+    "SOURCE_ENV_VAR",
+    "STORY_SEPARATOR",
+    "book_data_dir",
+    "book_stories",
+    "describe_source",
+    "download_book_extract",
+    "load_stories",
+    "normalize_story",
+    "resolve_source",
+    "stories_fingerprint",
+    "url_reachable",
+    "write_stories_txt",
+]

@@ -1,0 +1,542 @@
+"""Read Andrej Karpathy's llama2.c checkpoints and tokenizers into this library.
+
+llama2.c (github.com/karpathy/llama2.c) stores a Llama-2-architecture model as one flat float32
+file and its sentencepiece vocabulary as another. Two checkpoint layouts exist:
+
+- version 0 ("legacy"): seven int32 header fields ``dim, hidden_dim, n_layers, n_heads,
+  n_kv_heads, vocab_size, seq_len`` (a negative vocab_size means the classifier is not tied to
+  the embedding), then the embedding, the per-layer tensors grouped by kind, the final norm, two
+  unused RoPE tables (seq_len, head_size/2) and, only when untied, the classifier;
+- version 1: a 256-byte header (uint32 magic "ak42", int32 version, the same seven fields, a
+  uint8 shared-classifier flag, zero padding), then all norms first, the embedding, the
+  per-layer matrices and, only when not shared, the classifier.
+
+Version 2 (int8 Q8_0) is refused. llama2.c rotates *interleaved* RoPE pairs, this library split
+halves, so the query/key rows are permuted on loading with :func:`rope.interleaved_to_halves`.
+
+The tokenizer file is an int32 ``max_token_length`` and, per token, a float32 merge score, an
+int32 byte length and the bytes. :class:`Llama2cTokenizer` encodes and decodes as llama2.c's
+``run.c`` does. Known names ("stories260K", "tok512", ...) resolve through :func:`llama2c_file`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import operator
+import os
+import re
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+import torch
+
+from ..model.config import ModelConfig
+from ..model.rope import interleaved_to_halves
+from ..model.transformer import Transformer
+
+ENV_VAR = "LLAMA2C_PATH"  # a directory holding llama2.c files; read at call time
+HUB_REPO = "karpathy/tinyllamas"
+# Known names -> file path inside HUB_REPO. The larger stories models use llama2.c's own
+# 32000-token tokenizer.bin, which lives in the llama2.c GitHub repository, not on the hub.
+KNOWN_FILES = MappingProxyType({
+    "stories260K": "stories260K/stories260K.bin",
+    "tok512": "stories260K/tok512.bin",
+    "stories15M": "stories15M.bin",
+    "stories42M": "stories42M.bin",
+    "stories110M": "stories110M.bin",
+})
+DEFAULT_TOKENIZER = MappingProxyType({"stories260K": "tok512"})  # others: tokenizer.bin
+TOKENIZER_NAMES = ("tok512",)
+
+MAGIC = 0x616B3432  # "ak42" read as a little-endian uint32
+V1_HEADER_BYTES = 256
+V0_HEADER_BYTES = 7 * 4
+FLOAT_BYTES = 4
+HEADER_FIELDS = ("dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size",
+                 "seq_len")
+
+
+class Llama2cFormatError(ValueError):
+    """A file is not a llama2.c checkpoint or tokenizer this module can read."""
+
+
+# ---- finding the files ---------------------------------------------------------------------
+
+
+def llama2c_file(path_or_name: str | os.PathLike) -> Path:
+    """The local path of a llama2.c file: an existing path, or a known name.
+
+    A known name ("stories260K", "tok512", "stories15M", ...; a ``llama2c:`` prefix and a
+    ``.bin`` suffix are optional) is looked up in the directory named by ``$LLAMA2C_PATH`` and
+    otherwise downloaded from the hub repository ``karpathy/tinyllamas`` into the Hugging Face
+    cache (offline, a cached copy is used; with none, a ConnectionError names both fixes).
+    """
+    path = Path(path_or_name).expanduser()
+    if path.is_file():
+        return path
+    name = str(path_or_name).removeprefix("llama2c:").removesuffix(".bin")
+    if name not in KNOWN_FILES:
+        raise FileNotFoundError(
+            f"no llama2.c file {str(path_or_name)!r}: pass the path of a .bin file or one of the "
+            f"known names {', '.join(KNOWN_FILES)}")
+    hub_path = KNOWN_FILES[name]
+    local_dir = os.environ.get(ENV_VAR)
+    if local_dir and Path(local_dir).expanduser().is_dir():
+        local = Path(local_dir).expanduser() / Path(hub_path).name
+        if local.is_file():
+            return local
+        missing_locally = f"{ENV_VAR}={local_dir} has no {Path(hub_path).name}"
+    elif local_dir:
+        missing_locally = f"{ENV_VAR}={local_dir} is not a directory"
+    else:
+        missing_locally = f"{ENV_VAR} is not set"
+    return _hub_download(hub_path, missing_locally)
+
+
+def _hub_download(hub_path: str, missing_locally: str) -> Path:
+    """hf_hub_download of one file, failing in seconds when offline with no cached copy."""
+    try:
+        import huggingface_hub
+    except ImportError as err:
+        raise ConnectionError(_unavailable(hub_path, f"{missing_locally}, and huggingface_hub "
+                                                     f"is not installed")) from err
+    from .stories import OFFLINE_ENV_VARS, url_reachable
+
+    offline = any(os.environ.get(var, "").strip().lower() in {"1", "true", "yes", "on"}
+                  for var in OFFLINE_ENV_VARS)
+    cached = huggingface_hub.try_to_load_from_cache(HUB_REPO, hub_path)
+    if isinstance(cached, str):
+        return Path(cached)
+    if offline:
+        reason = "offline mode is on and the Hugging Face cache has no copy"
+        raise ConnectionError(_unavailable(hub_path, f"{missing_locally}; {reason}"))
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    if not url_reachable(endpoint):
+        raise ConnectionError(_unavailable(hub_path, f"{missing_locally}; {endpoint} is "
+                                                     f"unreachable"))
+    try:
+        return Path(huggingface_hub.hf_hub_download(HUB_REPO, hub_path))
+    except Exception as err:  # HTTP, hub and OS errors all mean "no usable file"
+        raise ConnectionError(_unavailable(hub_path, f"{missing_locally}; download failed: "
+                                                     f"{type(err).__name__}: {err}")) from err
+
+
+def _unavailable(hub_path: str, reason: str) -> str:
+    return (f"cannot find llama2.c file {Path(hub_path).name} ({reason}). Fix one of: set "
+            f"{ENV_VAR} to a directory holding {Path(hub_path).name}; or go online (unset "
+            f"HF_HUB_OFFLINE) so {HUB_REPO}/{hub_path} can be downloaded and cached.")
+
+
+# ---- checkpoints -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Llama2cHeader:
+    """The header of a llama2.c checkpoint, validated against the file's size."""
+
+    version: int  # 0 (legacy) or 1
+    dim: int
+    hidden_dim: int
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    vocab_size: int  # always positive here
+    seq_len: int
+    shared_classifier: bool
+
+    @property
+    def head_size(self) -> int:
+        return self.dim // self.n_heads
+
+    @property
+    def kv_dim(self) -> int:
+        return self.head_size * self.n_kv_heads
+
+    def weight_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
+        """(kind, shape) of every float32 array after the header, in file order."""
+        d, h, n, v, kv = self.dim, self.hidden_dim, self.n_layers, self.vocab_size, self.kv_dim
+        norms = [("attention_norm", (n, d)), ("ffn_norm", (n, d)), ("final_norm", (d,))]
+        matrices = [("wq", (n, d, d)), ("wk", (n, kv, d)), ("wv", (n, kv, d)),
+                    ("wo", (n, d, d)), ("w1", (n, h, d)), ("w2", (n, d, h)), ("w3", (n, h, d))]
+        classifier = [] if self.shared_classifier else [("classifier", (v, d))]
+        if self.version == 1:
+            return [*norms, ("embedding", (v, d)), *matrices, *classifier]
+        half = self.head_size // 2
+        return [("embedding", (v, d)), norms[0], *matrices[:4], norms[1], *matrices[4:],
+                norms[2], ("rope_cos", (self.seq_len, half)), ("rope_sin", (self.seq_len, half)),
+                *classifier]
+
+    def expected_bytes(self) -> int:
+        header = V1_HEADER_BYTES if self.version == 1 else V0_HEADER_BYTES
+        return header + FLOAT_BYTES * sum(int(np.prod(shape)) for _, shape in
+                                          self.weight_shapes())
+
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(
+            vocab_size=self.vocab_size, d_model=self.dim, num_layers=self.n_layers,
+            num_heads=self.n_heads, num_kv_heads=self.n_kv_heads, ffn_hidden_dim=self.hidden_dim,
+            max_seq_len=self.seq_len, norm_eps=1e-5, rope_theta=10000.0,
+            tie_embeddings=self.shared_classifier)
+
+
+_FIX = ("; is it a llama2.c checkpoint? Export one with llama2.c's `python export.py out.bin "
+        "--version 1 --checkpoint ckpt.pt` (or version 0)")
+
+
+def read_header(path: str | os.PathLike) -> Llama2cHeader:
+    """Parse and validate a checkpoint's header against the file's size; reads no weights."""
+    path = Path(path)
+    size = path.stat().st_size
+    with path.open("rb") as file:
+        head = file.read(V1_HEADER_BYTES)
+    if size < V0_HEADER_BYTES:
+        raise Llama2cFormatError(f"{path} is truncated: {size} bytes, shorter than the "
+                                 f"{V0_HEADER_BYTES}-byte header of a llama2.c checkpoint{_FIX}")
+    if struct.unpack_from("<I", head)[0] == MAGIC:
+        if size < V1_HEADER_BYTES:
+            raise Llama2cFormatError(f"{path} is truncated: {size} bytes, shorter than the "
+                                     f"{V1_HEADER_BYTES}-byte version-1 header")
+        version = struct.unpack_from("<i", head, 4)[0]
+        if version == 2:
+            raise Llama2cFormatError(
+                f"{path} is a version-2 (int8 Q8_0 quantised) llama2.c checkpoint, which is not "
+                f"supported; export the float32 model instead with `python export.py out.bin "
+                f"--version 1` (or 0)")
+        if version != 1:
+            raise Llama2cFormatError(f"{path} has the llama2.c magic but version {version}; "
+                                     f"only versions 0 (legacy) and 1 (float32) can be read")
+        fields = struct.unpack_from("<7i", head, 8)
+        flag = head[8 + V0_HEADER_BYTES]
+        if flag not in (0, 1):
+            raise Llama2cFormatError(f"{path}: the shared-classifier flag is {flag}, not 0 or 1"
+                                     f"{_FIX}")
+        shared = bool(flag)
+        if fields[5] <= 0:
+            raise Llama2cFormatError(f"{path}: header field vocab_size={fields[5]} must be "
+                                     f"positive in a version-1 file{_FIX}")
+    else:
+        version = 0
+        fields = struct.unpack_from("<7i", head)
+        shared = fields[5] > 0  # legacy files flag an untied classifier by a negative size
+        fields = (*fields[:5], abs(fields[5]), fields[6])
+    values = dict(zip(HEADER_FIELDS, fields, strict=True))
+    _check_header_values(path, values)
+    header = Llama2cHeader(version=version, shared_classifier=shared, **values)
+    expected = header.expected_bytes()
+    if size != expected:
+        what = "truncated" if size < expected else "longer than its header says"
+        raise Llama2cFormatError(
+            f"{path} is {what}: the header (version {version}, {values}, "
+            f"{'tied' if shared else 'untied'} classifier) needs {expected:,} bytes but the file "
+            f"has {size:,}; re-download or re-export it{_FIX}")
+    return header
+
+
+def _check_header_values(path: Path, values: dict[str, int]) -> None:
+    bad = [f"{name}={value}" for name, value in values.items() if value <= 0]
+    if bad:
+        raise Llama2cFormatError(f"{path}: header field(s) {', '.join(bad)} must be positive"
+                                 f"{_FIX}")
+    dim, n_heads, n_kv_heads = values["dim"], values["n_heads"], values["n_kv_heads"]
+    if dim % n_heads or (dim // n_heads) % 2:
+        raise Llama2cFormatError(f"{path}: dim={dim} must split into n_heads={n_heads} heads of "
+                                 f"an even size (RoPE rotates pairs){_FIX}")
+    if n_heads % n_kv_heads:
+        raise Llama2cFormatError(f"{path}: n_heads={n_heads} is not a multiple of "
+                                 f"n_kv_heads={n_kv_heads}{_FIX}")
+
+
+def from_llama2c(path_or_name: str | os.PathLike) -> Transformer:
+    """A ``Transformer`` (eval mode, CPU, float32) with the weights of a llama2.c checkpoint.
+
+    ``path_or_name`` is a ``.bin`` path or a known name such as "stories260K" (see
+    :func:`llama2c_file`). The header is validated against the file's size before any weight
+    is read, and a bad file raises :class:`Llama2cFormatError`.
+    """
+    path = llama2c_file(path_or_name)
+    header = read_header(path)
+    offset = V1_HEADER_BYTES if header.version == 1 else V0_HEADER_BYTES
+    arrays = {}
+    with path.open("rb") as file:
+        file.seek(offset)
+        for kind, shape in header.weight_shapes():
+            count = int(np.prod(shape))
+            data = np.fromfile(file, dtype="<f4", count=count)
+            if data.size != count:  # the file shrank after read_header checked its size
+                raise Llama2cFormatError(f"{path} ended inside {kind}; re-download it")
+            arrays[kind] = torch.from_numpy(data.astype(np.float32)).view(shape)
+    model = Transformer(header.model_config())
+    model.load_state_dict(_state_dict(header, arrays), strict=True)
+    return model.eval()
+
+
+def _state_dict(header: Llama2cHeader, arrays: dict[str, torch.Tensor]) -> dict:
+    """llama2.c's arrays under this library's names, q/k rows permuted to split-halves RoPE."""
+    state = {"embed_tokens.weight": arrays["embedding"], "norm.weight": arrays["final_norm"]}
+    state["lm_head.weight"] = arrays.get("classifier", arrays["embedding"])
+    names = {"attention_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm",
+             "wq": "self_attn.q_proj", "wk": "self_attn.k_proj", "wv": "self_attn.v_proj",
+             "wo": "self_attn.o_proj", "w1": "mlp.gate_proj", "w2": "mlp.down_proj",
+             "w3": "mlp.up_proj"}
+    for layer in range(header.n_layers):
+        for kind, name in names.items():
+            weight = arrays[kind][layer]
+            if kind == "wq":
+                weight = interleaved_to_halves(weight, header.n_heads)
+            elif kind == "wk":
+                weight = interleaved_to_halves(weight, header.n_kv_heads)
+            state[f"layers.{layer}.{name}.weight"] = weight
+    return state
+
+
+# ---- tokenizer -------------------------------------------------------------------------------
+
+_BYTE_PIECE = re.compile(rb"<0x([0-9A-Fa-f]{2})>")
+BYTE_OFFSET = 3  # ids 0, 1, 2 are <unk>, BOS, EOS; byte b is id b + 3
+_NO_MERGE_BELOW = -1e10  # run.c starts its best score here, so lower scores never merge
+
+
+class Llama2cTokenizer:
+    """llama2.c's sentencepiece-BPE tokenizer, encoding and decoding exactly as ``run.c``.
+
+    encode: prepend a space (sentencepiece's dummy prefix), take one piece per UTF-8 character
+    (its bytes as ``<0xNN>`` ids where the vocabulary has no such piece), then merge, again and
+    again, the adjacent pair whose concatenation is the piece with the highest score (the
+    leftmost on ties). decode: a piece that starts the list or follows BOS drops its leading
+    space, byte pieces become raw bytes, and the bytes are read as UTF-8. So
+    ``decode(encode(s)) == s`` for every valid string. BOS (id 1) separates stories, so it is
+    also ``eot_id``; control ids decode to their names ``<unk>``, ``<s>``, ``</s>``.
+    """
+
+    bos_id = 1
+    eos_id = 2
+    eot_id = 1  # llama2.c's stories models begin each story with BOS and emit BOS to end it
+    pad_id = None  # sentencepiece's Llama vocabulary has no padding id
+
+    def __init__(self, name: str, pieces: Sequence[bytes], scores: Sequence[float]):
+        if len(pieces) != len(scores):
+            raise ValueError(f"{len(pieces)} pieces but {len(scores)} scores")
+        if len(pieces) < BYTE_OFFSET + 256:
+            raise Llama2cFormatError(f"tokenizer {name!r} has {len(pieces)} pieces; a llama2.c "
+                                     f"vocabulary has at least {BYTE_OFFSET + 256} (3 control "
+                                     f"ids and 256 byte pieces)")
+        for byte in range(256):
+            if pieces[BYTE_OFFSET + byte] != b"<0x%02X>" % byte:
+                raise Llama2cFormatError(
+                    f"tokenizer {name!r}: id {BYTE_OFFSET + byte} is "
+                    f"{pieces[BYTE_OFFSET + byte]!r}, not the byte piece <0x{byte:02X}>; "
+                    f"ids 3..258 must be the 256 byte-fallback pieces")
+        self.name = name
+        self._pieces = tuple(bytes(p) for p in pieces)
+        self._scores = tuple(float(s) for s in scores)
+        self._ids: dict[bytes, int] = {}
+        for token_id, piece in enumerate(self._pieces):
+            self._ids.setdefault(piece, token_id)  # run.c's lookup: duplicates are not expected
+        self._pair_cache: dict[tuple[int, int], tuple[float, int] | None] = {}
+        self._special_tokens = MappingProxyType({"<unk>": 0, "<s>": 1, "</s>": 2})
+        digest = hashlib.sha256()
+        for piece, score in zip(self._pieces, self._scores, strict=True):
+            digest.update(struct.pack("<fi", score, len(piece)) + piece)
+        self.content_hash = digest.hexdigest()
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, name: str | None = None) -> Llama2cTokenizer:
+        """Read a llama2.c ``tokenizer.bin``/``tok512.bin`` file."""
+        path = Path(path)
+        data = path.read_bytes()
+        pieces, scores = _parse_tokenizer(data, path)
+        return cls(name or path.stem, pieces, scores)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._pieces)
+
+    @property
+    def special_tokens(self) -> MappingProxyType:
+        """Control token name -> id (they never come out of encode)."""
+        return self._special_tokens
+
+    @property
+    def pieces(self) -> tuple[bytes, ...]:
+        """The vocabulary as stored: piece bytes by id (spaces as real spaces)."""
+        return self._pieces
+
+    @property
+    def scores(self) -> tuple[float, ...]:
+        """Merge score by id: a higher score merges first."""
+        return self._scores
+
+    def encode(self, text: str, *, add_eot: bool = False) -> list[int]:
+        """Ids for text as run.c's encode (no BOS); add_eot appends eot_id (BOS)."""
+        if not isinstance(text, str):
+            raise TypeError(f"encode expects a str, got {type(text).__name__}")
+        ids = self._merge(self._initial_ids(text)) if text else []
+        return ids + [self.eot_id] if add_eot else ids
+
+    def encode_batch(self, texts: Sequence[str], *, add_eot: bool = False,
+                     num_threads: int | None = None) -> list[list[int]]:
+        """encode for each text (num_threads is accepted for interface parity and unused)."""
+        if isinstance(texts, str):
+            raise TypeError("encode_batch expects a sequence of str, got one str; use encode")
+        return [self.encode(text, add_eot=add_eot) for text in texts]
+
+    def _initial_ids(self, text: str) -> list[int]:
+        """The dummy-prefix space, then one id per character, or its bytes' fallback ids."""
+        ids = []
+        for char in " " + text:
+            try:
+                encoded = char.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate has no UTF-8 form
+                encoded = "\ufffd".encode()
+            token_id = self._ids.get(encoded)
+            if token_id is None:
+                ids.extend(byte + BYTE_OFFSET for byte in encoded)
+            else:
+                ids.append(token_id)
+        return ids
+
+    def _pair(self, left: int, right: int) -> tuple[float, int] | None:
+        """(score, id) of the piece spelled by two adjacent ids' pieces, if it may merge."""
+        key = (left, right)
+        if key not in self._pair_cache:
+            merged = self._ids.get(self._pieces[left] + self._pieces[right])
+            ok = merged is not None and self._scores[merged] > _NO_MERGE_BELOW
+            self._pair_cache[key] = (self._scores[merged], merged) if ok else None
+        return self._pair_cache[key]
+
+    def _merge(self, ids: list[int]) -> list[int]:
+        """run.c's merge loop in O(n log n): a heap of candidate pairs over a linked list.
+
+        run.c rescans every adjacent pair and merges the best score, leftmost on ties. The heap
+        orders candidates by (-score, position of the left token); positions keep their order
+        in the linked list, so the pair popped first is the one run.c would choose. Entries
+        made stale by an earlier merge are recognised and skipped.
+        """
+        n = len(ids)
+        tokens = list(ids)
+        nxt = list(range(1, n + 1))  # n means "no next token"
+        prev = list(range(-1, n - 1))
+        alive = [True] * n
+        heap: list[tuple[float, int, int, int, int, int]] = []
+
+        def push(i: int) -> None:
+            j = nxt[i]
+            if j < n:
+                candidate = self._pair(tokens[i], tokens[j])
+                if candidate is not None:
+                    score, merged = candidate
+                    heapq.heappush(heap, (-score, i, j, tokens[i], tokens[j], merged))
+
+        for i in range(n - 1):
+            push(i)
+        while heap:
+            _, i, j, left, right, merged = heapq.heappop(heap)
+            if not alive[i] or nxt[i] != j or tokens[i] != left or tokens[j] != right:
+                continue  # stale: one of the two tokens changed since this pair was pushed
+            tokens[i] = merged
+            alive[j] = False
+            nxt[i] = nxt[j]
+            if nxt[j] < n:
+                prev[nxt[j]] = i
+            if prev[i] >= 0:
+                push(prev[i])
+            push(i)
+        return [tokens[i] for i in range(n) if alive[i]]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Text for ids; see the class docstring for the leading-space rule."""
+        ids = ids.tolist() if hasattr(ids, "tolist") else [_as_index(i) for i in ids]
+        bad = [i for i in ids if not isinstance(i, int) or not 0 <= i < self.vocab_size]
+        if bad:
+            raise ValueError(f"cannot decode ids {bad[:5]}: ids must be ints in "
+                             f"[0, {self.vocab_size})")
+        out = bytearray()
+        previous = self.bos_id  # the first piece drops its dummy-prefix space too
+        for token_id in ids:
+            piece = self._pieces[token_id]
+            if previous == self.bos_id and piece.startswith(b" "):
+                piece = piece[1:]
+            out += self._piece_bytes(token_id, piece)
+            previous = token_id
+        return out.decode("utf-8", errors="replace")
+
+    def _piece_bytes(self, token_id: int, piece: bytes) -> bytes:
+        if token_id < BYTE_OFFSET:
+            return ("<unk>", "<s>", "</s>")[token_id].encode()
+        match = _BYTE_PIECE.fullmatch(piece)
+        return bytes([int(match.group(1), 16)]) if match else piece
+
+    def token_bytes(self, token_id: int) -> bytes:
+        """The raw bytes of one token, leading space kept (byte pieces give their byte)."""
+        if not 0 <= token_id < self.vocab_size:
+            raise ValueError(f"token id {token_id} is outside [0, {self.vocab_size})")
+        return self._piece_bytes(token_id, self._pieces[token_id])
+
+    def __repr__(self) -> str:
+        return (f"Llama2cTokenizer(name={self.name!r}, vocab_size={self.vocab_size}, "
+                f"bos_id={self.bos_id}, eos_id={self.eos_id}, hash={self.content_hash[:12]})")
+
+
+def _as_index(value):
+    try:
+        return operator.index(value)
+    except TypeError:
+        return value
+
+
+def _parse_tokenizer(data: bytes, path: Path) -> tuple[list[bytes], list[float]]:
+    """(pieces, scores) of a llama2.c tokenizer file; the vocabulary size is what the file holds."""
+    if len(data) < 4:
+        raise Llama2cFormatError(f"{path} is truncated: {len(data)} bytes, no max_token_length")
+    (max_length,) = struct.unpack_from("<i", data)
+    if max_length <= 0:
+        raise Llama2cFormatError(f"{path}: max_token_length={max_length} must be positive; is "
+                                 f"it a llama2.c tokenizer file (tokenizer.bin, tok512.bin)?")
+    pieces, scores, offset = [], [], 4
+    while offset < len(data):
+        if offset + 8 > len(data):
+            raise Llama2cFormatError(f"{path} is truncated inside the entry of id {len(pieces)}")
+        score, length = struct.unpack_from("<fi", data, offset)
+        offset += 8
+        if not 0 <= length <= max_length or offset + length > len(data):
+            raise Llama2cFormatError(
+                f"{path}: id {len(pieces)} claims {length} bytes (max_token_length "
+                f"{max_length}, {len(data) - offset} bytes left); the file is truncated or "
+                f"not a llama2.c tokenizer")
+        pieces.append(data[offset:offset + length])
+        scores.append(score)
+        offset += length
+    return pieces, scores
+
+
+def is_llama2c_tokenizer(path: str | os.PathLike) -> bool:
+    """Whether a file parses as a llama2.c tokenizer (byte pieces at ids 3..258 included)."""
+    try:
+        pieces, _ = _parse_tokenizer(Path(path).read_bytes(), Path(path))
+    except (Llama2cFormatError, OSError):
+        return False
+    return len(pieces) >= BYTE_OFFSET + 256 and pieces[BYTE_OFFSET] == b"<0x00>"
+
+
+def load_llama2c_tokenizer(path_or_name: str | os.PathLike = "tok512") -> Llama2cTokenizer:
+    """A :class:`Llama2cTokenizer` from a file path or a known name.
+
+    A known tokenizer name ("tok512") or a model name with a known tokenizer ("stories260K")
+    resolves through :func:`llama2c_file`.
+    """
+    path = Path(path_or_name).expanduser()
+    if not path.is_file():
+        path_or_name = default_tokenizer_name(path_or_name) or path_or_name
+    path = llama2c_file(path_or_name)
+    return Llama2cTokenizer.load(path)
+
+
+def default_tokenizer_name(model: str | os.PathLike) -> str | None:
+    """The known tokenizer of a known model name or file (stories260K -> tok512), else None."""
+    stem = Path(str(model).removeprefix("llama2c:")).stem
+    return DEFAULT_TOKENIZER.get(stem)

@@ -1,0 +1,185 @@
+"""The full model: token embedding, a stack of pre-norm blocks, a final RMSNorm, the output head.
+
+Module names follow Hugging Face's ``LlamaForCausalLM`` (``embed_tokens``, ``layers.N.self_attn
+.q_proj``, ``norm``, ``lm_head``...), so checkpoints map one to one (see ``interop``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from .attention import KVCache, attention_dtype
+from .block import Block
+from .config import ModelConfig
+from .rmsnorm import RMSNorm
+from .rope import rope_tables
+
+
+@contextmanager
+def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
+    """Run a block with ``module`` in eval mode (dropout off), then restore its previous mode."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
+
+
+class Transformer(nn.Module):
+    """A Llama-style decoder-only language model."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        if not isinstance(config, ModelConfig):
+            raise TypeError(f"Transformer takes a ModelConfig, got {type(config).__name__}")
+        self.config = config
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.d_model)
+        self.dropout = nn.Dropout(config.dropout)
+        self.layers = nn.ModuleList(Block(config) for _ in range(config.num_layers))
+        self.norm = RMSNorm(config.d_model, config.norm_eps)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        if config.tie_embeddings:
+            self.lm_head.weight = self.embed_tokens.weight
+        # Derived from the config, so not saved with the weights.
+        cos, sin = rope_tables(config.head_dim, config.max_seq_len, config.rope_theta)
+        self.register_buffer("rope_cos", cos, persistent=False)  # (max_seq_len, D)
+        self.register_buffer("rope_sin", sin, persistent=False)  # (max_seq_len, D)
+        self.init_weights()
+
+    def init_weights(self, std: float = 0.02) -> None:
+        """Normal(0, std) weights; the two projections that write into the residual stream get
+        std / sqrt(2 * num_layers) (GPT-2's scaled init), so the stream's variance does not grow
+        with depth at initialisation."""
+        residual_std = std / math.sqrt(2 * self.config.num_layers)
+        nn.init.normal_(self.embed_tokens.weight, std=std)
+        if not self.config.tie_embeddings:
+            nn.init.normal_(self.lm_head.weight, std=std)
+        for layer in self.layers:
+            for proj in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj,
+                         layer.mlp.gate_proj, layer.mlp.up_proj):
+                nn.init.normal_(proj.weight, std=std)
+            nn.init.normal_(layer.self_attn.o_proj.weight, std=residual_std)
+            nn.init.normal_(layer.mlp.down_proj.weight, std=residual_std)
+            layer.input_layernorm.reset_parameters()
+            layer.post_attention_layernorm.reset_parameters()
+        self.norm.reset_parameters()
+
+    def check_input_ids(self, input_ids: torch.Tensor, start: int = 0,
+                        check_ids: bool = True) -> None:
+        """Raise a clear error unless input_ids is an integer (B, T) tensor whose positions
+        start..start+T fit in max_seq_len and (with ``check_ids``) whose ids lie in the vocabulary.
+
+        The id range check reads the device once (one aminmax); ids checked before, or sampled
+        from the model, can skip it with ``check_ids=False``.
+        """
+        if not isinstance(input_ids, torch.Tensor):
+            raise TypeError(f"input_ids must be a torch.Tensor of token ids, got "
+                            f"{type(input_ids).__name__}; wrap lists with torch.tensor([ids])")
+        if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
+            raise TypeError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}; "
+                            f"convert with input_ids.long()")
+        if input_ids.dim() != 2:
+            raise ValueError(f"input_ids must have shape (batch, seq_len), got "
+                             f"{tuple(input_ids.shape)}; add a batch dimension with "
+                             f"input_ids.unsqueeze(0)")
+        end = start + input_ids.shape[1]
+        if end > self.config.max_seq_len:
+            raise ValueError(f"sequence reaches position {end} but max_seq_len is "
+                             f"{self.config.max_seq_len}; shorten the input or build the model "
+                             f"with a larger max_seq_len")
+        if check_ids and input_ids.numel() and not torch.compiler.is_compiling():
+            low, high = torch.stack(torch.aminmax(input_ids)).tolist()  # one device-host read
+            if low < 0 or high >= self.config.vocab_size:
+                bad = low if low < 0 else high
+                raise ValueError(f"token id {bad} is outside [0, vocab_size={self.config.vocab_size})"
+                                 f"; the tokenizer and the model's vocab_size disagree")
+
+    def forward(self, input_ids: torch.Tensor, caches: list[KVCache] | None = None, *,
+                last_only: bool = False, check_ids: bool = True) -> torch.Tensor:
+        """Logits (B, T, vocab_size) for input_ids (B, T); (B, 1, vocab_size) with ``last_only``.
+
+        With ``caches`` (one KVCache per layer, from :meth:`make_caches`), input_ids continue the
+        cached sequence: their positions start at the caches' length. ``last_only`` computes the
+        output head for the last position alone (what sampling needs: llama2.c and Meta's code
+        do the same). ``check_ids=False`` skips the id range check, for ids already checked with
+        :meth:`check_input_ids` or sampled from the model.
+        """
+        start = 0
+        if caches is not None:
+            start = caches[0].length
+            if any(cache.length != start for cache in caches):
+                raise ValueError(f"the KV caches disagree on their length "
+                                 f"({[cache.length for cache in caches]}); make them together "
+                                 f"with make_caches and reset them together")
+        self.check_input_ids(input_ids, start, check_ids)
+        T = input_ids.shape[1]
+        cos, sin = self.rope_cos[start:start + T], self.rope_sin[start:start + T]  # (T, D)
+        x = self.embed_tokens(input_ids)  # (B, T, C)
+        if self.training and self.dropout.p:  # as in Block: no call when it would do nothing
+            x = self.dropout(x)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, cos, sin, caches[i] if caches is not None else None)
+        if last_only:
+            x = x[:, -1:]  # (B, 1, C)
+        return self.lm_head(self.norm(x))  # (B, T, V)
+
+    @torch.no_grad()
+    def attention_maps(self, input_ids: torch.Tensor) -> list[torch.Tensor]:
+        """Attention weights of every layer, each (B, num_heads, T, T), via the explicit path."""
+        self.check_input_ids(input_ids, 0)
+        T = input_ids.shape[1]
+        cos, sin = self.rope_cos[:T], self.rope_sin[:T]
+        x = self.embed_tokens(input_ids)
+        maps = []
+        for layer in self.layers:
+            x, weights = layer.forward_with_weights(x, cos, sin)
+            maps.append(weights.float())
+        return maps
+
+    def make_caches(self, batch_size: int, max_seq_len: int | None = None) -> nn.ModuleList:
+        """One empty KVCache per layer, on the model's device, in the dtype attention runs in
+        (the model's, except float32 for a bfloat16 model on a CPU: see ``attention_dtype``)."""
+        param = self.embed_tokens.weight
+        dtype = attention_dtype(param.dtype, param.device)
+        return nn.ModuleList(
+            KVCache(batch_size, self.config.num_kv_heads, max_seq_len or self.config.max_seq_len,
+                    self.config.head_dim, dtype=dtype, device=param.device)
+            for _ in self.layers
+        )
+
+    def generate(self, prompt_ids, max_new_tokens: int, temperature: float = 1.0,
+                 top_k: int | None = None, top_p: float | None = None, eos_id: int | None = None,
+                 use_cache: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Continue prompt_ids; see :func:`transformer_lib.model.generation.generate`."""
+        from .generation import generate
+
+        return generate(self, prompt_ids, max_new_tokens, temperature=temperature, top_k=top_k,
+                        top_p=top_p, eos_id=eos_id, use_cache=use_cache, generator=generator)
+
+    def num_parameters(self) -> int:
+        """Trainable parameters, each shared tensor counted once."""
+        return sum(p.numel() for p in self.parameters())
+
+
+def parameter_counts(model: Transformer) -> dict[str, int]:
+    """Parameters by component; a tied output head counts 0 (it is the embedding)."""
+    counts = dict(embedding=0, attention=0, feed_forward=0, norms=0, lm_head=0)
+    for name, param in model.named_parameters():  # shared tensors are listed once
+        if name.startswith("embed_tokens"):
+            counts["embedding"] += param.numel()
+        elif name.startswith("lm_head"):
+            counts["lm_head"] += param.numel()
+        elif ".self_attn." in name:
+            counts["attention"] += param.numel()
+        elif ".mlp." in name:
+            counts["feed_forward"] += param.numel()
+        else:
+            counts["norms"] += param.numel()
+    counts["total"] = sum(counts.values())
+    return counts

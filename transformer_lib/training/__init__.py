@@ -1,0 +1,1 @@
+"""Training: the trainer, checkpoints and the evaluation metrics (above model and data)."""

@@ -1,0 +1,366 @@
+"""One trainer for the notebooks and the command line.
+
+AdamW without weight decay on norms and embeddings, linear warm-up then cosine decay, gradient
+clipping and accumulation, periodic evaluation in bits per byte, stopping by steps or by
+wall-clock minutes, atomic checkpoints with exact resume, and data-parallel training on
+several processes (``torchrun``) where the global batch is split across ranks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..device import pick_device, pick_precision
+from ..fileio import write_text_atomically
+from . import checkpoint as ckpt
+from .metrics import all_reduce, evaluate_tokens, rank_and_world, token_byte_lengths
+
+__all__ = ["CLI_RECIPE", "TrainConfig", "Trainer", "TrainingDiverged", "evaluate_tokens",
+           "learning_rate", "make_optimizer", "token_byte_lengths"]
+from ..data.tokens import RandomWindows
+from ..model.transformer import Transformer
+
+LOG = "log.jsonl"  # one JSON record per line in the run directory
+TRAINER_META = ("train_config", "history", "tokens_seen", "tokenizer")  # written by Trainer.save
+
+
+@dataclass
+class TrainConfig:
+    """How to train; every field has a default sized for a laptop CPU."""
+
+    batch_size: int = 16  # sequences per optimizer step, over all processes together
+    seq_len: int = 256  # tokens per training window
+    grad_accum: int = 1  # micro-batches per step on each process (same maths, less memory)
+    lr: float = 5e-3  # peak learning rate: best of those tried in 5-minute CPU runs
+    min_lr_ratio: float = 0.1  # the cosine decays to lr * min_lr_ratio
+    warmup_steps: int = 30  # linear warm-up from lr / warmup_steps
+    weight_decay: float = 0.1  # on matrices only; norms and embeddings get none
+    beta1: float = 0.9
+    beta2: float = 0.95  # shorter memory than 0.999: steadier for short, noisy runs
+    grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
+    max_steps: int | None = None  # stop after this many steps ...
+    max_minutes: float | None = None  # ... or after this much wall-clock time, whichever first
+    eval_every: int = 100  # steps between evaluations (a last one always runs at the end)
+    eval_windows: int | None = 64  # windows per periodic evaluation; None = every token
+    save_every: int | None = None  # steps between checkpoints (one is always written at the end)
+    log_every: int = 10  # steps between train records sent to callbacks
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"  # auto, fp32 or bf16 (see transformer_lib.device)
+    compile: bool = False  # torch.compile the model; falls back to eager with a warning
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "seq_len", "grad_accum", "warmup_steps", "eval_every",
+                     "log_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (
+                    0 if name == "warmup_steps" else 1):
+                raise ValueError(f"{name}={value!r} must be a positive integer")
+        if self.max_steps is None and self.max_minutes is None:
+            raise ValueError("give max_steps or max_minutes (or both): the learning-rate schedule "
+                             "is planned for the stop that applies")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps={self.max_steps} must be >= 1")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f"max_minutes={self.max_minutes} must be positive")
+        if not self.lr > 0 or not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"lr={self.lr} must be > 0 and min_lr_ratio={self.min_lr_ratio} "
+                             f"in [0, 1]")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# The training command's recipe (python -m transformer_lib.train): TrainConfig's defaults, except
+# these, each tuned for the best validation bits per byte a 5-minute run on a small CPU buys
+# (the runs are in benchmarks/RESULTS.md). Five minutes see the 2 MB local sample many times and
+# the model starts to memorise it; strong decoupled weight decay holds that back. A run that sees
+# its data once (the full dataset, on a GPU) wants TrainConfig's 0.1. On a CPU the command trains
+# under bf16 autocast, which reached a lower validation loss per minute than float32 there; the
+# library's device policy itself stays float32 on CPU.
+# The training window is the smaller of seq_len and the model's max_seq_len (TrainConfig itself
+# refuses a window longer than the model's context).
+CLI_RECIPE = {"weight_decay": 1.0, "max_minutes": 5.0, "cpu_precision": "bf16"}
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN or infinite."""
+
+
+def learning_rate(config: TrainConfig, step: int, progress: float) -> float:
+    """Linear warm-up over ``warmup_steps``, then cosine decay as ``progress`` goes 0 -> 1.
+
+    ``progress`` is the fraction of the run done: steps over max_steps, or elapsed over
+    max_minutes, whichever is further along, so the decay ends where the run does.
+    """
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    cosine = 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+    return config.lr * (config.min_lr_ratio + (1.0 - config.min_lr_ratio) * cosine)
+
+
+def make_optimizer(model: torch.nn.Module, config: TrainConfig,
+                   device: torch.device) -> torch.optim.AdamW:
+    """AdamW with decay on weight matrices only (not on norms or the embedding table)."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():  # a tied output head is the embedding
+        (no_decay if param.dim() < 2 or "embed_tokens" in name else decay).append(param)
+    groups = [{"params": decay, "weight_decay": config.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    fused = device.type in ("cuda", "cpu")  # one kernel per step where PyTorch has one
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2),
+                             fused=fused, foreach=None if fused else True)
+
+
+class Trainer:
+    """Trains a Transformer on a flat token array; call :meth:`fit`.
+
+    ``callbacks`` receive dict records: ``{"kind": "train", "step", "tokens", "elapsed_s",
+    "loss", "lr"}`` every ``log_every`` steps and ``{"kind": "eval", "step", "tokens",
+    "elapsed_s", "val_loss", "val_bpb"}`` at each evaluation. With ``run_dir`` the run is
+    checkpointed there (rank 0 only) and ``resume=True`` continues its latest checkpoint.
+    """
+
+    def __init__(self, model: Transformer, train_tokens: np.ndarray, val_tokens: np.ndarray,
+                 config: TrainConfig, byte_lengths: np.ndarray, *,
+                 run_dir: str | Path | None = None, tokenizer_file: str | Path | None = None,
+                 callbacks: Sequence[Callable[[dict], None]] = (), progress: bool = True,
+                 log: Callable[[str], None] | None = tqdm.write, extra_meta: dict | None = None):
+        self.config = config
+        self.rank, self.world = rank_and_world()
+        if config.batch_size % (self.world * config.grad_accum):
+            raise ValueError(
+                f"batch_size={config.batch_size} must be divisible by processes x grad_accum = "
+                f"{self.world} x {config.grad_accum}; each process takes an equal share")
+        if config.seq_len > model.config.max_seq_len:
+            raise ValueError(f"seq_len={config.seq_len} exceeds the model's max_seq_len="
+                             f"{model.config.max_seq_len}")
+        self.device = pick_device(config.device)
+        if self.device.type == "cuda" and self.world > 1:
+            self.device = torch.device("cuda", torch.cuda.current_device())
+        self.precision = pick_precision(self.device, config.precision)
+        self.model = model.to(self.device)
+        self.train_tokens, self.val_tokens = train_tokens, val_tokens
+        self.byte_lengths = byte_lengths
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.tokenizer_file = tokenizer_file
+        self.callbacks = list(callbacks)
+        self.progress = progress and self.rank == 0
+        self.log = log if self.rank == 0 else None
+        self.extra_meta = dict(extra_meta or {})
+        fixed = sorted(set(self.extra_meta) & {*ckpt.RESERVED_META, *TRAINER_META})
+        if fixed:
+            raise ValueError(f"extra_meta may not set {fixed}: the trainer writes those keys")
+        self.sampler = RandomWindows(train_tokens, config.batch_size, config.seq_len,
+                                     seed=config.seed, device=self.device)
+        self.optimizer = make_optimizer(self.model, config, self.device)
+        self.step = 0
+        self.elapsed_before = 0.0  # seconds trained before a resume
+        self.history: list[dict] = []
+        self._forward = self._build_forward()
+
+    # ---- set-up -----------------------------------------------------------------------------
+
+    def _build_forward(self):
+        module: torch.nn.Module = self.model
+        if self.config.compile:
+            module = torch.compile(module)
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            module = DistributedDataParallel(
+                module, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        return module
+
+    def _fall_back_to_eager(self, err: Exception) -> None:
+        warnings.warn(f"torch.compile failed ({type(err).__name__}: {str(err)[:200]}); "
+                      f"training without compilation", stacklevel=2)
+        self.config = dataclasses.replace(self.config, compile=False)
+        self._forward = self._build_forward()
+
+    def resume(self, checkpoint_dir: str | Path) -> None:
+        """Restore weights, optimizer, RNG and data position from a checkpoint."""
+        checkpoint_dir = ckpt.resolve_checkpoint(checkpoint_dir)
+        model, meta = ckpt.load_model_from_checkpoint(checkpoint_dir)
+        if model.config != self.model.config:
+            raise ckpt.CheckpointError(f"{checkpoint_dir} holds a model of another shape: "
+                                       f"{model.config} vs {self.model.config}")
+        state = ckpt.load_training_state(checkpoint_dir)
+        with torch.no_grad():
+            for target, source in zip(self.model.parameters(), model.parameters(), strict=True):
+                target.copy_(source)
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.sampler.load_state_dict(state["sampler"])
+        except (KeyError, ValueError, RuntimeError) as err:
+            raise ckpt.CheckpointError(f"{checkpoint_dir / ckpt.STATE} does not match this run: "
+                                       f"{err}") from err
+        torch.set_rng_state(state["torch_rng"])
+        if self.device.type == "cuda" and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        self.step = int(state["step"])
+        self.elapsed_before = float(state["elapsed_s"])
+        self.history = list(meta.get("history", []))
+        if self.run_dir is not None and self.rank == 0:
+            # Steps after the checkpoint were logged by the lost run and will be logged again:
+            # the log restarts from the restored history, replaced in one atomic write.
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_text_atomically(self.run_dir / LOG,
+                                  "".join(json.dumps(record) + "\n" for record in self.history))
+
+    # ---- the loop ---------------------------------------------------------------------------
+
+    def _progress_fraction(self, elapsed: float) -> float:
+        fractions = []
+        if self.config.max_steps is not None:
+            fractions.append(self.step / self.config.max_steps)
+        if self.config.max_minutes is not None:
+            fractions.append(elapsed / (60.0 * self.config.max_minutes))
+        fraction = max(fractions)
+        if self.world > 1:  # every rank follows rank 0's clock, so all stop at the same step
+            fraction = all_reduce([fraction if self.rank == 0 else 0.0], self.device)[0]
+        return fraction
+
+    def _train_step(self, lr: float) -> float:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        x, y = self.sampler.batch_at(self.step)  # the global batch, (B, T)
+        share = self.config.batch_size // self.world
+        x, y = x[self.rank * share:(self.rank + 1) * share], y[self.rank * share:(self.rank + 1)
+                                                                   * share]
+        micro = share // self.config.grad_accum
+        total = 0.0
+        for i in range(self.config.grad_accum):
+            xm, ym = x[i * micro:(i + 1) * micro], y[i * micro:(i + 1) * micro]
+            last = i == self.config.grad_accum - 1
+            sync = self._forward.no_sync() if self.world > 1 and not last else nullcontext()
+            with sync, self.precision.autocast(self.device):
+                logits = self._forward(xm)
+                loss = F.cross_entropy(logits.flatten(0, 1).float(), ym.flatten())
+            (loss / self.config.grad_accum).backward()
+            total += loss.item() / self.config.grad_accum
+        if self.config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        total = all_reduce([total], self.device)[0] / self.world
+        if not math.isfinite(total):
+            self.optimizer.zero_grad(set_to_none=True)
+            raise TrainingDiverged(
+                f"loss became {total} at step {self.step + 1}; stopping without saving, so the "
+                f"last good checkpoint stays. Lower the learning rate (now {lr:g}) or use fp32")
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.sampler.step = self.step + 1
+        self.step += 1
+        return total
+
+    def evaluate(self, max_windows: int | None = None) -> dict:
+        """Validation loss and bits per byte (every token, or the first max_windows windows)."""
+        return evaluate_tokens(self.model, self.val_tokens, self.byte_lengths,
+                               self.config.seq_len, self.config.batch_size, self.device,
+                               self.precision, max_windows)
+
+    def _emit(self, record: dict) -> None:
+        self.history.append(record)
+        if self.rank == 0:
+            for callback in self.callbacks:
+                callback(record)
+            if self.run_dir is not None:
+                with open(self.run_dir / LOG, "a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(record) + "\n")
+
+    def save(self, elapsed: float) -> Path | None:
+        if self.run_dir is None or self.rank != 0:
+            return None
+        state = {"optimizer": self.optimizer.state_dict(), "sampler": self.sampler.state_dict(),
+                 "torch_rng": torch.get_rng_state(), "step": self.step, "elapsed_s": elapsed}
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        meta = {**self.extra_meta, "train_config": self.config.to_dict(), "history": self.history,
+                "tokens_seen": self.step * self.config.batch_size * self.config.seq_len,
+                "tokenizer": ckpt.TOKENIZER if self.tokenizer_file else None}
+        return ckpt.save_checkpoint(self.run_dir, self.model, self.step, meta, state,
+                                    self.tokenizer_file)
+
+    def fit(self) -> list[dict]:
+        """Train until the step or time budget is spent; return the history of records."""
+        config = self.config
+        if self.run_dir is not None and self.rank == 0:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.step > 0 and self._progress_fraction(self.elapsed_before) >= 1.0:
+            return self.history  # a finished run, resumed: already evaluated and saved
+        if self.step == 0:
+            torch.manual_seed(config.seed)  # dropout; resumes restore the RNG state instead
+        tokens_per_step = config.batch_size * config.seq_len
+        start = time.perf_counter() - self.elapsed_before
+        elapsed = self.elapsed_before
+        bar = tqdm(total=config.max_steps, initial=self.step, desc="train", unit="step",
+                   disable=not self.progress, dynamic_ncols=True)
+        window_start, window_steps = time.perf_counter(), 0
+        self.model.train()
+        # Once per step: under torchrun each evaluation is an all-reduce of rank 0's clock.
+        progress = self._progress_fraction(elapsed)
+        try:
+            while progress < 1.0:
+                lr = learning_rate(config, self.step, progress)
+                try:
+                    loss = self._train_step(lr)
+                except TrainingDiverged:
+                    raise
+                except Exception as err:  # compilation errors surface at the first call
+                    if not config.compile or self.step > 0:
+                        raise
+                    self._fall_back_to_eager(err)
+                    config = self.config
+                    loss = self._train_step(lr)
+                elapsed = time.perf_counter() - start
+                progress = self._progress_fraction(elapsed)
+                window_steps += 1
+                rate = window_steps * tokens_per_step / max(time.perf_counter() - window_start,
+                                                            1e-9)
+                bar.update(1)
+                if config.max_steps is None:  # time budget: let the bar show the projected end
+                    bar.total = max(self.step, int(self.step / max(progress, 1e-9)))
+                bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{rate:,.0f}", refresh=False)
+                if self.step % config.log_every == 0:
+                    self._emit({"kind": "train", "step": self.step,
+                                "tokens": self.step * tokens_per_step, "elapsed_s": elapsed,
+                                "loss": loss, "lr": lr})
+                    window_start, window_steps = time.perf_counter(), 0
+                done = progress >= 1.0
+                if self.step % config.eval_every == 0 and not done:
+                    self._evaluate_and_log(config.eval_windows, elapsed)
+                if config.save_every and self.step % config.save_every == 0 and not done:
+                    self.save(elapsed)
+        finally:
+            bar.close()
+        self._evaluate_and_log(None, elapsed)
+        self.save(elapsed)
+        for callback in self.callbacks if self.rank == 0 else ():
+            if hasattr(callback, "close"):  # e.g. a LiveDashboard draws its final state
+                callback.close()
+        return self.history
+
+    def _evaluate_and_log(self, max_windows: int | None, elapsed: float) -> None:
+        result = self.evaluate(max_windows)
+        self._emit({"kind": "eval", "step": self.step,
+                    "tokens": self.step * self.config.batch_size * self.config.seq_len,
+                    "elapsed_s": elapsed, "val_loss": result["loss"],
+                    "val_bpb": result["bits_per_byte"], "val_tokens": result["tokens"]})
+        if self.log is not None:
+            scope = "all" if max_windows is None else f"{result['tokens']:,}"
+            self.log(f"step {self.step}: val loss {result['loss']:.4f}, "
+                     f"{result['bits_per_byte']:.4f} bits/byte ({scope} tokens), "
+                     f"{elapsed / 60:.1f} min")
