@@ -1,6 +1,7 @@
 """Regenerate each chapter's .ipynb from its .py source and execute it in place.
 
-Usage: python book_config/execute_notebooks.py [notebooks/NN_name.py ...]   (default: all)
+Usage: python book_config/execute_notebooks.py [notebooks/NN_name.py ...]
+(default: every chapter, then every solution notebook in notebooks/solutions/)
 
 The .py is the source: the .ipynb is rebuilt from it with ``jupytext --update`` (which keeps
 nothing but outputs), then executed so that the stored outputs are the ones nbval compares.
@@ -19,12 +20,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def main(paths: list[str]) -> int:
-    sources = [Path(p).resolve() for p in paths] or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+    sources = [Path(p).resolve() for p in paths] or [
+        *sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py")),
+        *sorted((ROOT / "notebooks" / "solutions").glob("[0-9][0-9]_*.py"))]
+    # Data comes from TINYSTORIES_PATH / LLAMA2C_PATH when set, else from the user's cache.
     env = dict(os.environ, MPLBACKEND="module://matplotlib_inline.backend_inline",
-               HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", PYTHONHASHSEED="0")
-    shared = ROOT.parent / "shared" / "data" / "tinystories"
-    if "TINYSTORIES_PATH" not in env and shared.is_dir():
-        env["TINYSTORIES_PATH"] = str(shared)
+               PYTHONHASHSEED="0")
     for source in sources:
         start = time.perf_counter()
         subprocess.run(["jupytext", "--to", "ipynb", "--update", str(source)], check=True,
