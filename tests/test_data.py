@@ -109,10 +109,11 @@ def test_limit_on_jsonl_normalises_and_skips_empty_rows(tmp_path):
     assert list(load_stories("train", path, limit=2)["text"]) == STORIES[:2]
 
 
-@pytest.mark.parametrize("limit", [0, -1, 1.5, True])
-def test_bad_limit_is_refused(tmp_path, limit):
+@pytest.mark.parametrize("limit, error", [(0, ValueError), (-1, ValueError), (1.5, TypeError),
+                                          (True, TypeError)])
+def test_bad_limit_is_refused(tmp_path, limit, error):
     write_txt(tmp_path / "train.txt", STORIES)
-    with pytest.raises(ValueError, match="limit"):
+    with pytest.raises(error, match="limit"):
         load_stories("train", tmp_path, limit=limit)
 
 

@@ -1,6 +1,6 @@
 """The package's layers: a module imports only from its own layer and the layers below.
 
-    base      device, fileio
+    base      checks, device, fileio
     model     transformer_lib/model/
     data      transformer_lib/data/           (may use model: llama2c builds a Transformer)
     training  transformer_lib/training/
@@ -40,7 +40,7 @@ def layer(module: str) -> str:
     if parts[-1] == "__main__":
         return "main"
     head = parts[0]
-    if head in {"device", "fileio"}:
+    if head in {"checks", "device", "fileio"}:
         return "base"
     if head in {"model", "data", "training", "analysis", "book", "interop"}:
         return head

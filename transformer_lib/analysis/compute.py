@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..checks import require_int, require_positive_number
 from ..model.generation import filter_logits
 from ..model.rope import apply_rope, rope_frequencies, rope_tables
 from ..model.transformer import eval_mode
@@ -68,16 +69,13 @@ def attention_maps_for_text(model, tokenizer, text: str) -> tuple[list[torch.Ten
 
 
 def _check_head_dim(head_dim: int) -> int:
-    if isinstance(head_dim, bool) or not isinstance(head_dim, int) or head_dim <= 0 \
-            or head_dim % 2:
+    if require_int("head_dim", head_dim, 1) % 2:
         raise ValueError(f"head_dim={head_dim!r} must be a positive even int (RoPE rotates pairs)")
     return head_dim
 
 
 def _check_theta(theta: float) -> float:
-    if isinstance(theta, bool) or not isinstance(theta, (int, float)) or not theta > 0:
-        raise ValueError(f"theta={theta!r} must be a positive number (Llama uses 10000)")
-    return float(theta)
+    return require_positive_number("theta", theta, why=" (Llama uses 10000)")
 
 
 def _check_positions(positions) -> np.ndarray:
@@ -122,13 +120,11 @@ def rope_similarity(head_dim: int, max_distance: int, theta: float = 10000.0,
     "random" (the mean over ``num_samples`` Gaussian vectors). Shape (max_distance + 1,).
     """
     head_dim, theta = _check_head_dim(head_dim), _check_theta(theta)
-    if isinstance(max_distance, bool) or not isinstance(max_distance, int) or max_distance < 1:
-        raise ValueError(f"max_distance={max_distance!r} must be an int >= 1")
+    require_int("max_distance", max_distance, 1)
     if kind == "constant":
         vectors = torch.ones(1, head_dim)
     elif kind == "random":
-        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-            raise ValueError(f"num_samples={num_samples!r} must be an int >= 1")
+        require_int("num_samples", num_samples, 1)
         generator = torch.Generator().manual_seed(seed)
         vectors = torch.randn(num_samples, head_dim, generator=generator)
     else:

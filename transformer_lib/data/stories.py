@@ -30,6 +30,7 @@ from pathlib import Path
 
 import datasets
 
+from ..checks import require_int
 from ..fileio import write_text_atomically
 
 HUB_DATASET = "roneneldan/TinyStories"
@@ -104,8 +105,8 @@ def load_stories(
     each stripped) and empty stories are dropped, identically for every format.
     """
     _check_split_name(split)
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"limit must be a positive int or None, got {limit!r}")
+    if limit is not None:
+        require_int("limit", limit, 1, why=" (or None for every story)")
     path = resolve_source(source)
     if path is None:
         return _load_hub(split, limit, cache_dir)

@@ -31,6 +31,8 @@ from types import MappingProxyType
 
 import tiktoken
 
+from ..checks import require_int
+
 EOT_TEXT = "<|endoftext|>"
 # GPT-2's pre-tokenisation regex as tiktoken writes it (r50k_base/gpt2); it splits text exactly
 # like the Hugging Face ByteLevel pre-tokenizer's GPT-2 regex, so trained ids match HF's.
@@ -302,14 +304,9 @@ def hf_bpe_ranks(hf_tokenizer) -> dict[bytes, int]:
 
 def check_vocab_size(vocab_size: int) -> None:
     """Raise unless vocab_size leaves room for the 256 bytes, <|endoftext|> and one merge."""
-    min_size = 256 + 1 + 1
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int):
-        raise TypeError(f"vocab_size must be an int, got {type(vocab_size).__name__}")
-    if vocab_size < min_size:
-        raise ValueError(
-            f"vocab_size={vocab_size} is too small: a byte-level BPE needs 256 byte tokens, "
-            f"1 special token (<|endoftext|>) and at least one merge, so at least {min_size}"
-        )
+    require_int("vocab_size", vocab_size, 256 + 1 + 1,
+                why=": a byte-level BPE needs 256 byte tokens, 1 special token (<|endoftext|>) "
+                    "and at least one merge")
 
 
 def _bytes_to_unicode() -> dict[int, str]:

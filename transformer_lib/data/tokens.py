@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..checks import require_int
 from ..fileio import write_atomically, write_text_atomically
 
 DEFAULT_CACHE_DIR = "~/.cache/transformer_lib/tokens"
@@ -196,8 +197,7 @@ class RandomWindows:
         device: str | torch.device = "cpu",
     ):
         _check_positive(batch_size=batch_size, seq_len=seq_len)
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        require_int("seed", seed, 0)
         if len(tokens) < seq_len + 1:
             raise ValueError(
                 f"a window needs seq_len + 1 = {seq_len + 1} tokens but there are only "
@@ -399,5 +399,4 @@ def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
 
 def _check_positive(**sizes: int) -> None:
     for field, value in sizes.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{field} must be a positive int, got {value!r}")
+        require_int(field, value, 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ..checks import require_int
 from .transformer import eval_mode
 
 
@@ -11,8 +12,8 @@ def check_sampling_args(temperature: float, top_k: int | None, top_p: float | No
     """Raise a ValueError naming the bad sampling setting."""
     if temperature < 0:
         raise ValueError(f"temperature={temperature} must be >= 0 (0 means greedy decoding)")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-        raise ValueError(f"top_k={top_k!r} must be an integer >= 1, or None to keep every token")
+    if top_k is not None:
+        require_int("top_k", top_k, 1, why=", or None to keep every token")
     if top_p is not None and not 0.0 < top_p <= 1.0:
         raise ValueError(f"top_p={top_p} must lie in (0, 1], or be None to keep every token")
 
@@ -72,9 +73,7 @@ def generate(model, prompt_ids, max_new_tokens: int, temperature: float = 1.0,
         prompt_ids = torch.tensor(prompt_ids, dtype=torch.long)
     if prompt_ids.dim() == 1:
         prompt_ids, squeeze = prompt_ids.unsqueeze(0), True
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) \
-            or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens={max_new_tokens!r} must be a non-negative integer")
+    require_int("max_new_tokens", max_new_tokens, 0)
     check_sampling_args(temperature, top_k, top_p)
     if prompt_ids.shape[-1] == 0:
         raise ValueError("the prompt is empty; give at least one token (e.g. the end-of-text id)")

@@ -23,15 +23,16 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..checks import require_int
+from ..data.tokens import RandomWindows
 from ..device import pick_device, pick_precision
 from ..fileio import write_text_atomically
+from ..model.transformer import Transformer
 from . import checkpoint as ckpt
 from .metrics import all_reduce, evaluate_tokens, rank_and_world, token_byte_lengths
 
 __all__ = ["CLI_RECIPE", "TrainConfig", "Trainer", "TrainingDiverged", "evaluate_tokens",
            "learning_rate", "make_optimizer", "token_byte_lengths"]
-from ..data.tokens import RandomWindows
-from ..model.transformer import Transformer
 
 LOG = "log.jsonl"  # one JSON record per line in the run directory
 TRAINER_META = ("train_config", "history", "tokens_seen", "tokenizer")  # written by Trainer.save
@@ -65,10 +66,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("batch_size", "seq_len", "grad_accum", "warmup_steps", "eval_every",
                      "log_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < (
-                    0 if name == "warmup_steps" else 1):
-                raise ValueError(f"{name}={value!r} must be a positive integer")
+            require_int(name, getattr(self, name), 0 if name == "warmup_steps" else 1)
         if self.max_steps is None and self.max_minutes is None:
             raise ValueError("give max_steps or max_minutes (or both): the learning-rate schedule "
                              "is planned for the stop that applies")
