@@ -43,7 +43,7 @@ from transformer_lib.data import book_stories
 from transformer_lib.model.attention import Attention, causal_mask, repeat_kv
 from transformer_lib.model.rope import apply_rope, rope_tables
 
-torch.manual_seed(0)
+_ = torch.manual_seed(0)
 
 # %% [markdown]
 # ## Queries, keys and values

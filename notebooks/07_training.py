@@ -38,7 +38,7 @@ from transformer_lib.model import Transformer
 from transformer_lib.model.config import ModelConfig
 from transformer_lib.training import trainer
 
-torch.manual_seed(0)
+_ = torch.manual_seed(0)
 
 # %% [markdown]
 # ## The data: the book's extract of TinyStories

@@ -16,7 +16,7 @@ from transformer_lib import Transformer, book
 from transformer_lib.book.exercises import ch03
 from transformer_lib.model.rope import apply_rope, rope_tables
 
-torch.manual_seed(0)
+_ = torch.manual_seed(0)
 
 # %% [markdown]
 # ## Exercise 1

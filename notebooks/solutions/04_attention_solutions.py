@@ -17,7 +17,7 @@ from transformer_lib.book.exercises import ch04
 from transformer_lib.data import book_stories
 from transformer_lib.model.rope import apply_rope, rope_tables
 
-torch.manual_seed(0)
+_ = torch.manual_seed(0)
 
 # %% [markdown]
 # ## Exercise 1

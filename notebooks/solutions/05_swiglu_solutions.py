@@ -13,7 +13,7 @@ from torch import nn
 from transformer_lib.book.exercises import ch05
 from transformer_lib.model.swiglu import SwiGLU
 
-torch.manual_seed(0)
+_ = torch.manual_seed(0)
 
 # %% [markdown]
 # ## Exercise 1

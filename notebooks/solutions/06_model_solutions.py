@@ -18,7 +18,7 @@ from transformer_lib.data.tokenizer import train_tokenizer
 from transformer_lib.model.block import Block
 from transformer_lib.model.rope import rope_tables
 
-torch.manual_seed(0)
+_ = torch.manual_seed(0)
 
 # %% [markdown]
 # ## Exercise 1
