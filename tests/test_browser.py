@@ -178,10 +178,11 @@ def book_context(browser, book_url):
         context.close()
 
 
-def expected_figures(chapter: str) -> int:
+def expected_figures(name: str) -> int:
     """Stored outputs that the book shows as an image: a PNG, unless the same output also has
     HTML (which Jupyter Book prefers) or the cell's tags hide it."""
-    notebook = json.loads((NOTEBOOKS / f"{chapter}.ipynb").read_text(encoding="utf-8"))
+    folder = NOTEBOOKS / "solutions" if name in SOLUTIONS else NOTEBOOKS
+    notebook = json.loads((folder / f"{name}.ipynb").read_text(encoding="utf-8"))
     count = 0
     for cell in notebook["cells"]:
         tags = set(cell.get("metadata", {}).get("tags", []))
