@@ -40,23 +40,27 @@ class KVCache(nn.Module):
         self.length = 0
 
     def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        B, K, _, D = self.k_cache.shape
+        # Buffers read once into locals: each module attribute lookup costs a Python call, and a
+        # decoding step runs this once per layer.
+        k_cache, v_cache = self.k_cache, self.v_cache
+        B, K, capacity, D = k_cache.shape
         if k.shape != v.shape or (k.shape[0], k.shape[1], k.shape[3]) != (B, K, D):
             raise ValueError(f"KV cache holds batch size {B}, {K} heads of size {D}; got batch "
                              f"size {k.shape[0]}, {k.shape[1]} heads of size {k.shape[3]} (keys "
                              f"{tuple(k.shape)}, values {tuple(v.shape)})")
-        if k.dtype != self.k_cache.dtype or v.dtype != self.k_cache.dtype:
-            raise ValueError(f"KV cache holds {self.k_cache.dtype}; got {k.dtype} keys and "
+        if k.dtype != k_cache.dtype or v.dtype != k_cache.dtype:
+            raise ValueError(f"KV cache holds {k_cache.dtype}; got {k.dtype} keys and "
                              f"{v.dtype} values (make the caches with model.make_caches)")
-        start, end = self.length, self.length + k.shape[2]
-        if end > self.k_cache.shape[2]:
-            raise ValueError(f"KV cache holds {self.k_cache.shape[2]} positions; cannot reach {end}")
+        start = self.length
+        end = start + k.shape[2]
+        if end > capacity:
+            raise ValueError(f"KV cache holds {capacity} positions; cannot reach {end}")
         # narrow + copy_ rather than slice assignment: two dispatches per tensor instead of five,
         # in a step that is dozens of small operations.
-        self.k_cache.narrow(2, start, end - start).copy_(k)
-        self.v_cache.narrow(2, start, end - start).copy_(v)
+        k_cache.narrow(2, start, end - start).copy_(k)
+        v_cache.narrow(2, start, end - start).copy_(v)
         self.length = end
-        return self.k_cache.narrow(2, 0, end), self.v_cache.narrow(2, 0, end)
+        return k_cache.narrow(2, 0, end), v_cache.narrow(2, 0, end)
 
     def reset(self) -> None:
         self.length = 0
