@@ -2,6 +2,7 @@
 a wrong one 'not yet' with a hint."""
 
 import pytest
+from exercise_checks import printed
 
 from transformer_lib.book.exercises import ch00
 
@@ -11,8 +12,6 @@ RIGHT = {"exercise_1": 512 * 64, "exercise_2": 50_257 * 256, "exercise_4": 2 * 4
 WRONG = {"exercise_1": 512 * 64 * 2, "exercise_2": 22_505_984, "exercise_4": 2 * 4 * 4 * 32}
 
 
-def printed(capsys):
-    return capsys.readouterr().out.strip()
 
 
 @pytest.mark.parametrize("name", sorted(RIGHT))

@@ -2,6 +2,7 @@
 a wrong one 'not yet' with a hint."""
 
 import pytest
+from exercise_checks import assert_cases, printed
 
 from transformer_lib.book.exercises import ch01
 from transformer_lib.data.tokenizer import train_tokenizer
@@ -15,18 +16,8 @@ def tokenizer():
     return train_tokenizer(STORIES, 300)
 
 
-def printed(capsys):
-    return capsys.readouterr().out.strip()
 
 
-def assert_cases(capsys, number, check, placeholder, right, wrongs):
-    check(*placeholder)
-    assert printed(capsys) == f"exercise {number}: not attempted yet"
-    check(*right)
-    assert printed(capsys) == f"exercise {number}: correct"
-    for wrong in wrongs:
-        check(*wrong)
-        assert printed(capsys).startswith(f"exercise {number}: not yet - hint: ")
 
 
 def test_exercises_1_to_3(capsys):

@@ -1,21 +1,9 @@
 """Chapter 2's exercise checks: a placeholder is 'not attempted yet', a right answer 'correct',
 a wrong one 'not yet' with a hint."""
 
+from exercise_checks import assert_cases, printed
+
 from transformer_lib.book.exercises import ch02
-
-
-def printed(capsys):
-    return capsys.readouterr().out.strip()
-
-
-def assert_cases(capsys, number, check, placeholder, right, wrongs):
-    check(*placeholder)
-    assert printed(capsys) == f"exercise {number}: not attempted yet"
-    check(*right)
-    assert printed(capsys) == f"exercise {number}: correct"
-    for wrong in wrongs:
-        check(*wrong)
-        assert printed(capsys).startswith(f"exercise {number}: not yet - hint: ")
 
 
 def test_exercise_1_rms_norm_by_hand(capsys):

@@ -4,15 +4,10 @@ import math
 
 import pytest
 import torch
+from exercise_checks import printed
 
 from transformer_lib.book.exercises import ch03
 from transformer_lib.model.rope import apply_rope, rope_tables
-
-
-def printed(capsys) -> str:
-    lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 1
-    return lines[0]
 
 
 def placeholder_function(*args):

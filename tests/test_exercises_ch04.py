@@ -2,16 +2,10 @@
 
 import pytest
 import torch
+from exercise_checks import printed
 
 from transformer_lib.book.exercises import ch04
 from transformer_lib.model.rope import apply_rope, rope_tables
-
-
-def printed(capsys) -> str:
-    lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 1
-    return lines[0]
-
 
 QUERY = 4.0 * torch.ones(16)  # the chapter's hand-set query vector
 

@@ -2,14 +2,9 @@
 
 import torch
 import torch.nn.functional as F
+from exercise_checks import printed
 
 from transformer_lib.book.exercises import ch05
-
-
-def printed(capsys) -> str:
-    lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 1
-    return lines[0]
 
 
 def placeholder_function(*args):
