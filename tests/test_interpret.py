@@ -175,8 +175,8 @@ def test_score_texts_counts_text_bytes_and_every_token(tiny):
         total += float(F.cross_entropy(first, long_ids[0, 1:32], reduction="sum"))
         second = tiny(long_ids[:, 16:41])[0]  # predicts positions 17..41; keep 32..40
         total += float(F.cross_entropy(second[15:-1], long_ids[0, 32:41], reduction="sum"))
-    assert math.isclose(score.nll_bits, total / math.log(2), rel_tol=1e-5)
-    assert math.isclose(score.bits_per_byte, score.nll_bits / 55)
+    assert math.isclose(score.nll_nats, total, rel_tol=1e-5)
+    assert math.isclose(score.bits_per_byte, total / math.log(2) / 55, rel_tol=1e-5)
 
 
 def test_with_start_token_prepends_and_forwards():

@@ -20,7 +20,7 @@ from .training.trainer import CLI_RECIPE, TrainConfig, Trainer, TrainingDiverged
 # The model and tokenizer the command trains by default (tuned with trainer.CLI_RECIPE, which
 # holds the training defaults that differ from TrainConfig's, and why).
 DEFAULT_PRESET = "tinystories-cpu"
-DEFAULT_VOCAB_SIZE = 2048
+DEFAULT_VOCAB_SIZE = PRESETS[DEFAULT_PRESET]["vocab_size"]  # the BPE the preset expects
 
 
 def prepare_tokenizer(run_dir: Path, data, tokenizer_arg: str | None, vocab_size: int,

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..data.tokens import bits_per_byte
 from ..model.transformer import Transformer
 
 # ----------------------------------------------------------------------------- attention scores
@@ -260,7 +261,7 @@ def rope_pair_energy(model: Transformer, ids: torch.Tensor) -> dict[str, torch.T
 class TextScore:
     """A model's total loss on some texts, and what it is divided by."""
 
-    nll_bits: float  # total negative log2-likelihood of every token of the texts
+    nll_nats: float  # total negative log-likelihood of every token of the texts
     num_bytes: int  # UTF-8 bytes of the texts themselves
     num_tokens: int  # tokens predicted (the start token of each text is not)
     num_texts: int
@@ -268,11 +269,11 @@ class TextScore:
 
     @property
     def bits_per_byte(self) -> float:
-        return self.nll_bits / self.num_bytes
+        return bits_per_byte(self.nll_nats / self.num_tokens, self.num_tokens, self.num_bytes)
 
     @property
     def bits_per_token(self) -> float:
-        return self.nll_bits / self.num_tokens
+        return self.nll_nats / self.num_tokens / math.log(2)
 
 
 def _windows(ids: list[int], context: int) -> list[tuple[list[int], int]]:
@@ -326,7 +327,7 @@ def score_texts(model: Transformer, tokenizer, texts: Sequence[str], *, start_id
             losses = token_losses(model, ids)
             total += float(losses[keep].double().sum())
     num_bytes = sum(len(text.encode("utf-8")) for text in texts)
-    return TextScore(nll_bits=total / math.log(2), num_bytes=num_bytes, num_tokens=num_tokens,
+    return TextScore(nll_nats=total, num_bytes=num_bytes, num_tokens=num_tokens,
                      num_texts=len(texts), num_split=num_split)
 
 
