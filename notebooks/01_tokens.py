@@ -337,7 +337,8 @@ print(train_stories[0][:200], "...")
 
 # %% [markdown]
 # We train the book's byte-level BPE, `book.BOOK_VOCAB_SIZE` = 2,048 ids: 256 bytes, 1,791
-# merges and `<|endoftext|>`. (Chapter 7 trains the same tokenizer on the same stories.)
+# merges and `<|endoftext|>`. (Chapter 7 trains the same tokenizer on the same stories, and it
+# is the one the book's stored model reads, which the check below the training confirms.)
 
 # %%
 start = time.perf_counter()
@@ -347,6 +348,8 @@ print(f"trained in {time.perf_counter() - start:.2f} s: {story_tokenizer}")
 # %%
 assert story_tokenizer.vocab_size == 2048 and story_tokenizer.eot_id == 2047
 assert len(story_tokenizer.ranks) == 256 + 1791
+# training is deterministic: the same stories give exactly the stored model's vocabulary
+assert story_tokenizer.content_hash == book.stored_model().tokenizer.content_hash
 
 # %% [markdown]
 # The longest tokens are whole words (with their leading space) that the stories repeat:
