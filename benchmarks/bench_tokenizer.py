@@ -105,7 +105,7 @@ def main() -> None:
         command += ["--vocab-size", "4096", "--out", f"{out_dir}/bpe4096.json"]
         command += ["--input", args.data] if args.data else []
         _, cli_s = timed(subprocess.run, command, check=True, capture_output=True)
-    print(f"  python -m transformer_lib.data.tokenizer train --vocab-size 4096: {cli_s:.1f} s")
+    print(f"  tlib-tokenizer train --vocab-size 4096: {cli_s:.1f} s")
     print(
         f"\nload average at the end: {os.getloadavg()[0]:.2f} (other work on the machine skews figures)"
     )

@@ -4,7 +4,7 @@ Usage (about 5 minutes on a 2-core CPU)::
 
     TINYSTORIES_PATH=/path/to/the/extract python book_config/make_stored_model.py [--run DIR]
 
-``--run DIR`` stores a run that the recipe already made (``python -m transformer_lib.train
+``--run DIR`` stores a run that the recipe already made (``tlib-train
 --data $TINYSTORIES_PATH --out DIR --max-steps 1200``) instead of training again.
 
 It runs the command-line recipe below on the book's TinyStories extract, evaluates the result
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(args.run) if args.run else Path(tmp) / "run"
         if args.run is None:
-            command = [sys.executable, "-m", "transformer_lib.train", "--data", str(data),
+            command = [sys.executable, "-m", "transformer_lib.cli.train", "--data", str(data),
                        "--out", str(run), "--no-progress", *RECIPE]
             subprocess.run(command, check=True)
         checkpoint = ckpt.resolve_checkpoint(run)
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                for split in BOOK_EXTRACT_SIZES},
         }
         meta["recipe"] = {
-            "command": "python -m transformer_lib.train --data $TINYSTORIES_PATH "
+            "command": "tlib-train --data $TINYSTORIES_PATH "
                        "--out runs/stored " + " ".join(RECIPE),
             "torch": torch.__version__, "cpu": cpu_name(),
         }

@@ -106,7 +106,7 @@ import torch
 from transformer_lib import ModelConfig, Transformer, book, parameter_counts
 from transformer_lib.book import viz
 from transformer_lib.book.exercises import ch00
-from transformer_lib.demo import main as run_demo
+from transformer_lib.cli.demo import main as run_demo
 from transformer_lib.device import describe, pick_device, pick_precision
 
 device = pick_device()
@@ -129,7 +129,7 @@ assert torch.equal(product.cpu(), torch.full((2, 2), 3.0))
 # %% [markdown]
 # ## The finished model at work
 #
-# `transformer_lib.demo` builds a model from a named *preset*, prints its configuration, its
+# `tlib-demo` (the module `transformer_lib.cli.demo`) builds a model from a named *preset*, prints its configuration, its
 # modules and their parameter counts, then runs one forward pass and a short greedy generation.
 # The weights are random (training comes in chapter 7), so the generated ids mean nothing yet,
 # but every piece of the book is exercised. We use the `tiny` preset, which runs in a second;

@@ -595,7 +595,7 @@ ch01.exercise_5(unfamiliar_bytes_per_token, story_tokenizer, unfamiliar_text)
 # | `bpe_encode` / `bpe_decode` | `Tokenizer.encode` / `decode` / `encode_batch` (tiktoken) |
 # | our vocabulary read as bytes -> id | `Tokenizer.ranks`, ranks files via `load_tokenizer(path)` |
 # | | `<|endoftext|>` as `Tokenizer.eot_id`, added with `add_eot=True` |
-# | | `Tokenizer.save(path)` and `load_tokenizer(path)`; from a shell, `python -m transformer_lib.data.tokenizer train --vocab-size 2048 --out bpe2048.json` |
+# | | `Tokenizer.save(path)` and `load_tokenizer(path)`; from a shell, `tlib-tokenizer train --vocab-size 2048 --out bpe2048.json` |
 #
 # The model never sees any of this: it receives ids between 0 and `vocab_size - 1`. The next
 # chapter turns each id into a vector.

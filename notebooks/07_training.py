@@ -687,10 +687,10 @@ for story in stories:
 # minutes on a 2-core CPU:
 #
 # ```bash
-# python -m transformer_lib.train --data $TINYSTORIES_PATH --out runs/tinystories --max-steps 1200
-# python -m transformer_lib.evaluate --checkpoint runs/tinystories \
+# tlib-train --data $TINYSTORIES_PATH --out runs/tinystories --max-steps 1200
+# tlib-evaluate --checkpoint runs/tinystories \
 #     --data $TINYSTORIES_PATH/validation.txt
-# python -m transformer_lib.generate --checkpoint runs/tinystories --prompt "Once upon a time"
+# tlib-generate --checkpoint runs/tinystories --prompt "Once upon a time"
 # ```
 #
 # `--max-minutes 5` instead of `--max-steps` stops by wall-clock time, with the cosine schedule

@@ -72,7 +72,7 @@ assert describe(device).startswith(device.type)
 #
 # The CPU row is the library's policy for code that does not know the chip it runs on: the
 # notebooks, evaluation and generation. The training command is the one exception. With
-# `--precision auto` on a CPU, `python -m transformer_lib.train` *requests* bf16, because on the
+# `--precision auto` on a CPU, `tlib-train` *requests* bf16, because on the
 # kind of CPU it was tuned on (a recent Intel Xeon with native bf16 instructions, see below) a
 # five-minute run measured more progress per minute in bf16 than in fp32. On a CPU without
 # those instructions, pass `--precision fp32`. The CPU and MPS rows can be checked on any
@@ -651,11 +651,11 @@ print("averaged gradients of the two halves = gradient of the whole batch")
 # ### Launching it
 #
 # `torchrun` starts the processes and tells each one its rank and the world size through
-# environment variables; `python -m transformer_lib.train` notices them, joins the process
+# environment variables; `tlib-train` notices them, joins the process
 # group (NCCL on CUDA GPUs, gloo on CPUs) and trains data-parallel:
 #
 # ```bash
-# torchrun --nproc_per_node=N -m transformer_lib.train --data $TINYSTORIES_PATH --out runs/ddp
+# torchrun --nproc_per_node=N -m transformer_lib.cli.train --data $TINYSTORIES_PATH --out runs/ddp
 # ```
 #
 # - `--nproc_per_node=N`: N processes on this machine, one per GPU (process $i$ uses `cuda:i`).
@@ -673,7 +673,7 @@ print("averaged gradients of the two halves = gradient of the whole batch")
 # an hour):
 #
 # ```bash
-# python -m transformer_lib.train --out runs/seed --preset seed-22.5M --tokenizer gpt2 \
+# tlib-train --out runs/seed --preset seed-22.5M --tokenizer gpt2 \
 #     --batch-size 64 --seq-len 512 --max-minutes 60 --device cuda
 # ```
 #
@@ -729,7 +729,7 @@ ch09.exercise_1(exact_formats)
 
 # %% [markdown]
 # **Exercise 2.** You launch
-# `torchrun --nproc_per_node=4 -m transformer_lib.train ... --batch-size 64 --grad-accum 2`.
+# `torchrun --nproc_per_node=4 -m transformer_lib.cli.train ... --batch-size 64 --grad-accum 2`.
 # How many sequences does each process push through the model in one forward pass?
 
 # %%
@@ -780,9 +780,9 @@ ch09.exercise_4(matmul_errors)
 # - bf16 has fp32's range and an 8-bit significand: good for arithmetic, too coarse for
 #   weights and updates, which therefore stay fp32. fp16 would need loss scaling.
 # - `torch.compile` fuses and generates kernels; it pays off on GPUs and costs a long first
-#   compilation on small CPUs. `--compile` in `transformer_lib.train` falls back to eager.
+#   compilation on small CPUs. `--compile` in `tlib-train` falls back to eager.
 # - Training state costs 16 bytes per parameter with AdamW in fp32; activations grow with
 #   batch × sequence length, and for a large vocabulary the logits are a big part of them.
 #   `trainer.make_optimizer` builds the AdamW measured here.
-# - `torchrun --nproc_per_node=N -m transformer_lib.train ...` trains data-parallel with the
+# - `torchrun --nproc_per_node=N -m transformer_lib.cli.train ...` trains data-parallel with the
 #   same global batch as one process (NCCL on CUDA, gloo on CPU).

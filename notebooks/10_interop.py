@@ -218,7 +218,7 @@ print("ours -> transformers -> disk -> transformers -> ours: identical")
 # GPU, for an hour:
 #
 # ```bash
-# python -m transformer_lib.train --out runs/seed --preset seed-22.5M --tokenizer gpt2 \
+# tlib-train --out runs/seed --preset seed-22.5M --tokenizer gpt2 \
 #     --batch-size 64 --seq-len 512 --max-minutes 60 --device cuda
 # ```
 #
@@ -226,7 +226,7 @@ print("ours -> transformers -> disk -> transformers -> ours: identical")
 # batch split across the processes:
 #
 # ```bash
-# torchrun --nproc_per_node=8 -m transformer_lib.train --out runs/seed --preset seed-22.5M \
+# torchrun --nproc_per_node=8 -m transformer_lib.cli.train --out runs/seed --preset seed-22.5M \
 #     --tokenizer gpt2 --batch-size 512 --seq-len 512 --max-minutes 60
 # ```
 #

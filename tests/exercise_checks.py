@@ -1,11 +1,19 @@
 """Helpers shared by the tests of the exercise checks (tests/test_exercises_chNN.py)."""
 
+from transformer_lib.book.checking import LINE_WIDTH
+
 
 def printed(capsys) -> str:
-    """The one line a check printed since the last read (a check prints exactly one)."""
+    """The verdict a check printed since the last read, its wrapped hint joined into one line.
+
+    A check prints one verdict; a long hint continues on indented lines, each under 100
+    characters.
+    """
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 1, lines
-    return lines[0]
+    assert lines and not lines[0].startswith(" "), lines
+    assert all(line.startswith("    ") for line in lines[1:]), lines
+    assert all(len(line) <= LINE_WIDTH for line in lines), lines
+    return " ".join(line.strip() for line in lines)
 
 
 def assert_cases(capsys, number, check, placeholder, right, wrongs) -> None:
@@ -16,4 +24,4 @@ def assert_cases(capsys, number, check, placeholder, right, wrongs) -> None:
     assert printed(capsys) == f"exercise {number}: correct"
     for wrong in wrongs:
         check(*wrong)
-        assert printed(capsys).startswith(f"exercise {number}: not yet - hint: ")
+        assert printed(capsys).startswith(f"exercise {number}: not yet")

@@ -157,7 +157,7 @@ def test_fit_with_no_step_left_neither_evaluates_nor_saves(tmp_path):
 
 # Enough steps that a fast, idle machine cannot finish the run between two kills.
 KILL_STEPS = 80
-KILL_ARGS = ["-m", "transformer_lib.train", "--preset", "tiny", "--max-steps", str(KILL_STEPS),
+KILL_ARGS = ["-m", "transformer_lib.cli.train", "--preset", "tiny", "--max-steps", str(KILL_STEPS),
              "--save-every", "1", "--log-every", "1", "--eval-every", "8", "--eval-windows", "2",
              "--batch-size", "2", "--warmup-steps", "2", "--vocab-size", "300", "--no-progress",
              "--threads", "1", "--precision", "fp32"]  # no --seq-len: the preset's 128 applies

@@ -261,7 +261,7 @@ def fake_hub(monkeypatch):
         calls.append(split)
         return iter([{"text": text} for text in HUB_ROWS])
 
-    monkeypatch.setattr(data.datasets, "load_dataset", load_dataset)
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
     monkeypatch.setattr(data, "url_reachable", lambda url, timeout=5.0: True)
     monkeypatch.setattr(data, "BOOK_EXTRACT_SIZES", {"train": 4, "validation": 2})
     for name in ("TINYSTORIES_PATH", *data.OFFLINE_ENV_VARS):
@@ -307,7 +307,7 @@ def test_book_extract_offline_without_a_copy_fails_fast_naming_both_fixes(tmp_pa
         data.book_stories("train", cache_root=tmp_path / "nothing")
     assert time.perf_counter() - start < 2
     message = str(error.value)
-    assert "TINYSTORIES_PATH" in message and "transformer_lib.data download" in message
+    assert "TINYSTORIES_PATH" in message and "tlib-data download" in message
     assert not (tmp_path / "nothing").exists(), "a failed download left a folder behind"
 
 
@@ -321,7 +321,9 @@ def test_book_stories_refuses_a_copy_smaller_than_the_extract(tmp_path, monkeypa
 
 
 def test_download_command_writes_the_extract(tmp_path, capsys, fake_hub):
-    assert data.main(["download", "--out", str(tmp_path / "extract")]) == 0
+    from transformer_lib.cli.data import main
+
+    assert main(["download", "--out", str(tmp_path / "extract")]) == 0
     out = capsys.readouterr().out
     assert "4 stories" in out and "2 stories" in out and "export TINYSTORIES_PATH=" in out
     text = (tmp_path / "extract" / "train.txt").read_text(encoding="utf-8")

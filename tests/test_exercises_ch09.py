@@ -1,32 +1,27 @@
 """The checks of chapter 9's exercises: placeholder, right answer, wrong answer."""
 
 import torch
+from exercise_checks import printed
 
 from transformer_lib.book.exercises import ch09
 
 
-def _line(capsys) -> str:
-    out = capsys.readouterr().out
-    assert out.count("\n") == 1, out
-    return out.strip()
-
-
 def test_exercise_1_formats(capsys):
     ch09.exercise_1(...)
-    assert _line(capsys) == "exercise 1: not attempted yet"
+    assert printed(capsys) == "exercise 1: not attempted yet"
     ch09.exercise_1({"fp32", "fp16"})  # 10 mantissa bits reach 2^-9, bf16's 7 do not
-    assert _line(capsys) == "exercise 1: correct"
+    assert printed(capsys) == "exercise 1: correct"
     ch09.exercise_1({"fp32"})
-    assert _line(capsys).startswith("exercise 1: not yet - hint:")
+    assert printed(capsys).startswith("exercise 1: not yet - hint:")
 
 
 def test_exercise_2_sequences_per_forward(capsys):
     ch09.exercise_2(...)
-    assert _line(capsys) == "exercise 2: not attempted yet"
+    assert printed(capsys) == "exercise 2: not attempted yet"
     ch09.exercise_2(8)
-    assert _line(capsys) == "exercise 2: correct"
+    assert printed(capsys) == "exercise 2: correct"
     ch09.exercise_2(16)
-    assert _line(capsys).startswith("exercise 2: not yet - hint:")
+    assert printed(capsys).startswith("exercise 2: not yet - hint:")
 
 
 def test_exercise_3_kv_cache_formula(capsys):
@@ -45,12 +40,12 @@ def test_exercise_3_kv_cache_formula(capsys):
         raise RuntimeError("oops")
 
     ch09.exercise_3(placeholder)
-    assert _line(capsys) == "exercise 3: not attempted yet"
+    assert printed(capsys) == "exercise 3: not attempted yet"
     ch09.exercise_3(right)
-    assert _line(capsys) == "exercise 3: correct"
+    assert printed(capsys) == "exercise 3: correct"
     for wrong in (query_heads, raises):
         ch09.exercise_3(wrong)
-        assert _line(capsys).startswith("exercise 3: not yet - hint:")
+        assert printed(capsys).startswith("exercise 3: not yet - hint:")
 
 
 def _errors(sizes):
@@ -68,10 +63,10 @@ def _errors(sizes):
 
 def test_exercise_4_bf16_matmul_error(capsys):
     ch09.exercise_4(...)
-    assert _line(capsys) == "exercise 4: not attempted yet"
+    assert printed(capsys) == "exercise 4: not attempted yet"
     ch09.exercise_4(_errors([16, 64, 256]))
-    assert _line(capsys) == "exercise 4: correct"
+    assert printed(capsys) == "exercise 4: correct"
     swapped = {n: (b, f) for n, (f, b) in _errors([16, 64, 256]).items()}
     for wrong in (swapped, _errors([16, 32]), {16: (0.0, 0.0)}):
         ch09.exercise_4(wrong)
-        assert _line(capsys).startswith("exercise 4: not yet - hint:")
+        assert printed(capsys).startswith("exercise 4: not yet - hint:")

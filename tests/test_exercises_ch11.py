@@ -2,17 +2,13 @@
 
 import math
 
+from exercise_checks import printed
+
 from transformer_lib.book.exercises import ch11
 
 
-def _line(capsys) -> str:
-    out = capsys.readouterr().out
-    assert out.count("\n") == 1, out
-    return out.strip()
-
-
 def _expect(capsys, number, verdict):
-    line = _line(capsys)
+    line = printed(capsys)
     if verdict == "not yet":
         assert line.startswith(f"exercise {number}: not yet - hint:"), line
     else:

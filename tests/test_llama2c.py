@@ -2,7 +2,8 @@
 
 The writer, the reader of the real file and the forward pass below follow llama2.c's file
 layout and run.c's arithmetic directly (interleaved RoPE, no permutation, GQA by head index),
-in float64 numpy, so they share nothing with transformer_lib.data.llama2c but the format.
+in float64 numpy, so they share nothing with transformer_lib.interop.llama2c and transformer_lib.data.llama2c
+but the format.
 """
 
 import contextlib
@@ -19,15 +20,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from transformer_lib.book import viz
-from transformer_lib.data import llama2c
-from transformer_lib.data.llama2c import (
-    Llama2cFormatError,
-    Llama2cTokenizer,
-    from_llama2c,
-    llama2c_file,
-)
+from transformer_lib.data.llama2c import Llama2cFormatError, Llama2cTokenizer, llama2c_file
 from transformer_lib.data.tokenizer import load_tokenizer
-from transformer_lib.interop import from_llama2c as interop_from_llama2c
+from transformer_lib.interop import from_llama2c
+from transformer_lib.interop import llama2c as llama2c_loader
 
 LOCAL_DIR = os.environ.get("LLAMA2C_PATH")
 needs_local = pytest.mark.skipif(
@@ -172,10 +168,6 @@ def test_logits_match_llama2c_forward(tmp_path, version, shared, kv_heads):
                                atol=1e-5, rtol=0)
 
 
-def test_interop_reexports_the_loader():
-    assert interop_from_llama2c is from_llama2c
-
-
 def _write_valid(tmp_path, version=1, shared=True, name="m.bin"):
     header, w = random_weights(16, 24, 1, 2, 2, 11, 8, shared)
     return write_checkpoint(tmp_path / name, header, w, version), header, w
@@ -222,7 +214,7 @@ def test_broken_files_raise_clear_errors_before_building_anything(tmp_path, monk
         raise AssertionError("a model was built for a broken file")
 
     cases = _bad_files(tmp_path)
-    monkeypatch.setattr(llama2c, "Transformer", no_model)
+    monkeypatch.setattr(llama2c_loader, "Transformer", no_model)
     for path, match in cases:
         with pytest.raises(Llama2cFormatError, match=match) as info:
             from_llama2c(path)
@@ -462,7 +454,7 @@ def test_stories260k_tells_a_story_from_bos(stories260k, tok512):
 
 @needs_local
 def test_generate_cli_tells_a_story(monkeypatch):
-    from transformer_lib.generate import main
+    from transformer_lib.cli.generate import main
 
     monkeypatch.setenv("LLAMA2C_PATH", LOCAL_DIR)
     out, err = io.StringIO(), io.StringIO()
@@ -476,7 +468,7 @@ def test_generate_cli_tells_a_story(monkeypatch):
 
 
 def test_generate_cli_refuses_both_sources_and_a_stray_tokenizer():
-    from transformer_lib.generate import main
+    from transformer_lib.cli.generate import main
 
     with pytest.raises(SystemExit), contextlib.redirect_stderr(io.StringIO()):
         main(["--llama2c", "stories260K", "--checkpoint", "runs/x"])

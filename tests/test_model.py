@@ -201,7 +201,7 @@ def test_checked_ids_skip_the_range_check(tiny_model, monkeypatch):
 
 
 def test_bench_flops_estimate_counts_matmul_weights_and_attention():
-    from transformer_lib.bench import training_flops_per_token
+    from transformer_lib.cli.bench import training_flops_per_token
 
     config = ModelConfig.from_preset("stories15M")
     n = sum(p.numel() for name, p in Transformer(config).named_parameters()

@@ -14,6 +14,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from transformer_lib.cli.tokenizer import main
 from transformer_lib.data import stories as data
 from transformer_lib.data import tokenizer
 from transformer_lib.data.tokenizer import (
@@ -22,7 +23,6 @@ from transformer_lib.data.tokenizer import (
     Tokenizer,
     hf_bpe_ranks,
     load_tokenizer,
-    main,
     train_hf_bpe,
     train_tokenizer,
 )
@@ -267,7 +267,7 @@ def test_real_text_ids_match_hf_and_round_trip(real_stories):
 @needs_real_data
 def test_real_cli_trains_vocab_4096_within_a_minute(tmp_path):
     out = tmp_path / "bpe4096.json"
-    command = [sys.executable, "-m", "transformer_lib.data.tokenizer", "train", "--input", REAL_DATA]
+    command = [sys.executable, "-m", "transformer_lib.cli.tokenizer", "train", "--input", REAL_DATA]
     command += ["--vocab-size", "4096", "--out", str(out)]
     started = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True, timeout=120)

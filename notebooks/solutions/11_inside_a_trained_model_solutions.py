@@ -14,7 +14,7 @@ import torch
 from transformer_lib.analysis import interpret
 from transformer_lib.book.exercises import ch11
 from transformer_lib.data import book_stories
-from transformer_lib.data.llama2c import from_llama2c
+from transformer_lib.interop import from_llama2c
 from transformer_lib.data.tokenizer import load_tokenizer
 
 torch.manual_seed(0)

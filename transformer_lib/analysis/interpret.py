@@ -12,7 +12,6 @@ Notation: L layers, H query heads, B batch, T positions, C = d_model, D head dim
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -273,7 +272,7 @@ class TextScore:
 
     @property
     def bits_per_token(self) -> float:
-        return self.nll_nats / self.num_tokens / math.log(2)
+        return self.bits_per_byte * self.num_bytes / self.num_tokens
 
 
 def _windows(ids: list[int], context: int) -> list[tuple[list[int], int]]:

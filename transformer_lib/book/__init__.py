@@ -6,7 +6,8 @@
   documented command-line recipe (its ``meta.json`` records the command, the extract's checksum
   and its validation bits per byte) and ships with the library, so every reader, on any CPU,
   studies the same weights.
-- :func:`check` tells the reader whether an exercise's answer is right.
+- :func:`check` and :func:`check_parts` tell the reader whether an exercise's answer is right
+  (they live in :mod:`transformer_lib.book.checking`, with :func:`compare_function`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -28,6 +28,11 @@ from ..model.config import PRESETS, ModelConfig
 from ..model.transformer import Transformer
 from ..training import checkpoint as ckpt
 from ..training.trainer import TrainConfig, Trainer, token_byte_lengths
+from .checking import Part, check, check_parts, compare_function, function_answer, is_placeholder
+
+__all__ = ["BOOK_MODEL", "BOOK_PRESET", "BOOK_TRAINING", "BOOK_VOCAB_SIZE", "Part", "StoredModel",
+           "TrainedModel", "book_model", "book_tokens", "check", "check_parts",
+           "compare_function", "function_answer", "is_placeholder", "stored_model"]
 
 # The book's model is the command line's default shape (the stored model has it too); chapter 7
 # trains it with a shorter schedule, about two minutes on a 2-core CPU.
@@ -112,41 +117,3 @@ def book_model(run_root: str | Path = DEFAULT_RUN_ROOT, *, vocab_size: int = BOO
         trainer.resume(run_dir)
     history = trainer.fit()
     return TrainedModel(trainer.model.eval(), tokenizer, history, run_dir, False)
-
-
-def is_placeholder(answer: Any) -> bool:
-    """True for what an exercise cell holds before the reader answers: ``...`` or ``None``."""
-    return answer is None or answer is Ellipsis
-
-
-def function_answer(function: Any, *probe: Any) -> Any:
-    """The reader's function, or None while it is still the placeholder (a body of ``...``).
-
-    ``probe`` is one call's arguments. A function that raises on it counts as attempted, so the
-    check then says "not yet" rather than "not attempted yet".
-    """
-    if is_placeholder(function):
-        return None
-    try:
-        result = function(*probe)
-    except Exception:  # noqa: BLE001 - attempted but failing: the check will say "not yet"
-        return function
-    return None if is_placeholder(result) else function
-
-
-def check(exercise: str, answer: Any, is_right: Callable[[Any], bool], hint: str) -> None:
-    """Tell the reader, in one printed line, whether an exercise's answer is right.
-
-    ``answer`` is the reader's value (``...`` or ``None`` until they write one, which prints
-    "not attempted yet"); ``is_right(answer)`` tests the property the exercise is about. An
-    answer that makes the test raise (a wrong shape, say) counts as wrong, and the hint guides
-    without giving the answer away. Returns nothing, so no stray value follows the line.
-    """
-    if is_placeholder(answer):
-        print(f"{exercise}: not attempted yet")
-        return
-    try:
-        passed = bool(is_right(answer))
-    except Exception:  # noqa: BLE001 - any failure of a wrong answer is "not yet", not a crash
-        passed = False
-    print(f"{exercise}: correct" if passed else f"{exercise}: not yet - hint: {hint}")

@@ -11,27 +11,27 @@ set, else it is streamed from the hub once and kept under the user's cache direc
 
 Command line (writes the extract for a machine that is offline)::
 
-    python -m transformer_lib.data download --out DIR
+    tlib-data download --out DIR
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
 import re
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
-
-import datasets
+from typing import TYPE_CHECKING
 
 from ..checks import require_int
 from ..fileio import write_text_atomically
+
+if TYPE_CHECKING:  # imported inside the functions that use it: datasets loads pyarrow (seconds)
+    import datasets
 
 HUB_DATASET = "roneneldan/TinyStories"
 HUB_SPLITS = ("train", "validation")
@@ -165,7 +165,7 @@ def book_stories(split: str, cache_root: str | os.PathLike | None = None) -> lis
         raise ValueError(
             f"{folder} holds {len(stories)} {split} stories, but the book reads the first "
             f"{wanted:,}; point {SOURCE_ENV_VAR} at a copy of the whole extract (see "
-            f"`python -m transformer_lib.data download --help`)")
+            f"`tlib-data download --help`)")
     return stories
 
 
@@ -183,9 +183,10 @@ def download_book_extract(out_dir: str | os.PathLike) -> Path:
     Each file is written whole to a temporary name and then renamed, so an interrupted download
     never leaves a file that looks complete. Offline, it fails within seconds.
     """
+    import datasets
     out = Path(out_dir).expanduser()
     fixes = (f"set {SOURCE_ENV_VAR} to a directory holding the extract's train.txt and "
-             f"validation.txt (on a machine that is online, `python -m transformer_lib.data "
+             f"validation.txt (on a machine that is online, `tlib-data "
              f"download --out DIR` writes them), or go online so the "
              f"{sum(BOOK_EXTRACT_SIZES.values()):,} stories can be streamed from {HUB_DATASET} "
              f"once")
@@ -306,6 +307,7 @@ def _files_stamp(files: list[Path], split: str) -> str:
 def _load_local(
     files: list[Path], split: str, cache_dir: str | os.PathLike | None
 ) -> datasets.Dataset:
+    import datasets
     builder = _suffix_format(files[0])
     cache = str(cache_dir) if cache_dir is not None else None
     if builder == "text":
@@ -330,6 +332,7 @@ def _load_local(
 
 def _stream_local(files: list[Path], split: str) -> Iterator[str]:
     """Yield raw story texts one at a time, reading no more of the files than is consumed."""
+    import datasets
     builder = _suffix_format(files[0])
     if builder == "text":
         yield from (row["text"] for row in _iter_txt_stories([str(p) for p in files]))
@@ -371,6 +374,7 @@ def _normalize_dataset(dataset: datasets.Dataset) -> datasets.Dataset:
 
 def _first_stories(raw_texts: Iterable[str | None], limit: int) -> datasets.Dataset:
     """Materialise the first `limit` non-empty normalised stories of a stream."""
+    import datasets
     stories = (normalize_story(text) for text in raw_texts if text is not None)
     kept = list(islice((story for story in stories if story), limit))
     return datasets.Dataset.from_dict(
@@ -384,6 +388,7 @@ def _first_stories(raw_texts: Iterable[str | None], limit: int) -> datasets.Data
 def _load_hub(
     split: str, limit: int | None, cache_dir: str | os.PathLike | None
 ) -> datasets.Dataset:
+    import datasets
     if split not in HUB_SPLITS:
         raise ValueError(f"the hub dataset {HUB_DATASET} has splits {HUB_SPLITS}, not {split!r}")
     cache = str(cache_dir) if cache_dir is not None else None
@@ -428,32 +433,3 @@ def _hub_unavailable(split: str, reason: str) -> ConnectionError:
 
 
 # ---- command line --------------------------------------------------------------------------
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m transformer_lib.data",
-        description="The book's TinyStories extract (first 2,316 train and 1,000 validation "
-                    "stories).")
-    commands = parser.add_subparsers(dest="command", required=True)
-    download = commands.add_parser(
-        "download", help="stream the extract from the Hugging Face hub into a directory",
-        description="Write DIR/train.txt and DIR/validation.txt; then set TINYSTORIES_PATH=DIR "
-                    "to read them offline.")
-    download.add_argument("--out", required=True, help="directory to write the two files into")
-    args = parser.parse_args(argv)
-    try:
-        folder = download_book_extract(args.out)
-    except ConnectionError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    for split in BOOK_EXTRACT_SIZES:
-        stories = list(load_stories(split, source=folder)["text"])
-        print(f"{folder / (split + '.txt')}: {len(stories):,} stories, "
-              f"sha256 of the text {stories_fingerprint(stories)[:16]}")
-    print(f"export {SOURCE_ENV_VAR}={folder.resolve()}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,19 +11,16 @@ which puts ``eot_id`` between stories.
 
 Command line (writes the file that :func:`load_tokenizer` reads)::
 
-    python -m transformer_lib.data.tokenizer train --input PATH --vocab-size 4096 --out bpe4096.json
+    tlib-tokenizer train --input PATH --vocab-size 4096 --out bpe4096.json
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
 import json
 import operator
 import os
-import sys
-import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -174,7 +171,7 @@ class Tokenizer:
             found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
             raise ValueError(
                 f"{str(path)!r} is not a {FILE_FORMAT} file (format: {found!r}); "
-                f"write one with Tokenizer.save or `python -m transformer_lib.data.tokenizer train`"
+                f"write one with Tokenizer.save or `tlib-tokenizer train`"
             )
         ranks = {base64.b64decode(token): rank for rank, token in enumerate(payload["ranks"])}
         tokenizer = cls(payload["name"], payload["pattern"], ranks, payload["special_tokens"])
@@ -226,7 +223,7 @@ def load_tokenizer(path_or_name: str | os.PathLike):
     if not path.is_file():
         raise FileNotFoundError(
             f"no tokenizer {str(path_or_name)!r}: pass 'gpt2', a .json file written by "
-            f"Tokenizer.save (or `python -m transformer_lib.data.tokenizer train`), a .tiktoken "
+            f"Tokenizer.save (or `tlib-tokenizer train`), a .tiktoken "
             f"ranks file, a llama2.c tokenizer .bin file, or 'tok512'"
         )
     if path.suffix == ".tiktoken":
@@ -351,7 +348,7 @@ def _gpt2_unavailable(reason: str) -> str:
         f"cannot load the GPT-2 encoding ({reason}). Fix one of: go online once so tiktoken can "
         f"download and cache it (TIKTOKEN_CACHE_DIR sets where); or pass the path of a local "
         f"ranks file instead of 'gpt2', e.g. load_tokenizer('r50k_base.tiktoken') (same ranks "
-        f"as GPT-2); or train one: python -m transformer_lib.data.tokenizer train --help"
+        f"as GPT-2); or train one: tlib-tokenizer train --help"
     )
 
 
@@ -390,72 +387,3 @@ def _content_hash(pattern: str, ranks: Mapping[bytes, int], special: Mapping[str
 
 
 # ---- command line ---------------------------------------------------------------------------
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line entry point: `python -m transformer_lib.data.tokenizer train ...`."""
-    parser = _build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return args.run(args)
-    except (ValueError, TypeError, KeyError, FileNotFoundError, ConnectionError) as err:
-        parser.exit(2, f"error: {err}\n")
-
-
-def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m transformer_lib.data.tokenizer",
-        description="Train a byte-level BPE tokenizer on TinyStories (served by tiktoken).",
-    )
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
-    train = commands.add_parser(
-        "train",
-        help="train a tokenizer and write it to one JSON file",
-        description="Train a byte-level BPE (GPT-2 split regex, <|endoftext|> special token) on "
-        "the train split of a TinyStories source and write the JSON file that "
-        "transformer_lib.data.tokenizer.load_tokenizer reads.",
-    )
-    train.add_argument(
-        "--input",
-        metavar="PATH",
-        help="a directory (its train split is used: train.txt, train.jsonl, train.parquet, ...) "
-        "or one .txt/.jsonl/.json/.parquet file; default: $TINYSTORIES_PATH, else the "
-        "Hugging Face hub",
-    )
-    train.add_argument(
-        "--vocab-size",
-        type=int,
-        required=True,
-        metavar="N",
-        help="number of ids including <|endoftext|>; at least 258, e.g. 4096",
-    )
-    train.add_argument("--out", required=True, metavar="PATH", help="tokenizer file to write")
-    train.add_argument("--name", help="tokenizer name (default: the --out file name stem)")
-    train.add_argument("--limit", type=int, metavar="N", help="train on the first N stories only")
-    train.set_defaults(run=_run_train)
-    return parser
-
-
-def _run_train(args: argparse.Namespace) -> int:
-    from .stories import load_stories
-
-    check_vocab_size(args.vocab_size)  # before loading data, which may mean a download
-    started = time.perf_counter()
-    stories = load_stories("train", source=args.input, limit=args.limit)["text"]
-    loaded = time.perf_counter()
-    tokenizer = train_tokenizer(stories, args.vocab_size, name=args.name or Path(args.out).stem)
-    trained = time.perf_counter()
-    out = tokenizer.save(args.out)
-    n_bytes = sum(len(story.encode("utf-8")) for story in stories)
-    n_tokens = sum(len(ids) for ids in tokenizer.encode_batch(stories))
-    print(
-        f"trained {tokenizer.name!r}: vocab_size {tokenizer.vocab_size}, eot_id {tokenizer.eot_id}, "
-        f"on {len(stories)} stories ({n_bytes / 1e6:.2f} MB) in {trained - loaded:.1f} s "
-        f"(loading {loaded - started:.1f} s); {n_bytes / max(n_tokens, 1):.2f} bytes/token on "
-        f"the training text; wrote {out}"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

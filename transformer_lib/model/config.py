@@ -110,10 +110,10 @@ PRESETS: dict[str, dict] = {
     # The shape of GPT-2 small (124M with GPT-2's LayerNorm MLP; a SwiGLU model of this shape).
     "gpt2-small": dict(vocab_size=50257, d_model=768, num_layers=12, num_heads=12,
                        max_seq_len=1024),
-    # The default of `python -m transformer_lib.train`: tuned for 5 minutes on a 2-core CPU.
+    # The default of `tlib-train`: tuned for 5 minutes on a 2-core CPU.
     # Grouped-query attention as in Llama 2/3: 4 query heads share 2 key/value heads.
     "tinystories-cpu": dict(vocab_size=2048, d_model=128, num_layers=4, num_heads=4,
                             num_kv_heads=2, max_seq_len=256),
-    # The shape `python -m transformer_lib.bench` times (llama2.c's 15M stories model).
+    # The shape `tlib-bench` times (llama2.c's 15M stories model).
     "stories15M": dict(vocab_size=4096, d_model=288, num_layers=6, num_heads=6, max_seq_len=256),
 }

@@ -3,7 +3,7 @@
 ``rms_norm`` has a hand-written backward. Differentiating the textbook expression, autograd
 runs about ten element-wise kernels per norm, most of them into a fresh full-size buffer; the
 closed-form gradient below needs two such buffers. On a CPU, where every fresh buffer costs
-page faults, that is measurable per step (see ``python -m transformer_lib.bench``). Under
+page faults, that is measurable per step (see ``tlib-bench``). Under
 ``torch.compile`` the plain expression is used instead, because the compiler fuses it better than
 any hand-written backward, and without autograd there is no backward to save buffers for.
 """

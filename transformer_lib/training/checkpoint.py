@@ -138,7 +138,7 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
                                   f"directory is damaged: point --checkpoint at a step_* folder")
         return target
     raise CheckpointError(f"{path} is neither a checkpoint (no {META}) nor a run directory "
-                          f"(no 'latest' file); train one with python -m transformer_lib.train")
+                          f"(no 'latest' file); train one with tlib-train")
 
 
 def read_meta(checkpoint_dir: Path) -> dict:

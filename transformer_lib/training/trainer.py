@@ -82,7 +82,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-# The training command's recipe (python -m transformer_lib.train): TrainConfig's defaults, except
+# The training command's recipe (tlib-train): TrainConfig's defaults, except
 # these, each tuned for the best validation bits per byte a 5-minute run on a small CPU buys
 # (the runs are in benchmarks/RESULTS.md). Five minutes see the 2 MB local sample many times and
 # the model starts to memorise it; strong decoupled weight decay holds that back. A run that sees

@@ -1,4 +1,4 @@
-"""python -m transformer_lib.train: train on TinyStories from the command line (or torchrun)."""
+"""tlib-train: train on TinyStories from the command line (or torchrun)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,17 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from .device import keep_freed_cpu_memory, pick_device, pick_precision
-from .model.config import PRESETS, ModelConfig
-from .model.transformer import Transformer
-from .training import checkpoint as ckpt
-from .training.trainer import CLI_RECIPE, TrainConfig, Trainer, TrainingDiverged, token_byte_lengths
+from ..device import keep_freed_cpu_memory, pick_device, pick_precision
+from ..model.config import PRESETS, ModelConfig
+from ..model.transformer import Transformer
+from ..training import checkpoint as ckpt
+from ..training.trainer import (
+    CLI_RECIPE,
+    TrainConfig,
+    Trainer,
+    TrainingDiverged,
+    token_byte_lengths,
+)
 
 # The model and tokenizer the command trains by default (tuned with trainer.CLI_RECIPE, which
 # holds the training defaults that differ from TrainConfig's, and why).
@@ -26,8 +32,8 @@ DEFAULT_VOCAB_SIZE = PRESETS[DEFAULT_PRESET]["vocab_size"]  # the BPE the preset
 def prepare_tokenizer(run_dir: Path, data, tokenizer_arg: str | None, vocab_size: int,
                       is_main: bool):
     """The run's tokenizer file: given, already in the run directory, or trained on ``data``."""
-    from .data.stories import load_stories
-    from .data.tokenizer import load_tokenizer, train_tokenizer
+    from ..data.stories import load_stories
+    from ..data.tokenizer import load_tokenizer, train_tokenizer
 
     path = run_dir / ckpt.TOKENIZER
     if is_main and not path.exists():
@@ -42,7 +48,7 @@ def prepare_tokenizer(run_dir: Path, data, tokenizer_arg: str | None, vocab_size
 
 def prepare_tokens(data, tokenizer, cache_dir, is_main: bool):
     """Token caches of the train and validation splits (rank 0 builds, the others reuse)."""
-    from .data.tokens import cache_split
+    from ..data.tokens import cache_split
 
     caches = {}
     for turn in (True, False):  # rank 0 first, then everybody else opens what it built
@@ -73,7 +79,7 @@ def _init_distributed() -> tuple[int, int]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m transformer_lib.train",
+        prog="tlib-train",
         description="Train a Llama-style model on TinyStories. With only --data and --out it "
                     "trains a vocab-2048 BPE and the 'tinystories-cpu' model for 5 minutes. "
                     "Runs under torchrun --nproc_per_node=N for data-parallel training.",

@@ -1,4 +1,4 @@
-"""python -m transformer_lib.bench: speed of training steps and generation, against transformers.
+"""tlib-bench: speed of training steps and generation, against transformers.
 
 Also reports model FLOPs utilisation (MFU): training FLOP/s estimated as 6N + 6LTC per token
 (PaLM, appendix B) over the median speed of a large float32 matmul measured on the same device.
@@ -19,9 +19,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from .device import describe, keep_freed_cpu_memory, pick_device
-from .model.config import ModelConfig
-from .model.transformer import Transformer
+from ..device import describe, keep_freed_cpu_memory, pick_device
+from ..model.config import ModelConfig
+from ..model.transformer import Transformer
 
 
 def _sync(device: torch.device) -> None:
@@ -92,7 +92,7 @@ def run(args) -> dict:
                      "seq_len": args.seq_len, "repeats": args.repeats}
     models = {"transformer_lib": (ours, lambda x: ours(x))}
     try:
-        from .interop import to_hf
+        from ..interop import to_hf
 
         hf = to_hf(ours).to(device)
         hf.config.use_cache = True
@@ -160,7 +160,7 @@ def run(args) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m transformer_lib.bench",
+        prog="tlib-bench",
         description="Time training steps (forward, backward, AdamW) and batch-1 greedy generation "
                     "for transformer_lib and transformers' LlamaForCausalLM on the same weights.")
     parser.add_argument("--device", default="auto")

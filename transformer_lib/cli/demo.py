@@ -1,4 +1,4 @@
-"""python -m transformer_lib.demo: the finished model at work, untrained, in a few seconds."""
+"""tlib-demo: the finished model at work, untrained, in a few seconds."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import time
 
 import torch
 
-from .device import describe, pick_device
-from .model.config import PRESETS, ModelConfig
-from .model.transformer import Transformer, parameter_counts
+from ..device import describe, pick_device
+from ..model.config import PRESETS, ModelConfig
+from ..model.transformer import Transformer, parameter_counts
 
 
 def format_parameter_table(counts: dict[str, int]) -> str:
@@ -25,7 +25,7 @@ def format_parameter_table(counts: dict[str, int]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m transformer_lib.demo",
+        prog="tlib-demo",
         description="Build a model from a preset, print its architecture and parameter counts, "
                     "then run a forward pass and a short generation (untrained weights).")
     parser.add_argument("--preset", default="seed-22.5M", choices=sorted(PRESETS),
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     elapsed = time.perf_counter() - start
     print(f"generate: {args.new_tokens} new tokens in {elapsed * 1000:.0f} ms (greedy, KV cache)")
     print(f"token ids: {generated[0].tolist()}")
-    print("(the weights are random, so the ids are too: train with python -m transformer_lib.train)")
+    print("(the weights are random, so the ids are too: train with tlib-train)")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""python -m transformer_lib.generate: continue a prompt with a trained checkpoint.
+"""tlib-generate: continue a prompt with a trained checkpoint.
 
 ``--llama2c stories260K`` (or a llama2.c ``.bin`` path) tells a story with one of llama2.c's
 models instead; its tokenizer comes from ``--tokenizer`` (default: tok512 for stories260K).
@@ -11,12 +11,12 @@ import sys
 
 import torch
 
-from .training import checkpoint as ckpt
+from ..training import checkpoint as ckpt
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m transformer_lib.generate",
+        prog="tlib-generate",
         description="Sample a continuation of --prompt from a checkpoint (with the KV cache).")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", help="run directory or step_* checkpoint")
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.llama2c is not None:
             model, tokenizer = _load_llama2c(args.llama2c, args.tokenizer, args.device)
         else:
-            from .training.checkpoint import load_checkpoint_and_tokenizer
+            from ..training.checkpoint import load_checkpoint_and_tokenizer
 
             model, tokenizer, _ = load_checkpoint_and_tokenizer(args.checkpoint, args.device)
     except (ckpt.CheckpointError, FileNotFoundError, ValueError, ConnectionError) as err:
@@ -78,8 +78,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _load_llama2c(model_name: str, tokenizer_name: str | None, device: str):
     """(model on the device, tokenizer) for --llama2c, checking that their vocabularies agree."""
-    from .data.llama2c import default_tokenizer_name, from_llama2c, load_llama2c_tokenizer
-    from .device import pick_device
+    from ..data.llama2c import default_tokenizer_name, load_llama2c_tokenizer
+    from ..device import pick_device
+    from ..interop.llama2c import from_llama2c
 
     tokenizer_name = tokenizer_name or default_tokenizer_name(model_name)
     if tokenizer_name is None:

@@ -1,4 +1,4 @@
-"""python -m transformer_lib.evaluate: loss and bits per byte of a checkpoint over a whole text."""
+"""tlib-evaluate: loss and bits per byte of a checkpoint over a whole text."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .device import keep_freed_cpu_memory, pick_precision
-from .training import checkpoint as ckpt
-from .training.metrics import evaluate_tokens, token_byte_lengths
+from ..device import keep_freed_cpu_memory, pick_precision
+from ..training import checkpoint as ckpt
+from ..training.metrics import evaluate_tokens, token_byte_lengths
 
 
 def evaluate_checkpoint(path: str, data: str | None, split: str = "validation",
@@ -18,7 +18,7 @@ def evaluate_checkpoint(path: str, data: str | None, split: str = "validation",
                         batch_size: int = 16, cache_dir: str | None = None,
                         progress: bool = True) -> dict:
     """Loss per token and bits per UTF-8 byte over every token of the text at ``data``."""
-    from .data.tokens import cache_split
+    from ..data.tokens import cache_split
 
     if data is not None and Path(data).is_file():
         # A single file is evaluated whole, whatever split its name suggests.
@@ -42,7 +42,7 @@ def evaluate_checkpoint(path: str, data: str | None, split: str = "validation",
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m transformer_lib.evaluate",
+        prog="tlib-evaluate",
         description="Mean loss per token and bits per byte of a checkpoint over every token of a "
                     "text (a file, or a directory's validation split).")
     parser.add_argument("--checkpoint", required=True, help="run directory or step_* checkpoint")

@@ -3,19 +3,17 @@
 Our parameter names are HF Llama's without the ``model.`` prefix, and both use the split-halves
 RoPE pairing, so conversion is a renaming plus a shape check; no permutation is needed.
 ``transformers`` is imported lazily: it is a test dependency, not a requirement of the book.
-llama2.c checkpoints load with :func:`from_llama2c` (defined in :mod:`transformer_lib.data.llama2c`).
 """
 
 from __future__ import annotations
 
 import torch
 
-from .data.llama2c import from_llama2c
-from .model.config import ModelConfig
-from .model.transformer import Transformer
+from ..model.config import ModelConfig
+from ..model.transformer import Transformer
 
-__all__ = ["from_hf", "from_hf_config", "from_hf_state_dict", "from_llama2c", "to_hf",
-           "to_hf_config", "special_token_ids"]
+__all__ = ["from_hf", "from_hf_config", "from_hf_state_dict", "to_hf", "to_hf_config",
+           "special_token_ids"]
 
 
 def _transformers():

@@ -1,0 +1,97 @@
+"""The exercise checks' voice: verdicts, wrapped hints, parts, and named mistakes."""
+
+import torch
+from exercise_checks import printed
+
+from transformer_lib.book.checking import (
+    LINE_WIDTH,
+    Part,
+    check,
+    check_parts,
+    compare_function,
+)
+
+
+def even(answer):
+    return answer % 2 == 0
+
+
+def test_a_long_hint_wraps_under_the_line_width(capsys):
+    check("exercise 1", 3, even, "word " * 60)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) > 2 and all(len(line) <= LINE_WIDTH for line in lines)
+    assert lines[0].startswith("exercise 1: not yet - hint: word")
+    assert all(line.startswith("    word") for line in lines[1:])
+
+
+def test_a_named_mistake_replaces_the_hint(capsys):
+    check("exercise 2", 3, lambda a: "odd numbers are not even" if a % 2 else True, "parity")
+    assert printed(capsys) == "exercise 2: not yet - hint: odd numbers are not even"
+
+
+def test_an_answer_of_the_wrong_form_is_told_the_form(capsys):
+    check("exercise 3", 5, lambda a: a[0] == 1, "look again", expects="a pair (rms, layer_norm)")
+    assert printed(capsys) == "exercise 3: not yet - hint: expected a pair (rms, layer_norm)"
+    check("exercise 3", (2, 1), lambda a: a[0] == 1, "look again", expects="a pair")
+    assert printed(capsys) == "exercise 3: not yet - hint: look again"
+
+
+def parts(first, second):
+    return (Part("rms", first, lambda a: a == 320, "count the norms", "a whole number"),
+            Part("layer_norm", second, lambda a: a == 640, "two vectors each", "a whole number"))
+
+
+def test_parts_say_which_part_is_right(capsys):
+    check_parts("exercise 4", *parts(..., ...))
+    assert printed(capsys) == "exercise 4: not attempted yet"
+    check_parts("exercise 4", *parts(320, 640))
+    assert printed(capsys) == "exercise 4: correct"
+    check_parts("exercise 4", *parts(320, 320))
+    assert printed(capsys) == ("exercise 4: not yet (rms right, layer_norm not yet) - hint: "
+                               "layer_norm: two vectors each")
+    check_parts("exercise 4", *parts(256, 512))
+    assert printed(capsys) == ("exercise 4: not yet (rms not yet, layer_norm not yet) - hint: "
+                               "rms: count the norms")
+    check_parts("exercise 4", *parts(320, ...))
+    assert printed(capsys) == ("exercise 4: not yet (rms right, layer_norm not attempted) - "
+                               "hint: answer the remaining parts")
+
+
+def test_a_part_of_the_wrong_form_is_told_the_form(capsys):
+    rms = Part("rms", [320, 640], lambda a: int(a) == 320, "count", "a whole number")
+    layer = Part("layer_norm", 640, lambda a: int(a) == 640, "count", "a whole number")
+    check_parts("exercise 5", rms, layer)
+    assert printed(capsys) == ("exercise 5: not yet (rms not yet, layer_norm right) - hint: "
+                               "rms: expected a whole number")
+
+
+def scale(x, factor):
+    return x * factor
+
+
+def test_compare_function_accepts_the_reference_and_names_a_known_mistake():
+    cases = [(torch.randn(2, 3), 2.0), (torch.randn(1, 5), 3.0)]
+    mistakes = {"you added the factor instead of multiplying": lambda x, f: x + f}
+    assert compare_function(scale, scale, cases, mistakes) is True
+    assert compare_function(lambda x, f: x + f, scale, cases, mistakes) == (
+        "you added the factor instead of multiplying")
+
+
+def test_compare_function_reports_shape_dtype_and_errors():
+    cases = [(torch.randn(2, 3), 2.0)]
+    assert compare_function(lambda x, f: (x * f).sum(0), scale, cases) == (
+        "returned shape (3,), expected (2, 3)")
+    assert compare_function(lambda x, f: (x * f).double(), scale, cases).startswith(
+        "returned torch.float64, expected torch.float32")
+    message = compare_function(lambda x, f: x @ x, scale, cases, describe_case=lambda c: "2x3")
+    assert message.startswith("your function raised RuntimeError on 2x3")
+    assert compare_function(lambda x, f: x * f + 1, scale, cases) == (
+        "the values differ from the library's")
+
+
+def test_compare_function_gives_each_call_its_own_copy_of_the_inputs():
+    def in_place(x, f):
+        return x.mul_(f)
+
+    cases = [(torch.randn(3), 2.0)]
+    assert compare_function(in_place, scale, cases) is True
