@@ -1,6 +1,7 @@
 """Tests for transformer_lib.data.tokenizer: exact round trips, HF-identical ids, one-file save/load."""
 
 import base64
+import hashlib
 import json
 import os
 import pickle
@@ -283,3 +284,205 @@ def test_decode_accepts_int_like_ids():
     ids = tokenizer.encode("hello")
     assert tokenizer.decode([torch.tensor(i) for i in ids]) == "hello"
     assert tokenizer.decode([np.int64(i) for i in ids]) == "hello"
+
+
+# ---- special tokens in text, and GPT-2's vocab.json + merges.txt ----------------------------
+
+SOT_TEXT = "<|startoftext|>"  # tiktoken's GPT-2 file reader also leaves this one out of the ranks
+MIXED_TEXTS = [
+    f"The end.{EOT_TEXT}Once upon a time",
+    f"{EOT_TEXT}{EOT_TEXT} two in a row, then {SOT_TEXT}Lily saw a cat.{EOT_TEXT}",
+    f"  spaces before {EOT_TEXT}   and after\n{SOT_TEXT}\n",
+    f"half a token <|endoftext and |> apart, then {EOT_TEXT}",
+    "no special text at all 🐱",
+    "",
+]
+
+
+def write_gpt2_files(hf_tokenizer, folder, extra_vocab):
+    """Write a trained HF ByteLevel BPE as GPT-2's vocab.json + merges.txt, plus extra_vocab."""
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab_path, merges_path = (folder / "vocab.json", folder / "merges.txt")
+    hf_tokenizer.model.save(str(folder))  # Hugging Face's own writer of GPT-2's two files
+    vocab = json.loads(vocab_path.read_text(encoding="utf-8"))
+    vocab.update(extra_vocab)
+    vocab_path.write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    return vocab_path, merges_path
+
+
+def tiktoken_reference(vocab_path, merges_path, special_tokens):
+    """tiktoken's own reader of GPT-2's two files (what get_encoding('gpt2') uses) as an Encoding."""
+    import tiktoken
+    from tiktoken.load import data_gym_to_mergeable_bpe_ranks
+
+    # clobber_one_byte_tokens: keep the file's ids for single bytes (HF numbers them its own way)
+    ranks = data_gym_to_mergeable_bpe_ranks(str(merges_path), str(vocab_path),
+                                            clobber_one_byte_tokens=True)
+    return tiktoken.Encoding("reference", pat_str=GPT2_PATTERN, mergeable_ranks=ranks,
+                             special_tokens=special_tokens)
+
+
+def assert_matches_tiktoken(ours, reference, texts):
+    """Our ids equal tiktoken's for every text, with special text allowed or not."""
+    for text in texts:
+        assert ours.encode(text) == reference.encode(text, disallowed_special=()), text
+        assert ours.encode(text, allowed_special="all") == reference.encode(
+            text, allowed_special="all"), text
+        assert ours.encode(text, allowed_special={EOT_TEXT}) == reference.encode(
+            text, allowed_special={EOT_TEXT}, disallowed_special=()), text
+        assert ours.decode(ours.encode(text, allowed_special="all")) == text
+
+
+@pytest.fixture()
+def gpt2_style_files(toy_hf, tmp_path, monkeypatch):
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "")  # tiktoken's reader must not cache tmp files
+    n = toy_hf.get_vocab_size()
+    specials = {EOT_TEXT: n, SOT_TEXT: n + 1}
+    return (*write_gpt2_files(toy_hf, tmp_path / "gpt2-style", specials), specials)
+
+
+def test_gpt2_files_give_tiktoken_ids_with_special_text_allowed_or_not(gpt2_style_files):
+    vocab_path, merges_path, specials = gpt2_style_files
+    ours = Tokenizer.from_gpt2_files(vocab_path, merges_path, [EOT_TEXT, SOT_TEXT])
+    reference = tiktoken_reference(vocab_path, merges_path, specials)
+    assert dict(ours.special_tokens) == specials and ours.vocab_size == reference.n_vocab
+    assert_matches_tiktoken(ours, reference, MIXED_TEXTS + TOY_CORPUS[:3])
+    assert ours.encode_batch(MIXED_TEXTS, allowed_special="all") == reference.encode_batch(
+        MIXED_TEXTS, allowed_special="all")
+    vocab = json.loads(vocab_path.read_text(encoding="utf-8"))
+    del vocab[SOT_TEXT]  # load_tokenizer(folder) knows <|endoftext|> only, like GPT-2's files
+    vocab_path.write_text(json.dumps(vocab), encoding="utf-8")
+    from_folder = load_tokenizer(vocab_path.parent)
+    assert dict(from_folder.special_tokens) == {EOT_TEXT: specials[EOT_TEXT]}
+    assert from_folder.encode_batch(MIXED_TEXTS) == ours.encode_batch(MIXED_TEXTS)
+
+
+def test_special_text_is_ordinary_text_unless_allowed(toy_tokenizer):
+    text = f"The end.{EOT_TEXT}Once"
+    assert toy_tokenizer.eot_id not in toy_tokenizer.encode(text)  # the default, as before
+    allowed = toy_tokenizer.encode(text, allowed_special={EOT_TEXT})
+    assert allowed == [*toy_tokenizer.encode("The end."), toy_tokenizer.eot_id,
+                       *toy_tokenizer.encode("Once")]
+    assert toy_tokenizer.encode(text, allowed_special="all") == allowed
+    assert toy_tokenizer.encode_batch([text, "x"], allowed_special="all") == [
+        allowed, toy_tokenizer.encode("x")]
+
+
+def test_disallowed_special_raises_as_in_tiktoken_when_asked(toy_tokenizer):
+    text = f"The end.{EOT_TEXT}"
+    with pytest.raises(ValueError, match=r"<\|endoftext\|>.*allowed_special"):
+        toy_tokenizer.encode(text, disallowed_special="all")
+    with pytest.raises(ValueError, match="allowed_special"):
+        toy_tokenizer.encode_batch(["fine", text], disallowed_special={EOT_TEXT})
+    assert toy_tokenizer.encode("fine", disallowed_special="all") == toy_tokenizer.encode("fine")
+    assert toy_tokenizer.encode(text, allowed_special="all", disallowed_special="all")[-1] == (
+        toy_tokenizer.eot_id)
+
+
+def test_bad_allowed_special_is_refused_with_the_fix(toy_tokenizer):
+    with pytest.raises(TypeError, match=r"a set of special-token strings or 'all'.*\{'<\|"):
+        toy_tokenizer.encode("x", allowed_special=EOT_TEXT)
+    with pytest.raises(ValueError, match=r"<\|pad\|>.*not a special token.*<\|endoftext\|>"):
+        toy_tokenizer.encode("x", allowed_special={"<|pad|>"})
+
+
+@pytest.mark.parametrize("order", [0, 1, 2])
+def test_overlapping_special_tokens_prefer_the_longest(toy_tokenizer, order):
+    n = len(toy_tokenizer.ranks)
+    names = [EOT_TEXT, "<|end", "<|end|>", "d|><|b"]
+    names = names[order:] + names[:order]  # the answer must not depend on the mapping's order
+    specials = {name: n + i for i, name in enumerate(names)}
+    ours = Tokenizer("overlap", GPT2_PATTERN, toy_tokenizer.ranks, specials)
+    ids = ours.encode(f"a{EOT_TEXT}b<|end|><|b<|end", allowed_special="all")
+    found = [ours.token_bytes(i).decode() for i in ids if i >= n]
+    # leftmost first, then the longest starting there: "<|end|>" beats "<|end" and "d|><|b"
+    assert found == [EOT_TEXT, "<|end|>", "<|end"]
+    assert ours.decode(ids) == f"a{EOT_TEXT}b<|end|><|b<|end"
+    only_short = ours.encode(f"a{EOT_TEXT}", allowed_special={"<|end"})
+    assert [ours.token_bytes(i) for i in only_short if i >= n] == [b"<|end"]
+
+
+def test_special_token_with_id_zero(tmp_path, monkeypatch):
+    """A vocabulary trained with its special token first: <|endoftext|> = 0, bytes from 1."""
+    from tokenizers import Tokenizer as HFTokenizer
+    from tokenizers import models, pre_tokenizers, trainers
+
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "")
+    hf = HFTokenizer(models.BPE())
+    hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    hf.train_from_iterator(TOY_CORPUS, trainers.BpeTrainer(
+        vocab_size=TOY_VOCAB, special_tokens=[EOT_TEXT], show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    assert hf.token_to_id(EOT_TEXT) == 0
+    vocab_path, merges_path = write_gpt2_files(hf, tmp_path / "eot-first", {})
+    ours = Tokenizer.from_gpt2_files(vocab_path, merges_path, [EOT_TEXT])
+    assert (ours.eot_id, ours.vocab_size) == (0, TOY_VOCAB)
+    for text in MIXED_TEXTS[:1] + MIXED_TEXTS[3:] + TOY_CORPUS[:3]:
+        # Hugging Face always recognises its special tokens: our allowed_special="all"
+        assert ours.encode(text, allowed_special="all") == hf.encode(text).ids, text
+        assert ours.decode(ours.encode(text)) == text
+    assert ours.encode("end", add_eot=True)[-1] == 0
+    reloaded = load_tokenizer(ours.save(tmp_path / "eot-first.json"))
+    assert reloaded.content_hash == ours.content_hash
+    assert reloaded.encode_batch(MIXED_TEXTS, allowed_special="all") == ours.encode_batch(
+        MIXED_TEXTS, allowed_special="all")
+    assert pickle.loads(pickle.dumps(ours)).encode(MIXED_TEXTS[0]) == ours.encode(MIXED_TEXTS[0])
+
+
+def test_special_ids_must_fill_the_gaps_exactly(toy_tokenizer):
+    n = len(toy_tokenizer.ranks)
+    with pytest.raises(ValueError, match="collide"):
+        Tokenizer("clash", GPT2_PATTERN, toy_tokenizer.ranks, {EOT_TEXT: 5})
+    with pytest.raises(ValueError, match=rf"no gaps.*\[{n}\]"):
+        Tokenizer("gap", GPT2_PATTERN, toy_tokenizer.ranks, {EOT_TEXT: n + 1})
+    with pytest.raises(ValueError, match="empty"):
+        Tokenizer("empty", GPT2_PATTERN, toy_tokenizer.ranks, {EOT_TEXT: n, "": n + 1})
+
+
+def test_gpt2_files_that_do_not_fit_are_refused_with_the_reason(gpt2_style_files, tmp_path):
+    vocab_path, merges_path, _ = gpt2_style_files
+    with pytest.raises(ValueError, match=r"<\|startoftext\|>.*special_tokens"):
+        Tokenizer.from_gpt2_files(vocab_path, merges_path, [EOT_TEXT])  # one special left out
+    with pytest.raises(ValueError, match=r"<\|pad\|>.*not in.*vocab.json"):
+        Tokenizer.from_gpt2_files(vocab_path, merges_path, [EOT_TEXT, SOT_TEXT, "<|pad|>"])
+    lines = merges_path.read_text(encoding="utf-8").splitlines()
+    swapped = tmp_path / "swapped.txt"  # two merges out of their vocab.json id order
+    swapped.write_text("\n".join([lines[0], lines[2], lines[1], *lines[3:]]) + "\n",
+                       encoding="utf-8")
+    with pytest.raises(ValueError, match="merge order"):
+        Tokenizer.from_gpt2_files(vocab_path, swapped, [EOT_TEXT, SOT_TEXT])
+    with pytest.raises(FileNotFoundError, match="merges"):
+        Tokenizer.from_gpt2_files(vocab_path, tmp_path / "missing.txt", [EOT_TEXT, SOT_TEXT])
+
+
+def _local_gpt2_files():
+    """GPT-2's vocab.json + merges.txt if this machine has them: tiktoken's cache or HF's."""
+    import tempfile
+
+    cache = os.environ.get("TIKTOKEN_CACHE_DIR", os.environ.get(
+        "DATA_GYM_CACHE_DIR", os.path.join(tempfile.gettempdir(), "data-gym-cache")))
+    merges_url, vocab_url = tokenizer.GPT2_CACHED_URLS  # vocab.bpe is merges.txt by another name
+    in_tiktoken = [os.path.join(cache, hashlib.sha1(url.encode()).hexdigest())
+                   for url in (vocab_url, merges_url)] if cache else []
+    if in_tiktoken and all(os.path.exists(path) for path in in_tiktoken):
+        return tuple(in_tiktoken)
+    from huggingface_hub import try_to_load_from_cache
+
+    for repo in ("openai-community/gpt2", "gpt2"):
+        found = [try_to_load_from_cache(repo, name) for name in ("vocab.json", "merges.txt")]
+        if all(isinstance(path, str) for path in found):
+            return tuple(found)
+    return None
+
+
+@pytest.mark.skipif(_local_gpt2_files() is None,
+                    reason="GPT-2's vocab.json/merges.txt are in neither tiktoken's nor the "
+                           "Hugging Face cache, and tests must not download them")
+def test_real_gpt2_files_give_gpt2_ids(monkeypatch):
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "")
+    vocab_path, merges_path = _local_gpt2_files()
+    gpt2 = Tokenizer.from_gpt2_files(vocab_path, merges_path, [EOT_TEXT])
+    assert (gpt2.vocab_size, gpt2.eot_id) == (50257, 50256)
+    assert gpt2.encode("Hello world") == [15496, 995]
+    reference = tiktoken_reference(vocab_path, merges_path, {EOT_TEXT: 50256})
+    assert_matches_tiktoken(gpt2, reference, MIXED_TEXTS)

@@ -4,10 +4,16 @@ Training uses Hugging Face `tokenizers` (fast, ~1 s for vocab 4096 on 2 MB); its
 are turned into tiktoken ranks, so encoding is tiktoken's and gives the same ids as the trained
 HF tokenizer. The book teaches BPE from scratch on a toy corpus; this module is the fast path.
 
-Special tokens: ``encode`` treats the text "<|endoftext|>" inside user text as ordinary text
-(it is never turned into ``eot_id``), so untrusted text cannot inject a document boundary. The
-end-of-text id is added only on request: ``encode(text, add_eot=True)``, or by the token cache,
-which puts ``eot_id`` between stories.
+Special tokens: by default ``encode`` treats the text "<|endoftext|>" inside user text as
+ordinary text (it is never turned into ``eot_id``), so untrusted text cannot inject a document
+boundary. The end-of-text id is added on request: ``encode(text, add_eot=True)``, or by the
+token cache, which puts ``eot_id`` between stories. Text that does mark its boundaries with
+special tokens (a corpus joined by "<|endoftext|>") is encoded with ``allowed_special``, as in
+tiktoken: a set of special texts, or "all". ``disallowed_special`` (tiktoken's check, which
+tiktoken applies by default and we apply only on request) raises on special text instead.
+
+GPT-2-style files (``vocab.json`` + ``merges.txt``, as GPT-2 and Hugging Face write them) load
+with :meth:`Tokenizer.from_gpt2_files`; special tokens may have any ids, 0 included.
 
 Command line (writes the file that :func:`load_tokenizer` reads)::
 
@@ -21,6 +27,7 @@ import hashlib
 import json
 import operator
 import os
+import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -50,9 +57,11 @@ class Tokenizer:
     Args:
         name: a label for humans and cache file names (not part of ``content_hash``).
         pattern: the pre-tokenisation regex (tiktoken syntax).
-        ranks: token bytes -> id, ids 0..n-1 in merge priority; must contain all 256 single bytes
-            so that every string can be encoded.
+        ranks: token bytes -> id, in merge priority (a merged token with a lower id is merged
+            first); must contain all 256 single bytes so that every string can be encoded.
         special_tokens: special text -> id; must contain "<|endoftext|>". Default: it gets id n.
+            Ordinary and special ids together are 0..vocab_size-1, each once, so a special
+            token may come first (id 0) or anywhere between the ranks.
     """
 
     def __init__(
@@ -65,7 +74,7 @@ class Tokenizer:
         ranks = dict(ranks)
         special_tokens = dict(special_tokens or {EOT_TEXT: len(ranks)})
         _check_ranks(ranks)
-        _check_special_tokens(special_tokens, n_ranks=len(ranks))
+        _check_special_tokens(special_tokens, ranks)
         self.name = name
         self.pattern = pattern
         self._encoding = tiktoken.Encoding(
@@ -73,7 +82,44 @@ class Tokenizer:
         )
         self._ranks = MappingProxyType(ranks)
         self._special_tokens = MappingProxyType(special_tokens)
+        self._special_finders: dict[frozenset[str], re.Pattern] = {}
         self.content_hash = _content_hash(pattern, ranks, special_tokens)
+
+    @classmethod
+    def from_gpt2_files(
+        cls,
+        vocab_json: str | os.PathLike,
+        merges_txt: str | os.PathLike,
+        special_tokens: Iterable[str] | Mapping[str, int] = (EOT_TEXT,),
+        *,
+        name: str | None = None,
+        pattern: str = GPT2_PATTERN,
+    ) -> Tokenizer:
+        """Load a byte-level BPE from GPT-2's two files, ``vocab.json`` and ``merges.txt``.
+
+        ``vocab.json`` maps each token, its bytes spelled with GPT-2's bytes-to-unicode table, to
+        its id; ``merges.txt`` lists the merges in rank order, one "left right" pair a line
+        (after an optional "#version" line). special_tokens names the vocabulary's special
+        texts (ids read from vocab.json), or maps special text -> id for ones the file lacks.
+        Every other token must be a single byte or the result of a merge, and merged tokens'
+        ids must rise in merge order (tiktoken merges by id), as in every file a BPE trainer
+        writes. The split pattern is not in the files: GPT-2's by default.
+        """
+        vocab_path, merges_path = Path(vocab_json).expanduser(), Path(merges_txt).expanduser()
+        for kind, path in (("vocab.json", vocab_path), ("merges.txt", merges_path)):
+            if not path.is_file():
+                raise FileNotFoundError(f"no GPT-2 {kind} file at {str(path)!r} ({kind} and "
+                                        f"merges.txt come together, as GPT-2 published them)")
+        try:
+            vocab = json.loads(vocab_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{str(vocab_path)!r} is not a GPT-2 vocab.json: {err}") from err
+        if not isinstance(vocab, dict):
+            raise ValueError(f"{str(vocab_path)!r} is not a GPT-2 vocab.json (a JSON object "
+                             f"token -> id), found a {type(vocab).__name__}")
+        special = _gpt2_special_tokens(special_tokens, vocab, vocab_path)
+        ranks = _gpt2_ranks(vocab, special, _read_gpt2_merges(merges_path), vocab_path)
+        return cls(name or vocab_path.parent.name or vocab_path.stem, pattern, ranks, special)
 
     @property
     def vocab_size(self) -> int:
@@ -95,17 +141,39 @@ class Tokenizer:
         """Read-only view of special text -> id."""
         return self._special_tokens
 
-    def encode(self, text: str, *, add_eot: bool = False) -> list[int]:
-        """Encode text to ids; "<|endoftext|>" in text stays plain text; add_eot appends eot_id."""
+    def encode(
+        self,
+        text: str,
+        *,
+        allowed_special: str | Iterable[str] = frozenset(),
+        disallowed_special: str | Iterable[str] = (),
+        add_eot: bool = False,
+    ) -> list[int]:
+        """Encode text to ids; add_eot appends eot_id.
+
+        Special text (such as "<|endoftext|>") inside text is ordinary text unless it is in
+        allowed_special, a set of special texts or "all", which encodes it as its id (where two
+        special texts overlap, the leftmost wins, then the longest). disallowed_special, a set
+        or "all" (all not allowed), raises ValueError if text holds one: tiktoken's default,
+        here off by default because the book encodes stories that may quote special text.
+        """
         if not isinstance(text, str):
             raise TypeError(
                 f"encode expects a str, got {type(text).__name__}; use encode_batch for many texts"
             )
-        ids = self._encoding.encode_ordinary(text)
+        allowed = self._allowed(allowed_special, disallowed_special, [text])
+        ids = self._encode_allowing(text, allowed) if allowed else (
+            self._encoding.encode_ordinary(text))
         return ids + [self.eot_id] if add_eot else ids
 
     def encode_batch(
-        self, texts: Sequence[str], *, add_eot: bool = False, num_threads: int | None = None
+        self,
+        texts: Sequence[str],
+        *,
+        allowed_special: str | Iterable[str] = frozenset(),
+        disallowed_special: str | Iterable[str] = (),
+        add_eot: bool = False,
+        num_threads: int | None = None,
     ) -> list[list[int]]:
         """Encode many texts in parallel threads (tiktoken releases the GIL), same rules as encode.
 
@@ -119,8 +187,76 @@ class Tokenizer:
         if bad is not None:
             raise TypeError(f"encode_batch expects str items, got {type(bad).__name__}")
         num_threads = num_threads or min(8, os.cpu_count() or 1)
-        batch = self._encoding.encode_ordinary_batch(texts, num_threads=num_threads)
+        allowed = self._allowed(allowed_special, disallowed_special, texts)
+        if allowed:
+            # the ordinary stretches of every text in one threaded batch, then special ids between
+            split = [self._split_on_special(text, allowed) for text in texts]
+            pieces = [piece for stretches, _ in split for piece in stretches]
+            encoded = iter(self._encoding.encode_ordinary_batch(pieces, num_threads=num_threads))
+            batch = [_interleave([next(encoded) for _ in stretches], special_ids)
+                     for stretches, special_ids in split]
+        else:
+            batch = self._encoding.encode_ordinary_batch(texts, num_threads=num_threads)
         return [ids + [self.eot_id] for ids in batch] if add_eot else batch
+
+    def _allowed(self, allowed_special, disallowed_special, texts: list[str]) -> frozenset[str]:
+        """The allowed special texts; raises if a text holds a disallowed one."""
+        allowed = self._special_set(allowed_special, "allowed_special")
+        if disallowed_special == "all":
+            disallowed = frozenset(self._special_tokens) - allowed
+        else:
+            disallowed = self._special_set(disallowed_special, "disallowed_special")
+        if disallowed:
+            finder = self._special_finder(disallowed)
+            for text in texts:
+                if found := finder.search(text):
+                    raise ValueError(
+                        f"text holds the special token {found.group()!r} (at character "
+                        f"{found.start()}), which disallowed_special refuses: pass "
+                        f"allowed_special={{{found.group()!r}}} (or 'all') to encode it as its "
+                        f"id, or leave disallowed_special empty to encode it as ordinary text"
+                    )
+        return allowed
+
+    def _special_set(self, names, argument: str) -> frozenset[str]:
+        if names == "all":
+            return frozenset(self._special_tokens)
+        if isinstance(names, str):
+            raise TypeError(
+                f"{argument} takes a set of special-token strings or 'all', got the string "
+                f"{names!r}; write {{{names!r}}}"
+            )
+        names = frozenset(names)
+        unknown = sorted(names - self._special_tokens.keys())
+        if unknown:
+            raise ValueError(
+                f"{argument}: {unknown} is not a special token of this tokenizer; its special "
+                f"tokens are {sorted(self._special_tokens)}"
+            )
+        return names
+
+    def _special_finder(self, names: frozenset[str]) -> re.Pattern:
+        """A regex finding the leftmost of names, the longest where several start there."""
+        if names not in self._special_finders:
+            # alternatives are tried in order at each position: longest first
+            ordered = sorted(names, key=lambda name: (-len(name), name))
+            self._special_finders[names] = re.compile("|".join(map(re.escape, ordered)))
+        return self._special_finders[names]
+
+    def _split_on_special(self, text: str, allowed: frozenset[str]) -> tuple[list[str], list[int]]:
+        """The ordinary stretches of text (one more than the specials) and the special ids."""
+        stretches, special_ids, start = [], [], 0
+        for found in self._special_finder(allowed).finditer(text):
+            stretches.append(text[start:found.start()])
+            special_ids.append(self._special_tokens[found.group()])
+            start = found.end()
+        stretches.append(text[start:])
+        return stretches, special_ids
+
+    def _encode_allowing(self, text: str, allowed: frozenset[str]) -> list[int]:
+        stretches, special_ids = self._split_on_special(text, allowed)
+        encoded = [self._encoding.encode_ordinary(stretch) for stretch in stretches]
+        return _interleave(encoded, special_ids)
 
     def decode(self, ids: Iterable[int]) -> str:
         """Decode ids to text; bytes that do not form valid UTF-8 become U+FFFD.
@@ -152,7 +288,7 @@ class Tokenizer:
             "pattern": self.pattern,
             "special_tokens": dict(self._special_tokens),
             "content_hash": self.content_hash,
-            "ranks": _ranks_to_base64(self._ranks),  # list position = id
+            "ranks": _ranks_by_id(self._ranks, self.vocab_size),  # position = id
         }
         from ..fileio import write_text_atomically
 
@@ -173,7 +309,8 @@ class Tokenizer:
                 f"{str(path)!r} is not a {FILE_FORMAT} file (format: {found!r}); "
                 f"write one with Tokenizer.save or `tlib-tokenizer train`"
             )
-        ranks = {base64.b64decode(token): rank for rank, token in enumerate(payload["ranks"])}
+        ranks = {base64.b64decode(token): rank
+                 for rank, token in enumerate(payload["ranks"]) if token is not None}
         tokenizer = cls(payload["name"], payload["pattern"], ranks, payload["special_tokens"])
         if tokenizer.content_hash != payload["content_hash"]:
             raise ValueError(
@@ -194,6 +331,15 @@ class Tokenizer:
         )
 
 
+def _interleave(encoded_stretches: list[list[int]], special_ids: list[int]) -> list[int]:
+    """stretch, special, stretch, ..., stretch as one id list (one more stretch than special)."""
+    ids = list(encoded_stretches[0])
+    for special_id, stretch in zip(special_ids, encoded_stretches[1:], strict=True):
+        ids.append(special_id)
+        ids += stretch
+    return ids
+
+
 def _as_index(value):
     """An int from an int-like id (a numpy integer or a 0-dim tensor); other values unchanged."""
     try:
@@ -210,7 +356,9 @@ def load_tokenizer(path_or_name: str | os.PathLike):
     ``.tiktoken`` ranks file (lines "base64-token rank"), used with GPT-2's split pattern and
     <|endoftext|> after the last rank: GPT-2's is ``r50k_base.tiktoken``, the same ranks as "gpt2";
     or a llama2.c tokenizer: a ``.bin`` file (``tok512.bin``, ``tokenizer.bin``) or the name
-    "tok512" / "llama2c:tok512", which returns a :class:`~transformer_lib.data.llama2c.Llama2cTokenizer`.
+    "tok512" / "llama2c:tok512", which returns a :class:`~transformer_lib.data.llama2c.Llama2cTokenizer`;
+    or a folder holding GPT-2-style ``vocab.json`` and ``merges.txt`` with "<|endoftext|>" as
+    its one special token (:meth:`Tokenizer.from_gpt2_files` takes others).
     """
     from . import llama2c
 
@@ -220,11 +368,13 @@ def load_tokenizer(path_or_name: str | os.PathLike):
     name = str(path_or_name)
     if not path.exists() and (name.startswith("llama2c:") or name in llama2c.TOKENIZER_NAMES):
         return llama2c.load_llama2c_tokenizer(name)
+    if path.is_dir() and (path / "vocab.json").is_file() and (path / "merges.txt").is_file():
+        return Tokenizer.from_gpt2_files(path / "vocab.json", path / "merges.txt")
     if not path.is_file():
         raise FileNotFoundError(
             f"no tokenizer {str(path_or_name)!r}: pass 'gpt2', a .json file written by "
-            f"Tokenizer.save (or `tlib-tokenizer train`), a .tiktoken "
-            f"ranks file, a llama2.c tokenizer .bin file, or 'tok512'"
+            f"Tokenizer.save (or `tlib-tokenizer train`), a .tiktoken ranks file, a folder with "
+            f"GPT-2's vocab.json and merges.txt, a llama2.c tokenizer .bin file, or 'tok512'"
         )
     if path.suffix == ".tiktoken":
         return Tokenizer(path.stem, GPT2_PATTERN, read_tiktoken_ranks(path))
@@ -316,6 +466,86 @@ def _bytes_to_unicode() -> dict[int, str]:
     return table
 
 
+def _read_gpt2_merges(path: Path) -> list[tuple[str, str]]:
+    """merges.txt's merges in rank order: "left right" per line, after an optional #version."""
+    merges = []
+    lines = path.read_text(encoding="utf-8").split("\n")
+    for line_number, line in enumerate(lines, 1):
+        if not line.strip() or (line_number == 1 and line.startswith("#version")):
+            continue
+        pair = line.split(" ")
+        if len(pair) != 2 or not all(pair):
+            raise ValueError(
+                f"{str(path)!r} line {line_number} is not a GPT-2 merge 'left right': {line[:60]!r}"
+            )
+        merges.append((pair[0], pair[1]))
+    return merges
+
+
+def _gpt2_special_tokens(special_tokens, vocab: dict, vocab_path: Path) -> dict[str, int]:
+    """special text -> id: names are looked up in vocab.json, a mapping must agree with it."""
+    if isinstance(special_tokens, str):
+        raise TypeError(f"special_tokens takes special texts or a text -> id mapping, got the "
+                        f"string {special_tokens!r}; write [{special_tokens!r}]")
+    if isinstance(special_tokens, Mapping):
+        special = dict(special_tokens)
+        disagreeing = {text: (i, vocab[text]) for text, i in special.items()
+                       if text in vocab and vocab[text] != i}
+        if disagreeing:
+            raise ValueError(f"special_tokens disagree with {str(vocab_path)!r} (given, file): "
+                             f"{disagreeing}")
+        return special
+    special = {}
+    for text in special_tokens:
+        if text not in vocab:
+            raise ValueError(
+                f"special token {text!r} is not in {str(vocab_path)!r}; pass special_tokens as a "
+                f"mapping text -> id to give it an id"
+            )
+        special[text] = vocab[text]
+    return special
+
+
+def _gpt2_ranks(vocab: dict, special: dict[str, int], merges: list[tuple[str, str]],
+                vocab_path: Path) -> dict[bytes, int]:
+    """tiktoken ranks from vocab.json and the merges: the file's ids, checked against merges."""
+    char_to_byte = {char: byte for byte, char in _bytes_to_unicode().items()}
+
+    def to_bytes(token: str) -> bytes:
+        try:
+            return bytes(char_to_byte[char] for char in token)
+        except KeyError as err:
+            raise ValueError(
+                f"{str(vocab_path)!r}: token {token!r} is not spelled in GPT-2's bytes-to-unicode "
+                f"table (is this a byte-level BPE?), and it is not among special_tokens"
+            ) from err
+
+    ranks = {to_bytes(token): i for token, i in vocab.items() if token not in special}
+    merged = [to_bytes(left) + to_bytes(right) for left, right in merges]
+    missing = [token for token in merged if token not in ranks]
+    if missing:
+        raise ValueError(f"merges.txt makes {missing[0]!r} (and {len(missing) - 1} more), which "
+                         f"{str(vocab_path)!r} lacks: the two files do not belong together")
+    merged_ids = [ranks[token] for token in merged]
+    out_of_order = next((k for k in range(1, len(merged_ids))
+                         if merged_ids[k] <= merged_ids[k - 1]), None)
+    if out_of_order is not None:
+        raise ValueError(
+            f"merges.txt line {out_of_order + 1} ({merges[out_of_order]}) has a lower id in "
+            f"{str(vocab_path)!r} than the merge before it: tiktoken merges by id, so the ids "
+            f"must follow the merge order"
+        )
+    merged_set = set(merged)
+    stray = [token for token, i in vocab.items() if token not in special
+             and len(to_bytes(token)) > 1 and to_bytes(token) not in merged_set]
+    if stray:
+        raise ValueError(
+            f"{str(vocab_path)!r} has tokens that are neither bytes nor made by a merge: "
+            f"{stray[:5]}; if they are special tokens, add them to special_tokens"
+        )
+    return ranks
+
+
 def _load_gpt2() -> Tokenizer:
     """GPT-2 via tiktoken, failing in seconds (not a TCP timeout) when it cannot be downloaded."""
     from tiktoken_ext import openai_public
@@ -353,8 +583,8 @@ def _gpt2_unavailable(reason: str) -> str:
 
 
 def _check_ranks(ranks: dict[bytes, int]) -> None:
-    if sorted(ranks.values()) != list(range(len(ranks))):
-        raise ValueError("ranks must give each token a distinct id 0..n-1 with no gaps")
+    if len(set(ranks.values())) != len(ranks):
+        raise ValueError("ranks must give each token a distinct id")
     missing = [byte for byte in range(256) if bytes([byte]) not in ranks]
     if missing:
         raise ValueError(
@@ -363,12 +593,33 @@ def _check_ranks(ranks: dict[bytes, int]) -> None:
         )
 
 
-def _check_special_tokens(special_tokens: dict[str, int], n_ranks: int) -> None:
+def _check_special_tokens(special_tokens: dict[str, int], ranks: dict[bytes, int]) -> None:
     if EOT_TEXT not in special_tokens:
         raise ValueError(f"special_tokens must contain {EOT_TEXT!r}, got {list(special_tokens)}")
-    clashing = {text: i for text, i in special_tokens.items() if i < n_ranks}
-    if clashing:
-        raise ValueError(f"special token ids {clashing} collide with ordinary ids 0..{n_ranks - 1}")
+    if "" in special_tokens:
+        raise ValueError("a special token cannot be the empty string")
+    rank_ids = set(ranks.values())
+    clashing = {text: i for text, i in special_tokens.items() if i in rank_ids}
+    if clashing or len(set(special_tokens.values())) != len(special_tokens):
+        raise ValueError(f"special token ids {dict(special_tokens)} collide with each other or "
+                         f"with ordinary ids")
+    all_ids = rank_ids | set(special_tokens.values())
+    gaps = sorted(set(range(max(all_ids) + 1)) - all_ids)
+    if gaps or min(all_ids) < 0:
+        raise ValueError(
+            f"ordinary and special ids together must be 0..n-1 with no gaps (each id is a row of "
+            f"the model's embedding table); unused: {gaps[:5]}, negative: {min(all_ids) < 0}"
+        )
+
+
+def _ranks_by_id(ranks: Mapping[bytes, int], vocab_size: int) -> list[str | None]:
+    """base64 tokens at their ids, None at special ids (the file format; load reverses it)."""
+    by_id: list[str | None] = [None] * vocab_size
+    for token, rank in ranks.items():
+        by_id[rank] = base64.b64encode(token).decode("ascii")
+    while by_id and by_id[-1] is None:  # specials after the last rank, as files always had
+        by_id.pop()
+    return by_id
 
 
 def _ranks_to_base64(ranks: Mapping[bytes, int]) -> list[str]:
@@ -377,7 +628,12 @@ def _ranks_to_base64(ranks: Mapping[bytes, int]) -> list[str]:
 
 
 def _content_hash(pattern: str, ranks: Mapping[bytes, int], special: Mapping[str, int]) -> str:
-    """sha256 over everything that decides the ids, so caches can tell tokenizers apart."""
+    """sha256 over everything that decides the ids, so caches can tell tokenizers apart.
+
+    The ranks enter in id order without their ids: with the special ids known and all ids
+    0..n-1, that order fixes every id (and keeps the hashes of tokenizers made before special
+    tokens could come first).
+    """
     payload = {
         "pattern": pattern,
         "ranks": _ranks_to_base64(ranks),
