@@ -30,8 +30,8 @@ from transformer_lib.book import viz
 from transformer_lib.book.exercises import ch11
 from transformer_lib.book.widgets import AttentionExplorer, SamplingExplorer
 from transformer_lib.data import book_stories
-from transformer_lib.interop import from_llama2c
 from transformer_lib.data.tokenizer import load_tokenizer
+from transformer_lib.interop import from_llama2c
 from transformer_lib.model import parameter_counts
 from transformer_lib.model.rope import rope_frequencies
 

@@ -14,8 +14,8 @@ import torch
 from transformer_lib.analysis import interpret
 from transformer_lib.book.exercises import ch11
 from transformer_lib.data import book_stories
-from transformer_lib.interop import from_llama2c
 from transformer_lib.data.tokenizer import load_tokenizer
+from transformer_lib.interop import from_llama2c
 
 torch.manual_seed(0)
 torch.set_num_threads(1)  # as in the chapter: a tiny model runs fastest on one thread
