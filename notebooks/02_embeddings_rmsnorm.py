@@ -238,7 +238,9 @@ print("LayerNormFromScratch matches torch.nn.functional.layer_norm")
 # functions receive the same random gain; a gain of ones would hide a forgotten `weight`. For
 # 16-bit inputs, compute inside in float32 and return the result in `x`'s dtype; the end of
 # this chapter shows why. When it prints `correct`, the next cell keeps your function for
-# chapter 6, which assembles your pieces into a model.
+# chapter 6, which assembles your pieces into a model. Chapter 6 reads back the function's
+# source alone, with `torch` and `F` (`torch.nn.functional`) at hand: write any helper inside
+# it.
 
 # %%
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:

@@ -252,7 +252,8 @@ viz.plot_rope_angles(head_dim=64, max_position=64)
 # `notebooks/solutions/03_rope_solutions.ipynb`. The check compares your tables with the
 # library's `rope.rope_tables` for several head sizes, lengths and bases. When it prints
 # `correct`, the cell after it keeps your function for chapter 6, which assembles your pieces
-# into a model.
+# into a model. Chapter 6 reads back each function's source alone, with `torch`, `math` and
+# `F` at hand, so write any helper inside the function (as for `apply_rope` below).
 
 # %%
 def rope_tables(head_dim: int, max_seq_len: int,
