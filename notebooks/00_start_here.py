@@ -3,11 +3,11 @@
 #
 # This book builds a small modern language model, one piece per chapter, in the style of Meta's
 # Llama: a *decoder-only transformer* that reads a sequence of tokens and predicts the next one.
-# Every chapter builds its piece from scratch in a few lines of PyTorch, explains it with prose,
-# maths and plots, and then checks it with an `assert` against the finished code in the
-# `transformer_lib` library, whose version it uses from then on. By chapter 7 the pieces train
-# on TinyStories, a data set of simple children's stories, and by chapter 8 the model writes
-# its own.
+# Chapters 1 to 8 each explain a piece with prose, maths and plots, have you write it in a few
+# lines of PyTorch, and check your code against the finished code in the `transformer_lib`
+# library, whose version the book uses from then on; chapter 6 assembles your pieces into a
+# model that runs real weights. By chapter 7 the pieces train on TinyStories, a data set of
+# simple children's stories, and by chapter 8 the model writes its own.
 #
 # This chapter shows what we will build and why, checks that your machine can run the book, runs
 # the finished model, and maps the chapters.
@@ -27,7 +27,7 @@
 # | normalisation | LayerNorm, after each sub-layer | LayerNorm, before each sub-layer | RMSNorm, before each sub-layer (pre-norm) | 2, 6 |
 # | position | fixed sinusoids added to the input | learned vectors added to the input | rotary embeddings (RoPE) on queries and keys | 3 |
 # | attention | multi-head | multi-head | grouped-query (4 query heads share 2 key/value heads), through fused Flash/SDPA kernels | 4 |
-# | feed-forward | ReLU, 4× wide | GELU, 4× wide | SwiGLU, 8/3× wide | 5 |
+# | feed-forward | ReLU, 4× wide | GELU, 4× wide | SwiGLU, 3× wide (8/3×, rounded up to a multiple of 64) | 5 |
 # | biases | yes | yes | none | 4, 5 |
 #
 # Why each change:
@@ -44,8 +44,11 @@
 #   position, so the attention score between two tokens depends on their *distance*; there are no
 #   position parameters to learn.
 # - **SwiGLU.** A feed-forward layer in which one projection gates another elementwise; at equal
-#   parameter count it trains to lower loss than a ReLU or GELU layer, which is why it is 8/3
-#   rather than 4 times wider with three matrices instead of two.
+#   parameter count it trains to a lower *loss* than a ReLU or GELU layer (the loss measures
+#   how badly a model predicts the next token; chapter 3 defines it). It has three matrices
+#   instead of two, so Llama makes it 8/3 rather than 4 times as wide as the model, which keeps
+#   its parameter count. The library rounds that width up to a multiple of 64: for the book's
+#   model, 128 wide, that gives 384, exactly 3 times as wide.
 # - **Grouped-query attention (GQA).** Several query heads share one key/value head, which
 #   shrinks the cache of keys and values kept during generation, the memory that limits long
 #   contexts and large batches.
@@ -209,20 +212,23 @@ assert round(100 * book_counts["embedding"] / book_counts["total"]) == 25  # a q
 # ## Exercises
 #
 # Each exercise has a cell for your answer, which starts out holding a placeholder (`...`), and
-# a check cell that prints one line: `not attempted yet`, `correct`, or `not yet` with a hint.
-# The checks live in `transformer_lib.book.exercises`, so no expected value appears here; the worked
-# answers are in `notebooks/solutions/00_start_here_solutions.ipynb`.
+# a check cell that prints one line: `not attempted yet`, `correct`, or `not yet` with a hint
+# (for an answer in several parts, it says which parts are right). The checks live in
+# `transformer_lib.book.exercises`, so no expected value appears here; the worked answers are in
+# `notebooks/solutions/00_start_here_solutions.ipynb`.
 
 # %% [markdown]
-# **Exercise 1.** From the configuration alone, compute how many parameters the embedding
-# table of the `tiny` preset holds. Its fields are printed by the demo above (`vocab_size`,
-# `d_model`).
+# **Exercise 1.** From the configuration alone, compute how many parameters the attention
+# layers and the feed-forward layers of the book's model hold, over all its blocks
+# (`book_config` above has every size you need: read `ffn_hidden_dim` there). The demo's table
+# counted both for the `tiny` preset, so you can try your method there first.
 
 # %%
-tiny_embedding_parameters = ...  # your answer: a whole number
+book_attention_parameters = ...  # your answer: a whole number
+book_feed_forward_parameters = ...  # your answer: a whole number
 
 # %%
-ch00.exercise_1(tiny_embedding_parameters)
+ch00.exercise_1(book_attention_parameters, book_feed_forward_parameters)
 
 # %% [markdown]
 # **Exercise 2.** The `seed-22.5M` preset ties its output layer to the embedding table. How
@@ -250,15 +256,17 @@ ch00.exercise_3(count_parameters)
 # %% [markdown]
 # **Exercise 4.** While the model generates, every layer keeps the keys and values of all the
 # tokens so far (the *KV cache* of chapter 8), so the cache grows with every token. How many
-# numbers does the book's model (`book_config` above) add to its cache per token, over all its
-# layers? Grouped-query attention is why this is fewer than with one key/value head per query
-# head.
+# bytes does the book's model's cache take once it holds a full context of `max_seq_len`
+# tokens, in float32 (4 bytes a number)? And how many would it take with one key/value head
+# per query head, as in the original Transformer? The difference is what grouped-query
+# attention saves.
 
 # %%
-kv_numbers_per_token = ...  # your answer: a whole number
+kv_cache_bytes_gqa = ...  # your answer: a whole number of bytes
+kv_cache_bytes_without_gqa = ...  # your answer: a whole number of bytes
 
 # %%
-ch00.exercise_4(kv_numbers_per_token)
+ch00.exercise_4(kv_cache_bytes_gqa, kv_cache_bytes_without_gqa)
 
 # %% [markdown]
 # ## Map of the book
@@ -266,16 +274,16 @@ ch00.exercise_4(kv_numbers_per_token)
 # | chapter | title | what you build and check |
 # |---|---|---|
 # | 0 | Start here | the plan, the device check, the finished model at work |
-# | 1 | Tokens | byte-pair encoding from scratch, checked against the library's tokenizer; a 2,048-token vocabulary for TinyStories |
-# | 2 | Embeddings and RMSNorm | embedding lookups, LayerNorm and RMSNorm from scratch; why and where we normalise |
-# | 3 | RoPE | rotary position embeddings: rotation speeds, cos/sin tables, scores that depend only on distance, the two pairing conventions |
+# | 1 | Tokens | byte-pair encoding: you write the training loop, checked against the library's trainer; a 2,048-token vocabulary for TinyStories |
+# | 2 | Embeddings and RMSNorm | embedding lookups, LayerNorm from scratch, your own RMSNorm; why and where we normalise |
+# | 3 | Rotary position embeddings | rotation speeds, your own cos/sin tables and rotation, scores that depend only on distance, the two pairing conventions |
 # | 4 | Attention | scaled dot-product attention, the causal mask, grouped-query attention; explicit maths against fused Flash/SDPA kernels; attention maps |
-# | 5 | SwiGLU | the gated feed-forward layer, compared with GPT-2's GELU MLP |
-# | 6 | Block and model | the residual stream, pre-norm against post-norm, the block and the whole model, initialisation and parameter counts |
-# | 7 | Training | token cache and batches, the loss, AdamW with warm-up and cosine schedule, bits per byte; training on TinyStories with a live plot |
+# | 5 | The SwiGLU feed-forward | the gated feed-forward layer, compared with GPT-2's GELU MLP |
+# | 6 | The block and the model | the residual stream, pre-norm against post-norm, the block and the whole model, initialisation and parameter counts |
+# | 7 | Training inside the notebook | token cache and batches, the loss, AdamW with warm-up and cosine schedule, bits per byte; training on TinyStories with a live plot |
 # | 8 | Generation | temperature, top-k and top-p sampling; the KV cache that makes generation fast |
-# | 9 | Hardware | CPU, CUDA and MPS; bfloat16 autocast, `torch.compile`, where the time goes |
-# | 10 | Interop | converting weights to and from Hugging Face's `LlamaForCausalLM`, and checking they agree |
+# | 9 | Hardware: CPU, CUDA and Apple GPUs | CPU, CUDA and MPS; bfloat16 autocast, `torch.compile`; a profile of one training step, showing which operations take its time |
+# | 10 | Interop and next steps | converting weights to and from Hugging Face's `LlamaForCausalLM`, and checking they agree |
 # | 11 | Inside a trained model | attention patterns, head ablation, the logit lens and RoPE pair use measured in llama2.c's stories260K; bits per byte against the book's stored model |
 #
 # Chapters 1 to 6 each take under a minute on a CPU; start with chapter 1.

@@ -12,8 +12,8 @@
 #
 # - the 2-D rotation at the heart of RoPE, as a matrix and as a complex number;
 # - the table of rotation speeds, one per pair of dimensions, and what their wavelengths mean;
-# - RoPE from scratch (`cos`/`sin` tables, `rotate_half`, `apply_rope`), checked against
-#   `transformer_lib.model.rope`;
+# - RoPE's `cos`/`sin` tables and the rotation `apply_rope`, which you write yourself
+#   (exercises 1 and 2) and check against `transformer_lib.model.rope`;
 # - numerical proofs of its two key properties: scores depend only on relative position, and
 #   vector lengths are preserved;
 # - the two pairing conventions found in real checkpoints, and the permutation between them;
@@ -34,7 +34,9 @@ import torch
 
 from transformer_lib.book import viz
 from transformer_lib.book.exercises import ch03
+from transformer_lib.book.pieces import keep
 from transformer_lib.book.widgets import RopeExplorer
+from transformer_lib.model import rope  # the library's RoPE, used as rope.apply_rope etc.
 
 _ = torch.manual_seed(0)  # every random draw below is reproducible
 
@@ -200,8 +202,7 @@ assert math.isclose(complex_score(3, 7), rotated_score(3, 7), abs_tol=1e-5)
 
 # %%
 head_dim, base = 64, 10000.0
-pair_index = torch.arange(head_dim // 2)
-speeds = base ** (-2 * pair_index.double() / head_dim)  # theta_i, radians per token
+speeds = rope.rope_frequencies(head_dim, base).double()  # theta_i, radians per token
 wavelengths = 2 * math.pi / speeds  # tokens per full turn
 for i in (0, 1, 8, 16, 24, 31):
     print(f"pair {i:2d}: {speeds[i]:.6f} rad/token, one turn every {wavelengths[i]:10.1f} tokens")
@@ -233,77 +234,81 @@ viz.plot_rope_spectrum(head_dim=64, theta=[10000.0, 500000.0], context_length=51
 viz.plot_rope_angles(head_dim=64, max_position=64)
 
 # %% [markdown]
-# ## Building RoPE from scratch
+# ## Building RoPE
 #
 # A model applies RoPE to every query and key head at every position, so we precompute the
-# angles once. For positions $0, \dots, T-1$ the angle table is the outer product of the
-# positions and the speeds, $(T, D/2)$; its cosines and sines are all that the rotation needs.
+# angles once. For positions $0, \dots, T-1$ the angle of pair $i$ at position $m$ is
+# $m\,\theta_i$: a table of shape $(T, D/2)$, the outer product of the positions and the
+# speeds. Its cosines and sines are all that the rotation needs.
 #
 # Which dimensions form a pair is a convention. This library follows Hugging Face's Llama and
 # pairs dimension $i$ with dimension $i + D/2$: the **split-halves** layout. (The other layout
 # comes at the end of the chapter.) So the tables are widened to $(T, D)$ by repeating the
-# angles: column $i$ and column $i + D/2$ hold the same angle.
+# angles: column $i$ and column $i + D/2$ hold the same angle, that of pair $i$.
+#
+# **Exercise 1.** Write `rope_tables`. Each exercise in this book has a cell for your answer,
+# which starts out holding a placeholder (`...`), and a check cell that prints
+# `not attempted yet`, `correct`, or `not yet` with a hint; the worked answers are in
+# `notebooks/solutions/03_rope_solutions.ipynb`. The check compares your tables with the
+# library's `rope.rope_tables` for several head sizes, lengths and bases. When it prints
+# `correct`, the cell after it keeps your function for chapter 6, which assembles your pieces
+# into a model. Chapter 6 reads back each function's source alone, with `torch`, `math` and
+# `F` at hand, so write any helper inside the function (as for `apply_rope` below).
 
 # %%
-def my_rope_frequencies(head_dim: int, base: float = 10000.0) -> torch.Tensor:
-    """theta_i = base^(-2i/D) for the D/2 pairs, shape (D/2,)."""
-    return base ** (-torch.arange(0, head_dim, 2).float() / head_dim)
+def rope_tables(head_dim: int, max_seq_len: int,
+                theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of position * theta_i for positions 0 .. max_seq_len - 1 and the head_dim/2
+    speeds theta_i = theta^(-2i/head_dim): each (max_seq_len, head_dim), float32, split-halves
+    layout (columns i and i + head_dim/2 hold pair i's angle)."""
+    ...  # your code here
 
 
-def my_rope_tables(head_dim: int, num_positions: int,
-                   base: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin of position * theta_i, each (num_positions, head_dim), split-halves layout."""
-    angles = torch.outer(torch.arange(num_positions).float(),
-                         my_rope_frequencies(head_dim, base))  # (T, D/2)
-    angles = torch.cat([angles, angles], dim=-1)  # (T, D): pair i uses columns i and i + D/2
-    return angles.cos(), angles.sin()
+# %%
+ch03.exercise_1(rope_tables)
 
+# %%
+keep(rope_tables)
 
 # %% [markdown]
-# To rotate pair $(a, b) = (x_i, x_{i+D/2})$ by $\varphi$ we need
-# $(a\cos\varphi - b\sin\varphi,\; b\cos\varphi + a\sin\varphi)$. Write it as
-# $x\cos\varphi + x'\sin\varphi$ where $x' = (-b, a)$ is the pair turned by 90 degrees. Over the
-# whole vector, $x'$ is the two halves swapped with the first one negated: `rotate_half`. Then
-# the full rotation is two element-wise multiplications and an addition, with no matrix at all.
+# Now the rotation. Pair $i$ of a vector, $(a, b) = (x_i, x_{i+D/2})$, turned by its angle
+# $\varphi$ becomes
+# $$(a\cos\varphi - b\sin\varphi,\; b\cos\varphi + a\sin\varphi),$$
+# the matrix $R(\varphi)$ from above applied to the pair. Every pair of every head at every
+# position turns at once: `x` holds queries or keys of shape (batch, heads, positions, head
+# dim) and the tables one row per position, so no loop is needed, and no matrix either.
+#
+# **Exercise 2.** Write `apply_rope(x, cos, sin)`. The check runs it against the library's
+# `rope.apply_rope` on random query-like tensors of several shapes with the library's tables,
+# compares the outputs and the gradient that reaches `x`, in float32 and in bfloat16 (where,
+# like the library, it should compute in `x`'s dtype and return that dtype).
 
 # %%
-def my_rotate_half(x: torch.Tensor) -> torch.Tensor:
-    """(x1, x2) -> (-x2, x1) over the two halves of the last dimension."""
-    half = x.shape[-1] // 2
-    return torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate every pair (x_i, x_(i+D/2)) of x (B, H, T, D) by its position's angle; cos and
+    sin are (T, D) tables in the split-halves layout. Returns (B, H, T, D) in x's dtype."""
+    ...  # your code here
 
 
-def my_apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate every pair of x (B, H, T, D) by its position's angle; cos and sin are (T, D)."""
-    return x * cos + my_rotate_half(x) * sin
+# %%
+ch03.exercise_2(apply_rope)
 
+# %%
+keep(apply_rope)
 
 # %% [markdown]
-# Now compare each piece with `transformer_lib.model.rope`, on a batch of random query-like tensors
-# of shape (batch, heads, positions, head dim).
+# From here on the chapter uses the library's `rope.rope_tables` and `rope.apply_rope`. One
+# check ties the fast form back to the rotation matrix: pair 0 at position 5 turned by the
+# matrix $R(5\theta_0)$ equals what `rope.apply_rope` produces.
 
 # %%
-from transformer_lib.model.rope import apply_rope, rope_frequencies, rope_tables, rotate_half
-
 x = torch.randn(2, 3, 10, 16)  # (B, H, T, D)
-my_cos, my_sin = my_rope_tables(16, 10)
-lib_cos, lib_sin = rope_tables(16, 10)
-torch.testing.assert_close(my_rope_frequencies(16), rope_frequencies(16))
-torch.testing.assert_close((my_cos, my_sin), (lib_cos, lib_sin))
-torch.testing.assert_close(my_rotate_half(x), rotate_half(x))
-torch.testing.assert_close(my_apply_rope(x, my_cos, my_sin), apply_rope(x, lib_cos, lib_sin))
-print("from-scratch RoPE matches transformer_lib.model.rope")
-
-# %% [markdown]
-# From here on the chapter uses the library's `rope_tables` and `apply_rope`. One more check
-# ties the fast form back to the rotation matrix: pair 0 at position 5 turned by the matrix
-# $R(5\theta_0)$ equals what `apply_rope` produces.
-
-# %%
-rotated = apply_rope(x, lib_cos, lib_sin)[0, 0, 5]  # batch 0, head 0, position 5: (D,)
+lib_cos, lib_sin = rope.rope_tables(16, 10)
+rotated = rope.apply_rope(x, lib_cos, lib_sin)[0, 0, 5]  # batch 0, head 0, position 5: (D,)
 pair_before = torch.stack([x[0, 0, 5, 0], x[0, 0, 5, 8]])  # dimensions 0 and 0 + D/2
 pair_after = torch.stack([rotated[0], rotated[8]])
 torch.testing.assert_close(pair_after, rotation_matrix(5 * 1.0) @ pair_before)  # theta_0 = 1
+print("pair 0 at position 5: rope.apply_rope equals the rotation matrix R(5)")
 
 # %% [markdown]
 # ## Watching a pair turn
@@ -340,14 +345,15 @@ assert math.isclose(explorer.angle, 8 - 2 * math.pi, abs_tol=1e-4)
 # positions by the same amount $s$. The score should not change, however far we shift.
 
 # %%
-cos64, sin64 = rope_tables(64, 1100)
+cos64, sin64 = rope.rope_tables(64, 1100)
 query, key = torch.randn(64), torch.randn(64)
 
 
 def at_position(vector: torch.Tensor, position: int) -> torch.Tensor:
     """A (D,) vector rotated by RoPE for one position."""
     one = vector.view(1, 1, 1, -1)  # (B=1, H=1, T=1, D)
-    return apply_rope(one, cos64[position:position + 1], sin64[position:position + 1]).view(-1)
+    return rope.apply_rope(one, cos64[position:position + 1],
+                           sin64[position:position + 1]).view(-1)
 
 
 shifted_scores = {}
@@ -368,7 +374,7 @@ for score in shifted_scores.values():
 
 # %%
 batch = torch.randn(2, 4, 1100, 64)  # (B, H, T, D)
-rotated_batch = apply_rope(batch, cos64, sin64)
+rotated_batch = rope.apply_rope(batch, cos64, sin64)
 torch.testing.assert_close(rotated_batch.norm(dim=-1), batch.norm(dim=-1))
 print("norms preserved at all 1100 positions")
 
@@ -404,20 +410,18 @@ print("interleaved (Meta, llama2.c):", interleaved_pairs)
 # then reordering equals reordering and then rotating the split-halves way:
 
 # %%
-from transformer_lib.model.rope import apply_rope_interleaved
-
 to_halves = torch.cat([torch.arange(0, D, 2), torch.arange(1, D, 2)])  # [0, 2, 4, 6, 1, 3, 5, 7]
 v = torch.randn(1, 1, 6, D)  # (B, H, T, D), interleaved order
-cos8, sin8 = rope_tables(D, 6)
-rotated_meta_way = apply_rope_interleaved(v, torch.arange(6), theta=10000.0)
+cos8, sin8 = rope.rope_tables(D, 6)
+rotated_meta_way = rope.apply_rope_interleaved(v, torch.arange(6), theta=10000.0)
 torch.testing.assert_close(rotated_meta_way[..., to_halves],
-                           apply_rope(v[..., to_halves], cos8, sin8))
+                           rope.apply_rope(v[..., to_halves], cos8, sin8))
 print("to_halves:", to_halves.tolist())
 
 # %% [markdown]
 # In a model, queries and keys come out of the projections $q = W_Q x$ and $k = W_K x$.
 # Reordering the output dimensions of $q$ means reordering the *rows* of $W_Q$, head by head.
-# `interleaved_to_halves` does exactly that, and `halves_to_interleaved` undoes it. This is how a
+# `rope.interleaved_to_halves` does exactly that, and `rope.halves_to_interleaved` undoes it. This is how a
 # checkpoint trained with Meta's code is loaded into a split-halves model: permute the rows of
 # $W_Q$ and $W_K$ once, and nothing else changes. The values and the output projection need no
 # change, because RoPE never touches them, and the attention scores are dot products, which do
@@ -428,8 +432,6 @@ print("to_halves:", to_halves.tolist())
 # rotation) must be the same.
 
 # %%
-from transformer_lib.model.rope import halves_to_interleaved, interleaved_to_halves
-
 num_heads, head_dim8, d_in, seq = 4, 8, 32, 6
 w_q_meta = torch.randn(num_heads * head_dim8, d_in)
 w_k_meta = torch.randn(num_heads * head_dim8, d_in)
@@ -441,18 +443,18 @@ def heads(projected: torch.Tensor) -> torch.Tensor:
     return projected.view(seq, num_heads, head_dim8).transpose(0, 1)
 
 
-q_meta = apply_rope_interleaved(heads(hidden @ w_q_meta.T), torch.arange(seq), 10000.0)
-k_meta = apply_rope_interleaved(heads(hidden @ w_k_meta.T), torch.arange(seq), 10000.0)
+q_meta = rope.apply_rope_interleaved(heads(hidden @ w_q_meta.T), torch.arange(seq), 10000.0)
+k_meta = rope.apply_rope_interleaved(heads(hidden @ w_k_meta.T), torch.arange(seq), 10000.0)
 scores_meta = q_meta @ k_meta.transpose(-2, -1)  # (H, T, T)
 
-w_q_hf = interleaved_to_halves(w_q_meta, num_heads)
-w_k_hf = interleaved_to_halves(w_k_meta, num_heads)
-q_hf = apply_rope(heads(hidden @ w_q_hf.T), cos8, sin8)
-k_hf = apply_rope(heads(hidden @ w_k_hf.T), cos8, sin8)
+w_q_hf = rope.interleaved_to_halves(w_q_meta, num_heads)
+w_k_hf = rope.interleaved_to_halves(w_k_meta, num_heads)
+q_hf = rope.apply_rope(heads(hidden @ w_q_hf.T), cos8, sin8)
+k_hf = rope.apply_rope(heads(hidden @ w_k_hf.T), cos8, sin8)
 scores_hf = q_hf @ k_hf.transpose(-2, -1)  # (H, T, T)
 
 torch.testing.assert_close(scores_hf, scores_meta, rtol=1e-4, atol=1e-4)
-torch.testing.assert_close(halves_to_interleaved(w_q_hf, num_heads), w_q_meta)
+torch.testing.assert_close(rope.halves_to_interleaved(w_q_hf, num_heads), w_q_meta)
 print("identical attention scores in both conventions; the permutation round-trips")
 
 # %% [markdown]
@@ -471,6 +473,15 @@ print("identical attention scores in both conventions; the permutation round-tri
 # with the same configuration but `max_seq_len=512`, load the stored weights into it, and score
 # validation text in windows of 512 tokens: the loss at each position, averaged over the
 # windows.
+#
+# **The loss** is how this book scores a model on text, and what chapter 7 trains it to
+# lower. At each position the model gives every id of its vocabulary a probability of being
+# the next token; the loss there is $-\ln p$, the negative log-probability it gave to the token
+# that actually comes next. Averaged over positions, it is measured in *nats* because the
+# logarithm is natural ($\log_2$ would give bits). A model that is sure and right scores 0; one
+# that spreads its probability evenly over the 2,048 ids scores $\ln 2048 \approx 7.62$ at
+# every position. Lower is better. PyTorch's `F.cross_entropy(logits, targets)` computes it
+# from the model's scores.
 
 # %%
 import dataclasses
@@ -485,6 +496,12 @@ long_model = Transformer(long_config).eval()
 long_model.load_state_dict(stored.model.state_dict())  # the weights; RoPE tables are rebuilt
 print(f"trained with max_seq_len {stored.model.config.max_seq_len}, "
       f"RoPE tables now cover {long_model.rope_cos.shape[0]} positions")
+
+# %%
+uniform_logits = torch.zeros(1, 2048)  # equal scores: every id gets probability 1/2048
+print(f"a uniform guess: {F.cross_entropy(uniform_logits, torch.tensor([42])).item():.2f} nats")
+assert math.isclose(F.cross_entropy(uniform_logits, torch.tensor([42])).item(), math.log(2048),
+                    rel_tol=1e-6)
 
 # %%
 validation_ids = torch.from_numpy(
@@ -516,10 +533,10 @@ viz.plot_lines(centres, {"positions seen in training": torch.where(centres < 256
 
 # %% [markdown]
 # Within the training length the loss falls over the first few dozen positions (more context
-# helps), then stays between about 2.2 and 2.8 nats. Past position 256 it holds for a few dozen
-# positions more, then climbs: every point from about position 320 on lies above every point
-# between positions 32 and 255, and the mean over positions 256 to 511 is 3.01 nats against
-# 2.64 within the training length.
+# helps), then levels off, far below the 7.62 nats of a uniform guess. Past position 256 it
+# holds for a few dozen positions more, then climbs: every point from about position 320 on
+# lies above every point between positions 32 and 255, and the mean over positions 256 to 511,
+# printed above, is higher than within the training length.
 #
 # RoPE had an angle ready for every one of those positions, and scores still depend only on
 # offsets. But in training no query ever met a key more than 255 tokens back; at position 400 a
@@ -530,40 +547,32 @@ viz.plot_lines(centres, {"positions seen in training": torch.where(centres < 256
 # length, often with a larger base or with rescaled angles.
 
 # %%
-assert unseen.mean() > seen.mean() + 0.1
+assert unseen.mean() > seen.mean() + 0.1 and seen.mean() < math.log(2048) / 2
 assert smooth[20:].min() > smooth[2:16].max()  # points centred at 327.5+ vs 39.5 to 247.5
 
 # %% [markdown]
 # ## Exercises
 #
-# **Exercise 1.** With `head_dim = 64` and `base = 10000`, how many tokens does pair 8 take to
-# turn once round the circle? Work it out from $\lambda_i = 2\pi\,\text{base}^{2i/D}$ before
-# you compute it, then replace `...` with your number.
-
-# %%
-wavelength_pair_8 = ...  # your answer: a number of tokens
-
-# %%
-ch03.exercise_1(wavelength_pair_8)
-
-# %% [markdown]
-# **Exercise 2.** Only the offset between a query and a key matters. Write
+# Exercises 1 and 2 asked for `rope_tables` and `apply_rope`, above; the others follow. The
+# worked answers are in `notebooks/solutions/03_rope_solutions.ipynb`.
+#
+# **Exercise 3.** Only the offset between a query and a key matters. Write
 # `relative_score(query, key, offset)`, the RoPE score of a query and a key that sit `offset`
-# positions apart (the key later), for 1-D vectors of any even length, using `apply_rope` and
-# `rope_tables` but *no* position of the query. The check compares it with the score of the two
-# vectors placed at real positions.
+# positions apart (the key later), for 1-D vectors of any even length, using the library's
+# `rope.apply_rope` and `rope.rope_tables` but *no* position of the query. The check compares
+# it with the score of the two vectors placed at real positions.
 
 # %%
 def relative_score(query: torch.Tensor, key: torch.Tensor, offset: int) -> float:
     """The score of `query` against `key` placed `offset` positions after it."""
-    ...  # your code
+    ...  # your code here
 
 
 # %%
-ch03.exercise_2(relative_score)
+ch03.exercise_3(relative_score)
 
 # %% [markdown]
-# **Exercise 3 (experiment: change $\theta$).** Write `turning_pairs(head_dim, base,
+# **Exercise 4 (experiment: change $\theta$).** Write `turning_pairs(head_dim, base,
 # context_length)`: the indices of the pairs that complete at least one full turn within
 # `context_length` tokens (wavelength at most the context length). Then use it on the stored
 # model's heads ($D = 32$, context 256) with the base it was trained with, 10,000, and with
@@ -573,24 +582,28 @@ ch03.exercise_2(relative_score)
 # %%
 def turning_pairs(head_dim: int, base: float, context_length: int) -> list[int]:
     """Indices of the RoPE pairs whose wavelength is at most context_length tokens."""
-    ...  # your code
+    ...  # your code here
 
 
 # %%
-ch03.exercise_3(turning_pairs)
+ch03.exercise_4(turning_pairs)
 
 # %% [markdown]
-# **Exercise 4 (experiment: change $\theta$ after training).** The stored model was trained
+# **Exercise 5 (experiment: change $\theta$ after training).** The stored model was trained
 # with base 10,000. Build a copy with `rope_theta=500000.0` (as above: replace the field of the
 # config, build a `Transformer`, load the stored weights), and measure the mean validation loss
-# of both on the same windows of 256 tokens. Fill `losses` with both numbers, keyed by the base.
-# Before you run it: should the loss go up or down, and why?
+# of both models on the same windows of 256 tokens: cut at least 8 windows of 257 consecutive
+# tokens from `validation_ids` (inputs and the next token of each), as the chapter cut its
+# windows of 512. Hand in the windows and both losses, keyed by the base; the check scores
+# your windows with both models again and compares. Before you run it: should the loss go up
+# or down, and why?
 
 # %%
+theta_windows = ...  # your windows: a tensor of shape (N, 257)
 losses = ...  # your measurements: {10000.0: loss, 500000.0: loss}, in nats per token
 
 # %%
-ch03.exercise_4(losses)
+ch03.exercise_5(theta_windows, losses)
 
 # %% [markdown]
 # ## What we built, and where it lives in the library
@@ -598,7 +611,8 @@ ch03.exercise_4(losses)
 # - **RoPE** rotates each pair of query and key dimensions by position times a per-pair speed
 #   $\theta_i = \text{base}^{-2i/D}$, so attention scores depend only on the offset between two
 #   tokens, and vector lengths never change.
-# - `transformer_lib.model.rope` holds it as pure functions: `rope_frequencies`, `rope_tables`,
+# - You wrote its two pure functions, `rope_tables` and `apply_rope` (exercises 1 and 2).
+#   `transformer_lib.model.rope` holds the library's: `rope_frequencies`, `rope_tables`,
 #   `rotate_half`, `apply_rope` (split halves, as in Hugging Face), plus
 #   `apply_rope_interleaved` and the weight permutations `interleaved_to_halves` /
 #   `halves_to_interleaved` for Meta-layout checkpoints.
@@ -609,6 +623,6 @@ ch03.exercise_4(losses)
 #   ends. The attention layer rotates queries and keys, never values.
 # - Because the tables are not weights, a model can be rebuilt with a longer `max_seq_len` (or
 #   another `rope_theta`) and the same weights, but it reads positions beyond its training length
-#   worse: the stored model's loss rose from 2.64 to 3.01 nats past position 256.
+#   worse: the stored model's loss rose past position 256.
 #
 # Next, attention itself puts these rotated queries and keys to work.

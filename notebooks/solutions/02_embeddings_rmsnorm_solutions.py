@@ -9,8 +9,9 @@
 import torch
 from torch import nn
 
-from transformer_lib import ModelConfig, Transformer, parameter_counts
+from transformer_lib import ModelConfig, Transformer, book, parameter_counts
 from transformer_lib.book.exercises import ch02
+from transformer_lib.book.pieces import keep
 from transformer_lib.model.rmsnorm import RMSNorm
 
 
@@ -19,26 +20,39 @@ def rms(x: torch.Tensor) -> torch.Tensor:
     return x.pow(2).mean(dim=-1).sqrt()
 
 # %% [markdown]
-# **Exercise 1.** The mean of the squares is $(9 + 16)/2 = 12.5$, so the RMS is
-# $\sqrt{12.5} \approx 3.536$, and the outputs are $3/3.536$ and $4/3.536$.
+# **Exercise 1.** Cast to float32 (a no-op for float32 input), take the mean of the squares
+# over the last dimension with `keepdim=True` so that it broadcasts against `x`, add `eps`
+# *inside* the root (`rsqrt` is one over the square root), cast the normalised vector back to
+# `x`'s dtype, and multiply by the gain. Every step is a tensor operation, so autograd
+# differentiates it.
 
 # %%
-rms_of_3_4 = (12.5) ** 0.5
-rms_norm_of_3_4 = [round(3 / rms_of_3_4, 3), round(4 / rms_of_3_4, 3)]
-print(rms_norm_of_3_4)
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """RMSNorm over the last dimension. x: (..., D) float32, bfloat16 or float16; weight: (D,)
+    of the same dtype; eps > 0. Returns (..., D) in x's dtype, computed in float32 inside."""
+    x32 = x.float()
+    normed = x32 * torch.rsqrt(x32.pow(2).mean(dim=-1, keepdim=True) + eps)
+    return weight * normed.to(x.dtype)
+
 
 # %%
-ch02.exercise_1(rms_norm_of_3_4)
+ch02.exercise_1(rms_norm)
+
+# %%
+keep(rms_norm)
 
 # %% [markdown]
-# **Exercise 2.** Two norms per block and one before the output layer make 5 norms of width
-# 64. An RMSNorm learns one gain per feature, 64 numbers; a LayerNorm learns a gain and a
-# bias, 128.
+# **Exercise 2.** Two norms per block and one before the output layer make 9 norms of width
+# 128. An RMSNorm learns one gain per feature, 128 numbers; a LayerNorm learns a gain and a
+# bias, 256.
 
 # %%
-rms_norm_parameters = (2 * 2 + 1) * 64
-layer_norm_parameters = (2 * 2 + 1) * 2 * 64
-assert rms_norm_parameters == parameter_counts(Transformer(ModelConfig.from_preset("tiny")))["norms"]
+layers, width = book.BOOK_MODEL["num_layers"], book.BOOK_MODEL["d_model"]
+rms_norm_parameters = (2 * layers + 1) * width
+layer_norm_parameters = (2 * layers + 1) * 2 * width
+print(rms_norm_parameters, layer_norm_parameters)
+book_config = ModelConfig(vocab_size=book.BOOK_VOCAB_SIZE, **book.BOOK_MODEL)
+assert rms_norm_parameters == parameter_counts(Transformer(book_config))["norms"]
 
 # %%
 ch02.exercise_2(rms_norm_parameters, layer_norm_parameters)
@@ -51,23 +65,26 @@ ch02.exercise_2(rms_norm_parameters, layer_norm_parameters)
 width = 64
 torch.manual_seed(0)
 x = torch.randn(8, width)
+shift = 5.0
 shift_rms_norm, shift_layer_norm = RMSNorm(width), nn.LayerNorm(width)
 with torch.no_grad():
-    rms_norm_shift_change = (shift_rms_norm(x + 5) - shift_rms_norm(x)).abs().max().item()
-    layer_norm_shift_change = (shift_layer_norm(x + 5) - shift_layer_norm(x)).abs().max().item()
+    rms_norm_shift_change = (shift_rms_norm(x + shift) - shift_rms_norm(x)).abs().max().item()
+    layer_norm_shift_change = (shift_layer_norm(x + shift)
+                               - shift_layer_norm(x)).abs().max().item()
 print(f"largest change, RMSNorm: {rms_norm_shift_change:.2f}; "
-      f"LayerNorm: {layer_norm_shift_change:.4f}")
+      f"LayerNorm: below 1e-4: {layer_norm_shift_change < 1e-4}")
 
 # %%
-ch02.exercise_3(rms_norm_shift_change, layer_norm_shift_change)
+ch02.exercise_3(x, shift, rms_norm_shift_change, layer_norm_shift_change)
 assert rms_norm_shift_change > 1 and layer_norm_shift_change < 1e-4
 
 # %% [markdown]
 # LayerNorm's output does not move (any change is rounding, below $10^{-4}$): it subtracts the
-# mean first, and adding 5 to every feature only moves the mean. RMSNorm's output moves by more
-# than 1: $x + 5$ is dominated by the shared offset, so every output lands near $+1$,
-# whatever $x$ was. RMSNorm is invariant to scale but not to shift: an offset shared by all
-# features passes through it to the next layer.
+# mean first, and adding 5 to every feature only moves the mean. RMSNorm's output moves by
+# about 3: $x + 5$ is dominated by the shared offset, so every output lands near $+1$,
+# whatever $x$ was, and an entry that was, say, $-2$ swings all the way across. RMSNorm is
+# invariant to scale but not to shift: an offset shared by all features passes through it to
+# the next layer.
 #
 # **Exercise 4 (experiment).** The chapter's stack without normalisation, with each random
 # weight also divided by $\sqrt{2 \cdot 24}$:
@@ -86,15 +103,15 @@ def stream_rms_scaled_init(num_layers: int, width: int) -> list[float]:
     return sizes
 
 
-scaled_init_final_rms = stream_rms_scaled_init(24, 256)[-1]
-print(f"RMS after 24 layers with scaled initialisation: {scaled_init_final_rms:.2f}")
+scaled_init_rms_by_layer = stream_rms_scaled_init(24, 256)
+print(f"RMS after 24 layers with scaled initialisation: {scaled_init_rms_by_layer[-1]:.2f}")
 
 # %%
-ch02.exercise_4(scaled_init_final_rms)
-assert 1.2 < scaled_init_final_rms < 1.4
+ch02.exercise_4(scaled_init_rms_by_layer)
+assert 1.2 < scaled_init_rms_by_layer[-1] < 1.4
 
 # %% [markdown]
-# The stream grows from RMS 1 to only about 1.29, instead of about 4,000 with unscaled
+# The stream grows from RMS 1 to only about 1.29, instead of thousands with unscaled
 # weights. Each layer now adds a vector about $1/\sqrt{48}$ the size of the stream, so the
 # squared RMS grows by a factor of about $1 + 1/48$ per layer: $(49/48)^{12} \approx 1.28$
 # after 24 layers. Scaled initialisation tames the stream at the start of training; it does
