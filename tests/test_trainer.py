@@ -57,13 +57,49 @@ def make_trainer(run_dir=None, model=None, **config):
 
 def test_schedule_warms_up_then_decays_to_the_floor():
     config = TrainConfig(lr=1.0, min_lr_ratio=0.1, warmup_steps=10, max_steps=100)
-    assert learning_rate(config, 0, 0.0) == pytest.approx(0.1)
-    assert learning_rate(config, 9, 0.09) == pytest.approx(1.0)
-    assert learning_rate(config, 10, 0.0) == pytest.approx(1.0)
-    assert learning_rate(config, 55, 0.5) == pytest.approx(0.55)
-    assert learning_rate(config, 99, 1.0) == pytest.approx(0.1)
-    lrs = [learning_rate(config, s, s / 100) for s in range(10, 100)]
+    assert learning_rate(config, 0, 0.0) == 0.0  # peak * t / W: the first step only primes AdamW
+    assert learning_rate(config, 9, 0.09) == pytest.approx(0.9)
+    assert learning_rate(config, 10, 0.1) == pytest.approx(1.0)  # the peak, where warm-up ends
+    assert learning_rate(config, 55, 0.55) == pytest.approx(0.55)  # half-way down the cosine
+    assert learning_rate(config, 100, 1.0) == pytest.approx(0.1)
+    lrs = [learning_rate(config, s, s / 100) for s in range(10, 101)]
     assert all(a >= b for a, b in zip(lrs, lrs[1:], strict=False))
+
+
+@pytest.mark.parametrize("warmup, total, floor", [(7, 21, 0.1), (30, 1200, 0.1), (0, 50, 0.0),
+                                                  (5, 5, 0.1), (10, 11, 0.3)])
+def test_cosine_schedule_equals_transformers(warmup, total, floor):
+    """Warm-up to the peak at step W, then a cosine over (t - W) / (T - W), as in transformers'
+    get_cosine_with_min_lr_schedule_with_warmup (and nanoGPT): no drop when warm-up ends."""
+    transformers = pytest.importorskip("transformers")
+    peak = 5e-3
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=peak)
+    reference = transformers.get_cosine_with_min_lr_schedule_with_warmup(
+        optimizer, num_warmup_steps=warmup, num_training_steps=total, min_lr_rate=floor)
+    config = TrainConfig(lr=peak, min_lr_ratio=floor, warmup_steps=warmup, max_steps=total)
+    for step in range(total):
+        assert abs(learning_rate(config, step, step / total) - reference.get_last_lr()[0]) < 1e-9
+        optimizer.step()
+        reference.step()
+
+
+def test_time_budgeted_schedule_decays_from_where_warm_up_ended():
+    """With a time budget the elapsed fraction plays t/T, and the fraction at which warm-up
+    ended plays W/T: the rate is continuous there and reaches the floor at the end."""
+    config = TrainConfig(lr=1.0, min_lr_ratio=0.1, warmup_steps=10, max_minutes=1.0)
+    assert learning_rate(config, 10, 0.25, warmup_progress=0.25) == pytest.approx(1.0)
+    assert learning_rate(config, 30, 0.625, warmup_progress=0.25) == pytest.approx(0.55)
+    assert learning_rate(config, 50, 1.0, warmup_progress=0.25) == pytest.approx(0.1)
+
+
+def test_trainer_schedule_under_a_time_budget_starts_the_cosine_at_the_peak():
+    trainer = make_trainer(max_steps=None, max_minutes=0.03, warmup_steps=4, log_every=1)
+    history = trainer.fit()
+    lrs = [record["lr"] for record in history if record["kind"] == "train"]
+    assert trainer.warmup_progress is not None and 0 < trainer.warmup_progress < 1
+    assert lrs[:4] == pytest.approx([0.0, 2.5e-3, 5e-3, 7.5e-3])
+    assert lrs[4] == pytest.approx(1e-2, rel=1e-6)  # the peak, not a step down the cosine
+    assert all(a >= b for a, b in zip(lrs[4:], lrs[5:], strict=False))
 
 
 def test_no_weight_decay_on_norms_and_embeddings():

@@ -47,7 +47,7 @@ class TrainConfig:
     grad_accum: int = 1  # micro-batches per step on each process (same maths, less memory)
     lr: float = 5e-3  # peak learning rate: best of those tried in 5-minute CPU runs
     min_lr_ratio: float = 0.1  # the cosine decays to lr * min_lr_ratio
-    warmup_steps: int = 30  # linear warm-up from lr / warmup_steps
+    warmup_steps: int = 30  # linear warm-up from 0 to the peak lr
     weight_decay: float = 0.1  # on matrices only; norms and embeddings get none
     beta1: float = 0.9
     beta2: float = 0.95  # shorter memory than 0.999: steadier for short, noisy runs
@@ -98,15 +98,31 @@ class TrainingDiverged(FloatingPointError):
     """The loss became NaN or infinite."""
 
 
-def learning_rate(config: TrainConfig, step: int, progress: float) -> float:
-    """Linear warm-up over ``warmup_steps``, then cosine decay as ``progress`` goes 0 -> 1.
+def learning_rate(config: TrainConfig, step: int, progress: float,
+                  warmup_progress: float | None = None) -> float:
+    """The learning rate of the step that follows ``step`` finished steps.
+
+    Linear warm-up, ``lr * step / warmup_steps`` for step < warmup_steps (so the first step only
+    primes AdamW's averages), reaching the peak where warm-up ends; then a cosine from the peak
+    down to ``lr * min_lr_ratio`` over what is left of the run. For a run of T steps with W of
+    warm-up this is the cosine over (t - W) / (T - W), exactly transformers'
+    ``get_cosine_with_min_lr_schedule_with_warmup`` and nanoGPT's schedule.
 
     ``progress`` is the fraction of the run done: steps over max_steps, or elapsed over
-    max_minutes, whichever is further along, so the decay ends where the run does.
+    max_minutes, whichever is further along, so the decay ends where the run does; it plays the
+    role of t / T. ``warmup_progress`` is the fraction at which warm-up ended (W / T); a
+    step-budgeted run knows it in advance (the default), a time-budgeted one records it when it
+    gets there (the trainer does).
     """
     if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    cosine = 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+        return config.lr * step / config.warmup_steps
+    if warmup_progress is None:
+        if config.max_steps is None:
+            raise ValueError("a time-budgeted run's schedule needs warmup_progress, the fraction "
+                             "of the run done when warm-up ended")
+        warmup_progress = config.warmup_steps / config.max_steps
+    decayed = (progress - warmup_progress) / max(1.0 - warmup_progress, 1e-12)
+    cosine = 0.5 * (1.0 + math.cos(math.pi * min(max(decayed, 0.0), 1.0)))
     return config.lr * (config.min_lr_ratio + (1.0 - config.min_lr_ratio) * cosine)
 
 
@@ -167,6 +183,8 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, config, self.device)
         self.step = 0
         self.elapsed_before = 0.0  # seconds trained before a resume
+        # The fraction of the run done when warm-up ended: where the decay starts (W / T).
+        self.warmup_progress: float | None = 0.0 if config.warmup_steps == 0 else None
         self.history: list[dict] = []
         self._forward = self._build_forward()
 
@@ -211,6 +229,11 @@ class Trainer:
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)
         self.step = int(state["step"])
         self.elapsed_before = float(state["elapsed_s"])
+        self.warmup_progress = state.get("warmup_progress", self.warmup_progress)
+        if self.warmup_progress is None and self.step >= self.config.warmup_steps:
+            # A checkpoint from before the fraction was saved: assume an even pace so far.
+            self.warmup_progress = (self._progress_fraction(self.elapsed_before)
+                                    * self.config.warmup_steps / self.step)
         self.history = list(meta.get("history", []))
         if self.run_dir is not None and self.rank == 0:
             # Steps after the checkpoint were logged by the lost run and will be logged again:
@@ -283,7 +306,8 @@ class Trainer:
         if self.run_dir is None or self.rank != 0:
             return None
         state = {"optimizer": self.optimizer.state_dict(), "sampler": self.sampler.state_dict(),
-                 "torch_rng": torch.get_rng_state(), "step": self.step, "elapsed_s": elapsed}
+                 "torch_rng": torch.get_rng_state(), "step": self.step, "elapsed_s": elapsed,
+                 "warmup_progress": self.warmup_progress}
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         meta = {**self.extra_meta, "train_config": self.config.to_dict(), "history": self.history,
@@ -312,7 +336,9 @@ class Trainer:
         progress = self._progress_fraction(elapsed)
         try:
             while progress < 1.0:
-                lr = learning_rate(config, self.step, progress)
+                if self.step == config.warmup_steps and self.warmup_progress is None:
+                    self.warmup_progress = progress
+                lr = learning_rate(config, self.step, progress, self.warmup_progress)
                 try:
                     loss = self._train_step(lr)
                 except TrainingDiverged:
