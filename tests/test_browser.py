@@ -419,9 +419,9 @@ EXPLORER_STATE = """async () => {
 
 
 def start_kernel(page, screenshots: Path, log: Path, timeout: float = 90) -> None:
-    """Wait until the notebook's kernel is idle. A notebook stored without kernel metadata
-    (jupytext strips it) may ask which kernel to start: choose the offered Python 3, as a
-    reader would."""
+    """Wait until the notebook's kernel is idle. The stored notebooks name their kernel, but a
+    notebook copied without that metadata asks which kernel to start: choose the offered
+    Python 3, as a reader would."""
     deadline = time.monotonic() + timeout
     while not page.evaluate(KERNEL_IDLE):
         dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
