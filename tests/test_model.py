@@ -114,11 +114,52 @@ def test_bfloat16_model_on_cpu_caches_in_the_attention_dtype(tiny_model):
         (lambda: torch.tensor([[-1, 3]]), ValueError, "token id -1"),
         (lambda: torch.zeros(1, 129, dtype=torch.long), ValueError, "max_seq_len is 128"),
         (lambda: [[1, 2, 3]], TypeError, "torch.Tensor"),
+        (lambda: torch.tensor([[1, 2]], dtype=torch.uint8), TypeError, r"uint8.*\.long\(\)"),
+        (lambda: torch.tensor([[1, 2]], dtype=torch.int16), TypeError, r"int16.*\.long\(\)"),
+        (lambda: torch.tensor([[1, 2]], dtype=torch.uint16), TypeError, r"uint16.*\.long\(\)"),
+        (lambda: torch.tensor([[True]]), TypeError, r"bool.*\.long\(\)"),
     ],
 )
 def test_bad_input_ids_raise_clear_errors(tiny_model, make_input, error, words):
     with pytest.raises(error, match=words):
         tiny_model(make_input())
+
+
+def test_int32_ids_are_accepted(tiny_model):
+    ids = torch.randint(0, 512, (2, 6))
+    torch.testing.assert_close(tiny_model(ids.int()), tiny_model(ids), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float64])
+def test_rope_tables_stay_float32_in_any_model_dtype(tiny_config, dtype):
+    from transformer_lib.model.rope import rope_tables
+
+    cos, sin = rope_tables(tiny_config.head_dim, tiny_config.max_seq_len, tiny_config.rope_theta)
+    model = Transformer(tiny_config).to(dtype)
+    assert model.embed_tokens.weight.dtype == dtype
+    assert model.rope_cos.dtype == model.rope_sin.dtype == torch.float32
+    torch.testing.assert_close(model.rope_cos, cos, atol=0, rtol=0)
+    torch.testing.assert_close(model.rope_sin, sin, atol=0, rtol=0)
+
+
+def test_init_weights_rebuilds_the_rope_tables_of_a_model_made_on_the_meta_device(tiny_config):
+    from transformer_lib.model.rope import rope_tables
+
+    with torch.device("meta"):
+        model = Transformer(tiny_config)
+    model.to_empty(device="cpu")
+    model.rope_cos.fill_(7.0)  # whatever the empty memory held: init_weights must rebuild it
+    model.rope_sin.fill_(7.0)
+    torch.manual_seed(0)
+    model.init_weights()
+    cos, sin = rope_tables(tiny_config.head_dim, tiny_config.max_seq_len, tiny_config.rope_theta)
+    torch.testing.assert_close(model.rope_cos, cos, atol=0, rtol=0)
+    torch.testing.assert_close(model.rope_sin, sin, atol=0, rtol=0)
+    fresh = Transformer(tiny_config)
+    torch.manual_seed(0)
+    fresh.init_weights()  # the same random stream as the meta model's initialisation
+    ids = torch.randint(0, 512, (1, 9))
+    torch.testing.assert_close(model(ids), fresh(ids), atol=0, rtol=0)
 
 
 def test_rejects_non_config():
