@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from sync_counting import SyncCounter
 
 from transformer_lib import ModelConfig, Transformer
 
@@ -207,21 +208,6 @@ def test_kv_cache_rejects_another_batch_size_or_dtype():
     with pytest.raises(ValueError, match="head"):
         cache.update(torch.zeros(2, 2, 1, 4), torch.zeros(2, 2, 1, 4))
     assert cache.length == 0
-
-
-class SyncCounter:
-    """Counts device-to-host reads (int(), float(), bool(), .item(), .tolist()) of tensors."""
-
-    def __init__(self, monkeypatch):
-        self.count = 0
-        for name in ("__int__", "__float__", "__bool__", "__index__", "item", "tolist"):
-            original = getattr(torch.Tensor, name)
-
-            def counted(tensor, *args, _original=original, **kwargs):
-                self.count += 1
-                return _original(tensor, *args, **kwargs)
-
-            monkeypatch.setattr(torch.Tensor, name, counted)
 
 
 def test_forward_reads_the_device_once_for_the_id_range_check(tiny_model, monkeypatch):
