@@ -228,10 +228,18 @@ def test_checked_ids_skip_the_range_check(tiny_model, monkeypatch):
 
 
 def test_bench_flops_estimate_counts_matmul_weights_and_attention():
+    """6N + 12LTC (PaLM appendix B, nanoGPT): N from the model's own matrices; the attention
+    term counted here from the two weightless matmuls, forward and backward."""
     from transformer_lib.cli.bench import training_flops_per_token
 
     config = ModelConfig.from_preset("stories15M")
     n = sum(p.numel() for name, p in Transformer(config).named_parameters()
             if p.dim() == 2)  # the matrices, the tied embedding counted once as the head
-    expected = 6 * n + 6 * config.num_layers * 256 * config.d_model
-    assert training_flops_per_token(config, 256) == expected
+    T, C, L = 256, config.d_model, config.num_layers
+    scores_and_weighted_sum = 2 * (2 * T * C)  # two T x C multiply-adds per token, forward
+    attention = L * 3 * scores_and_weighted_sum  # backward costs twice the forward
+    assert attention == 12 * L * T * C
+    assert training_flops_per_token(config, 256) == 6 * n + attention
+    grouped = ModelConfig.from_preset("stories15M", num_kv_heads=2)
+    n_grouped = sum(p.numel() for p in Transformer(grouped).parameters() if p.dim() == 2)
+    assert training_flops_per_token(grouped, 256) == 6 * n_grouped + attention
