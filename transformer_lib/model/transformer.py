@@ -127,8 +127,13 @@ class Transformer(nn.Module):
                                  f"; the tokenizer and the model's vocab_size disagree")
 
     def forward(self, input_ids: torch.Tensor, caches: list[KVCache] | None = None, *,
-                last_only: bool = False, check_ids: bool = True) -> torch.Tensor:
+                last_only: bool = False, check_ids: bool = True, return_hidden: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """Logits (B, T, vocab_size) for input_ids (B, T); (B, 1, vocab_size) with ``last_only``.
+
+        With ``return_hidden``, returns (logits, hidden states): the L + 1 residual streams
+        (B, T, C) after the embedding and after each layer, from the same pass (the analysis
+        tools read them).
 
         With ``caches`` (one KVCache per layer, from :meth:`make_caches`), input_ids continue the
         cached sequence: their positions start at the caches' length. ``last_only`` computes the
@@ -149,11 +154,15 @@ class Transformer(nn.Module):
         x = self.embed_tokens(input_ids)  # (B, T, C)
         if self.training and self.dropout.p:  # as in Block: no call when it would do nothing
             x = self.dropout(x)
+        hidden = [x] if return_hidden else None
         for i, layer in enumerate(self.layers):
             x = layer(x, cos, sin, caches[i] if caches is not None else None)
+            if hidden is not None:
+                hidden.append(x)
         if last_only:
             x = x[:, -1:]  # (B, 1, C)
-        return self.lm_head(self.norm(x))  # (B, T, V)
+        logits = self.lm_head(self.norm(x))  # (B, T, V)
+        return (logits, hidden) if hidden is not None else logits
 
     @torch.no_grad()
     def attention_maps(self, input_ids: torch.Tensor) -> list[torch.Tensor]:
