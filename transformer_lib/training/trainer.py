@@ -167,6 +167,12 @@ class Trainer:
     "loss", "lr"}`` every ``log_every`` steps and ``{"kind": "eval", "step", "tokens",
     "elapsed_s", "val_loss", "val_bpb"}`` at each evaluation. With ``run_dir`` the run is
     checkpointed there (rank 0 only) and ``resume=True`` continues its latest checkpoint.
+
+    Between log steps a step never waits for the device: token ids are checked on the host
+    before the copy, and losses stay on the device until the next log, evaluation or save step,
+    which reads them at once and raises :class:`TrainingDiverged` at the first non-finite one
+    (before anything is saved, so the last checkpoint is a good one; the weights in memory then
+    include the steps after the divergence).
     """
 
     def __init__(self, model: Transformer, train_tokens: np.ndarray, val_tokens: np.ndarray,
