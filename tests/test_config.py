@@ -87,3 +87,25 @@ def test_unknown_preset_lists_known_ones():
         ModelConfig.from_preset("huge")
     with pytest.raises(TypeError, match="d_modle"):
         ModelConfig.from_preset("tiny", d_modle=3)
+
+
+def test_config_is_frozen_so_a_built_model_cannot_disagree_with_it():
+    import dataclasses
+
+    config = ModelConfig.from_preset("tiny")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.num_heads = 5
+    assert config.num_heads == 4
+
+
+def test_variants_come_from_replace_which_validates():
+    import dataclasses
+
+    config = ModelConfig.from_preset("tiny")
+    wider = dataclasses.replace(config, d_model=128, ffn_hidden_dim=None)
+    assert (wider.d_model, wider.num_heads, wider.ffn_hidden_dim) == (128, 4, 384)
+    assert config.d_model == 64  # the original is untouched
+    with pytest.raises(ValueError, match="d_model=64 is not divisible by num_heads=5"):
+        dataclasses.replace(config, num_heads=5)
+    with pytest.raises(ValueError, match="num_kv_heads=3"):
+        dataclasses.replace(config, num_kv_heads=3)

@@ -129,3 +129,53 @@ def test_compiled_model_matches_eager_on_cuda():
     loss = compiled(ids).float().logsumexp(-1).mean()
     loss.backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_analysis_on_cuda_matches_the_cpu_and_stays_on_the_device(tokenizer):
+    """The analysis tools build their tensors on the model's device and switch it to eval mode
+    themselves (the GPU model is left in training mode here, and must stay in it)."""
+    from transformer_lib.analysis import interpret
+
+    cpu_model = tiny().eval()
+    gpu_model = tiny(seed=1).to(CUDA)
+    gpu_model.load_state_dict(cpu_model.state_dict())
+    gpu_model.train()
+    ids = interpret.repeated_random_tokens(2, 10, low=3, high=200, start_id=1,
+                                           generator=torch.Generator().manual_seed(0))
+    gpu_losses = interpret.token_losses(gpu_model, ids)  # CPU ids: moved to the model
+    assert gpu_losses.device.type == "cuda"
+    torch.testing.assert_close(gpu_losses.cpu(), interpret.token_losses(cpu_model, ids),
+                               atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(interpret.logit_lens(gpu_model, ids).cpu(),
+                               interpret.logit_lens(cpu_model, ids), atol=1e-4, rtol=1e-4)
+    gpu_base, gpu_ablated = interpret.head_ablation_losses(gpu_model, ids)
+    cpu_base, cpu_ablated = interpret.head_ablation_losses(cpu_model, ids)
+    assert gpu_base == pytest.approx(cpu_base, rel=1e-4)
+    torch.testing.assert_close(gpu_ablated, cpu_ablated, atol=1e-4, rtol=1e-4)
+    texts = ["a tiny story", "and another, a little longer than the first one"]
+    gpu_score = interpret.score_texts(gpu_model, tokenizer, texts, start_id=1)
+    cpu_score = interpret.score_texts(cpu_model, tokenizer, texts, start_id=1)
+    assert gpu_score.nll_nats == pytest.approx(cpu_score.nll_nats, rel=1e-4)
+    on_device = interpret.repeated_random_tokens(2, 4, low=3, high=9, start_id=1, device=CUDA)
+    assert on_device.device.type == "cuda"
+    assert gpu_model.training
+
+
+def test_training_steps_between_log_steps_never_wait_for_the_gpu():
+    """Under CUDA's sync debug mode "error", any host read of device memory raises: the steps
+    between log steps (grad_accum=4) must run without one."""
+    tokens = (np.arange(4000) * 7 % 256).astype(np.uint16)
+    trainer = Trainer(tiny(), tokens, tokens, TrainConfig(batch_size=8, seq_len=32, grad_accum=4,
+                                                          max_steps=6, log_every=100,
+                                                          eval_every=100),
+                      np.ones(256, dtype=np.int64), progress=False, log=None)
+    assert trainer.device.type == "cuda"
+    trainer._train_step(1e-3)  # first step: lazy initialisation (optimizer state, kernels)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        losses = [trainer._train_step(1e-3) for _ in range(3)]
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert all(loss.device.type == "cuda" for loss in losses)
+    assert all(np.isfinite([loss.item() for loss in losses]))

@@ -1,4 +1,5 @@
-"""The hand-written backward passes (RMSNorm, RoPE, the SwiGLU gate) against autograd's.
+"""The hand-written backward passes (RMSNorm, RoPE, the SwiGLU gate) against autograd's, to the
+second derivative.
 
 Each fast function has a textbook reference that autograd differentiates; the two must give the
 same values and the same gradients, in float64 (gradcheck against finite differences), float32
@@ -133,17 +134,118 @@ def test_fast_paths_leave_saved_inputs_intact_for_a_second_backward():
         torch.testing.assert_close(a, b)
 
 
-@pytest.mark.parametrize("name", ["rms_norm", "silu_mul", "apply_rope"])
-def test_double_backward_is_refused_clearly(name):
-    """The hand-written backwards are once_differentiable: a second derivative through them
-    (create_graph=True) raises instead of silently returning a wrong Hessian-vector product."""
-    torch.manual_seed(0)
-    x = torch.randn(2, 3, 4, 8, requires_grad=True)
-    cos, sin = rope_tables(8, 4)
-    fns = {"rms_norm": lambda a: rms_norm(a, torch.ones(8, requires_grad=True), 1e-5),
-           "silu_mul": lambda a: silu_mul(a, a.detach() * 2 + 1),
-           "apply_rope": lambda a: apply_rope(a, cos, sin)}
-    out = fns[name](x)
-    (grad,) = torch.autograd.grad(out.pow(2).sum(), x, create_graph=True)
-    with pytest.raises(RuntimeError, match="once_differentiable"):
-        grad.pow(2).sum().backward()
+def _second_order_cases():
+    """(fast function, its textbook expression, float64 inputs to differentiate twice)."""
+    torch.manual_seed(9)
+    cos, sin = (t.double() for t in rope_tables(8, 3))
+    x = torch.randn(2, 3, 8, dtype=torch.float64) * 2
+    weight = torch.rand(8, dtype=torch.float64) + 0.5
+    gate, up = torch.randn(2, 3, 8, dtype=torch.float64), torch.randn(2, 3, 8, dtype=torch.float64)
+    return {
+        "rms_norm": (lambda a, w: rms_norm(a, w, 1e-5),
+                     lambda a, w: rms_norm_reference(a, w, 1e-5), (x, weight)),
+        "apply_rope": (lambda a: apply_rope(a.unsqueeze(0), cos, sin),
+                       lambda a: apply_rope_reference(a.unsqueeze(0), cos, sin), (x,)),
+        "silu_mul": (silu_mul, lambda g, u: F.silu(g) * u, (gate, up)),
+    }
+
+
+def _curved(fn):
+    """A scalar with curvature in every direction: sum(sin(out) * fixed weights)."""
+    def scalar(*inputs):
+        out = fn(*inputs)
+        torch.manual_seed(10)
+        mix = torch.randn(out.shape, dtype=out.dtype)
+        return (torch.sin(out) * mix).sum()
+    return scalar
+
+
+def _hessian_vector_product(scalar, inputs, vectors):
+    inputs = [t.detach().clone().requires_grad_() for t in inputs]
+    grads = torch.autograd.grad(scalar(*inputs), inputs, create_graph=True)
+    dot = sum((g * v).sum() for g, v in zip(grads, vectors, strict=True))
+    return torch.autograd.grad(dot, inputs)
+
+
+@pytest.mark.parametrize("name", ["rms_norm", "apply_rope", "silu_mul"])
+def test_hessian_vector_products_equal_the_plain_expressions(name):
+    """Double backward through the hand-written backwards, in float64, against autograd's
+    second derivative of the textbook expression."""
+    fast, plain, inputs = _second_order_cases()[name]
+    torch.manual_seed(11)
+    vectors = [torch.randn_like(t) for t in inputs]
+    got = _hessian_vector_product(_curved(fast), inputs, vectors)
+    want = _hessian_vector_product(_curved(plain), inputs, vectors)
+    for g, w in zip(got, want, strict=True):
+        assert w.abs().max() > 1e-2  # a real curvature, so zeros could not pass
+        torch.testing.assert_close(g, w, atol=1e-8, rtol=1e-8)
+
+
+@pytest.mark.parametrize("name", ["rms_norm", "apply_rope", "silu_mul"])
+def test_functional_hessian_equals_the_plain_expressions(name):
+    fast, plain, inputs = _second_order_cases()[name]
+    got = torch.autograd.functional.hessian(_curved(fast), inputs)
+    want = torch.autograd.functional.hessian(_curved(plain), inputs)
+    for row_got, row_want in zip(got, want, strict=True):
+        for g, w in zip(row_got, row_want, strict=True):
+            torch.testing.assert_close(g, w, atol=1e-8, rtol=1e-8)
+    assert want[0][0].abs().max() > 1e-2
+
+
+def _tiny_float64_model(dropout=0.0):
+    from transformer_lib import ModelConfig, Transformer
+
+    torch.manual_seed(12)
+    config = ModelConfig(vocab_size=32, d_model=16, num_layers=2, num_heads=2, num_kv_heads=1,
+                         max_seq_len=8, dropout=dropout)
+    model = Transformer(config).double().train()
+    model.init_weights(std=0.3)  # large weights: curvature well above rounding
+    ids = torch.randint(0, 32, (2, 7))
+    return model, ids
+
+
+def test_torch_func_grad_through_a_transformer_in_training_mode():
+    model, ids = _tiny_float64_model()
+
+    def loss_of(params):
+        logits = torch.func.functional_call(model, params, (ids[:, :-1],))
+        return F.cross_entropy(logits.flatten(0, 1), ids[:, 1:].flatten())
+
+    params = {name: p.detach() for name, p in model.named_parameters()}
+    grads = torch.func.grad(loss_of)(params)
+    loss_of(dict(model.named_parameters())).backward()
+    assert model.training
+    for name, param in model.named_parameters():
+        torch.testing.assert_close(grads[name], param.grad, atol=1e-10, rtol=1e-8)
+
+
+def test_hessian_vector_product_through_a_transformer_matches_finite_differences():
+    """Second derivatives through every layer (attention by the math kernel: PyTorch's fused
+    CPU attention has no double backward) against central differences of the gradient."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    model, ids = _tiny_float64_model()
+    params = list(model.parameters())
+    torch.manual_seed(13)
+    vectors = [torch.randn_like(p) for p in params]
+
+    def gradient(create_graph=False):
+        logits = model(ids[:, :-1])
+        loss = F.cross_entropy(logits.flatten(0, 1), ids[:, 1:].flatten())
+        return torch.autograd.grad(loss, params, create_graph=create_graph)
+
+    with sdpa_kernel(SDPBackend.MATH):
+        grads = gradient(create_graph=True)
+        dot = sum((g * v).sum() for g, v in zip(grads, vectors, strict=True))
+        hvp = torch.autograd.grad(dot, params)
+        step = 1e-6  # the difference's error shrinks as step**2: 7e-6 at 1e-5, 7e-8 here
+        with torch.no_grad():
+            for p, v in zip(params, vectors, strict=True):
+                p.add_(v, alpha=step)
+        plus = gradient()
+        with torch.no_grad():
+            for p, v in zip(params, vectors, strict=True):
+                p.sub_(v, alpha=2 * step)
+        minus = gradient()
+    for got, a, b in zip(hvp, plus, minus, strict=True):
+        torch.testing.assert_close(got, (a - b) / (2 * step), atol=1e-6, rtol=1e-6)

@@ -185,3 +185,60 @@ def test_with_start_token_prepends_and_forwards():
     assert wrapped.decode([10 + ord("a")]) == "a"
     with pytest.raises(AttributeError):
         wrapped.vocab_size  # noqa: B018 - CharTokenizer has none to forward
+
+
+@pytest.fixture
+def dropout_model():
+    """A model in training mode whose dropout would change every forward pass."""
+    torch.manual_seed(3)
+    return Transformer(ModelConfig.from_preset("tiny", num_layers=2, max_seq_len=32,
+                                               dropout=0.5)).train()
+
+
+def _eval_copy(model):
+    return copy.deepcopy(model).eval()
+
+
+def test_token_losses_and_logit_lens_run_in_eval_mode_and_restore_the_mode(dropout_model, ids):
+    reference = _eval_copy(dropout_model)
+    with torch.no_grad():
+        expected_logits = reference(ids)
+    expected_losses = F.cross_entropy(expected_logits[:, :-1].transpose(1, 2), ids[:, 1:],
+                                      reduction="none")
+    torch.testing.assert_close(interpret.token_losses(dropout_model, ids), expected_losses)
+    assert dropout_model.training
+    lens = interpret.logit_lens(dropout_model, ids)
+    torch.testing.assert_close(lens[-1], expected_logits)
+    assert dropout_model.training
+    baseline, _ = interpret.head_ablation_losses(dropout_model, ids)
+    assert baseline == pytest.approx(float(expected_losses.mean()), rel=1e-5)
+    assert dropout_model.training
+    streams = interpret.residual_streams(dropout_model, ids)
+    torch.testing.assert_close(reference.lm_head(reference.norm(streams[-1])).detach(),
+                               expected_logits)
+    assert dropout_model.training
+
+
+def test_score_texts_runs_in_eval_mode(dropout_model, tokenizer):
+    texts = ["a tiny story", "another one, a little longer than the first"]
+    score = interpret.score_texts(dropout_model, tokenizer, texts, start_id=1)
+    expected = interpret.score_texts(_eval_copy(dropout_model), tokenizer, texts, start_id=1)
+    assert score.nll_nats == pytest.approx(expected.nll_nats, rel=1e-6)
+    assert dropout_model.training
+
+
+def test_one_forward_pass_returns_the_hidden_states(tiny, ids):
+    logits, hidden = tiny(ids, return_hidden=True)
+    assert len(hidden) == tiny.config.num_layers + 1
+    torch.testing.assert_close(logits, tiny(ids))
+    torch.testing.assert_close(hidden[0], tiny.embed_tokens(ids))
+    x = hidden[0]
+    T = ids.shape[1]
+    for layer, after in zip(tiny.layers, hidden[1:], strict=True):
+        x = layer(x, tiny.rope_cos[:T], tiny.rope_sin[:T])
+        torch.testing.assert_close(after, x)
+
+
+def test_repeated_random_tokens_on_a_device():
+    ids = interpret.repeated_random_tokens(2, 5, low=3, high=50, start_id=1, device="meta")
+    assert ids.device.type == "meta" and ids.shape == (2, 11) and ids.dtype == torch.long

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from sync_counting import SyncCounter
 
 from transformer_lib import ModelConfig, Transformer
 
@@ -114,11 +115,52 @@ def test_bfloat16_model_on_cpu_caches_in_the_attention_dtype(tiny_model):
         (lambda: torch.tensor([[-1, 3]]), ValueError, "token id -1"),
         (lambda: torch.zeros(1, 129, dtype=torch.long), ValueError, "max_seq_len is 128"),
         (lambda: [[1, 2, 3]], TypeError, "torch.Tensor"),
+        (lambda: torch.tensor([[1, 2]], dtype=torch.uint8), TypeError, r"uint8.*\.long\(\)"),
+        (lambda: torch.tensor([[1, 2]], dtype=torch.int16), TypeError, r"int16.*\.long\(\)"),
+        (lambda: torch.tensor([[1, 2]], dtype=torch.uint16), TypeError, r"uint16.*\.long\(\)"),
+        (lambda: torch.tensor([[True]]), TypeError, r"bool.*\.long\(\)"),
     ],
 )
 def test_bad_input_ids_raise_clear_errors(tiny_model, make_input, error, words):
     with pytest.raises(error, match=words):
         tiny_model(make_input())
+
+
+def test_int32_ids_are_accepted(tiny_model):
+    ids = torch.randint(0, 512, (2, 6))
+    torch.testing.assert_close(tiny_model(ids.int()), tiny_model(ids), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float64])
+def test_rope_tables_stay_float32_in_any_model_dtype(tiny_config, dtype):
+    from transformer_lib.model.rope import rope_tables
+
+    cos, sin = rope_tables(tiny_config.head_dim, tiny_config.max_seq_len, tiny_config.rope_theta)
+    model = Transformer(tiny_config).to(dtype)
+    assert model.embed_tokens.weight.dtype == dtype
+    assert model.rope_cos.dtype == model.rope_sin.dtype == torch.float32
+    torch.testing.assert_close(model.rope_cos, cos, atol=0, rtol=0)
+    torch.testing.assert_close(model.rope_sin, sin, atol=0, rtol=0)
+
+
+def test_init_weights_rebuilds_the_rope_tables_of_a_model_made_on_the_meta_device(tiny_config):
+    from transformer_lib.model.rope import rope_tables
+
+    with torch.device("meta"):
+        model = Transformer(tiny_config)
+    model.to_empty(device="cpu")
+    model.rope_cos.fill_(7.0)  # whatever the empty memory held: init_weights must rebuild it
+    model.rope_sin.fill_(7.0)
+    torch.manual_seed(0)
+    model.init_weights()
+    cos, sin = rope_tables(tiny_config.head_dim, tiny_config.max_seq_len, tiny_config.rope_theta)
+    torch.testing.assert_close(model.rope_cos, cos, atol=0, rtol=0)
+    torch.testing.assert_close(model.rope_sin, sin, atol=0, rtol=0)
+    fresh = Transformer(tiny_config)
+    torch.manual_seed(0)
+    fresh.init_weights()  # the same random stream as the meta model's initialisation
+    ids = torch.randint(0, 512, (1, 9))
+    torch.testing.assert_close(model(ids), fresh(ids), atol=0, rtol=0)
 
 
 def test_rejects_non_config():
@@ -168,21 +210,6 @@ def test_kv_cache_rejects_another_batch_size_or_dtype():
     assert cache.length == 0
 
 
-class SyncCounter:
-    """Counts device-to-host reads (int(), float(), bool(), .item(), .tolist()) of tensors."""
-
-    def __init__(self, monkeypatch):
-        self.count = 0
-        for name in ("__int__", "__float__", "__bool__", "__index__", "item", "tolist"):
-            original = getattr(torch.Tensor, name)
-
-            def counted(tensor, *args, _original=original, **kwargs):
-                self.count += 1
-                return _original(tensor, *args, **kwargs)
-
-            monkeypatch.setattr(torch.Tensor, name, counted)
-
-
 def test_forward_reads_the_device_once_for_the_id_range_check(tiny_model, monkeypatch):
     ids = torch.randint(0, 512, (2, 10))
     counter = SyncCounter(monkeypatch)
@@ -201,10 +228,18 @@ def test_checked_ids_skip_the_range_check(tiny_model, monkeypatch):
 
 
 def test_bench_flops_estimate_counts_matmul_weights_and_attention():
+    """6N + 12LTC (PaLM appendix B, nanoGPT): N from the model's own matrices; the attention
+    term counted here from the two weightless matmuls, forward and backward."""
     from transformer_lib.cli.bench import training_flops_per_token
 
     config = ModelConfig.from_preset("stories15M")
     n = sum(p.numel() for name, p in Transformer(config).named_parameters()
             if p.dim() == 2)  # the matrices, the tied embedding counted once as the head
-    expected = 6 * n + 6 * config.num_layers * 256 * config.d_model
-    assert training_flops_per_token(config, 256) == expected
+    T, C, L = 256, config.d_model, config.num_layers
+    scores_and_weighted_sum = 2 * (2 * T * C)  # two T x C multiply-adds per token, forward
+    attention = L * 3 * scores_and_weighted_sum  # backward costs twice the forward
+    assert attention == 12 * L * T * C
+    assert training_flops_per_token(config, 256) == 6 * n + attention
+    grouped = ModelConfig.from_preset("stories15M", num_kv_heads=2)
+    n_grouped = sum(p.numel() for p in Transformer(grouped).parameters() if p.dim() == 2)
+    assert training_flops_per_token(grouped, 256) == 6 * n_grouped + attention

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from sync_counting import SyncCounter
 
 from transformer_lib import ModelConfig, Transformer
 from transformer_lib.training import checkpoint as ckpt
@@ -195,9 +196,9 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     original = trainer.model.forward
     calls = {"n": 0}
 
-    def poisoned(input_ids, caches=None):
+    def poisoned(input_ids, caches=None, **kwargs):
         calls["n"] += 1
-        out = original(input_ids, caches)
+        out = original(input_ids, caches, **kwargs)
         return out * float("nan") if calls["n"] == 8 else out
 
     trainer._forward = poisoned
@@ -471,3 +472,96 @@ def test_eval_mode_restores_the_mode_even_after_an_error():
     with eval_mode(model.eval()):
         pass
     assert not model.training
+
+
+def test_training_steps_between_log_steps_read_nothing_from_the_device(monkeypatch):
+    """With grad_accum=4, a step's losses stay on the device; they are read once per log step
+    (and the evaluation once per call), so the host never waits for the device in between."""
+    trainer = make_trainer(max_steps=12, batch_size=8, grad_accum=4, log_every=4,
+                           eval_every=100, eval_windows=4)
+    counter = SyncCounter(monkeypatch)
+    reads_per_step = []
+    train_step = trainer._train_step
+
+    def counted_step(lr):
+        before = counter.count
+        loss = train_step(lr)
+        reads_per_step.append(counter.count - before)
+        return loss
+
+    trainer._train_step = counted_step
+    history = trainer.fit()
+    assert reads_per_step == [0] * 12
+    logs = [r for r in history if r["kind"] == "train"]
+    assert [r["step"] for r in logs] == [4, 8, 12]
+    assert all(math.isfinite(r["loss"]) for r in logs)
+    evaluations = sum(r["kind"] == "eval" for r in history)
+    assert counter.count == len(logs) + evaluations  # one read per log step, one per evaluation
+
+
+def test_logged_loss_is_the_mean_over_micro_batches_of_that_step():
+    trainer = make_trainer(max_steps=2, batch_size=8, grad_accum=4, log_every=1)
+    model = small_model()
+    model.load_state_dict(trainer.model.state_dict())
+    windows = trainer.sampler.windows_at(0)
+    x, y = torch.from_numpy(windows[:, :-1]), torch.from_numpy(windows[:, 1:])
+    with torch.no_grad():
+        expected = torch.nn.functional.cross_entropy(model(x).flatten(0, 1), y.flatten())
+    history = trainer.fit()
+    torch.testing.assert_close(history[0]["loss"], expected.item(), atol=1e-5, rtol=1e-5)
+
+
+def test_evaluation_reads_the_device_once_per_call(monkeypatch):
+    model = small_model()
+    counter = SyncCounter(monkeypatch)
+    result = evaluate_tokens(model, pattern_tokens(1001), BYTES, seq_len=16, batch_size=4)
+    assert counter.count == 1
+    assert result["tokens"] == 1000
+
+
+def test_bad_token_ids_are_refused_on_the_host_before_any_step():
+    tokens = pattern_tokens()
+    tokens[100:3000] = 64  # outside the model's vocabulary of 64
+    trainer = Trainer(small_model(), tokens, pattern_tokens(seed=1),
+                      TrainConfig(batch_size=4, seq_len=16, max_steps=2), BYTES, progress=False,
+                      log=None)
+    with pytest.raises(ValueError, match="token id 64 is outside"):
+        trainer.fit()
+    assert trainer.step == 0
+    with pytest.raises(ValueError, match="token id 64 is outside"):
+        evaluate_tokens(small_model(), tokens, BYTES, seq_len=16)
+
+
+def test_float_token_arrays_are_refused_with_a_fix():
+    with pytest.raises(TypeError, match=r"astype\(np.int64\)"):
+        Trainer(small_model(), pattern_tokens().astype(np.float32), pattern_tokens(seed=1),
+                TrainConfig(batch_size=4, seq_len=16, max_steps=2), BYTES, progress=False,
+                log=None)
+
+
+def test_each_rank_copies_only_its_own_rows_of_the_global_batch(monkeypatch):
+    from transformer_lib.training import trainer as trainer_module
+    from transformer_lib.training.trainer import rank_rows
+
+    batch = np.arange(8 * 5).reshape(8, 5)
+    shares = [rank_rows(batch, rank, 4) for rank in range(4)]
+    assert all(share.shape == (2, 5) for share in shares)
+    np.testing.assert_array_equal(np.concatenate(shares), batch)
+    with pytest.raises(ValueError, match="evenly"):
+        rank_rows(batch, 0, 3)
+
+    trainer = make_trainer(batch_size=8)
+    copied = []
+    original = trainer_module.ids_to_device
+
+    def recording(array, device):
+        copied.append(np.array(array))
+        return original(array, device)
+
+    monkeypatch.setattr(trainer_module, "ids_to_device", recording)
+    trainer.rank, trainer.world = 1, 2  # as rank 1 of 2 would, without a process group
+    x, y = trainer._local_batch(3)
+    windows = trainer.sampler.windows_at(3)  # the global batch every rank draws
+    assert [a.shape for a in copied] == [(4, 16), (4, 16)]  # half the rows, nothing more
+    np.testing.assert_array_equal(x.numpy(), windows[4:, :-1])
+    np.testing.assert_array_equal(y.numpy(), windows[4:, 1:])

@@ -3,7 +3,8 @@ loss depends on, what each layer would predict, how RoPE's frequency pairs are u
 tokenizer-independent score (bits per byte) for comparing two models on the same text.
 
 Everything here is a pure computation on a :class:`~transformer_lib.model.Transformer` and
-token ids: nothing edits the model. Head ablation uses a forward pre-hook on ``o_proj`` (whose
+token ids: nothing edits the model. Each function runs the model in eval mode (dropout off; the
+previous mode is restored) and builds its tensors on the model's device. Head ablation uses a forward pre-hook on ``o_proj`` (whose
 input is the heads' outputs side by side), removed again before the function returns; the
 logit lens runs the model's own layers one at a time.
 
@@ -20,7 +21,11 @@ import torch
 import torch.nn.functional as F
 
 from ..data.tokens import bits_per_byte
-from ..model.transformer import Transformer
+from ..model.transformer import Transformer, eval_mode
+
+
+def _device(model: Transformer) -> torch.device:
+    return next(model.parameters()).device
 
 # ----------------------------------------------------------------------------- attention scores
 
@@ -60,17 +65,21 @@ def first_token_scores(maps: Sequence[torch.Tensor]) -> torch.Tensor:
 
 
 def repeated_random_tokens(batch: int, length: int, *, low: int, high: int, start_id: int,
-                           generator: torch.Generator | None = None) -> torch.Tensor:
+                           generator: torch.Generator | None = None,
+                           device: torch.device | str | None = None) -> torch.Tensor:
     """(B, 1 + 2 * length) ids: ``start_id``, then ``length`` random ids in [low, high), repeated.
 
     Random tokens make the second copy predictable only by looking back at the first: the test
-    bed for induction heads.
+    bed for induction heads. The ids are drawn on the generator's device (the CPU by default, so
+    a seed gives the same ids everywhere) and returned on ``device`` (pass the model's).
     """
     if length < 2 or batch < 1 or not 0 <= low < high:
         raise ValueError(f"need batch >= 1, length >= 2 and 0 <= low < high; got batch={batch}, "
                          f"length={length}, low={low}, high={high}")
-    half = torch.randint(low, high, (batch, length), generator=generator)
-    start = torch.full((batch, 1), start_id, dtype=torch.long)
+    draw_on = generator.device if generator is not None else torch.device("cpu")
+    half = torch.randint(low, high, (batch, length), generator=generator, device=draw_on)
+    half = half.to(device if device is not None else draw_on)
+    start = torch.full((batch, 1), start_id, dtype=torch.long, device=half.device)
     return torch.cat([start, half, half], dim=1)
 
 
@@ -93,10 +102,12 @@ def induction_scores(maps: Sequence[torch.Tensor], length: int, prefix: int = 1)
 
 
 def token_losses(model: Transformer, ids: torch.Tensor) -> torch.Tensor:
-    """(B, T-1) cross-entropy in nats of each next-token prediction ids[:, t] -> ids[:, t+1]."""
-    with torch.no_grad():
+    """(B, T-1) cross-entropy in nats of each next-token prediction ids[:, t] -> ids[:, t+1],
+    on the model's device."""
+    ids = ids.to(_device(model))
+    with eval_mode(model), torch.no_grad():
         logits = model(ids)[:, :-1].float()  # (B, T-1, V)
-    return F.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
+        return F.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
 
 
 def copy_losses(model: Transformer, ids: torch.Tensor, length: int,
@@ -150,7 +161,7 @@ def heads_zeroed(model: Transformer, heads: Iterable[tuple[int, int]]):
 def mean_loss(model: Transformer, windows: torch.Tensor, mask: torch.Tensor | None = None) -> float:
     """Mean next-token loss (nats) over windows (B, T); ``mask`` (B, T-1) selects the targets."""
     losses = token_losses(model, windows)
-    return float(losses.mean() if mask is None else losses[mask].mean())
+    return float(losses.mean() if mask is None else losses[mask.to(losses.device)].mean())
 
 
 def ablated_loss(model: Transformer, windows: torch.Tensor, heads: Iterable[tuple[int, int]],
@@ -169,9 +180,11 @@ def head_ablation_losses(model: Transformer, windows: torch.Tensor,
     """
     config = model.config
     H, D, T = config.num_heads, config.head_dim, windows.shape[1]
+    device = _device(model)
+    windows = windows.to(device)
     cos, sin = model.rope_cos[:T], model.rope_sin[:T]
     targets = windows[:, 1:]
-    keep = torch.ones_like(targets, dtype=torch.bool) if mask is None else mask
+    keep = torch.ones_like(targets, dtype=torch.bool) if mask is None else mask.to(device)
 
     def loss_of(x: torch.Tensor, start: int, replicas: int) -> torch.Tensor:
         for layer in model.layers[start:]:
@@ -181,12 +194,12 @@ def head_ablation_losses(model: Transformer, windows: torch.Tensor,
                                  reduction="none").view(replicas, *targets.shape)
         return (losses * keep).sum(dim=(1, 2)) / keep.sum()  # (R,)
 
-    with torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         x = model.embed_tokens(windows)  # (B, T, C)
-        baseline = float(loss_of(x, 0, 1)[0])
-        ablated = torch.empty(config.num_layers, H)
+        baseline = loss_of(x, 0, 1)[0]
+        ablated = torch.empty(config.num_layers, H, device=device)
         for index, layer in enumerate(model.layers):
-            head_mask = torch.ones(H, 1, 1, H, D)  # replica r zeroes head r
+            head_mask = torch.ones(H, 1, 1, H, D, device=device)  # replica r zeroes head r
             head_mask[torch.arange(H), :, :, torch.arange(H)] = 0
 
             def zero_one_head(module, args, head_mask=head_mask):
@@ -200,7 +213,7 @@ def head_ablation_losses(model: Transformer, windows: torch.Tensor,
             finally:
                 handle.remove()
             x = layer(x, cos, sin)
-    return baseline, ablated
+    return float(baseline), ablated.cpu()  # (L, H): small, and ready to plot
 
 
 # ----------------------------------------------------------------------------- logit lens
@@ -208,14 +221,9 @@ def head_ablation_losses(model: Transformer, windows: torch.Tensor,
 
 def residual_streams(model: Transformer, ids: torch.Tensor) -> list[torch.Tensor]:
     """L + 1 tensors (B, T, C): the residual stream after the embedding and after each layer."""
-    T = ids.shape[1]
-    cos, sin = model.rope_cos[:T], model.rope_sin[:T]
-    with torch.no_grad():
-        x = model.embed_tokens(ids)
-        streams = [x]
-        for layer in model.layers:
-            x = layer(x, cos, sin)
-            streams.append(x)
+    with eval_mode(model), torch.no_grad():
+        # The model's own forward pass; the output head runs for the last position only.
+        _, streams = model(ids.to(_device(model)), last_only=True, return_hidden=True)
     return streams
 
 
@@ -224,9 +232,9 @@ def logit_lens(model: Transformer, ids: torch.Tensor) -> torch.Tensor:
 
     Entry 0 reads the embedding itself; entry L equals the model's own logits.
     """
+    streams = residual_streams(model, ids)
     with torch.no_grad():
-        return torch.stack([model.lm_head(model.norm(x)).float()
-                            for x in residual_streams(model, ids)])
+        return torch.stack([model.lm_head(model.norm(x)).float() for x in streams])
 
 
 # ----------------------------------------------------------------------------- RoPE
@@ -313,20 +321,22 @@ def score_texts(model: Transformer, tokenizer, texts: Sequence[str], *, start_id
         num_tokens += len(ids) - 1
         pieces.extend(windows)
     pieces.sort(key=lambda item: len(item[0]))  # similar lengths together: little padding
-    total = 0.0
+    device = _device(model)
+    total = torch.zeros((), dtype=torch.float64, device=device)  # read once, at the end
     with torch.no_grad():
         for begin in range(0, len(pieces), batch_size):
             group = pieces[begin:begin + batch_size]
             width = max(len(window) for window, _ in group)
-            ids = torch.zeros(len(group), width, dtype=torch.long)
-            keep = torch.zeros(len(group), width - 1, dtype=torch.bool)
-            for row, (window, first) in enumerate(group):
-                ids[row, :len(window)] = torch.tensor(window)
-                keep[row, first:len(window) - 1] = True  # right padding is never a target
+            # Built on the host from Python lists, then copied once per batch.
+            rows = [window + [0] * (width - len(window)) for window, _ in group]
+            keep_rows = [[first <= t < len(window) - 1 for t in range(width - 1)]
+                         for window, first in group]  # right padding is never a target
+            ids = torch.tensor(rows, dtype=torch.long).to(device)
+            keep = torch.tensor(keep_rows, dtype=torch.bool).to(device)
             losses = token_losses(model, ids)
-            total += float(losses[keep].double().sum())
+            total += (losses.double() * keep).sum()
     num_bytes = sum(len(text.encode("utf-8")) for text in texts)
-    return TextScore(nll_nats=total, num_bytes=num_bytes, num_tokens=num_tokens,
+    return TextScore(nll_nats=float(total), num_bytes=num_bytes, num_tokens=num_tokens,
                      num_texts=len(texts), num_split=num_split)
 
 

@@ -1,7 +1,8 @@
 """tlib-bench: speed of training steps and generation, against transformers.
 
-Also reports model FLOPs utilisation (MFU): training FLOP/s estimated as 6N + 6LTC per token
-(PaLM, appendix B) over the median speed of a large float32 matmul measured on the same device.
+Also reports model FLOPs utilisation (MFU): training FLOP/s estimated as 6N + 12LTC per token
+(PaLM, appendix B; nanoGPT's estimate too) over the median speed of a large float32 matmul
+measured on the same device.
 
 Both libraries run the same weights (ours converted with ``interop.to_hf``), interleaved
 repetition by repetition so that drifts in machine load hit both alike; figures are medians.
@@ -51,18 +52,21 @@ def _timed(fn, device) -> float:
 
 
 def training_flops_per_token(config: ModelConfig, seq_len: int) -> float:
-    """Training FLOPs per token: 6 N + 6 L T C (PaLM's estimate, appendix B).
+    """Training FLOPs per token: 6 N + 12 L T C (PaLM's estimate, appendix B, as in nanoGPT).
 
     N counts the matrices a token multiplies through (every parameter but the embedding table;
     a tied output head still counts, as a matmul); 6 = 2 forward + 4 backward FLOPs per weight.
-    The attention scores and the weighted sum add 2 * 2 * T * C per layer forward, so 6 L T C
-    over forward and backward, ignoring causal masking's halving, as PaLM does.
+    Attention adds two matmuls per layer that have no weights: a query against T keys (scores)
+    and T values against the weights, each T * C multiply-adds per token, so 2 * 2 * T * C FLOPs
+    forward; with backward at twice the forward, 12 L T C in all. Causal masking's halving is
+    ignored, as PaLM and nanoGPT do. Query heads times head size is C whatever the number of
+    key/value heads, so grouped-query attention does not change the term.
     """
     c = config
     kv = c.num_kv_heads * c.head_dim
     per_layer = 2 * c.d_model * c.d_model + 2 * c.d_model * kv + 3 * c.d_model * c.ffn_hidden_dim
     matmul_params = c.num_layers * per_layer + c.vocab_size * c.d_model  # + the output head
-    return 6 * matmul_params + 6 * c.num_layers * seq_len * c.d_model
+    return 6 * matmul_params + 12 * c.num_layers * seq_len * c.d_model
 
 
 def peak_matmul_flops(device: torch.device, size: int = 2048, repeats: int = 5) -> float:
@@ -119,7 +123,7 @@ def run(args) -> dict:
     # Model FLOPs utilisation: achieved training FLOP/s over a measured float32 matmul peak.
     flops_per_token = training_flops_per_token(config, args.seq_len)
     peak = peak_matmul_flops(device, args.matmul_size)
-    results["flops_estimate"] = "6N + 6LTC per token (PaLM appendix B)"
+    results["flops_estimate"] = "6N + 12LTC per token (PaLM appendix B)"
     results["train_flops_per_token"] = flops_per_token
     results["peak_matmul_flops"] = peak
     results["mfu"] = {name: rate * flops_per_token / peak

@@ -220,11 +220,18 @@ class RandomWindows:
 
     def batch_at(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Batch number `step`, without moving the sampler: x, y int64 of shape (B, T)."""
+        windows = self.windows_at(step)  # (B, T + 1)
+        return ids_to_device(windows[:, :-1], self.device), ids_to_device(windows[:, 1:], self.device)
+
+    def windows_at(self, step: int) -> np.ndarray:
+        """Batch number `step` as one host array (B, T + 1) of int64: x is [:, :-1], y [:, 1:].
+
+        For callers that check or slice a batch on the host before copying it to a device.
+        """
         rng = np.random.default_rng((self.seed, step))
         starts = rng.integers(0, len(self.tokens) - self.seq_len, size=self.batch_size)
         index = starts[:, None] + np.arange(self.seq_len + 1)  # (B, T + 1)
-        windows = self.tokens[index].astype(np.int64)  # (B, T + 1)
-        return _to_device(windows[:, :-1], self.device), _to_device(windows[:, 1:], self.device)
+        return self.tokens[index].astype(np.int64)  # (B, T + 1)
 
     def state_dict(self) -> dict[str, int]:
         """Everything needed to resume the batch stream exactly (save it with the checkpoint)."""
@@ -293,7 +300,7 @@ class SequentialWindows:
                 length = min(self.seq_len, self.n_targets - start)
                 x[row, :length] = self.tokens[start : start + length]
                 y[row, :length] = self.tokens[start + 1 : start + 1 + length]
-            yield _to_device(x, self.device), _to_device(y, self.device)
+            yield ids_to_device(x, self.device), ids_to_device(y, self.device)
 
 
 # ---- bits per byte --------------------------------------------------------------------------
@@ -390,7 +397,8 @@ def _write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
     write_text_atomically(path, json.dumps(payload, indent=2))
 
 
-def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
+def ids_to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A host array of token ids as an int64 tensor on ``device``, copied without waiting."""
     tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64))
     if device.type == "cuda":  # pinned memory lets the copy overlap with compute
         return tensor.pin_memory().to(device, non_blocking=True)

@@ -12,11 +12,16 @@ def _round_up(value: int, multiple: int) -> int:
     return ((value + multiple - 1) // multiple) * multiple
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelConfig:
     """Shape and hyper-parameters of a Llama-style decoder-only transformer.
 
     Fields left at ``None`` are derived in ``__post_init__`` (the only place that derives them).
+
+    Frozen: a model is built from its config, so changing the config afterwards would leave the
+    two disagreeing. A variant is a new config, ``dataclasses.replace(config, num_layers=8)``,
+    validated like any other. ``replace`` copies the derived fields as they are; pass
+    ``num_kv_heads=None`` or ``ffn_hidden_dim=None`` to derive them again from the new shape.
     """
 
     vocab_size: int = 50257  # GPT-2's BPE vocabulary; the book's own tokenizers use far fewer
@@ -35,11 +40,13 @@ class ModelConfig:
     def __post_init__(self) -> None:
         for name in ("vocab_size", "d_model", "num_layers", "num_heads", "max_seq_len"):
             _require_positive_int(name, getattr(self, name))
+        # A frozen dataclass sets its derived fields through object.__setattr__, here only.
         if self.num_kv_heads is None:
-            self.num_kv_heads = self.num_heads
+            object.__setattr__(self, "num_kv_heads", self.num_heads)
         _require_positive_int("num_kv_heads", self.num_kv_heads)
         if self.ffn_hidden_dim is None:
-            self.ffn_hidden_dim = _round_up(int(8 * self.d_model / 3), self.ffn_multiple_of)
+            object.__setattr__(self, "ffn_hidden_dim",
+                               _round_up(int(8 * self.d_model / 3), self.ffn_multiple_of))
         _require_positive_int("ffn_hidden_dim", self.ffn_hidden_dim)
         if self.d_model % self.num_heads:
             raise ValueError(

@@ -3,7 +3,9 @@
 ``rms_norm`` has a hand-written backward. Differentiating the textbook expression, autograd
 runs about ten element-wise kernels per norm, most of them into a fresh full-size buffer; the
 closed-form gradient below needs two such buffers. On a CPU, where every fresh buffer costs
-page faults, that is measurable per step (see ``tlib-bench``). Under
+page faults, that is measurable per step (``benchmarks/bench_custom_backward.py``; figures in
+``benchmarks/RESULTS.md``). A second derivative (``create_graph=True``, ``torch.func``) takes an
+out-of-place form of the same closed form, which autograd differentiates again. Under
 ``torch.compile`` the plain expression is used instead, because the compiler fuses it better than
 any hand-written backward, and without autograd there is no backward to save buffers for.
 """
@@ -13,7 +15,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.autograd.function import once_differentiable
 
 
 def _upcast(x: torch.Tensor) -> torch.Tensor:
@@ -43,17 +44,28 @@ def rms_norm_reference(x: torch.Tensor, weight: torch.Tensor, eps: float) -> tor
 
 
 class _RMSNormFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-        x32 = _upcast(x)
-        inverse_rms = _inverse_rms(x32, eps)
-        ctx.save_for_backward(x, weight, inverse_rms)
-        return _scale(weight, (x32 * inverse_rms).to(x.dtype))
+    """y = rms_norm(x) * weight; also returns the inverse RMS, kept for backward (not an output
+    to differentiate). ``forward``/``setup_context`` are separate so torch.func can use it."""
 
     @staticmethod
-    @once_differentiable  # closed form, not differentiable again: double backward raises
-    def backward(ctx, grad: torch.Tensor):
+    def forward(x: torch.Tensor, weight: torch.Tensor, eps: float):
+        x32 = _upcast(x)
+        inverse_rms = _inverse_rms(x32, eps)
+        return _scale(weight, (x32 * inverse_rms).to(x.dtype)), inverse_rms
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        x, weight, eps = inputs
+        ctx.eps = eps
+        ctx.mark_non_differentiable(output[1])
+        ctx.save_for_backward(x, weight, output[1])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor, _grad_inverse_rms: torch.Tensor | None):
         x, weight, inverse_rms = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True (or torch.func): a second derivative
+            return (*_rms_norm_backward_differentiable(grad, x, weight, ctx.eps,
+                                                       ctx.needs_input_grad[1]), None)
         # With n = x * r and r = (mean(x^2) + eps)^(-1/2), for y = w * n:
         #   dL/dx = r * (g*w - n * mean(g*w*n))      dL/dw = sum over tokens of g * n
         normed = _upcast(x) * inverse_rms
@@ -68,6 +80,22 @@ class _RMSNormFunction(torch.autograd.Function):
         return grad_x.to(x.dtype), grad_weight, None
 
 
+def _rms_norm_backward_differentiable(grad, x, weight, eps, needs_weight_grad):
+    """The closed-form gradient of the backward above, out of place and from x itself (the saved
+    inverse RMS carries no history), so autograd can differentiate it again."""
+    x32 = _upcast(x)
+    inverse_rms = torch.rsqrt(x32.pow(2).mean(dim=-1, keepdim=True) + eps)
+    normed = x32 * inverse_rms
+    grad_normed = _upcast(grad) * _upcast(weight)
+    mean_dot = (grad_normed * normed).mean(dim=-1, keepdim=True)
+    grad_x = (grad_normed - normed * mean_dot) * inverse_rms
+    grad_weight = None
+    if needs_weight_grad:
+        grad_weight = (_upcast(grad) * normed).sum(dim=tuple(range(grad.dim() - 1)))
+        grad_weight = grad_weight.to(weight.dtype)
+    return grad_x.to(x.dtype), grad_weight
+
+
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     """y = x / sqrt(mean(x^2) + eps) * weight, computed in float32 for stability under autocast.
 
@@ -77,7 +105,7 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     """
     recording = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
     if recording and not torch.compiler.is_compiling():
-        return _RMSNormFunction.apply(x, weight, eps)
+        return _RMSNormFunction.apply(x, weight, eps)[0]
     if x.dtype == weight.dtype and x.dtype in (torch.float32, torch.float64):
         return F.rms_norm(x, (x.shape[-1],), weight, eps)
     return rms_norm_reference(x, weight, eps)

@@ -11,7 +11,6 @@ see :func:`interleaved_to_halves` and :func:`halves_to_interleaved`.
 from __future__ import annotations
 
 import torch
-from torch.autograd.function import once_differentiable
 
 
 def rope_frequencies(head_dim: int, theta: float = 10000.0) -> torch.Tensor:
@@ -59,18 +58,30 @@ def _rotate_pairs(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torc
     return out
 
 
+def _rotate_pairs_differentiable(x: torch.Tensor, cos: torch.Tensor,
+                                 sin: torch.Tensor) -> torch.Tensor:
+    """:func:`_rotate_pairs` out of place, so that autograd can record it (double backward)."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
+
+
 class _RotateFunction(torch.autograd.Function):
     """A rotation's gradient is the opposite rotation, so backward needs only the tables."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(cos, sin)
+    def forward(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         return _rotate_pairs(x, cos, sin)
 
     @staticmethod
-    @once_differentiable  # closed form, not differentiable again: double backward raises
+    def setup_context(ctx, inputs, output) -> None:
+        _, cos, sin = inputs
+        ctx.save_for_backward(cos, sin)
+
+    @staticmethod
     def backward(ctx, grad: torch.Tensor):
         cos, sin = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: the inverse rotation, recorded
+            return _rotate_pairs_differentiable(grad, cos, -sin), None, None
         return _rotate_pairs(grad, cos, -sin), None, None
 
 

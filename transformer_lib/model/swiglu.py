@@ -1,7 +1,9 @@
 """SwiGLU feed-forward (Shazeer, 2020): a SiLU-gated linear unit, as in Llama.
 
 The gate silu(gate) * up has a hand-written backward for training: it keeps gate and up for
-backward, not also silu(gate), and writes the gate gradient in place (fewer fresh buffers).
+backward, not also silu(gate), and writes the gate gradient in place (fewer fresh buffers). A
+second derivative (``create_graph=True``) takes the same formula out of place, which autograd
+records.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.autograd.function import once_differentiable
 
 
 class SwiGLU(nn.Module):
@@ -29,14 +30,19 @@ class _SiluMulFunction(torch.autograd.Function):
     """silu(gate) * up, keeping only gate and up for backward (autograd would also keep silu(gate))."""
 
     @staticmethod
-    def forward(ctx, gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(gate, up)
+    def forward(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
         return F.silu(gate).mul_(up)
 
     @staticmethod
-    @once_differentiable  # closed form, not differentiable again: double backward raises
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.save_for_backward(*inputs)
+
+    @staticmethod
     def backward(ctx, grad: torch.Tensor):
         gate, up = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: out of place, so autograd records it
+            sigmoid = torch.sigmoid(gate)
+            return grad * up * sigmoid * (1 + gate * (1 - sigmoid)), grad * (gate * sigmoid)
         grad_up = F.silu(gate).mul_(grad)
         # silu_backward(g, x) = g * sigmoid(x) * (1 + x * (1 - sigmoid(x))), written in place.
         grad_gate = grad * up

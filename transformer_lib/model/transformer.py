@@ -46,17 +46,41 @@ class Transformer(nn.Module):
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         if config.tie_embeddings:
             self.lm_head.weight = self.embed_tokens.weight
-        # Derived from the config, so not saved with the weights.
+        # Derived from the config, so not saved with the weights, and always float32: rounding
+        # angles to bfloat16 would misplace late positions (see _apply).
         cos, sin = rope_tables(config.head_dim, config.max_seq_len, config.rope_theta)
         self.register_buffer("rope_cos", cos, persistent=False)  # (max_seq_len, D)
         self.register_buffer("rope_sin", sin, persistent=False)  # (max_seq_len, D)
         self.init_weights()
+
+    def _rebuild_rope_tables(self) -> None:
+        """Recompute the float32 RoPE tables from the config, on the device of the weights."""
+        device = self.embed_tokens.weight.device
+        cos, sin = rope_tables(self.config.head_dim, self.config.max_seq_len,
+                               self.config.rope_theta)
+        if device.type != "meta":  # computed on the CPU, so every device gets the same numbers
+            cos, sin = cos.to(device), sin.to(device)
+        else:
+            cos, sin = torch.empty_like(cos, device=device), torch.empty_like(sin, device=device)
+        self.rope_cos, self.rope_sin = cos, sin
+
+    def _apply(self, fn, recurse: bool = True):
+        # Every .to(), .cuda(), .half(), .to_empty() goes through _apply, which would also cast
+        # the tables to the model's dtype (or leave them uninitialised after to_empty). Rebuild
+        # them instead: float32, on the weights' new device. to_empty also replaces the tied
+        # output head by a separate tensor, so tie it again.
+        super()._apply(fn, recurse)
+        if self.config.tie_embeddings and self.lm_head.weight is not self.embed_tokens.weight:
+            self.lm_head.weight = self.embed_tokens.weight
+        self._rebuild_rope_tables()
+        return self
 
     def init_weights(self, std: float = 0.02) -> None:
         """Normal(0, std) weights; the two projections that write into the residual stream get
         std / sqrt(2 * num_layers) (GPT-2's scaled init), so the stream's variance does not grow
         with depth at initialisation."""
         residual_std = std / math.sqrt(2 * self.config.num_layers)
+        self._rebuild_rope_tables()  # a model made on the meta device has none yet
         nn.init.normal_(self.embed_tokens.weight, std=std)
         if not self.config.tie_embeddings:
             nn.init.normal_(self.lm_head.weight, std=std)
@@ -81,9 +105,11 @@ class Transformer(nn.Module):
         if not isinstance(input_ids, torch.Tensor):
             raise TypeError(f"input_ids must be a torch.Tensor of token ids, got "
                             f"{type(input_ids).__name__}; wrap lists with torch.tensor([ids])")
-        if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
-            raise TypeError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}; "
-                            f"convert with input_ids.long()")
+        if input_ids.dtype not in (torch.int64, torch.int32):
+            # The embedding takes int32 and int64 only; narrower types would fail later, inside
+            # the id range check or the lookup, with a less helpful message.
+            raise TypeError(f"input_ids must hold integer token ids as int64 or int32, got dtype "
+                            f"{input_ids.dtype}; convert with input_ids.long()")
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must have shape (batch, seq_len), got "
                              f"{tuple(input_ids.shape)}; add a batch dimension with "
@@ -101,8 +127,13 @@ class Transformer(nn.Module):
                                  f"; the tokenizer and the model's vocab_size disagree")
 
     def forward(self, input_ids: torch.Tensor, caches: list[KVCache] | None = None, *,
-                last_only: bool = False, check_ids: bool = True) -> torch.Tensor:
+                last_only: bool = False, check_ids: bool = True, return_hidden: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """Logits (B, T, vocab_size) for input_ids (B, T); (B, 1, vocab_size) with ``last_only``.
+
+        With ``return_hidden``, returns (logits, hidden states): the L + 1 residual streams
+        (B, T, C) after the embedding and after each layer, from the same pass (the analysis
+        tools read them).
 
         With ``caches`` (one KVCache per layer, from :meth:`make_caches`), input_ids continue the
         cached sequence: their positions start at the caches' length. ``last_only`` computes the
@@ -123,11 +154,15 @@ class Transformer(nn.Module):
         x = self.embed_tokens(input_ids)  # (B, T, C)
         if self.training and self.dropout.p:  # as in Block: no call when it would do nothing
             x = self.dropout(x)
+        hidden = [x] if return_hidden else None
         for i, layer in enumerate(self.layers):
             x = layer(x, cos, sin, caches[i] if caches is not None else None)
+            if hidden is not None:
+                hidden.append(x)
         if last_only:
             x = x[:, -1:]  # (B, 1, C)
-        return self.lm_head(self.norm(x))  # (B, T, V)
+        logits = self.lm_head(self.norm(x))  # (B, T, V)
+        return (logits, hidden) if hidden is not None else logits
 
     @torch.no_grad()
     def attention_maps(self, input_ids: torch.Tensor) -> list[torch.Tensor]:

@@ -42,6 +42,40 @@ def all_reduce(values: list[float], device: torch.device, op=None) -> list[float
     return tensor.tolist()
 
 
+def sum_over_processes(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` summed over all processes, on its device (no host read); itself in one."""
+    if rank_and_world()[1] == 1:
+        return tensor
+    tensor = tensor.clone()
+    dist.all_reduce(tensor)
+    return tensor
+
+
+def check_token_array(name: str, tokens) -> None:
+    """Raise TypeError unless ``tokens`` holds integers (a numpy array, memmap or tensor)."""
+    dtype = getattr(tokens, "dtype", None)
+    if isinstance(dtype, torch.dtype):
+        integer = not (dtype.is_floating_point or dtype.is_complex or dtype == torch.bool)
+    else:
+        integer = dtype is not None and np.issubdtype(dtype, np.integer)
+    if not integer:
+        raise TypeError(f"{name} must be an array of integer token ids, got "
+                        f"{type(tokens).__name__} of dtype {dtype}; convert with "
+                        f".astype(np.int64) (numpy) or .long() (torch)")
+
+
+def check_token_ids(ids: np.ndarray, vocab_size: int) -> None:
+    """Raise ValueError unless every id of a host array lies in [0, vocab_size). No device read:
+    the trainer checks a batch here before copying it to the device."""
+    if ids.size == 0:
+        return
+    low, high = int(ids.min()), int(ids.max())
+    if low < 0 or high >= vocab_size:
+        bad = low if low < 0 else high
+        raise ValueError(f"token id {bad} is outside [0, vocab_size={vocab_size}); the "
+                         f"tokenizer and the model's vocab_size disagree")
+
+
 @torch.no_grad()
 def evaluate_tokens(model: Transformer, tokens: np.ndarray, byte_lengths: np.ndarray,
                     seq_len: int, batch_size: int = 16, device: torch.device | str = "cpu",
@@ -54,24 +88,31 @@ def evaluate_tokens(model: Transformer, tokens: np.ndarray, byte_lengths: np.nda
     """
     device = torch.device(device)
     precision = precision or Precision("fp32", None)
+    check_token_array("tokens", tokens)
     rank, world = rank_and_world()
     if max_windows is not None:
         tokens = tokens[: max_windows * seq_len + 1]
+    # Checked once on the host, so the batches need no device read (pads are id 0).
+    check_token_ids(np.asarray(tokens), model.config.vocab_size)
     windows = SequentialWindows(tokens, batch_size, seq_len, device=device)
-    loss_sum, n_tokens, n_bytes = 0.0, 0, 0
+    # Sums stay on the device and are read once at the end: reading them per batch would make
+    # the host wait for the device at every batch.
+    sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss, tokens, bytes
     table = torch.from_numpy(byte_lengths).to(device)
     mine = (batch for i, batch in enumerate(windows) if i % world == rank)
     with eval_mode(model):
         for x, y in tqdm(mine, total=math.ceil(len(windows) / world), desc="evaluate",
                          disable=not progress or rank != 0, leave=False):
             with precision.autocast(device):
-                logits = model(x)
-            loss_sum += F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(),
-                                        reduction="sum").item()
+                logits = model(x, check_ids=False)
+            loss_sum = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(),
+                                       reduction="sum")
             valid = y != IGNORE_INDEX
-            n_tokens += int(valid.sum())
-            n_bytes += int(table[y[valid]].sum())
-    loss_sum, n_tokens, n_bytes = all_reduce([loss_sum, n_tokens, n_bytes], device)
+            # Masking by multiplication, not by y[valid]: boolean indexing waits for the device
+            # to count the selected elements.
+            n_bytes = (table[y.clamp(min=0)] * valid).sum()
+            sums += torch.stack([loss_sum.double(), valid.sum().double(), n_bytes.double()])
+    loss_sum, n_tokens, n_bytes = sum_over_processes(sums).tolist()  # the one device read
     loss = loss_sum / n_tokens
     return {"loss": loss, "bits_per_byte": bits_per_byte(loss, int(n_tokens), int(n_bytes)),
             "tokens": int(n_tokens), "bytes": int(n_bytes)}

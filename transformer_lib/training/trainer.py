@@ -24,12 +24,20 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..checks import require_int
-from ..data.tokens import RandomWindows
+from ..data.tokens import RandomWindows, ids_to_device
 from ..device import pick_device, pick_precision
 from ..fileio import write_text_atomically
 from ..model.transformer import Transformer
 from . import checkpoint as ckpt
-from .metrics import all_reduce, evaluate_tokens, rank_and_world, token_byte_lengths
+from .metrics import (
+    all_reduce,
+    check_token_array,
+    check_token_ids,
+    evaluate_tokens,
+    rank_and_world,
+    sum_over_processes,
+    token_byte_lengths,
+)
 
 __all__ = ["CLI_RECIPE", "TrainConfig", "Trainer", "TrainingDiverged", "evaluate_tokens",
            "learning_rate", "make_optimizer", "token_byte_lengths"]
@@ -98,6 +106,19 @@ class TrainingDiverged(FloatingPointError):
     """The loss became NaN or infinite."""
 
 
+def rank_rows(batch: np.ndarray, rank: int, world: int) -> np.ndarray:
+    """Rank ``rank``'s share of a global batch: rows rank*B/world .. (rank+1)*B/world.
+
+    The shares of ranks 0..world-1, in order, are the global batch: one process and N processes
+    see the same rows, so they compute the same steps.
+    """
+    if batch.shape[0] % world:
+        raise ValueError(f"a global batch of {batch.shape[0]} rows does not split evenly over "
+                         f"{world} processes")
+    share = batch.shape[0] // world
+    return batch[rank * share:(rank + 1) * share]
+
+
 def learning_rate(config: TrainConfig, step: int, progress: float,
                   warmup_progress: float | None = None) -> float:
     """The learning rate of the step that follows ``step`` finished steps.
@@ -146,6 +167,12 @@ class Trainer:
     "loss", "lr"}`` every ``log_every`` steps and ``{"kind": "eval", "step", "tokens",
     "elapsed_s", "val_loss", "val_bpb"}`` at each evaluation. With ``run_dir`` the run is
     checkpointed there (rank 0 only) and ``resume=True`` continues its latest checkpoint.
+
+    Between log steps a step never waits for the device: token ids are checked on the host
+    before the copy, and losses stay on the device until the next log, evaluation or save step,
+    which reads them at once and raises :class:`TrainingDiverged` at the first non-finite one
+    (before anything is saved, so the last checkpoint is a good one; the weights in memory then
+    include the steps after the divergence).
     """
 
     def __init__(self, model: Transformer, train_tokens: np.ndarray, val_tokens: np.ndarray,
@@ -162,6 +189,8 @@ class Trainer:
         if config.seq_len > model.config.max_seq_len:
             raise ValueError(f"seq_len={config.seq_len} exceeds the model's max_seq_len="
                              f"{model.config.max_seq_len}")
+        check_token_array("train_tokens", train_tokens)
+        check_token_array("val_tokens", val_tokens)
         self.device = pick_device(config.device)
         if self.device.type == "cuda" and self.world > 1:
             self.device = torch.device("cuda", torch.cuda.current_device())
@@ -178,14 +207,18 @@ class Trainer:
         fixed = sorted(set(self.extra_meta) & {*ckpt.RESERVED_META, *TRAINER_META})
         if fixed:
             raise ValueError(f"extra_meta may not set {fixed}: the trainer writes those keys")
+        # Batches are drawn on the host: each rank checks and copies only its own rows.
         self.sampler = RandomWindows(train_tokens, config.batch_size, config.seq_len,
-                                     seed=config.seed, device=self.device)
+                                     seed=config.seed)
         self.optimizer = make_optimizer(self.model, config, self.device)
         self.step = 0
         self.elapsed_before = 0.0  # seconds trained before a resume
         # The fraction of the run done when warm-up ended: where the decay starts (W / T).
         self.warmup_progress: float | None = 0.0 if config.warmup_steps == 0 else None
         self.history: list[dict] = []
+        # Losses of the steps since the last check, as device scalars: reading each step's loss
+        # would make the host wait for the device every step. They are read at log steps.
+        self._unread_losses: list[tuple[int, torch.Tensor]] = []
         self._forward = self._build_forward()
 
     # ---- set-up -----------------------------------------------------------------------------
@@ -251,41 +284,66 @@ class Trainer:
         if self.config.max_minutes is not None:
             fractions.append(elapsed / (60.0 * self.config.max_minutes))
         fraction = max(fractions)
-        if self.world > 1:  # every rank follows rank 0's clock, so all stop at the same step
+        if self.world > 1 and self.config.max_minutes is not None:
+            # Every rank follows rank 0's clock, so all stop at the same step. (A step budget is
+            # the same on every rank: no collective, no device read.)
             fraction = all_reduce([fraction if self.rank == 0 else 0.0], self.device)[0]
         return fraction
 
-    def _train_step(self, lr: float) -> float:
+    def _local_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """This rank's share of global batch ``step``, ids checked on the host, on the device.
+
+        The global batch is drawn on the host (every rank draws the same one); each rank then
+        copies only its own rows, so the copy shrinks with the number of processes.
+        """
+        windows = self.sampler.windows_at(step)  # the global batch, (B, T + 1)
+        windows = rank_rows(windows, self.rank, self.world)  # (B / world, T + 1)
+        # Checked here, on the host, so the forward pass needs no device read to check them.
+        check_token_ids(windows, self.model.config.vocab_size)
+        return ids_to_device(windows[:, :-1], self.device), ids_to_device(windows[:, 1:],
+                                                                          self.device)
+
+    def _train_step(self, lr: float) -> torch.Tensor:
+        """One optimizer step; returns its mean loss as a device scalar (not read: no sync)."""
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        x, y = self.sampler.batch_at(self.step)  # the global batch, (B, T)
-        share = self.config.batch_size // self.world
-        x, y = x[self.rank * share:(self.rank + 1) * share], y[self.rank * share:(self.rank + 1)
-                                                                   * share]
-        micro = share // self.config.grad_accum
-        total = 0.0
+        x, y = self._local_batch(self.step)  # (B / world, T) each
+        micro = x.shape[0] // self.config.grad_accum
+        total = None
         for i in range(self.config.grad_accum):
             xm, ym = x[i * micro:(i + 1) * micro], y[i * micro:(i + 1) * micro]
             last = i == self.config.grad_accum - 1
             sync = self._forward.no_sync() if self.world > 1 and not last else nullcontext()
             with sync, self.precision.autocast(self.device):
-                logits = self._forward(xm)
+                logits = self._forward(xm, check_ids=False)
                 loss = F.cross_entropy(logits.flatten(0, 1).float(), ym.flatten())
             (loss / self.config.grad_accum).backward()
-            total += loss.item() / self.config.grad_accum
+            share = loss.detach() / self.config.grad_accum
+            total = share if total is None else total + share  # accumulated on the device
         if self.config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        total = all_reduce([total], self.device)[0] / self.world
-        if not math.isfinite(total):
-            self.optimizer.zero_grad(set_to_none=True)
-            raise TrainingDiverged(
-                f"loss became {total} at step {self.step + 1}; stopping without saving, so the "
-                f"last good checkpoint stays. Lower the learning rate (now {lr:g}) or use fp32")
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.sampler.step = self.step + 1
         self.step += 1
         return total
+
+    def _read_losses(self, lr: float) -> float | None:
+        """Read the losses of the steps since the last read (one device read), averaged over
+        processes; raise TrainingDiverged at the first that is not finite. Returns the latest
+        step's loss, or None when no step ran since the last read."""
+        if not self._unread_losses:
+            return None
+        steps = [step for step, _ in self._unread_losses]
+        losses = sum_over_processes(torch.stack([loss for _, loss in self._unread_losses]))
+        values = (losses / self.world).tolist()  # the one device-to-host read
+        self._unread_losses.clear()
+        for step, value in zip(steps, values, strict=True):
+            if not math.isfinite(value):
+                raise TrainingDiverged(
+                    f"loss became {value} at step {step}; stopping without saving, so the last "
+                    f"good checkpoint stays. Lower the learning rate (now {lr:g}) or use fp32")
+        return values[-1]
 
     def evaluate(self, max_windows: int | None = None) -> dict:
         """Validation loss and bits per byte (every token, or the first max_windows windows)."""
@@ -334,42 +392,49 @@ class Trainer:
         self.model.train()
         # Once per step: under torchrun each evaluation is an all-reduce of rank 0's clock.
         progress = self._progress_fraction(elapsed)
+        lr, loss = config.lr, None
         try:
             while progress < 1.0:
                 if self.step == config.warmup_steps and self.warmup_progress is None:
                     self.warmup_progress = progress
                 lr = learning_rate(config, self.step, progress, self.warmup_progress)
                 try:
-                    loss = self._train_step(lr)
-                except TrainingDiverged:
-                    raise
+                    step_loss = self._train_step(lr)
                 except Exception as err:  # compilation errors surface at the first call
                     if not config.compile or self.step > 0:
                         raise
                     self._fall_back_to_eager(err)
                     config = self.config
-                    loss = self._train_step(lr)
+                    step_loss = self._train_step(lr)
+                self._unread_losses.append((self.step, step_loss))
                 elapsed = time.perf_counter() - start
                 progress = self._progress_fraction(elapsed)
                 window_steps += 1
-                rate = window_steps * tokens_per_step / max(time.perf_counter() - window_start,
-                                                            1e-9)
                 bar.update(1)
                 if config.max_steps is None:  # time budget: let the bar show the projected end
                     bar.total = max(self.step, int(self.step / max(progress, 1e-9)))
-                bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{rate:,.0f}", refresh=False)
+                done = progress >= 1.0
+                evaluate = self.step % config.eval_every == 0 and not done
+                save = bool(config.save_every) and self.step % config.save_every == 0 and not done
+                if self.step % config.log_every == 0 or evaluate or save:
+                    # The only device read between steps: losses checked before anything is
+                    # logged, evaluated or saved, so a diverged run never overwrites a checkpoint.
+                    loss = self._read_losses(lr)
+                    rate = window_steps * tokens_per_step / max(
+                        time.perf_counter() - window_start, 1e-9)
+                    bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{rate:,.0f}", refresh=False)
                 if self.step % config.log_every == 0:
                     self._emit({"kind": "train", "step": self.step,
                                 "tokens": self.step * tokens_per_step, "elapsed_s": elapsed,
                                 "loss": loss, "lr": lr})
                     window_start, window_steps = time.perf_counter(), 0
-                done = progress >= 1.0
-                if self.step % config.eval_every == 0 and not done:
+                if evaluate:
                     self._evaluate_and_log(config.eval_windows, elapsed)
-                if config.save_every and self.step % config.save_every == 0 and not done:
+                if save:
                     self.save(elapsed)
         finally:
             bar.close()
+        self._read_losses(lr)  # the steps since the last log: a diverged end is not saved
         self._evaluate_and_log(None, elapsed)
         self.save(elapsed)
         for callback in self.callbacks if self.rank == 0 else ():
