@@ -1,9 +1,11 @@
 """Sampling filters and generation, with and without the KV cache."""
 
+import copy
+
 import pytest
 import torch
 
-from transformer_lib import Transformer
+from transformer_lib import ModelConfig, Transformer
 from transformer_lib.model.generation import filter_logits, generate, sample_next_token
 
 
@@ -159,3 +161,50 @@ def test_prefill_computes_the_output_head_for_the_last_position_only(tiny_model,
     assert [shape[1] for shape in shapes] == [1, 1, 1]
     full = tiny_model(out[:, :-1])
     assert torch.equal(full[:, 5:].argmax(-1), out[:, 6:])
+
+
+def _clear_margin_model():
+    """A random model (vocab 32, weights of std 0.3, seed 10: picked by a search over seeds for
+    the margin property asserted below) and a prompt whose 15 greedy tokens are varied."""
+    torch.manual_seed(10)
+    model = Transformer(ModelConfig.from_preset("tiny", vocab_size=32)).eval()
+    model.init_weights(std=0.3)
+    prompt = torch.randint(0, 32, (1, 4))
+    return model, prompt
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+def test_generation_under_autocast_equals_the_model_cast_to_that_dtype(dtype):
+    """Caches take the autocast dtype, so generate runs under autocast; its greedy tokens equal
+    those of the same model cast to ``dtype``.
+
+    Why equality is a fair demand: along the float32 greedy path, at every step the gap between
+    the best and the second-best logit exceeds twice the largest logit error of either low
+    precision run (asserted below), so neither rounding can change any argmax.
+    """
+    model, prompt = _clear_margin_model()
+    cast = copy.deepcopy(model).to(dtype)
+    reference = generate(model, prompt, 15, temperature=0)  # float32
+    with torch.no_grad():
+        logits = model(reference[:, :-1])[:, 3:]  # (1, 15, V): the logits of the 15 choices
+        with torch.autocast("cpu", dtype):
+            autocast_error = (model(reference[:, :-1])[:, 3:].float() - logits).abs().amax(-1)
+        cast_error = (cast(reference[:, :-1])[:, 3:].float() - logits).abs().amax(-1)
+    best_two = logits.topk(2, dim=-1).values
+    gap = best_two[..., 0] - best_two[..., 1]
+    assert (gap > 2 * torch.maximum(autocast_error, cast_error)).all(), "pick another model"
+    assert len(set(reference[0, 4:].tolist())) >= 5  # not a constant run of one token
+
+    with torch.autocast("cpu", dtype):
+        under_autocast = generate(model, prompt, 15, temperature=0)
+    assert torch.equal(under_autocast, generate(cast, prompt, 15, temperature=0))
+    assert torch.equal(under_autocast, reference)
+
+
+def test_caches_take_the_autocast_dtype_and_a_mismatch_says_how_to_fix_it(tiny_model):
+    with torch.autocast("cpu", torch.float16):
+        caches = tiny_model.make_caches(1, 8)
+    assert caches[0].k_cache.dtype == torch.float16
+    assert tiny_model.make_caches(1, 8)[0].k_cache.dtype == torch.float32
+    with torch.no_grad(), pytest.raises(ValueError, match="inside the same torch.autocast"):
+        tiny_model(torch.tensor([[1, 2]]), caches)  # float32 keys into float16 caches
