@@ -208,3 +208,28 @@ def test_caches_take_the_autocast_dtype_and_a_mismatch_says_how_to_fix_it(tiny_m
     assert tiny_model.make_caches(1, 8)[0].k_cache.dtype == torch.float32
     with torch.no_grad(), pytest.raises(ValueError, match="inside the same torch.autocast"):
         tiny_model(torch.tensor([[1, 2]]), caches)  # float32 keys into float16 caches
+
+
+def test_decoding_with_eos_reads_once_per_step_into_one_output_buffer(tiny_model, monkeypatch):
+    """At most one device-to-host read per step (plus the prompt's id check), and no growing
+    of the output by concatenation: each torch.cat would copy all earlier tokens again."""
+    from test_model import SyncCounter
+
+    cats = []
+    original_cat = torch.cat
+
+    def counted_cat(*args, **kwargs):
+        result = original_cat(*args, **kwargs)
+        if not result.is_floating_point():  # token ids; RoPE's own concatenations are floats
+            cats.append(tuple(result.shape))
+        return result
+
+    prompt = torch.randint(0, 512, (2, 5))
+    steps = 12
+    monkeypatch.setattr(torch, "cat", counted_cat)
+    counter = SyncCounter(monkeypatch)
+    out = generate(tiny_model, prompt, steps, temperature=0.8, eos_id=511,
+                   generator=torch.Generator().manual_seed(0))
+    assert counter.count <= 1 + (out.shape[1] - 5)
+    assert counter.count >= 2  # the check and at least one step: the counter does count
+    assert cats == []  # the output is not grown by concatenation

@@ -94,21 +94,31 @@ def generate(model, prompt_ids, max_new_tokens: int, temperature: float = 1.0,
     return tokens.squeeze(0) if squeeze else tokens
 
 
-def _sampling_loop(model, tokens, max_new_tokens, total, temperature, top_k, top_p, eos_id,
+def _sampling_loop(model, prompt, max_new_tokens, total, temperature, top_k, top_p, eos_id,
                    use_cache, generator) -> torch.Tensor:
-    """The sampling loop of :func:`generate`, on validated arguments; tokens (B, T) -> (B, T')."""
-    finished = torch.zeros(tokens.shape[0], dtype=torch.bool, device=tokens.device)
-    caches = model.make_caches(tokens.shape[0], total) if use_cache else None
-    next_input = tokens
+    """The sampling loop of :func:`generate`, on validated arguments; prompt (B, T) -> (B, T').
+
+    The output is allocated once, at its largest size, and filled in place: growing it with
+    ``torch.cat`` would copy every earlier token at every step. With ``eos_id`` the loop reads
+    the device once per step (has every row finished?); without it, never.
+    """
+    B, T = prompt.shape
+    tokens = prompt.new_empty(B, total)  # (B, T + max_new_tokens), filled up to `end`
+    tokens[:, :T] = prompt
+    end = T
+    finished = torch.zeros(B, dtype=torch.bool, device=prompt.device)
+    caches = model.make_caches(B, total) if use_cache else None
+    next_input = prompt
     for _ in range(max_new_tokens):
-        logits = model(next_input if use_cache else tokens, caches, last_only=True,
+        logits = model(next_input if use_cache else tokens[:, :end], caches, last_only=True,
                        check_ids=False)[:, -1, :]  # (B, V)
         next_token = sample_next_token(logits, temperature, top_k, top_p, generator)
         if eos_id is not None:
             next_token = next_token.masked_fill(finished, eos_id)
             finished |= next_token == eos_id
-        tokens = torch.cat([tokens, next_token.unsqueeze(1)], dim=1)  # (B, T+1)
-        next_input = next_token.unsqueeze(1)  # (B, 1)
-        if eos_id is not None and bool(finished.all()):
+        tokens[:, end] = next_token
+        end += 1
+        next_input = tokens[:, end - 1:end]  # (B, 1)
+        if eos_id is not None and bool(finished.all()):  # the step's one device-to-host read
             break
-    return tokens
+    return tokens[:, :end]
