@@ -170,12 +170,16 @@ class Transformer(nn.Module):
 
     def generate(self, prompt_ids, max_new_tokens: int, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, eos_id: int | None = None,
-                 use_cache: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Continue prompt_ids; see :func:`transformer_lib.model.generation.generate`."""
+                 use_cache: bool = True, generator: torch.Generator | None = None,
+                 **decoding) -> torch.Tensor:
+        """Continue prompt_ids; see :func:`transformer_lib.model.generation.generate` (which
+        also takes ``decoding`` options such as ``num_beams``, ``min_p`` and
+        ``repetition_penalty``)."""
         from .generation import generate
 
         return generate(self, prompt_ids, max_new_tokens, temperature=temperature, top_k=top_k,
-                        top_p=top_p, eos_id=eos_id, use_cache=use_cache, generator=generator)
+                        top_p=top_p, eos_id=eos_id, use_cache=use_cache, generator=generator,
+                        **decoding)
 
     def num_parameters(self) -> int:
         """Trainable parameters, each shared tensor counted once."""
