@@ -1,6 +1,7 @@
 """Sampling filters and generation, with and without the KV cache."""
 
 import copy
+import shutil
 
 import pytest
 import torch
@@ -233,3 +234,43 @@ def test_decoding_with_eos_reads_once_per_step_into_one_output_buffer(tiny_model
     assert counter.count <= 1 + (out.shape[1] - 5)
     assert counter.count >= 2  # the check and at least one step: the counter does count
     assert cats == []  # the output is not grown by concatenation
+
+
+def test_static_cache_step_gives_the_eager_logits(tiny_model):
+    """The forward pass the compiled path runs, uncompiled, against Transformer.forward."""
+    from transformer_lib.model.generation import static_cache_step
+
+    ids = torch.randint(0, 512, (2, 9))
+    cfg = tiny_model.config
+    shape = (2, cfg.num_kv_heads, cfg.max_seq_len, cfg.head_dim)
+    caches = [(torch.zeros(shape), torch.zeros(shape)) for _ in tiny_model.layers]
+    with torch.no_grad():
+        expected = tiny_model(ids)  # (2, 9, V)
+        prefill = static_cache_step(tiny_model, ids[:, :6], torch.arange(6), caches)
+        steps = [static_cache_step(tiny_model, ids[:, t:t + 1], torch.tensor([t]), caches)
+                 for t in range(6, 9)]
+    torch.testing.assert_close(prefill, expected[:, 5], atol=1e-5, rtol=1e-5)
+    for t, logits in zip(range(6, 9), steps, strict=True):
+        torch.testing.assert_close(logits, expected[:, t], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("gcc") is None and shutil.which("cc") is None,
+                    reason="torch.compile's CPU backend (Inductor) needs a C compiler")
+def test_compiled_decoding_gives_the_eager_greedy_tokens():
+    """compile=True (a static cache, one compiled step reused for every token) against the
+    eager path, on a model whose greedy tokens vary; a second call reuses the graph."""
+    model, prompt = _clear_margin_model()
+    prompt = prompt.repeat(2, 1)
+    eager = generate(model, prompt, 40, temperature=0)
+    compiled = generate(model, prompt, 40, temperature=0, compile=True)
+    assert torch.equal(compiled, eager)
+    again = generate(model, prompt[:, :3], 20, temperature=0, compile=True, eos_id=int(eager[0, 6]))
+    assert torch.equal(again, generate(model, prompt[:, :3], 20, temperature=0,
+                                       eos_id=int(eager[0, 6])))
+
+
+def test_compiled_decoding_refuses_beams_and_no_cache(tiny_model):
+    for kwargs in (dict(num_beams=2), dict(use_cache=False)):
+        with pytest.raises(ValueError, match="compile=True"):
+            generate(tiny_model, torch.tensor([1, 2]), 3, compile=True, **kwargs)

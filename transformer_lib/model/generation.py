@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from ..checks import require_int
+from .attention import attention_dtype
 from .transformer import eval_mode
 
 
@@ -110,7 +112,7 @@ def generate(model, prompt_ids, max_new_tokens: int, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None, eos_id: int | None = None,
              use_cache: bool = True, generator: torch.Generator | None = None, *,
              min_p: float | None = None, repetition_penalty: float = 1.0, num_beams: int = 1,
-             length_penalty: float = 1.0) -> torch.Tensor:
+             length_penalty: float = 1.0, compile: bool = False) -> torch.Tensor:
     """Return the prompt followed by up to ``max_new_tokens`` new tokens.
 
     ``prompt_ids`` is (B, T) for a batch of equal-length prompts, or (T,) / a list of ints for
@@ -129,6 +131,10 @@ def generate(model, prompt_ids, max_new_tokens: int, temperature: float = 1.0,
       sampling settings must stay at their defaults; ``length_penalty`` divides a finished
       beam's log-probability by its number of new tokens to that power (above 0 favours longer
       outputs). Returns each row's best beam.
+
+    ``compile=True`` decodes with one compiled step function over a static KV cache (see
+    :func:`_compiled_loop`): the first call per model and batch size compiles (seconds to a
+    minute), later ones reuse it. Greedy tokens equal the eager path's; not with beam search.
     """
     device = model.embed_tokens.weight.device
     squeeze = False
@@ -139,6 +145,9 @@ def generate(model, prompt_ids, max_new_tokens: int, temperature: float = 1.0,
     require_int("max_new_tokens", max_new_tokens, 0)
     _check_decoding_args(temperature, top_k, top_p, min_p, num_beams, length_penalty,
                          repetition_penalty)
+    if compile and (num_beams > 1 or not use_cache):
+        raise ValueError("compile=True decodes one token at a time with a static KV cache: it "
+                         "needs use_cache=True and num_beams=1")
     if prompt_ids.shape[-1] == 0:
         raise ValueError("the prompt is empty; give at least one token (e.g. the end-of-text id)")
     total = prompt_ids.shape[1] + max_new_tokens
@@ -159,8 +168,9 @@ def generate(model, prompt_ids, max_new_tokens: int, temperature: float = 1.0,
         else:
             choose = _TokenChooser(temperature, top_k, top_p, min_p, repetition_penalty,
                                    generator, model.config.vocab_size)
-            tokens = _sampling_loop(model, prompt_ids.to(device), max_new_tokens, total,
-                                    choose, eos_id, use_cache)
+            loop = _compiled_loop if compile else _sampling_loop
+            tokens = loop(model, prompt_ids.to(device), max_new_tokens, total, choose, eos_id,
+                          use_cache)
     tokens = tokens.clone()  # an ordinary tensor, which callers may modify in place
     return tokens.squeeze(0) if squeeze else tokens
 
@@ -310,3 +320,78 @@ def _beam_search_loop(model, prompt, max_new_tokens, total, num_beams, length_pe
     lengths = finished_length[:, 0]  # (B,) new tokens of each row's best hypothesis
     longest = int(lengths.max())
     return finished[:, 0, :T + longest]
+
+
+def static_cache_step(model, input_ids: torch.Tensor, positions: torch.Tensor,
+                      caches: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """Logits (B, V) of the last of ``input_ids`` (B, T) at ``positions`` (T,), a tensor.
+
+    The forward pass of :class:`Transformer` for decoding with a *static* cache (gpt-fast's
+    design): each layer's keys and values, (B, K, max_len, D) tensors allocated once, are
+    written at ``positions`` with ``index_copy_``, and attention reads the whole cache through
+    a mask (key position <= query position). Every shape is fixed and the position is data,
+    not a Python int, so one compiled graph serves every decoding step. The eager forward
+    (:meth:`Transformer.forward`) is the reference: a test keeps the tokens equal.
+    """
+    B, T = input_ids.shape
+    x = model.embed_tokens(input_ids)  # (B, T, C)
+    cos, sin = model.rope_cos[positions], model.rope_sin[positions]  # (T, D)
+    max_len = caches[0][0].shape[2]
+    mask = torch.arange(max_len, device=positions.device) <= positions.unsqueeze(1)  # (T, S)
+    for layer, (k_cache, v_cache) in zip(model.layers, caches, strict=True):
+        attn = layer.self_attn
+        h = layer.input_layernorm(x)
+        # (B, T, C) -> (B, T, H, D) -> (B, H, T, D); K heads for keys and values
+        q = attn.q_proj(h).view(B, T, attn.num_heads, attn.head_dim).transpose(1, 2)
+        k = attn.k_proj(h).view(B, T, attn.num_kv_heads, attn.head_dim).transpose(1, 2)
+        v = attn.v_proj(h).view(B, T, attn.num_kv_heads, attn.head_dim).transpose(1, 2)
+        q, k, v = q.to(k_cache.dtype), k.to(k_cache.dtype), v.to(k_cache.dtype)
+        q = q * cos + torch.cat([-q[..., attn.head_dim // 2:], q[..., :attn.head_dim // 2]], -1) * sin
+        k = k * cos + torch.cat([-k[..., attn.head_dim // 2:], k[..., :attn.head_dim // 2]], -1) * sin
+        k_cache.index_copy_(2, positions, k)
+        v_cache.index_copy_(2, positions, v)
+        out = F.scaled_dot_product_attention(
+            q, k_cache, v_cache, attn_mask=mask,
+            enable_gqa=attn.num_kv_heads != attn.num_heads)  # (B, H, T, D)
+        # (B, H, T, D) -> (B, T, C)
+        x = x + attn.o_proj(out.transpose(1, 2).reshape(B, T, -1).to(x.dtype))
+        x = x + layer.mlp(layer.post_attention_layernorm(x))
+    return model.lm_head(model.norm(x[:, -1]))  # (B, V)
+
+
+# One compiled function for all models: torch.compile keeps a graph per model (guarded on its
+# identity and shapes), so a model's later calls reuse its graph.
+_compiled_step = torch.compile(static_cache_step, fullgraph=True, dynamic=False)
+
+
+def _compiled_loop(model, prompt, max_new_tokens, total, choose, eos_id,
+                   use_cache) -> torch.Tensor:
+    """:func:`_sampling_loop` with a static cache: the prompt runs eagerly through
+    :func:`static_cache_step`, each new token through its compiled version."""
+    B, T = prompt.shape
+    tokens = prompt.new_empty(B, total)
+    tokens[:, :T] = prompt
+    finished = torch.zeros(B, dtype=torch.bool, device=prompt.device)
+    param = model.embed_tokens.weight
+    dtype = attention_dtype(param.dtype, param.device)
+    # A fixed capacity (max_seq_len), so that requests of any length share the compiled graph.
+    shape = (B, model.config.num_kv_heads, model.config.max_seq_len, model.config.head_dim)
+    caches = [(torch.zeros(shape, dtype=dtype, device=param.device),
+               torch.zeros(shape, dtype=dtype, device=param.device)) for _ in model.layers]
+    choose.start(prompt)
+    logits = static_cache_step(model, prompt, torch.arange(T, device=prompt.device), caches)
+    position = torch.tensor([T], device=prompt.device)  # (1,), advanced in place
+    end = T
+    for step in range(max_new_tokens):
+        if step:
+            logits = _compiled_step(model, tokens[:, end - 1:end], position, caches)
+            position += 1
+        next_token = choose(logits)
+        if eos_id is not None:
+            next_token = next_token.masked_fill(finished, eos_id)
+            finished |= next_token == eos_id
+        tokens[:, end] = next_token
+        end += 1
+        if eos_id is not None and bool(finished.all()):
+            break
+    return tokens[:, :end]
