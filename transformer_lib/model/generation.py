@@ -383,8 +383,8 @@ def _compiled_loop(model, prompt, max_new_tokens, total, choose, eos_id,
     position = torch.tensor([T], device=prompt.device)  # (1,), advanced in place
     end = T
     for step in range(max_new_tokens):
-        if step:
-            logits = _compiled_step(model, tokens[:, end - 1:end], position, caches)
+        if step:  # the last token as its own (B, 1) tensor: a view's offset would be a guard
+            logits = _compiled_step(model, next_token.view(B, 1), position, caches)
             position += 1
         next_token = choose(logits)
         if eos_id is not None:
