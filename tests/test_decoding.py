@@ -1,6 +1,9 @@
 """Beam search, the repetition penalty and min-p, against transformers' ``generate`` and its
 logits processors, on the stored model exported with ``to_hf`` (weights copied, not shared)."""
 
+import os
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -193,3 +196,32 @@ def test_generate_command_line_runs_beam_search_and_the_penalties(stored, capsys
     assert capsys.readouterr().out.startswith(prompt)
     assert main(["--checkpoint", str(STORED_MODEL_DIR), "--num-beams", "2", "--top-k", "5"]) == 2
     assert "beam search" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not (Path(os.environ.get("LLAMA2C_PATH", "/nonexistent")) /
+                         "stories260K.bin").is_file(),
+                    reason="set LLAMA2C_PATH to a directory holding stories260K.bin and tok512.bin")
+def test_bench_llama2c_times_eager_and_runs_a_runc_binary(tmp_path, capsys):
+    """The --llama2c mode, without compiling (slow): a stand-in run.c that checks its arguments
+    and reports a fixed speed, so the ratio is known."""
+    from transformer_lib.cli.bench import main
+
+    directory = Path(os.environ["LLAMA2C_PATH"])
+    fake = tmp_path / "run"
+    fake.write_text('#!/bin/sh\n[ "$OMP_NUM_THREADS" = 1 ] && [ "$2" = "-z" ] && [ "$4" = "-t" ] '
+                    '&& [ "$5" = 0 ] && [ "$7" = 40 ] || exit 3\n'
+                    'echo "achieved tok/s: 1000.0" >&2\n')
+    fake.chmod(0o755)
+    from transformer_lib.cli.bench_llama2c import run_llama2c
+
+    results = run_llama2c(str(directory / "stories260K.bin"), str(directory / "tok512.bin"),
+                          str(fake), steps=40, repeats=1, compiled=False)
+    assert results["tokens_per_s"]["run.c"] == 1000.0 and results["threads"] == 1
+    assert results["ratio_to_runc"]["eager"] == results["tokens_per_s"]["eager"] / 1000.0
+    fake.write_text("#!/bin/sh\nexit 1\n")
+    with pytest.raises(RuntimeError, match="achieved tok/s"):
+        run_llama2c(str(directory / "stories260K.bin"), None, str(fake), steps=40, repeats=1,
+                    compiled=False)
+    with pytest.raises(SystemExit):
+        main(["--runc", str(fake)])  # --runc without --llama2c
+    assert "go with --llama2c" in capsys.readouterr().err

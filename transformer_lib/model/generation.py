@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from ..checks import require_int
 from .attention import attention_dtype
-from .transformer import eval_mode
+from .transformer import eval_mode, projection_dtype
 
 
 def check_sampling_args(temperature: float, top_k: int | None, top_p: float | None,
@@ -373,7 +373,7 @@ def _compiled_loop(model, prompt, max_new_tokens, total, choose, eos_id,
     tokens[:, :T] = prompt
     finished = torch.zeros(B, dtype=torch.bool, device=prompt.device)
     param = model.embed_tokens.weight
-    dtype = attention_dtype(param.dtype, param.device)
+    dtype = attention_dtype(projection_dtype(param), param.device)  # as make_caches
     # A fixed capacity (max_seq_len), so that requests of any length share the compiled graph.
     shape = (B, model.config.num_kv_heads, model.config.max_seq_len, model.config.head_dim)
     caches = [(torch.zeros(shape, dtype=dtype, device=param.device),
@@ -383,9 +383,6 @@ def _compiled_loop(model, prompt, max_new_tokens, total, choose, eos_id,
     position = torch.tensor([T], device=prompt.device)  # (1,), advanced in place
     end = T
     for step in range(max_new_tokens):
-        if step:  # the last token as its own (B, 1) tensor: a view's offset would be a guard
-            logits = _compiled_step(model, next_token.view(B, 1), position, caches)
-            position += 1
         next_token = choose(logits)
         if eos_id is not None:
             next_token = next_token.masked_fill(finished, eos_id)
@@ -394,4 +391,9 @@ def _compiled_loop(model, prompt, max_new_tokens, total, choose, eos_id,
         end += 1
         if eos_id is not None and bool(finished.all()):
             break
+        if step < max_new_tokens - 1:
+            # The new token as its own (B, 1) tensor: a view into `tokens` would move its
+            # storage offset every step, which the compiled graph would have to guard on.
+            logits = _compiled_step(model, next_token.view(B, 1), position, caches)
+            position += 1
     return tokens[:, :end]
