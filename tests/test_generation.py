@@ -274,3 +274,14 @@ def test_compiled_decoding_refuses_beams_and_no_cache(tiny_model):
     for kwargs in (dict(num_beams=2), dict(use_cache=False)):
         with pytest.raises(ValueError, match="compile=True"):
             generate(tiny_model, torch.tensor([1, 2]), 3, compile=True, **kwargs)
+
+
+def test_importing_generation_does_not_load_the_compiler():
+    """compile=True builds its compiled step on first use; importing must stay cheap."""
+    import subprocess
+    import sys
+
+    code = ("import sys, transformer_lib.model.generation\n"
+            "assert 'torch._dynamo' not in sys.modules and 'torch._inductor' not in sys.modules")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -359,9 +361,12 @@ def static_cache_step(model, input_ids: torch.Tensor, positions: torch.Tensor,
     return model.lm_head(model.norm(x[:, -1]))  # (B, V)
 
 
-# One compiled function for all models: torch.compile keeps a graph per model (guarded on its
-# identity and shapes), so a model's later calls reuse its graph.
-_compiled_step = torch.compile(static_cache_step, fullgraph=True, dynamic=False)
+@functools.cache
+def _compiled_step():
+    """One compiled step for all models: torch.compile keeps a graph per model (guarded on its
+    identity and shapes), so a model's later calls reuse its graph. Built on first use, so that
+    importing the library does not load the compiler (seconds)."""
+    return torch.compile(static_cache_step, fullgraph=True, dynamic=False)
 
 
 def _compiled_loop(model, prompt, max_new_tokens, total, choose, eos_id,
@@ -381,8 +386,9 @@ def _compiled_loop(model, prompt, max_new_tokens, total, choose, eos_id,
     choose.start(prompt)
     logits = static_cache_step(model, prompt, torch.arange(T, device=prompt.device), caches)
     position = torch.tensor([T], device=prompt.device)  # (1,), advanced in place
+    step = _compiled_step()
     end = T
-    for step in range(max_new_tokens):
+    for index in range(max_new_tokens):
         next_token = choose(logits)
         if eos_id is not None:
             next_token = next_token.masked_fill(finished, eos_id)
@@ -391,9 +397,9 @@ def _compiled_loop(model, prompt, max_new_tokens, total, choose, eos_id,
         end += 1
         if eos_id is not None and bool(finished.all()):
             break
-        if step < max_new_tokens - 1:
+        if index < max_new_tokens - 1:
             # The new token as its own (B, 1) tensor: a view into `tokens` would move its
             # storage offset every step, which the compiled graph would have to guard on.
-            logits = _compiled_step(model, next_token.view(B, 1), position, caches)
+            logits = step(model, next_token.view(B, 1), position, caches)
             position += 1
     return tokens[:, :end]
