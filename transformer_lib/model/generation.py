@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 
 import torch
-import torch.nn.functional as F
 
 from ..checks import require_int
 from .attention import attention_dtype
@@ -352,11 +351,17 @@ def static_cache_step(model, input_ids: torch.Tensor, positions: torch.Tensor,
         k = k * cos + torch.cat([-k[..., attn.head_dim // 2:], k[..., :attn.head_dim // 2]], -1) * sin
         k_cache.index_copy_(2, positions, k)
         v_cache.index_copy_(2, positions, v)
-        out = F.scaled_dot_product_attention(
-            q, k_cache, v_cache, attn_mask=mask,
-            enable_gqa=attn.num_kv_heads != attn.num_heads)  # (B, H, T, D)
-        # (B, H, T, D) -> (B, T, C)
-        x = x + attn.o_proj(out.transpose(1, 2).reshape(B, T, -1).to(x.dtype))
+        # Attention spelled out (the compiler fuses it; CPU SDPA with a mask was the step's
+        # largest cost). Each key/value head serves its G query heads: (B, H, T, D) ->
+        # (B, K, G*T, D), row g*T + t, so that no key or value is copied G times.
+        groups = attn.num_heads // attn.num_kv_heads
+        q = q.reshape(B, attn.num_kv_heads, groups * T, attn.head_dim)
+        scores = (q @ k_cache.transpose(-2, -1)).float() / attn.head_dim**0.5  # (B, K, G*T, S)
+        scores = scores.masked_fill(~mask.repeat(groups, 1), float("-inf"))
+        out = torch.softmax(scores, dim=-1).to(v_cache.dtype) @ v_cache  # (B, K, G*T, D)
+        # (B, K, G*T, D) -> (B, H, T, D) -> (B, T, C)
+        out = out.view(B, attn.num_heads, T, attn.head_dim).transpose(1, 2).reshape(B, T, -1)
+        x = x + attn.o_proj(out.to(x.dtype))
         x = x + layer.mlp(layer.post_attention_layernorm(x))
     return model.lm_head(model.norm(x[:, -1]))  # (B, V)
 
