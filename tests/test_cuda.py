@@ -98,6 +98,23 @@ def test_cuda_kv_cache_generates_what_recomputation_generates(dtype):
         assert torch.equal(sampled[0][:, :6], sampled[1][:, :6])
 
 
+def test_sampling_under_bf16_autocast_with_float32_weights():
+    """The library's CUDA policy (float32 weights, bf16 autocast) can sample: the KV caches take
+    the autocast dtype. Seeded sampling repeats itself, and the cached run's first tokens equal
+    recomputation's (same seed, same first logits)."""
+    model = tiny(num_kv_heads=2).to(CUDA).eval()
+    prompt = torch.randint(0, 256, (2, 5), device=CUDA)
+    with torch.autocast("cuda", torch.bfloat16):
+        assert model.make_caches(2, 8)[0].k_cache.dtype == torch.bfloat16
+        runs = [model.generate(prompt, 30, temperature=0.9, top_p=0.95,
+                               generator=torch.Generator(CUDA).manual_seed(3), use_cache=cache)
+                for cache in (True, True, False)]
+    assert all(run.shape == (2, 35) and torch.equal(run[:, :5], prompt) for run in runs)
+    assert torch.equal(runs[0], runs[1])
+    assert torch.equal(runs[0][:, :6], runs[2][:, :6])
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
 def test_bf16_training_on_cuda_learns_and_its_checkpoint_loads_on_the_cpu(tmp_path):
     vocab = 64
     stream = (np.arange(20_000) * 7 % vocab).astype(np.uint16)

@@ -1,9 +1,12 @@
 """Sampling filters and generation, with and without the KV cache."""
 
+import copy
+import shutil
+
 import pytest
 import torch
 
-from transformer_lib import Transformer
+from transformer_lib import ModelConfig, Transformer
 from transformer_lib.model.generation import filter_logits, generate, sample_next_token
 
 
@@ -159,3 +162,126 @@ def test_prefill_computes_the_output_head_for_the_last_position_only(tiny_model,
     assert [shape[1] for shape in shapes] == [1, 1, 1]
     full = tiny_model(out[:, :-1])
     assert torch.equal(full[:, 5:].argmax(-1), out[:, 6:])
+
+
+def _clear_margin_model():
+    """A random model (vocab 32, weights of std 0.3, seed 10: picked by a search over seeds for
+    the margin property asserted below) and a prompt whose 15 greedy tokens are varied."""
+    torch.manual_seed(10)
+    model = Transformer(ModelConfig.from_preset("tiny", vocab_size=32)).eval()
+    model.init_weights(std=0.3)
+    prompt = torch.randint(0, 32, (1, 4))
+    return model, prompt
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+def test_generation_under_autocast_equals_the_model_cast_to_that_dtype(dtype):
+    """Caches take the autocast dtype, so generate runs under autocast; its greedy tokens equal
+    those of the same model cast to ``dtype``.
+
+    Why equality is a fair demand: along the float32 greedy path, at every step the gap between
+    the best and the second-best logit exceeds twice the largest logit error of either low
+    precision run (asserted below), so neither rounding can change any argmax.
+    """
+    model, prompt = _clear_margin_model()
+    cast = copy.deepcopy(model).to(dtype)
+    reference = generate(model, prompt, 15, temperature=0)  # float32
+    with torch.no_grad():
+        logits = model(reference[:, :-1])[:, 3:]  # (1, 15, V): the logits of the 15 choices
+        with torch.autocast("cpu", dtype):
+            autocast_error = (model(reference[:, :-1])[:, 3:].float() - logits).abs().amax(-1)
+        cast_error = (cast(reference[:, :-1])[:, 3:].float() - logits).abs().amax(-1)
+    best_two = logits.topk(2, dim=-1).values
+    gap = best_two[..., 0] - best_two[..., 1]
+    assert (gap > 2 * torch.maximum(autocast_error, cast_error)).all(), "pick another model"
+    assert len(set(reference[0, 4:].tolist())) >= 5  # not a constant run of one token
+
+    with torch.autocast("cpu", dtype):
+        under_autocast = generate(model, prompt, 15, temperature=0)
+    assert torch.equal(under_autocast, generate(cast, prompt, 15, temperature=0))
+    assert torch.equal(under_autocast, reference)
+
+
+def test_caches_take_the_autocast_dtype_and_a_mismatch_says_how_to_fix_it(tiny_model):
+    with torch.autocast("cpu", torch.float16):
+        caches = tiny_model.make_caches(1, 8)
+    assert caches[0].k_cache.dtype == torch.float16
+    assert tiny_model.make_caches(1, 8)[0].k_cache.dtype == torch.float32
+    with torch.no_grad(), pytest.raises(ValueError, match="inside the same torch.autocast"):
+        tiny_model(torch.tensor([[1, 2]]), caches)  # float32 keys into float16 caches
+
+
+def test_decoding_with_eos_reads_once_per_step_into_one_output_buffer(tiny_model, monkeypatch):
+    """At most one device-to-host read per step (plus the prompt's id check), and no growing
+    of the output by concatenation: each torch.cat would copy all earlier tokens again."""
+    from test_model import SyncCounter
+
+    cats = []
+    original_cat = torch.cat
+
+    def counted_cat(*args, **kwargs):
+        result = original_cat(*args, **kwargs)
+        if not result.is_floating_point():  # token ids; RoPE's own concatenations are floats
+            cats.append(tuple(result.shape))
+        return result
+
+    prompt = torch.randint(0, 512, (2, 5))
+    steps = 12
+    monkeypatch.setattr(torch, "cat", counted_cat)
+    counter = SyncCounter(monkeypatch)
+    out = generate(tiny_model, prompt, steps, temperature=0.8, eos_id=511,
+                   generator=torch.Generator().manual_seed(0))
+    assert counter.count <= 1 + (out.shape[1] - 5)
+    assert counter.count >= 2  # the check and at least one step: the counter does count
+    assert cats == []  # the output is not grown by concatenation
+
+
+def test_static_cache_step_gives_the_eager_logits(tiny_model):
+    """The forward pass the compiled path runs, uncompiled, against Transformer.forward."""
+    from transformer_lib.model.generation import static_cache_step
+
+    ids = torch.randint(0, 512, (2, 9))
+    cfg = tiny_model.config
+    shape = (2, cfg.num_kv_heads, cfg.max_seq_len, cfg.head_dim)
+    caches = [(torch.zeros(shape), torch.zeros(shape)) for _ in tiny_model.layers]
+    with torch.no_grad():
+        expected = tiny_model(ids)  # (2, 9, V)
+        prefill = static_cache_step(tiny_model, ids[:, :6], torch.arange(6), caches)
+        steps = [static_cache_step(tiny_model, ids[:, t:t + 1], torch.tensor([t]), caches)
+                 for t in range(6, 9)]
+    torch.testing.assert_close(prefill, expected[:, 5], atol=1e-5, rtol=1e-5)
+    for t, logits in zip(range(6, 9), steps, strict=True):
+        torch.testing.assert_close(logits, expected[:, t], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("gcc") is None and shutil.which("cc") is None,
+                    reason="torch.compile's CPU backend (Inductor) needs a C compiler")
+def test_compiled_decoding_gives_the_eager_greedy_tokens():
+    """compile=True (a static cache, one compiled step reused for every token) against the
+    eager path, on a model whose greedy tokens vary; a second call reuses the graph."""
+    model, prompt = _clear_margin_model()
+    prompt = prompt.repeat(2, 1)
+    eager = generate(model, prompt, 40, temperature=0)
+    compiled = generate(model, prompt, 40, temperature=0, compile=True)
+    assert torch.equal(compiled, eager)
+    again = generate(model, prompt[:, :3], 20, temperature=0, compile=True, eos_id=int(eager[0, 6]))
+    assert torch.equal(again, generate(model, prompt[:, :3], 20, temperature=0,
+                                       eos_id=int(eager[0, 6])))
+
+
+def test_compiled_decoding_refuses_beams_and_no_cache(tiny_model):
+    for kwargs in (dict(num_beams=2), dict(use_cache=False)):
+        with pytest.raises(ValueError, match="compile=True"):
+            generate(tiny_model, torch.tensor([1, 2]), 3, compile=True, **kwargs)
+
+
+def test_importing_generation_does_not_load_the_compiler():
+    """compile=True builds its compiled step on first use; importing must stay cheap."""
+    import subprocess
+    import sys
+
+    code = ("import sys, transformer_lib.model.generation\n"
+            "assert 'torch._dynamo' not in sys.modules and 'torch._inductor' not in sys.modules")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -184,7 +184,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--llama2c", metavar="PATH",
+                        help="instead: batch-1 greedy decoding tokens/s on this llama2.c "
+                             "checkpoint, eager against compiled, one thread")
+    parser.add_argument("--tokenizer", metavar="PATH", help="with --llama2c: its tokenizer")
+    parser.add_argument("--runc", metavar="BINARY",
+                        help="with --llama2c: a compiled llama2.c run.c to time on the same "
+                             "file and thread count, and print the ratio")
+    parser.add_argument("--llama2c-steps", type=int, default=256,
+                        help="with --llama2c: positions to decode to, prompt included")
     args = parser.parse_args(argv)
+    if args.llama2c:
+        from .bench_llama2c import print_llama2c, run_llama2c
+
+        results = run_llama2c(args.llama2c, args.tokenizer, args.runc, args.llama2c_steps,
+                              args.generate_repeats)
+        if args.json:
+            print(json.dumps(results, indent=2))
+        else:
+            print_llama2c(results)
+        return
+    if args.runc or args.tokenizer:
+        parser.error("--runc and --tokenizer go with --llama2c")
     keep_freed_cpu_memory()  # one process, so both libraries get the same allocator settings
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -28,9 +28,21 @@ def main(argv: list[str] | None = None) -> int:
                              "for stories260K; llama2.c's tokenizer.bin for the larger models)")
     parser.add_argument("--prompt", default="Once upon a time")
     parser.add_argument("--max-new-tokens", type=int, default=200)
-    parser.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="0 = greedy (default 0.8; beam search does not sample)")
     parser.add_argument("--top-k", type=int, default=None)
     parser.add_argument("--top-p", type=float, default=None)
+    parser.add_argument("--min-p", type=float, default=None,
+                        help="keep tokens at least this fraction as likely as the likeliest")
+    parser.add_argument("--repetition-penalty", type=float, default=1.0,
+                        help="above 1 discourages tokens already in the text (transformers' "
+                             "convention)")
+    parser.add_argument("--num-beams", type=int, default=1,
+                        help="beam search with this many beams (deterministic: give "
+                             "--temperature 0 or leave the sampling options unset)")
+    parser.add_argument("--length-penalty", type=float, default=1.0,
+                        help="with --num-beams: a finished beam's log-probability is divided "
+                             "by its length to this power")
     parser.add_argument("--num-samples", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
@@ -59,11 +71,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     new_tokens = min(args.max_new_tokens, room)
     generator = torch.Generator(device=device).manual_seed(args.seed)
+    # Beam search is deterministic: without an explicit --temperature it does not sample.
+    temperature = args.temperature
+    if temperature is None:
+        temperature = 0.0 if args.num_beams > 1 else 0.8
     try:
         for i in range(args.num_samples):
             out = model.generate(torch.tensor(prompt, device=device), new_tokens,
-                                 temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                                 eos_id=tokenizer.eot_id, generator=generator)
+                                 temperature=temperature, top_k=args.top_k, top_p=args.top_p,
+                                 eos_id=tokenizer.eot_id, generator=generator,
+                                 min_p=args.min_p, repetition_penalty=args.repetition_penalty,
+                                 num_beams=args.num_beams, length_penalty=args.length_penalty)
             new_ids = out[len(prompt):].tolist()
             end = next((k for k, t in enumerate(new_ids) if t in stop_ids), len(new_ids))
             ids = prompt_ids + new_ids[:end]

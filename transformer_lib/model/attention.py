@@ -50,7 +50,10 @@ class KVCache(nn.Module):
                              f"{tuple(k.shape)}, values {tuple(v.shape)})")
         if k.dtype != k_cache.dtype or v.dtype != k_cache.dtype:
             raise ValueError(f"KV cache holds {k_cache.dtype}; got {k.dtype} keys and "
-                             f"{v.dtype} values (make the caches with model.make_caches)")
+                             f"{v.dtype} values. The caches were made under a different "
+                             f"dtype or autocast setting than the model now runs with: call "
+                             f"model.make_caches inside the same torch.autocast block (or "
+                             f"outside any) that runs the model")
         start = self.length
         end = start + k.shape[2]
         if end > capacity:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from ..checks import require_int
-from .transformer import eval_mode
+from .attention import attention_dtype
+from .transformer import eval_mode, projection_dtype
 
 
-def check_sampling_args(temperature: float, top_k: int | None, top_p: float | None) -> None:
+def check_sampling_args(temperature: float, top_k: int | None, top_p: float | None,
+                        min_p: float | None = None) -> None:
     """Raise a ValueError naming the bad sampling setting."""
     if temperature < 0:
         raise ValueError(f"temperature={temperature} must be >= 0 (0 means greedy decoding)")
@@ -16,16 +20,20 @@ def check_sampling_args(temperature: float, top_k: int | None, top_p: float | No
         require_int("top_k", top_k, 1, why=", or None to keep every token")
     if top_p is not None and not 0.0 < top_p <= 1.0:
         raise ValueError(f"top_p={top_p} must lie in (0, 1], or be None to keep every token")
+    if min_p is not None and not 0.0 <= min_p <= 1.0:
+        raise ValueError(f"min_p={min_p} must lie in [0, 1], or be None to keep every token")
 
 
 def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
-                  top_p: float | None = None) -> torch.Tensor:
-    """Temperature-scale logits (..., V) and set the tokens that top-k / top-p cut to -inf.
+                  top_p: float | None = None, min_p: float | None = None) -> torch.Tensor:
+    """Temperature-scale logits (..., V) and set the tokens that top-k / top-p / min-p cut to -inf.
 
     Temperature 0 keeps only the argmax (greedy). Top-p keeps the smallest set of most likely
-    tokens whose probability reaches top_p; the most likely token always survives.
+    tokens whose probability reaches top_p; the most likely token always survives. Min-p (Nguyen
+    et al., 2024) keeps the tokens whose probability is at least ``min_p`` times the most likely
+    one's. They apply in this order, after temperature, as in transformers' ``generate``.
     """
-    check_sampling_args(temperature, top_k, top_p)
+    check_sampling_args(temperature, top_k, top_p, min_p)
     logits = logits.float()
     if temperature == 0:
         keep = torch.zeros_like(logits, dtype=torch.bool)
@@ -42,30 +50,92 @@ def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | N
         drop_sorted = mass_before >= top_p
         drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
         logits = logits.masked_fill(drop, float("-inf"))
+    if min_p is not None and min_p > 0.0:
+        probs = torch.softmax(logits, dim=-1)
+        # The argmax always survives: its probability is the threshold's own scale.
+        drop = probs < min_p * probs.amax(dim=-1, keepdim=True)
+        logits = logits.masked_fill(drop, float("-inf"))
     return logits
+
+
+def apply_repetition_penalty(scores: torch.Tensor, seen: torch.Tensor,
+                             penalty: float) -> torch.Tensor:
+    """Make the tokens already in the sequence less likely; scores (B, V), seen (B, V) bool.
+
+    transformers' convention (Keskar et al., 2019, CTRL): a seen token's score is divided by
+    ``penalty`` where positive and multiplied by it where negative, so it always moves down.
+    Every token of the sequence counts, the prompt's included, however often it occurred.
+    """
+    penalized = torch.where(scores < 0, scores * penalty, scores / penalty)
+    return torch.where(seen, penalized, scores)
+
+
+def seen_tokens(ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """(B, V) bool: which ids occur in each row of ``ids`` (B, T)."""
+    seen = torch.zeros(ids.shape[0], vocab_size, dtype=torch.bool, device=ids.device)
+    return seen.scatter_(1, ids, True)
 
 
 def sample_next_token(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
                       top_p: float | None = None,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
+                      generator: torch.Generator | None = None, *,
+                      min_p: float | None = None) -> torch.Tensor:
     """Pick one token per row of logits (B, V); returns ids (B,)."""
     if temperature == 0:
-        check_sampling_args(temperature, top_k, top_p)
+        check_sampling_args(temperature, top_k, top_p, min_p)
         return logits.argmax(dim=-1)
-    probs = torch.softmax(filter_logits(logits, temperature, top_k, top_p), dim=-1)
+    probs = torch.softmax(filter_logits(logits, temperature, top_k, top_p, min_p), dim=-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def _check_decoding_args(temperature, top_k, top_p, min_p, num_beams, length_penalty,
+                         repetition_penalty) -> None:
+    check_sampling_args(temperature, top_k, top_p, min_p)
+    require_int("num_beams", num_beams, 1, why=" (1 means no beam search)")
+    if not repetition_penalty > 0:
+        raise ValueError(f"repetition_penalty={repetition_penalty} must be > 0 (1 means none; "
+                         f"above 1 discourages repeats)")
+    if num_beams > 1:
+        cut = {name: value for name, value in
+               dict(top_k=top_k, top_p=top_p, min_p=min_p).items() if value is not None}
+        if cut or temperature not in (0.0, 1.0):
+            settings = ", ".join(f"{k}={v}" for k, v in
+                                 {**cut, "temperature": temperature}.items())
+            raise ValueError(f"beam search (num_beams={num_beams}) is deterministic; the sampling "
+                             f"settings ({settings}) would have no effect: leave them at their "
+                             f"defaults, or use num_beams=1 to sample")
+    elif length_penalty != 1.0:
+        raise ValueError(f"length_penalty={length_penalty} only affects beam search; set "
+                         f"num_beams > 1 or leave it at 1.0")
 
 
 def generate(model, prompt_ids, max_new_tokens: int, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None, eos_id: int | None = None,
-             use_cache: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Return the prompt followed by up to ``max_new_tokens`` sampled tokens.
+             use_cache: bool = True, generator: torch.Generator | None = None, *,
+             min_p: float | None = None, repetition_penalty: float = 1.0, num_beams: int = 1,
+             length_penalty: float = 1.0, compile: bool = False) -> torch.Tensor:
+    """Return the prompt followed by up to ``max_new_tokens`` new tokens.
 
     ``prompt_ids`` is (B, T) for a batch of equal-length prompts, or (T,) / a list of ints for
     one prompt (the result then has the same rank). Rows that produce ``eos_id`` are padded with
     it; generation stops early once every row has. Policy for long requests: prompt plus new
     tokens must fit in ``max_seq_len`` (an error otherwise, raised before any work) -- a sliding
     window would silently change what the model conditions on.
+
+    Decoding, with transformers' ``generate`` conventions (tests check token-for-token parity):
+
+    - ``temperature`` 0 is greedy; otherwise sampling, with ``top_k``, ``top_p`` and ``min_p``
+      cutting the tail (see :func:`filter_logits`).
+    - ``repetition_penalty`` > 1 lowers the score of every token already in the row (see
+      :func:`apply_repetition_penalty`); applied to the logits before temperature.
+    - ``num_beams`` > 1 is beam search (see :func:`_beam_search_loop`): deterministic, so the
+      sampling settings must stay at their defaults; ``length_penalty`` divides a finished
+      beam's log-probability by its number of new tokens to that power (above 0 favours longer
+      outputs). Returns each row's best beam.
+
+    ``compile=True`` decodes with one compiled step function over a static KV cache (see
+    :func:`_compiled_loop`): the first call per model and batch size compiles (seconds to a
+    minute), later ones reuse it. Greedy tokens equal the eager path's; not with beam search.
     """
     device = model.embed_tokens.weight.device
     squeeze = False
@@ -74,7 +144,11 @@ def generate(model, prompt_ids, max_new_tokens: int, temperature: float = 1.0,
     if prompt_ids.dim() == 1:
         prompt_ids, squeeze = prompt_ids.unsqueeze(0), True
     require_int("max_new_tokens", max_new_tokens, 0)
-    check_sampling_args(temperature, top_k, top_p)
+    _check_decoding_args(temperature, top_k, top_p, min_p, num_beams, length_penalty,
+                         repetition_penalty)
+    if compile and (num_beams > 1 or not use_cache):
+        raise ValueError("compile=True decodes one token at a time with a static KV cache: it "
+                         "needs use_cache=True and num_beams=1")
     if prompt_ids.shape[-1] == 0:
         raise ValueError("the prompt is empty; give at least one token (e.g. the end-of-text id)")
     total = prompt_ids.shape[1] + max_new_tokens
@@ -88,27 +162,249 @@ def generate(model, prompt_ids, max_new_tokens: int, temperature: float = 1.0,
     # Nothing here is differentiated, so inference_mode rather than no_grad: it also skips
     # autograd's version counters and view tracking (measured in benchmarks/RESULTS.md).
     with eval_mode(model), torch.inference_mode():
-        tokens = _sampling_loop(model, prompt_ids.to(device), max_new_tokens, total,
-                                temperature, top_k, top_p, eos_id, use_cache, generator)
+        if num_beams > 1:
+            tokens = _beam_search_loop(model, prompt_ids.to(device), max_new_tokens, total,
+                                       num_beams, length_penalty, repetition_penalty, eos_id,
+                                       use_cache)
+        else:
+            choose = _TokenChooser(temperature, top_k, top_p, min_p, repetition_penalty,
+                                   generator, model.config.vocab_size)
+            loop = _compiled_loop if compile else _sampling_loop
+            tokens = loop(model, prompt_ids.to(device), max_new_tokens, total, choose, eos_id,
+                          use_cache)
     tokens = tokens.clone()  # an ordinary tensor, which callers may modify in place
     return tokens.squeeze(0) if squeeze else tokens
 
 
-def _sampling_loop(model, tokens, max_new_tokens, total, temperature, top_k, top_p, eos_id,
-                   use_cache, generator) -> torch.Tensor:
-    """The sampling loop of :func:`generate`, on validated arguments; tokens (B, T) -> (B, T')."""
-    finished = torch.zeros(tokens.shape[0], dtype=torch.bool, device=tokens.device)
-    caches = model.make_caches(tokens.shape[0], total) if use_cache else None
-    next_input = tokens
+class _TokenChooser:
+    """One step's choice of the next token from logits (B, V), tracking the tokens seen so far
+    when a repetition penalty needs them."""
+
+    def __init__(self, temperature, top_k, top_p, min_p, repetition_penalty, generator,
+                 vocab_size):
+        self.settings = (temperature, top_k, top_p)
+        self.min_p, self.generator = min_p, generator
+        self.penalty, self.vocab_size = repetition_penalty, vocab_size
+        self.seen = None
+
+    def start(self, prompt: torch.Tensor) -> None:
+        if self.penalty != 1.0:
+            self.seen = seen_tokens(prompt, self.vocab_size)
+
+    def __call__(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.seen is not None:
+            logits = apply_repetition_penalty(logits.float(), self.seen, self.penalty)
+        next_token = sample_next_token(logits, *self.settings, self.generator, min_p=self.min_p)
+        if self.seen is not None:
+            self.seen.scatter_(1, next_token.unsqueeze(1), True)
+        return next_token
+
+
+def _sampling_loop(model, prompt, max_new_tokens, total, choose, eos_id,
+                   use_cache) -> torch.Tensor:
+    """The sampling loop of :func:`generate`, on validated arguments; prompt (B, T) -> (B, T').
+
+    The output is allocated once, at its largest size, and filled in place: growing it with
+    ``torch.cat`` would copy every earlier token at every step. With ``eos_id`` the loop reads
+    the device once per step (has every row finished?); without it, never.
+    """
+    B, T = prompt.shape
+    tokens = prompt.new_empty(B, total)  # (B, T + max_new_tokens), filled up to `end`
+    tokens[:, :T] = prompt
+    end = T
+    finished = torch.zeros(B, dtype=torch.bool, device=prompt.device)
+    caches = model.make_caches(B, total) if use_cache else None
+    choose.start(prompt)
+    next_input = prompt
     for _ in range(max_new_tokens):
-        logits = model(next_input if use_cache else tokens, caches, last_only=True,
+        logits = model(next_input if use_cache else tokens[:, :end], caches, last_only=True,
                        check_ids=False)[:, -1, :]  # (B, V)
-        next_token = sample_next_token(logits, temperature, top_k, top_p, generator)
+        next_token = choose(logits)
         if eos_id is not None:
             next_token = next_token.masked_fill(finished, eos_id)
             finished |= next_token == eos_id
-        tokens = torch.cat([tokens, next_token.unsqueeze(1)], dim=1)  # (B, T+1)
-        next_input = next_token.unsqueeze(1)  # (B, 1)
+        tokens[:, end] = next_token
+        end += 1
+        next_input = tokens[:, end - 1:end]  # (B, 1)
+        if eos_id is not None and bool(finished.all()):  # the step's one device-to-host read
+            break
+    return tokens[:, :end]
+
+
+def _beam_search_loop(model, prompt, max_new_tokens, total, num_beams, length_penalty,
+                      repetition_penalty, eos_id, use_cache) -> torch.Tensor:
+    """Beam search with transformers' conventions (its ``early_stopping=False`` default).
+
+    Each row keeps ``num_beams`` running beams, scored by their summed log-probabilities. A step
+    extends every beam by every token and keeps the 2 * num_beams best candidates (so that at
+    least num_beams of them do not end with eos). A candidate among the first num_beams that
+    ends with eos, or reaches the last step, is *finished*: it enters the row's num_beams best
+    finished hypotheses with score sum / new_tokens ** length_penalty. The best num_beams
+    unfinished candidates run on. A row is done once it holds num_beams finished hypotheses
+    and its best running beam, scored at its current length, cannot beat the worst of them.
+    Returns each row's best finished hypothesis, padded with eos to the longest row.
+    """
+    B, T = prompt.shape
+    K, V = num_beams, model.config.vocab_size
+    device = prompt.device
+    n_candidates = 2 * K
+    # Running beams, (B, K, total); beam 0 alone starts live, so step 1 does not pick K copies
+    # of the same continuation (the others start at -1e9, as in transformers).
+    pad = eos_id if eos_id is not None else 0  # what follows a hypothesis's end
+    running = prompt.new_full((B, K, total), pad)
+    running[:, :, :T] = prompt.unsqueeze(1)
+    running_scores = torch.zeros(B, K, device=device)
+    running_scores[:, 1:] = -1e9
+    finished = running.clone()
+    finished_scores = torch.full((B, K), -1e9, device=device)
+    finished_real = torch.zeros(B, K, dtype=torch.bool, device=device)  # not a placeholder
+    finished_length = torch.zeros(B, K, dtype=torch.long, device=device)
+    done = torch.zeros(B, dtype=torch.bool, device=device)
+    rows = torch.arange(B, device=device).unsqueeze(1)  # (B, 1)
+    in_first_k = torch.arange(n_candidates, device=device) < K  # (2K,)
+    seen = seen_tokens(prompt, V).repeat_interleave(K, 0) if repetition_penalty != 1.0 else None
+    caches = model.make_caches(B * K, total) if use_cache else None
+    next_input = prompt.repeat_interleave(K, 0)  # (B*K, T): every beam's prefill
+    for step in range(max_new_tokens):
+        end = T + step  # positions filled so far
+        logits = model(next_input if use_cache else running.view(B * K, total)[:, :end], caches,
+                       last_only=True, check_ids=False)[:, -1, :]  # (B*K, V)
+        log_probs = torch.log_softmax(logits.float(), dim=-1)
+        if seen is not None:
+            log_probs = apply_repetition_penalty(log_probs, seen, repetition_penalty)
+        scores = (log_probs.view(B, K, V) + running_scores.unsqueeze(-1)).view(B, K * V)
+        top_scores, top_index = scores.topk(n_candidates, dim=-1)  # (B, 2K), best first
+        source_beam, new_token = top_index // V, top_index % V  # (B, 2K) each
+        candidates = running[rows, source_beam]  # (B, 2K, total)
+        candidates[:, :, end] = new_token
+        ends = (new_token == eos_id if eos_id is not None
+                else torch.zeros_like(new_token, dtype=torch.bool))
+        if step == max_new_tokens - 1:
+            ends = torch.ones_like(ends)  # the last step finishes every candidate
+
+        # Finished hypotheses: merge this step's (first K candidates only) with the kept ones.
+        new_length = step + 1
+        entering = ends & in_first_k & ~done.unsqueeze(1)  # (B, 2K)
+        entering_scores = (top_scores / new_length**length_penalty).masked_fill(~entering, -2e9)
+        merged_scores = torch.cat([finished_scores, entering_scores], dim=1)  # (B, 3K)
+        best_scores, pick = merged_scores.topk(K, dim=-1)  # (B, K)
+        finished = torch.cat([finished, candidates], dim=1)[rows, pick]
+        finished_real = torch.cat([finished_real, entering], dim=1)[rows, pick]
+        finished_length = torch.cat(
+            [finished_length, torch.full_like(entering, new_length, dtype=torch.long)],
+            dim=1)[rows, pick]
+        finished_scores = best_scores
+
+        # Running beams: the K best candidates that did not just finish.
+        live_scores, keep = top_scores.masked_fill(ends, -1e9 - 1e9).topk(K, dim=-1)  # (B, K)
+        running = candidates[rows, keep]
+        running_scores = live_scores
+        chosen_source = source_beam.gather(1, keep)  # (B, K): the beam each one extends
+        flat_source = (chosen_source + rows * K).view(-1)  # (B*K,) rows of the caches
+        if caches is not None:
+            for cache in caches:  # move each kept beam's past into its new slot
+                for buffer in (cache.k_cache, cache.v_cache):
+                    past = buffer.narrow(2, 0, cache.length)
+                    past.copy_(past.index_select(0, flat_source))
+        if seen is not None:
+            seen = seen.index_select(0, flat_source)
+            seen.scatter_(1, running[:, :, end].reshape(-1, 1), True)
+        next_input = running[:, :, end].reshape(B * K, 1)
+
+        # A row is done when nothing running can beat its worst finished hypothesis.
+        best_possible = running_scores[:, 0] / new_length**length_penalty  # (B,)
+        full = finished_real.all(dim=1)
+        worst = finished_scores.min(dim=1).values
+        done |= full & ~(best_possible > worst)
+        if eos_id is not None and step < max_new_tokens - 1 and bool(done.all()):
+            break  # the step's one device-to-host read
+    lengths = finished_length[:, 0]  # (B,) new tokens of each row's best hypothesis
+    longest = int(lengths.max())
+    return finished[:, 0, :T + longest]
+
+
+def static_cache_step(model, input_ids: torch.Tensor, positions: torch.Tensor,
+                      caches: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """Logits (B, V) of the last of ``input_ids`` (B, T) at ``positions`` (T,), a tensor.
+
+    The forward pass of :class:`Transformer` for decoding with a *static* cache (gpt-fast's
+    design): each layer's keys and values, (B, K, max_len, D) tensors allocated once, are
+    written at ``positions`` with ``index_copy_``, and attention reads the whole cache through
+    a mask (key position <= query position). Every shape is fixed and the position is data,
+    not a Python int, so one compiled graph serves every decoding step. The eager forward
+    (:meth:`Transformer.forward`) is the reference: a test keeps the tokens equal.
+    """
+    B, T = input_ids.shape
+    x = model.embed_tokens(input_ids)  # (B, T, C)
+    cos, sin = model.rope_cos[positions], model.rope_sin[positions]  # (T, D)
+    max_len = caches[0][0].shape[2]
+    mask = torch.arange(max_len, device=positions.device) <= positions.unsqueeze(1)  # (T, S)
+    for layer, (k_cache, v_cache) in zip(model.layers, caches, strict=True):
+        attn = layer.self_attn
+        h = layer.input_layernorm(x)
+        # (B, T, C) -> (B, T, H, D) -> (B, H, T, D); K heads for keys and values
+        q = attn.q_proj(h).view(B, T, attn.num_heads, attn.head_dim).transpose(1, 2)
+        k = attn.k_proj(h).view(B, T, attn.num_kv_heads, attn.head_dim).transpose(1, 2)
+        v = attn.v_proj(h).view(B, T, attn.num_kv_heads, attn.head_dim).transpose(1, 2)
+        q, k, v = q.to(k_cache.dtype), k.to(k_cache.dtype), v.to(k_cache.dtype)
+        q = q * cos + torch.cat([-q[..., attn.head_dim // 2:], q[..., :attn.head_dim // 2]], -1) * sin
+        k = k * cos + torch.cat([-k[..., attn.head_dim // 2:], k[..., :attn.head_dim // 2]], -1) * sin
+        k_cache.index_copy_(2, positions, k)
+        v_cache.index_copy_(2, positions, v)
+        # Attention spelled out (the compiler fuses it; CPU SDPA with a mask was the step's
+        # largest cost). Each key/value head serves its G query heads: (B, H, T, D) ->
+        # (B, K, G*T, D), row g*T + t, so that no key or value is copied G times.
+        groups = attn.num_heads // attn.num_kv_heads
+        q = q.reshape(B, attn.num_kv_heads, groups * T, attn.head_dim)
+        scores = (q @ k_cache.transpose(-2, -1)).float() / attn.head_dim**0.5  # (B, K, G*T, S)
+        scores = scores.masked_fill(~mask.repeat(groups, 1), float("-inf"))
+        out = torch.softmax(scores, dim=-1).to(v_cache.dtype) @ v_cache  # (B, K, G*T, D)
+        # (B, K, G*T, D) -> (B, H, T, D) -> (B, T, C)
+        out = out.view(B, attn.num_heads, T, attn.head_dim).transpose(1, 2).reshape(B, T, -1)
+        x = x + attn.o_proj(out.to(x.dtype))
+        x = x + layer.mlp(layer.post_attention_layernorm(x))
+    return model.lm_head(model.norm(x[:, -1]))  # (B, V)
+
+
+@functools.cache
+def _compiled_step():
+    """One compiled step for all models: torch.compile keeps a graph per model (guarded on its
+    identity and shapes), so a model's later calls reuse its graph. Built on first use, so that
+    importing the library does not load the compiler (seconds)."""
+    return torch.compile(static_cache_step, fullgraph=True, dynamic=False)
+
+
+def _compiled_loop(model, prompt, max_new_tokens, total, choose, eos_id,
+                   use_cache) -> torch.Tensor:
+    """:func:`_sampling_loop` with a static cache: the prompt runs eagerly through
+    :func:`static_cache_step`, each new token through its compiled version."""
+    B, T = prompt.shape
+    tokens = prompt.new_empty(B, total)
+    tokens[:, :T] = prompt
+    finished = torch.zeros(B, dtype=torch.bool, device=prompt.device)
+    param = model.embed_tokens.weight
+    dtype = attention_dtype(projection_dtype(param), param.device)  # as make_caches
+    # A fixed capacity (max_seq_len), so that requests of any length share the compiled graph.
+    shape = (B, model.config.num_kv_heads, model.config.max_seq_len, model.config.head_dim)
+    caches = [(torch.zeros(shape, dtype=dtype, device=param.device),
+               torch.zeros(shape, dtype=dtype, device=param.device)) for _ in model.layers]
+    choose.start(prompt)
+    logits = static_cache_step(model, prompt, torch.arange(T, device=prompt.device), caches)
+    position = torch.tensor([T], device=prompt.device)  # (1,), advanced in place
+    step = _compiled_step()
+    end = T
+    for index in range(max_new_tokens):
+        next_token = choose(logits)
+        if eos_id is not None:
+            next_token = next_token.masked_fill(finished, eos_id)
+            finished |= next_token == eos_id
+        tokens[:, end] = next_token
+        end += 1
         if eos_id is not None and bool(finished.all()):
             break
-    return tokens
+        if index < max_new_tokens - 1:
+            # The new token as its own (B, 1) tensor: a view into `tokens` would move its
+            # storage offset every step, which the compiled graph would have to guard on.
+            logits = step(model, next_token.view(B, 1), position, caches)
+            position += 1
+    return tokens[:, :end]

@@ -20,6 +20,16 @@ from .rmsnorm import RMSNorm
 from .rope import rope_tables
 
 
+def projection_dtype(param: torch.Tensor) -> torch.dtype:
+    """The dtype a linear layer whose weight is ``param`` outputs here: the autocast dtype when
+    autocast is on for the weight's device type, else its own. Autocast leaves float64 alone.
+    """
+    device_type = param.device.type
+    if param.dtype != torch.float64 and torch.is_autocast_enabled(device_type):
+        return torch.get_autocast_dtype(device_type)
+    return param.dtype
+
+
 @contextmanager
 def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
     """Run a block with ``module`` in eval mode (dropout off), then restore its previous mode."""
@@ -178,10 +188,15 @@ class Transformer(nn.Module):
         return maps
 
     def make_caches(self, batch_size: int, max_seq_len: int | None = None) -> nn.ModuleList:
-        """One empty KVCache per layer, on the model's device, in the dtype attention runs in
-        (the model's, except float32 for a bfloat16 model on a CPU: see ``attention_dtype``)."""
+        """One empty KVCache per layer, on the model's device, in the dtype attention runs in.
+
+        That is the dtype the key/value projections produce -- the model's, or the autocast
+        dtype when autocast is on for the model's device type at the time of the call -- except
+        float32 for bfloat16 on a CPU (see ``attention_dtype``). So make the caches inside the
+        same autocast block (or none) that runs the model, as :func:`generate` does.
+        """
         param = self.embed_tokens.weight
-        dtype = attention_dtype(param.dtype, param.device)
+        dtype = attention_dtype(projection_dtype(param), param.device)
         return nn.ModuleList(
             KVCache(batch_size, self.config.num_kv_heads, max_seq_len or self.config.max_seq_len,
                     self.config.head_dim, dtype=dtype, device=param.device)
@@ -190,12 +205,16 @@ class Transformer(nn.Module):
 
     def generate(self, prompt_ids, max_new_tokens: int, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, eos_id: int | None = None,
-                 use_cache: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Continue prompt_ids; see :func:`transformer_lib.model.generation.generate`."""
+                 use_cache: bool = True, generator: torch.Generator | None = None,
+                 **decoding) -> torch.Tensor:
+        """Continue prompt_ids; see :func:`transformer_lib.model.generation.generate` (which
+        also takes ``decoding`` options such as ``num_beams``, ``min_p`` and
+        ``repetition_penalty``)."""
         from .generation import generate
 
         return generate(self, prompt_ids, max_new_tokens, temperature=temperature, top_k=top_k,
-                        top_p=top_p, eos_id=eos_id, use_cache=use_cache, generator=generator)
+                        top_p=top_p, eos_id=eos_id, use_cache=use_cache, generator=generator,
+                        **decoding)
 
     def num_parameters(self) -> int:
         """Trainable parameters, each shared tensor counted once."""
