@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from transformer_lib.book import BOOK_VOCAB_SIZE
-from transformer_lib.cli import ablate
+from transformer_lib.book import ablations as ablate
+from transformer_lib.cli import ablate as ablate_cli
 
 needs_real_data = pytest.mark.skipif(
     not os.environ.get("TINYSTORIES_PATH"),
@@ -36,7 +37,7 @@ def test_every_variant_changes_one_thing_and_is_matched():
 
 def test_unknown_variant_is_refused():
     with pytest.raises(ValueError, match="unknown variant"):
-        ablate.run_ablations(["baseline", "rmsnorm-twice"], [0], 5, 256)
+        ablate_cli.run_ablations(["baseline", "rmsnorm-twice"], [0], 5, 256)
 
 
 @needs_real_data

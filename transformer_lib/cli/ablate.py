@@ -23,34 +23,12 @@ from pathlib import Path
 
 import torch
 
-from ..book import BOOK_MODEL, BOOK_TRAINING, STORED_MODEL_DIR, book_tokens
+from ..book import BOOK_MODEL, STORED_MODEL_DIR, book_tokens
+from ..book.ablations import VARIANTS, recipe_training, train_variant, variant_config
 from ..data.stories import book_stories, stories_fingerprint
 from ..data.tokenizer import load_tokenizer
 from ..fileio import write_text_atomically
-from ..model.config import ModelConfig
-from ..model.transformer import Transformer
 from ..training import checkpoint as ckpt
-from ..training.trainer import TrainConfig, Trainer, token_byte_lengths
-
-# name: (ModelConfig changes, TrainConfig changes, what it tests). "baseline" is the book's model.
-VARIANTS: dict[str, tuple[dict, dict, str]] = {
-    "baseline": ({}, {}, "the book's model: RMSNorm, RoPE, SwiGLU, pre-norm, 4 query / 2 kv heads"),
-    "layernorm": ({"norm": "layer"}, {}, "LayerNorm (bias-free) for RMSNorm"),
-    "learned-positions": ({"positions": "learned"}, {}, "learned absolute positions for RoPE"),
-    "sinusoidal-positions": ({"positions": "sinusoidal"}, {}, "sinusoidal positions for RoPE"),
-    "no-positions": ({"positions": "none"}, {}, "no positions at all (NoPE) for RoPE"),
-    "gelu-mlp": ({"mlp": "gelu"}, {}, "a GELU MLP (3/2 the width) for SwiGLU"),
-    "post-norm": ({"norm_placement": "post"}, {}, "post-norm for pre-norm"),
-    "multi-head": ({"num_kv_heads": 4}, {}, "multi-head attention (K = H = 4) for K = 2"),
-    "multi-query": ({"num_kv_heads": 1}, {}, "multi-query attention (K = 1) for K = 2"),
-    "untied": ({"tie_embeddings": False}, {}, "separate input and output embeddings"),
-    "no-attention-scale": ({"attention_scale": False}, {}, "no 1/sqrt(D) in the attention"),
-    "qk-norm": ({"qk_norm": True}, {}, "RMSNorm on queries and keys"),
-    "zero-init-output": ({"zero_init_output": True}, {}, "output projections start at zero"),
-    "logit-softcap": ({"logit_softcap": 15.0}, {}, "logits soft-capped at 15 (tanh)"),
-    "muon": ({}, {"optimizer": "muon"}, "Muon for the blocks' matrices, AdamW for the rest"),
-    "wsd": ({}, {"schedule": "wsd"}, "warm-up / stable / decay (last 20%) for the cosine"),
-}
 
 
 def sha256_of_file(path: str | Path) -> str:
@@ -67,65 +45,13 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def variant_config(name: str, vocab_size: int, match: bool = True) -> tuple[ModelConfig, str]:
-    """The variant's ModelConfig and how its parameter count was matched to the baseline's.
-
-    With ``match``, a variant whose change alters the parameter count gets the feed-forward width
-    whose total comes closest to the baseline's (parameters are linear in that width).
-    """
-    model_changes = VARIANTS[name][0]
-    baseline = ModelConfig(vocab_size=vocab_size, **BOOK_MODEL)
-    config = ModelConfig(vocab_size=vocab_size, **{**BOOK_MODEL, **model_changes})
-    target, count = parameter_count(baseline), parameter_count(config)
-    if not match or count == target:
-        return config, "equal" if count == target else f"{count - target:+d} parameters"
-    wider = ModelConfig(vocab_size=vocab_size, **{**BOOK_MODEL, **model_changes,
-                                                  "ffn_hidden_dim": config.ffn_hidden_dim + 1})
-    per_unit = parameter_count(wider) - count
-    width = config.ffn_hidden_dim + round((target - count) / per_unit)
-    if width < 1:
-        raise ValueError(f"variant {name} cannot be matched by the feed-forward width")
-    matched = ModelConfig(vocab_size=vocab_size, **{**BOOK_MODEL, **model_changes,
-                                                    "ffn_hidden_dim": width})
-    gap = parameter_count(matched) - target
-    return matched, (f"feed-forward width {config.ffn_hidden_dim} -> {width} "
-                     f"({count - target:+d} parameters before, {gap:+d} after)")
-
-
-def parameter_count(config: ModelConfig) -> int:
-    with torch.device("meta"):
-        return Transformer(config).num_parameters()
-
-
-def recipe_training(steps: int) -> dict:
-    """Chapter 7's training settings for a run of ``steps`` steps: warm-up at most a fifth of
-    the run, one evaluation (at the end)."""
-    return {**BOOK_TRAINING, "max_steps": steps,
-            "warmup_steps": min(BOOK_TRAINING["warmup_steps"], steps // 5),
-            "eval_every": steps + 1, "log_every": steps}
-
-
 def run_one(task: dict) -> dict:
     """Train one variant with one seed; returns its record. Runs in a worker process."""
     torch.set_num_threads(task["threads"])
     tokenizer = load_tokenizer(task["tokenizer"])
-    train = book_tokens("train", tokenizer, task["cache_dir"]).tokens
-    val = book_tokens("validation", tokenizer, task["cache_dir"]).tokens[:task["eval_tokens"]]
-    config, _ = variant_config(task["variant"], tokenizer.vocab_size, task["match"])
-    train_changes = VARIANTS[task["variant"]][1]
-    settings = {**recipe_training(task["steps"]), **train_changes, "seed": task["seed"]}
-    torch.manual_seed(task["seed"])  # the initial weights
-    model = Transformer(config)
-    trainer = Trainer(model, train, val, TrainConfig(device="cpu", precision="fp32", **settings),
-                      token_byte_lengths(tokenizer), progress=False, log=None)
-    history = trainer.fit()
-    last_train = [r for r in history if r["kind"] == "train"][-1]
-    final = [r for r in history if r["kind"] == "eval"][-1]
-    tokens = task["steps"] * settings["batch_size"] * settings["seq_len"]
-    return {"variant": task["variant"], "seed": task["seed"], "val_bpb": final["val_bpb"],
-            "val_loss": final["val_loss"], "train_loss": last_train["loss"],
-            "parameters": model.num_parameters(),
-            "tokens_per_s": tokens / last_train["elapsed_s"]}
+    _, record = train_variant(task["variant"], tokenizer, task["steps"], task["seed"],
+                              task["eval_tokens"], task["match"], task["cache_dir"])
+    return {"variant": task["variant"], **record}
 
 
 def run_ablations(variants: list[str], seeds: list[int], steps: int, eval_tokens: int,
