@@ -60,3 +60,24 @@ def test_the_command_writes_every_seed_of_every_variant(tmp_path):
     # different seeds give different models; the same seed the same data, so NoPE differs
     baseline = [run["val_bpb"] for run in results["variants"]["baseline"]["runs"]]
     assert baseline[0] != baseline[1]
+
+
+def test_merge_joins_the_seeds_of_one_recipe(tmp_path):
+    def part(seeds, steps=30):
+        return {"command": f"ablate --seeds {seeds}", "torch": "2", "cpu": "x", "wall_s": 1.0,
+                "recipe": {"steps": steps, "seeds": seeds}, "data": {"v": "abc"},
+                "variants": {"baseline": {"runs": [{"seed": s, "val_bpb": 2.0 + s}
+                                                   for s in seeds]}}}
+
+    for index, seeds in enumerate(([0, 1], [2])):
+        (tmp_path / f"{index}.json").write_text(json.dumps(part(seeds)))
+    ablate_cli.main(["--out", str(tmp_path / "all.json"), "--merge", str(tmp_path / "1.json"),
+                     str(tmp_path / "0.json")])
+    merged = json.loads((tmp_path / "all.json").read_text())
+    assert merged["recipe"]["seeds"] == [0, 1, 2]
+    assert [run["seed"] for run in merged["variants"]["baseline"]["runs"]] == [0, 1, 2]
+    assert [p["seeds"] for p in merged["parts"]] == [[2], [0, 1]]
+    with pytest.raises(ValueError, match="recipe"):
+        ablate_cli.merge_results([part([0]), part([1], steps=60)])
+    with pytest.raises(ValueError, match="two files"):
+        ablate_cli.merge_results([part([0]), part([0])])

@@ -107,6 +107,38 @@ def run_ablations(variants: list[str], seeds: list[int], steps: int, eval_tokens
     return results
 
 
+def merge_results(parts: list[dict]) -> dict:
+    """One results file from sweeps of the same recipe over different seeds (say, run as
+    separate processes): the runs of each variant together, in seed order."""
+    if len(parts) < 2:
+        raise ValueError("give at least two results files to merge")
+    first = parts[0]
+    same = ("recipe", "data", "torch")
+    for part in parts[1:]:
+        for key in same:
+            a = {k: v for k, v in first[key].items() if k != "seeds"} if key == "recipe" \
+                else first[key]
+            b = {k: v for k, v in part[key].items() if k != "seeds"} if key == "recipe" \
+                else part[key]
+            if a != b:
+                raise ValueError(f"the files differ in {key!r}: only sweeps of one recipe, data "
+                                 f"and torch version can be merged")
+        if set(part["variants"]) != set(first["variants"]):
+            raise ValueError("the files sweep different variants")
+    merged = json.loads(json.dumps(first))
+    seeds = sorted({seed for part in parts for seed in part["recipe"]["seeds"]})
+    merged["recipe"]["seeds"] = seeds
+    for name, entry in merged["variants"].items():
+        runs = [run for part in parts for run in part["variants"][name]["runs"]]
+        if len({run["seed"] for run in runs}) != len(runs):
+            raise ValueError(f"variant {name}: a seed appears in two files")
+        entry["runs"] = sorted(runs, key=lambda run: run["seed"])
+    merged["parts"] = [{"command": part["command"], "seeds": part["recipe"]["seeds"],
+                        "cpu": part["cpu"], "wall_s": part.get("wall_s")} for part in parts]
+    merged.pop("wall_s", None)
+    return merged
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tlib-ablate", description=__doc__.split("\n\n")[1],
@@ -114,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="the JSON file to write")
     parser.add_argument("--steps", type=int, default=150, help="training steps per run")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per variant (0, 1, ...)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="the first seed (to split a sweep over several processes)")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), metavar="NAME",
                         help=f"which variants (default all): {', '.join(VARIANTS)}")
     parser.add_argument("--eval-tokens", type=int, default=65536,
@@ -122,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     parser.add_argument("--no-match", action="store_true",
                         help="do not re-choose the feed-forward width to match parameters")
+    parser.add_argument("--merge", nargs="+", metavar="FILE",
+                        help="instead of running: merge results files of one recipe (different "
+                             "seeds) into --out")
     parser.add_argument("--cache-dir", default=None, help="where token caches are kept")
     return parser
 
@@ -139,9 +176,14 @@ def main(argv: list[str] | None = None) -> None:
     def write(results: dict) -> None:
         write_text_atomically(out, json.dumps({**header, **results}, indent=1) + "\n")
 
-    results = run_ablations(args.variants, list(range(args.seeds)), args.steps, args.eval_tokens,
-                            args.jobs, args.threads, not args.no_match, args.cache_dir,
-                            on_record=write)
+    if args.merge:
+        parts = [json.loads(Path(path).read_text(encoding="utf-8")) for path in args.merge]
+        write(merge_results(parts))
+        print(f"wrote {out}")
+        return
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    results = run_ablations(args.variants, seeds, args.steps, args.eval_tokens, args.jobs,
+                            args.threads, not args.no_match, args.cache_dir, on_record=write)
     write(results)
     print(f"wrote {out}")
 
