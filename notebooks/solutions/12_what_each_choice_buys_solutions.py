@@ -69,7 +69,16 @@ print(f"{record['parameters']:,} parameters against {base.parameters:,}; "
       f"{base.low:.2f} to {base.high:.2f}")
 
 # %% [markdown]
-# DEPTH_FINDING
+# Whether two blocks cost bits per byte at this budget is read off the baseline's seeds: the
+# printout below says whether the shallow model's figure lies outside their range, and which
+# way. (At a few dozen steps the shallower model has had as many updates as the deeper one, so
+# the gap is smaller than after a full run.)
+
+# %%
+side = ("above the baseline's seeds (worse)" if record["val_bpb"] > base.high
+        else "below the baseline's seeds (better)" if record["val_bpb"] < base.low
+        else "inside the baseline's seed range (within noise)")
+print(f"two blocks: {record['val_bpb'] - base.mean:+.2f} bits per byte, {side}")
 
 # %%
 assert record["parameters"] < base.parameters
