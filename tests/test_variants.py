@@ -237,3 +237,12 @@ def test_z_loss_adds_the_squared_log_normaliser():
     with_z = trainer.training_loss(logits, targets, 1e-2)
     expected = 1e-2 * torch.logsumexp(logits.float(), -1).pow(2).mean()
     torch.testing.assert_close(with_z - plain, expected)
+
+
+def test_export_to_transformers_refuses_the_non_llama_options():
+    pytest.importorskip("transformers")
+    from transformer_lib.interop.hf import to_hf_config
+
+    with pytest.raises(ValueError, match="positions='none'"):
+        to_hf_config(ModelConfig.from_preset("tiny", positions="none"))
+    assert to_hf_config(ModelConfig.from_preset("tiny", zero_init_output=True)).hidden_size == 64
