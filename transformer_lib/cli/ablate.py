@@ -134,7 +134,8 @@ def merge_results(parts: list[dict]) -> dict:
             raise ValueError(f"variant {name}: a seed appears in two files")
         entry["runs"] = sorted(runs, key=lambda run: run["seed"])
     merged["parts"] = [{"command": part["command"], "seeds": part["recipe"]["seeds"],
-                        "cpu": part["cpu"], "wall_s": part.get("wall_s")} for part in parts]
+                        "cpu": part["cpu"], "wall_s": part.get("wall_s"),
+                        **({"note": part["note"]} if "note" in part else {})} for part in parts]
     merged.pop("wall_s", None)
     return merged
 
