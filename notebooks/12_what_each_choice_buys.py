@@ -37,7 +37,8 @@ torch.manual_seed(0)
 
 # %%
 for name, (model_changes, train_changes, description) in ablations.VARIANTS.items():
-    print(f"{name:21s} {description:56s} {model_changes or train_changes or ''}")
+    option = ", ".join(f"{k}={v!r}" for k, v in {**model_changes, **train_changes}.items())
+    print(f"{name:21s} {option:28s} {description}"[:99])
 
 # %% [markdown]
 # The last five come from the small-model speed-runs: QK-norm
