@@ -36,7 +36,7 @@ def layer(module: str) -> str:
     parts = module.split(".")[1:]
     if not parts:
         return "api"
-    if parts[-1] == "__main__":
+    if parts[-1] == "__main__" or parts == ["ablate"]:  # ablate.py: `python -m` shim of cli
         return "main"
     head = parts[0]
     if head in {"checks", "device", "fileio"}:

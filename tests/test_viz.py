@@ -518,3 +518,34 @@ def test_plot_rope_pair_energy_plots_energy_against_wavelength():
         np.testing.assert_allclose(ax.lines[0].get_xdata(), viz.rope_wavelengths(8))
     with pytest.raises(ValueError, match="head_dim=8"):
         viz.plot_rope_pair_energy({"queries": np.zeros((2, 3))}, head_dim=8)
+
+
+def test_plot_ablations_shows_every_seed_and_the_baseline_band():
+    from transformer_lib.analysis.ablations import clear_differences, summarise_ablations
+
+    def runs(values):
+        return [{"seed": s, "val_bpb": v, "parameters": 100, "tokens_per_s": 10.0}
+                for s, v in enumerate(values)]
+
+    results = {"variants": {"baseline": {"runs": runs([2.00, 2.02, 2.01])},
+                            "worse": {"runs": runs([2.20, 2.25, 2.21])},
+                            "noise": {"runs": runs([2.015, 1.99, 2.03])},
+                            "better": {"runs": runs([1.90, 1.92, 1.91])},
+                            "unfinished": {"runs": []}}}
+    summaries = summarise_ablations(results)
+    assert "unfinished" not in summaries
+    assert summaries["worse"].spread == pytest.approx(0.025)
+    differences = clear_differences(summaries)
+    assert set(differences) == {"worse", "better"}
+    assert differences["worse"] == pytest.approx(2.22 - 2.01)
+    figure = viz.plot_ablations(summaries)
+    ax = figure.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["better", "baseline", "noise", "worse"]  # best first
+    dots = np.concatenate([c.get_offsets() for c in ax.collections if len(c.get_offsets())])
+    assert len(dots) == 12  # every seed of every variant
+    band = [p for p in ax.patches if isinstance(p, Rectangle) or hasattr(p, "get_xy")]
+    assert band  # the baseline's seed range
+    with pytest.raises(KeyError, match="baseline"):
+        viz.plot_ablations({"worse": summaries["worse"]})
+    plt.close("all")

@@ -32,7 +32,8 @@ from .checking import Part, check, check_parts, compare_function, function_answe
 
 __all__ = ["BOOK_MODEL", "BOOK_PRESET", "BOOK_TRAINING", "BOOK_VOCAB_SIZE", "Part", "StoredModel",
            "TrainedModel", "book_model", "book_tokens", "check", "check_parts",
-           "compare_function", "function_answer", "is_placeholder", "stored_model"]
+           "compare_function", "function_answer", "is_placeholder", "stored_ablations",
+           "stored_model"]
 
 # The book's model is the command line's default shape (the stored model has it too); chapter 7
 # trains it with a shorter schedule, about two minutes on a 2-core CPU.
@@ -44,6 +45,8 @@ BOOK_TRAINING = dict(batch_size=16, seq_len=128, max_steps=300, lr=3e-3, warmup_
 DEFAULT_RUN_ROOT = Path("runs") / "book"
 # The model chapters 8 onwards study: see book_config/make_stored_model.py for how it was made.
 STORED_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "tinystories-1M"
+# Chapter 12's ablation sweep, made by `python -m transformer_lib.ablate` (its "command" says how).
+STORED_ABLATIONS = Path(__file__).resolve().parents[1] / "assets" / "ablations.json"
 
 
 @dataclass
@@ -70,6 +73,11 @@ def stored_model(path: str | Path = STORED_MODEL_DIR) -> StoredModel:
         raise ckpt.CheckpointError(f"{path}: the tokenizer has {tokenizer.vocab_size} ids, the "
                                    f"model {model.config.vocab_size}")
     return StoredModel(model.eval(), tokenizer, meta)
+
+
+def stored_ablations(path: str | Path = STORED_ABLATIONS) -> dict:
+    """The ablation results that ship with the library (JSON: see ``tlib-ablate``)."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
 def book_tokens(split: str, tokenizer, cache_dir=None, progress: bool = False) -> TokenCache:

@@ -46,6 +46,15 @@ def to_hf_config(config: ModelConfig, tokenizer=None):
     The special-token ids are set explicitly (see :func:`special_token_ids`): LlamaConfig's
     defaults (bos 1, eos 2) would make ``generate`` stop at an ordinary token of our vocabularies.
     """
+    # The ablation options (chapter 12) have no LlamaConfig equivalent: refuse, not mis-export.
+    llama = ModelConfig(vocab_size=config.vocab_size)
+    different = [name for name in ("norm", "positions", "mlp", "norm_placement",
+                                   "attention_scale", "qk_norm", "logit_softcap")
+                 if getattr(config, name) != getattr(llama, name)]
+    if different:
+        raise ValueError(f"a LlamaForCausalLM cannot hold this model: its config sets "
+                         f"{', '.join(f'{n}={getattr(config, n)!r}' for n in different)}, "
+                         f"which Llama does not have")
     transformers = _transformers()
     return transformers.LlamaConfig(
         **special_token_ids(tokenizer),

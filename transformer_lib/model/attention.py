@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
+from .rmsnorm import RMSNorm
 from .rope import apply_rope
 
 
@@ -77,9 +78,13 @@ def causal_mask(num_queries: int, num_keys: int, device=None) -> torch.Tensor:
     return cols <= rows + offset
 
 
-def attention_weights(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """softmax(q k^T / sqrt(D)) with a causal mask; q (B, H, T, D), k (B, H, S, D) -> (B, H, T, S)."""
-    scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])  # (B, H, T, S)
+def attention_weights(q: torch.Tensor, k: torch.Tensor, scale: float | None = None) -> torch.Tensor:
+    """softmax(q k^T * scale) with a causal mask; q (B, H, T, D), k (B, H, S, D) -> (B, H, T, S).
+
+    ``scale`` defaults to 1/sqrt(D).
+    """
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scores = (q @ k.transpose(-2, -1)) * scale  # (B, H, T, S)
     mask = causal_mask(q.shape[-2], k.shape[-2], device=q.device)
     scores = scores.masked_fill(~mask, float("-inf"))
     return torch.softmax(scores.float(), dim=-1).to(q.dtype)
@@ -115,6 +120,13 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(config.d_model, kv_dim, bias=False)
         self.v_proj = nn.Linear(config.d_model, kv_dim, bias=False)
         self.o_proj = nn.Linear(config.d_model, config.d_model, bias=False)
+        # None: scaled_dot_product_attention's own 1/sqrt(D); 1.0 drops the scale (an ablation).
+        self.scale = None if config.attention_scale else 1.0
+        if config.qk_norm:
+            self.q_norm = RMSNorm(config.head_dim, config.norm_eps)
+            self.k_norm = RMSNorm(config.head_dim, config.norm_eps)
+        else:
+            self.q_norm = self.k_norm = None
 
     def _project(self, x, cos, sin, cache):
         B, T, _ = x.shape
@@ -125,7 +137,10 @@ class Attention(nn.Module):
         compute_dtype = attention_dtype(q.dtype, q.device)
         if compute_dtype != q.dtype:
             q, k, v = q.to(compute_dtype), k.to(compute_dtype), v.to(compute_dtype)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if self.q_norm is not None:
+            q, k = self.q_norm(q).to(q.dtype), self.k_norm(k).to(k.dtype)
+        if cos is not None:  # None: the model has no rotary positions (absolute or none)
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if cache is not None:
             k, v = cache.update(k, v)  # (B, K, S, D) with S = positions so far
         return q, k, v
@@ -150,7 +165,7 @@ class Attention(nn.Module):
         with torch.autocast(x.device.type, enabled=False) if upcast else nullcontext():
             out = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=mask, is_causal=is_causal,
-                dropout_p=self.dropout if self.training else 0.0,
+                dropout_p=self.dropout if self.training else 0.0, scale=self.scale,
                 enable_gqa=self.num_kv_heads != self.num_heads,
             )  # (B, H, T, D)
         return self._merge_heads(out.to(x.dtype))
@@ -161,6 +176,6 @@ class Attention(nn.Module):
         q, k, v = self._project(x, cos, sin, cache)
         groups = self.num_heads // self.num_kv_heads
         k, v = repeat_kv(k, groups), repeat_kv(v, groups)  # (B, H, S, D)
-        weights = attention_weights(q, k)  # (B, H, T, S)
+        weights = attention_weights(q, k, self.scale)  # (B, H, T, S)
         dropped = F.dropout(weights, self.dropout, self.training)
         return self._merge_heads((dropped @ v).to(x.dtype)), weights

@@ -1,4 +1,8 @@
-"""The pre-norm transformer block: x + attn(norm(x)), then x + ffn(norm(x))."""
+"""The pre-norm transformer block: x + attn(norm(x)), then x + ffn(norm(x)).
+
+The config's ablation options swap single pieces: LayerNorm for RMSNorm, a GELU MLP for SwiGLU,
+post-norm (norm(x + f(x)), the 2017 Transformer's order) for pre-norm.
+"""
 
 from __future__ import annotations
 
@@ -11,25 +15,58 @@ from .rmsnorm import RMSNorm
 from .swiglu import SwiGLU
 
 
+class GeluMLP(nn.Module):
+    """down(gelu(up(x))): the GPT-2 feed-forward, bias-free like the rest of the model."""
+
+    def __init__(self, d_model: int, hidden_dim: int):
+        super().__init__()
+        self.up_proj = nn.Linear(d_model, hidden_dim, bias=False)
+        self.down_proj = nn.Linear(hidden_dim, d_model, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(nn.functional.gelu(self.up_proj(x)))
+
+
+def make_norm(config: ModelConfig, dim: int) -> nn.Module:
+    """The config's normalisation: RMSNorm, or LayerNorm without bias (the same parameters)."""
+    if config.norm == "layer":
+        return nn.LayerNorm(dim, eps=config.norm_eps, bias=False)
+    return RMSNorm(dim, config.norm_eps)
+
+
+def make_mlp(config: ModelConfig) -> nn.Module:
+    if config.mlp == "gelu":
+        return GeluMLP(config.d_model, config.ffn_hidden_dim)
+    return SwiGLU(config.d_model, config.ffn_hidden_dim)
+
+
 class Block(nn.Module):
     """One layer. Normalising the branch inputs (not the residual stream) keeps deep stacks stable."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
-        self.input_layernorm = RMSNorm(config.d_model, config.norm_eps)
+        self.input_layernorm = make_norm(config, config.d_model)
         self.self_attn = Attention(config)
-        self.post_attention_layernorm = RMSNorm(config.d_model, config.norm_eps)
-        self.mlp = SwiGLU(config.d_model, config.ffn_hidden_dim)
+        self.post_attention_layernorm = make_norm(config, config.d_model)
+        self.mlp = make_mlp(config)
         self.resid_dropout = nn.Dropout(config.dropout)
+        self.post_norm = config.norm_placement == "post"
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                 cache: KVCache | None = None) -> torch.Tensor:
+        if self.post_norm:
+            x = self.input_layernorm(x + self._dropout(self.self_attn(x, cos, sin, cache)))
+            return self.post_attention_layernorm(x + self._dropout(self.mlp(x)))
         x = x + self._dropout(self.self_attn(self.input_layernorm(x), cos, sin, cache))
         return x + self._dropout(self.mlp(self.post_attention_layernorm(x)))
 
     def forward_with_weights(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                              cache: KVCache | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """As ``forward``, through explicit attention; also returns its weights (B, H, T, S)."""
+        if self.post_norm:
+            attn_out, weights = self.self_attn.forward_with_weights(x, cos, sin, cache)
+            x = self.input_layernorm(x + self._dropout(attn_out))
+            return self.post_attention_layernorm(x + self._dropout(self.mlp(x))), weights
         attn_out, weights = self.self_attn.forward_with_weights(
             self.input_layernorm(x), cos, sin, cache)
         x = x + self._dropout(attn_out)

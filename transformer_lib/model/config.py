@@ -36,6 +36,16 @@ class ModelConfig:
     dropout: float = 0.0  # modern LLM pre-training uses none; kept for small-data experiments
     tie_embeddings: bool = True  # share the embedding and output matrices (saves vocab*d params)
     ffn_multiple_of: int = field(default=64, repr=False)  # hardware-friendly rounding of the FFN
+    # ---- Alternatives to the Llama choices, for the ablations (tlib-ablate, chapter 12). The
+    # defaults are Llama's; each alternative changes one thing.
+    norm: str = "rms"  # "rms" (RMSNorm) or "layer" (bias-free LayerNorm: same parameter count)
+    positions: str = "rope"  # "rope", "learned" or "sinusoidal" (added to the embedding), "none"
+    mlp: str = "swiglu"  # "swiglu" or "gelu" (default width 3/2 x SwiGLU's: equal parameters)
+    norm_placement: str = "pre"  # "pre": x + f(norm(x)); "post": norm(x + f(x)), as in 2017
+    attention_scale: bool = True  # False drops the 1/sqrt(D) of softmax(QK^T/sqrt(D))
+    qk_norm: bool = False  # RMSNorm on each head's queries and keys before RoPE
+    zero_init_output: bool = False  # o_proj and down_proj start at zero: each block starts as x
+    logit_softcap: float | None = None  # logits -> cap * tanh(logits / cap) (Gemma 2)
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "d_model", "num_layers", "num_heads", "max_seq_len"):
@@ -44,9 +54,14 @@ class ModelConfig:
         if self.num_kv_heads is None:
             object.__setattr__(self, "num_kv_heads", self.num_heads)
         _require_positive_int("num_kv_heads", self.num_kv_heads)
+        for name, allowed in VARIANT_CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}={getattr(self, name)!r} is not one of {allowed}")
         if self.ffn_hidden_dim is None:
-            object.__setattr__(self, "ffn_hidden_dim",
-                               _round_up(int(8 * self.d_model / 3), self.ffn_multiple_of))
+            width = _round_up(int(8 * self.d_model / 3), self.ffn_multiple_of)
+            if self.mlp == "gelu":  # two matrices instead of three: 3/2 the width, same parameters
+                width = width * 3 // 2
+            object.__setattr__(self, "ffn_hidden_dim", width)
         _require_positive_int("ffn_hidden_dim", self.ffn_hidden_dim)
         if self.d_model % self.num_heads:
             raise ValueError(
@@ -69,6 +84,8 @@ class ModelConfig:
             raise ValueError(f"norm_eps={self.norm_eps} must be positive (Llama uses 1e-5)")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout={self.dropout} must lie in [0, 1)")
+        if self.logit_softcap is not None and not self.logit_softcap > 0:
+            raise ValueError(f"logit_softcap={self.logit_softcap} must be positive or None")
 
     @property
     def head_dim(self) -> int:
@@ -99,6 +116,15 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"config has unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
         return cls(**values)
+
+
+# The allowed values of the string-valued alternatives; the first of each is the default.
+VARIANT_CHOICES: dict[str, tuple[str, ...]] = {
+    "norm": ("rms", "layer"),
+    "positions": ("rope", "learned", "sinusoidal", "none"),
+    "mlp": ("swiglu", "gelu"),
+    "norm_placement": ("pre", "post"),
+}
 
 
 def _require_positive_int(name: str, value) -> None:

@@ -14,9 +14,8 @@ import torch
 from torch import nn
 
 from .attention import KVCache, attention_dtype
-from .block import Block
+from .block import Block, make_norm
 from .config import ModelConfig
-from .rmsnorm import RMSNorm
 from .rope import rope_tables
 
 
@@ -28,6 +27,16 @@ def projection_dtype(param: torch.Tensor) -> torch.dtype:
     if param.dtype != torch.float64 and torch.is_autocast_enabled(device_type):
         return torch.get_autocast_dtype(device_type)
     return param.dtype
+
+
+def sinusoidal_positions(max_seq_len: int, d_model: int, base: float = 10000.0) -> torch.Tensor:
+    """The 2017 Transformer's table (max_seq_len, d_model): sin at even columns, cos at odd."""
+    positions = torch.arange(max_seq_len, dtype=torch.float64).unsqueeze(1)  # (T, 1)
+    speeds = base ** (-torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)  # (C/2,)
+    table = torch.zeros(max_seq_len, d_model, dtype=torch.float64)
+    table[:, 0::2] = torch.sin(positions * speeds)
+    table[:, 1::2] = torch.cos(positions * speeds)
+    return table.float()
 
 
 @contextmanager
@@ -52,7 +61,7 @@ class Transformer(nn.Module):
         self.embed_tokens = nn.Embedding(config.vocab_size, config.d_model)
         self.dropout = nn.Dropout(config.dropout)
         self.layers = nn.ModuleList(Block(config) for _ in range(config.num_layers))
-        self.norm = RMSNorm(config.d_model, config.norm_eps)
+        self.norm = make_norm(config, config.d_model)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         if config.tie_embeddings:
             self.lm_head.weight = self.embed_tokens.weight
@@ -61,6 +70,13 @@ class Transformer(nn.Module):
         cos, sin = rope_tables(config.head_dim, config.max_seq_len, config.rope_theta)
         self.register_buffer("rope_cos", cos, persistent=False)  # (max_seq_len, D)
         self.register_buffer("rope_sin", sin, persistent=False)  # (max_seq_len, D)
+        # Absolute positions (ablations only): a table added to the token embeddings.
+        self.position_embedding = None
+        if config.positions == "learned":
+            self.position_embedding = nn.Embedding(config.max_seq_len, config.d_model)
+        table = (sinusoidal_positions(config.max_seq_len, config.d_model)
+                 if config.positions == "sinusoidal" else None)
+        self.register_buffer("position_table", table, persistent=False)  # (max_seq_len, C)
         self.init_weights()
 
     def _rebuild_rope_tables(self) -> None:
@@ -94,15 +110,37 @@ class Transformer(nn.Module):
         nn.init.normal_(self.embed_tokens.weight, std=std)
         if not self.config.tie_embeddings:
             nn.init.normal_(self.lm_head.weight, std=std)
+        if self.position_embedding is not None:
+            nn.init.normal_(self.position_embedding.weight, std=std)
         for layer in self.layers:
-            for proj in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj,
-                         layer.mlp.gate_proj, layer.mlp.up_proj):
-                nn.init.normal_(proj.weight, std=std)
-            nn.init.normal_(layer.self_attn.o_proj.weight, std=residual_std)
-            nn.init.normal_(layer.mlp.down_proj.weight, std=residual_std)
-            layer.input_layernorm.reset_parameters()
-            layer.post_attention_layernorm.reset_parameters()
+            attn, mlp = layer.self_attn, layer.mlp
+            for proj in (attn.q_proj, attn.k_proj, attn.v_proj, getattr(mlp, "gate_proj", None),
+                         mlp.up_proj):
+                if proj is not None:  # a GELU MLP has no gate
+                    nn.init.normal_(proj.weight, std=std)
+            for proj in (attn.o_proj, mlp.down_proj):
+                if self.config.zero_init_output:
+                    nn.init.zeros_(proj.weight)
+                else:
+                    nn.init.normal_(proj.weight, std=residual_std)
+            for norm in (layer.input_layernorm, layer.post_attention_layernorm, attn.q_norm,
+                         attn.k_norm):
+                if norm is not None:
+                    norm.reset_parameters()
         self.norm.reset_parameters()
+
+    def _rope_and_embed(self, input_ids: torch.Tensor, start: int):
+        """Token embeddings (B, T, C), plus absolute positions if the model uses them, and the
+        RoPE tables (T, D) for positions start..start+T (None, None without RoPE)."""
+        T = input_ids.shape[1]
+        x = self.embed_tokens(input_ids)  # (B, T, C)
+        if self.position_embedding is not None:
+            x = x + self.position_embedding.weight[start:start + T]
+        elif self.position_table is not None:
+            x = x + self.position_table[start:start + T].to(x.dtype)
+        if self.config.positions != "rope":
+            return x, None, None
+        return x, self.rope_cos[start:start + T], self.rope_sin[start:start + T]
 
     def check_input_ids(self, input_ids: torch.Tensor, start: int = 0,
                         check_ids: bool = True) -> None:
@@ -159,9 +197,7 @@ class Transformer(nn.Module):
                                  f"({[cache.length for cache in caches]}); make them together "
                                  f"with make_caches and reset them together")
         self.check_input_ids(input_ids, start, check_ids)
-        T = input_ids.shape[1]
-        cos, sin = self.rope_cos[start:start + T], self.rope_sin[start:start + T]  # (T, D)
-        x = self.embed_tokens(input_ids)  # (B, T, C)
+        x, cos, sin = self._rope_and_embed(input_ids, start)  # (B, T, C), (T, D), (T, D)
         if self.training and self.dropout.p:  # as in Block: no call when it would do nothing
             x = self.dropout(x)
         hidden = [x] if return_hidden else None
@@ -172,15 +208,16 @@ class Transformer(nn.Module):
         if last_only:
             x = x[:, -1:]  # (B, 1, C)
         logits = self.lm_head(self.norm(x))  # (B, T, V)
+        cap = self.config.logit_softcap
+        if cap is not None:
+            logits = cap * torch.tanh(logits / cap)
         return (logits, hidden) if hidden is not None else logits
 
     @torch.no_grad()
     def attention_maps(self, input_ids: torch.Tensor) -> list[torch.Tensor]:
         """Attention weights of every layer, each (B, num_heads, T, T), via the explicit path."""
         self.check_input_ids(input_ids, 0)
-        T = input_ids.shape[1]
-        cos, sin = self.rope_cos[:T], self.rope_sin[:T]
-        x = self.embed_tokens(input_ids)
+        x, cos, sin = self._rope_and_embed(input_ids, 0)
         maps = []
         for layer in self.layers:
             x, weights = layer.forward_with_weights(x, cos, sin)

@@ -70,6 +70,11 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"  # auto, fp32 or bf16 (see transformer_lib.device)
     compile: bool = False  # torch.compile the model; falls back to eager with a warning
+    # ---- Alternatives for the ablations (tlib-ablate, chapter 12); the defaults are the above.
+    optimizer: str = "adamw"  # "muon": torch.optim.Muon for the blocks' matrices, AdamW the rest
+    schedule: str = "cosine"  # "wsd": warm-up, stable at the peak, linear decay at the end
+    decay_fraction: float = 0.2  # the share of the run the "wsd" schedule spends decaying
+    z_loss: float = 0.0  # weight of mean(logsumexp(logits)^2) added to the loss (PaLM: 1e-4)
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "seq_len", "grad_accum", "warmup_steps", "eval_every",
@@ -85,6 +90,12 @@ class TrainConfig:
         if not self.lr > 0 or not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"lr={self.lr} must be > 0 and min_lr_ratio={self.min_lr_ratio} "
                              f"in [0, 1]")
+        if self.optimizer not in ("adamw", "muon") or self.schedule not in ("cosine", "wsd"):
+            raise ValueError(f"optimizer={self.optimizer!r} must be 'adamw' or 'muon' and "
+                             f"schedule={self.schedule!r} 'cosine' or 'wsd'")
+        if not 0 < self.decay_fraction <= 1 or self.z_loss < 0:
+            raise ValueError(f"decay_fraction={self.decay_fraction} must lie in (0, 1] and "
+                             f"z_loss={self.z_loss} be >= 0")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -142,22 +153,88 @@ def learning_rate(config: TrainConfig, step: int, progress: float,
             raise ValueError("a time-budgeted run's schedule needs warmup_progress, the fraction "
                              "of the run done when warm-up ended")
         warmup_progress = config.warmup_steps / config.max_steps
+    if config.schedule == "wsd":  # flat at the peak, then linear to the floor at the end
+        decayed = (progress - (1.0 - config.decay_fraction)) / config.decay_fraction
+        linear = 1.0 - min(max(decayed, 0.0), 1.0)
+        return config.lr * (config.min_lr_ratio + (1.0 - config.min_lr_ratio) * linear)
     decayed = (progress - warmup_progress) / max(1.0 - warmup_progress, 1e-12)
     cosine = 0.5 * (1.0 + math.cos(math.pi * min(max(decayed, 0.0), 1.0)))
     return config.lr * (config.min_lr_ratio + (1.0 - config.min_lr_ratio) * cosine)
 
 
+def training_loss(logits: torch.Tensor, targets: torch.Tensor, z_loss: float) -> torch.Tensor:
+    """Cross-entropy of logits (B, T, V) against targets (B, T), plus z_loss times the mean squared
+    log-normaliser, which keeps the logits from drifting upwards together (PaLM's z-loss)."""
+    flat = logits.flatten(0, 1).float()  # (B*T, V)
+    loss = F.cross_entropy(flat, targets.flatten())
+    if z_loss:
+        loss = loss + z_loss * torch.logsumexp(flat, dim=-1).pow(2).mean()
+    return loss
+
+
+class MuonWithAdamW:
+    """Muon for the blocks' weight matrices, AdamW for embeddings, output head and gains; one
+    optimizer to the trainer (param_groups, step, zero_grad, state_dict)."""
+
+    def __init__(self, muon: torch.optim.Optimizer, adamw: torch.optim.Optimizer):
+        self.muon, self.adamw = muon, adamw
+        self.muon_params = [p for group in muon.param_groups for p in group["params"]]
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return self.muon.param_groups + self.adamw.param_groups
+
+    def step(self) -> None:
+        self.muon.step()
+        self.adamw.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.muon.zero_grad(set_to_none=set_to_none)
+        self.adamw.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict:
+        return {"muon": self.muon.state_dict(), "adamw": self.adamw.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.muon.load_state_dict(state["muon"])
+        self.adamw.load_state_dict(state["adamw"])
+
+
 def make_optimizer(model: torch.nn.Module, config: TrainConfig,
-                   device: torch.device) -> torch.optim.AdamW:
-    """AdamW with decay on weight matrices only (not on norms or the embedding table)."""
+                   device: torch.device) -> torch.optim.AdamW | MuonWithAdamW:
+    """AdamW with decay on weight matrices only (not on norms or the embedding table).
+
+    ``config.optimizer == "muon"``: the blocks' matrices go to ``torch.optim.Muon`` instead (its
+    update rescaled to AdamW's RMS, so the same learning rate applies), the rest stays on AdamW.
+    """
     decay, no_decay = [], []
     for name, param in model.named_parameters():  # a tied output head is the embedding
         (no_decay if param.dim() < 2 or "embed_tokens" in name else decay).append(param)
+    if config.optimizer == "muon":
+        names = {id(p): name for name, p in model.named_parameters()}
+        matrices = [p for p in decay if names[id(p)].startswith("layers.")]
+        muon = torch.optim.Muon(matrices, lr=config.lr, weight_decay=config.weight_decay,
+                                adjust_lr_fn="match_rms_adamw")
+        decay = [p for p in decay if not names[id(p)].startswith("layers.")]
+        adamw = make_optimizer(_Only(decay + no_decay, names), dataclasses.replace(
+            config, optimizer="adamw"), device)
+        return MuonWithAdamW(muon, adamw)
     groups = [{"params": decay, "weight_decay": config.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
     fused = device.type in ("cuda", "cpu")  # one kernel per step where PyTorch has one
     return torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2),
                              fused=fused, foreach=None if fused else True)
+
+
+class _Only(torch.nn.Module):
+    """A stand-in module whose named_parameters are a given subset (for make_optimizer)."""
+
+    def __init__(self, params: list[torch.nn.Parameter], names: dict[int, str]):
+        super().__init__()
+        self._subset = [(names[id(p)], p) for p in params]
+
+    def named_parameters(self, *args, **kwargs):
+        return iter(self._subset)
 
 
 class Trainer:
@@ -315,8 +392,7 @@ class Trainer:
             last = i == self.config.grad_accum - 1
             sync = self._forward.no_sync() if self.world > 1 and not last else nullcontext()
             with sync, self.precision.autocast(self.device):
-                logits = self._forward(xm, check_ids=False)
-                loss = F.cross_entropy(logits.flatten(0, 1).float(), ym.flatten())
+                loss = training_loss(self._forward(xm, check_ids=False), ym, self.config.z_loss)
             (loss / self.config.grad_accum).backward()
             share = loss.detach() / self.config.grad_accum
             total = share if total is None else total + share  # accumulated on the device

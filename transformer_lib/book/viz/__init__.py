@@ -18,6 +18,7 @@ from ...analysis.compute import (
     rope_wavelengths,
     token_spans,
 )
+from .ablations import plot_ablations
 from .attention import (
     attention_for_text,
     draw_attention_heatmap,
@@ -88,6 +89,7 @@ __all__ = [
     "new_figure",
     "next_token_choice",
     "next_token_logits",
+    "plot_ablations",
     "plot_attention",
     "plot_bars",
     "plot_gradient_norms",

@@ -1,0 +1,228 @@
+# %% [markdown]
+# # 12. What each choice buys
+#
+# Chapters 2 to 6 built the book's model out of choices: RMSNorm rather than LayerNorm, RoPE
+# rather than learned, sinusoidal or no positions, SwiGLU rather than a GELU MLP, the norm before
+# each branch rather than after the sum, two key/value heads shared by four query heads, one
+# matrix for the embedding and the output head, and the $1/\sqrt{D}$ in attention. Each chapter
+# gave a reason, a paper or a toy measurement. None measured the choice on the task this book
+# trains. This chapter does: it changes one choice at a time, trains the model with chapter 7's
+# recipe, and compares validation bits per byte.
+#
+# What you will do:
+#
+# - read a sweep that ships with the library: every variant, three seeds each, the same steps,
+#   data and evaluation tokens;
+# - draw every seed of every variant, and state only the differences larger than the spread of
+#   the seeds;
+# - rerun one row yourself and get the stored figure back;
+# - add a variant of your own and measure it.
+
+# %%
+import torch
+
+from transformer_lib import book
+from transformer_lib.analysis.ablations import clear_differences, summarise_ablations
+from transformer_lib.book import ablations, viz
+from transformer_lib.book.exercises import ch12
+
+torch.manual_seed(0)
+
+# %% [markdown]
+# ## The sweep
+#
+# `python -m transformer_lib.ablate --out FILE` (or `tlib-ablate`) runs the sweep and writes one
+# JSON file. Each variant is one option of the library's `ModelConfig` or `TrainConfig`, so the
+# book, the command line and your own code share them:
+
+# %%
+for name, (model_changes, train_changes, description) in ablations.VARIANTS.items():
+    option = ", ".join(f"{k}={v!r}" for k, v in {**model_changes, **train_changes}.items())
+    print(f"{name:21s} {option:28s} {description}"[:99])
+
+# %% [markdown]
+# The last five come from the small-model speed-runs: QK-norm
+# (RMSNorm on each head's queries and keys), output projections that start at zero (each block
+# starts as the identity), soft-capped logits ($15\tanh(z/15)$), Muon (it replaces each matrix's
+# update by the nearest orthogonal matrix, through five Newton–Schulz steps) for the blocks'
+# matrices, and a schedule that stays at the peak learning rate and decays only over the last
+# fifth of the run.
+#
+# Some changes alter the parameter count: a learned position table adds
+# `max_seq_len` $\times$ `d_model` numbers, untying adds a second vocabulary matrix, multi-head
+# attention adds key and value projections, multi-query removes some. The sweep gives those
+# variants a different feed-forward width, the one whose total comes nearest the baseline's, so
+# no variant wins by having more weights. The GELU MLP has two matrices where SwiGLU has three,
+# so its width is $3/2$ of SwiGLU's and the count is equal exactly. The stored file records each
+# variant's matching:
+
+# %%
+results = book.stored_ablations()
+recipe = results["recipe"]
+print(f"{recipe['steps']} steps of batch {recipe['train']['batch_size']} x "
+      f"{recipe['train']['seq_len']} tokens, seeds {recipe['seeds']}, scored on the first "
+      f"{recipe['eval_tokens']:,} validation tokens, {recipe['precision']} on the CPU")
+for name, entry in results["variants"].items():
+    print(f"{name:21s} feed-forward {entry['ffn_hidden_dim']:4d}: {entry['matched']}")
+
+# %%
+summaries = summarise_ablations(results)
+base_parameters = summaries["baseline"].parameters
+assert all(abs(s.parameters - base_parameters) < 0.01 * base_parameters
+           for s in summaries.values())  # every variant within 1% of the baseline's size
+assert all(len(s.bits_per_byte) == len(recipe["seeds"]) >= 3 for s in summaries.values())
+
+# %% [markdown]
+# ## Every seed of every variant
+#
+# A seed fixes the initial weights and the order of the training windows. Different seeds of
+# the same variant end at different bits per byte, and that spread is the noise any comparison
+# must beat. The table gives each variant's mean and half the range of its seeds; the figure
+# shows every seed, with the baseline's range shaded.
+
+# %%
+base = summaries["baseline"]
+print(f"{'variant':21s} {'bits/byte':>15s} {'vs baseline':>12s} {'parameters':>11s}")
+for s in sorted(summaries.values(), key=lambda s: s.mean):
+    print(f"{s.name:21s} {s.mean:8.3f} ± {s.spread:.3f} {s.mean - base.mean:+12.3f} "
+          f"{s.parameters:11,d}")
+
+# %%
+viz.plot_ablations(summaries, title=f"Validation bits per byte after {recipe['steps']} steps, "
+                                    f"every seed")
+
+# %% [markdown]
+# We call a difference real only when every seed of the variant lies on one side of every seed
+# of the baseline: no seed of one inside the other's range. With three seeds each that is a
+# strict test, and the rows that pass it are these (positive: more bits per byte, worse):
+
+# %%
+differences = clear_differences(summaries)
+for name, gap in sorted(differences.items(), key=lambda item: item[1]):
+    print(f"{name:21s} {gap:+.3f} bits per byte ({'worse' if gap > 0 else 'better'})")
+within_noise = sorted(set(summaries) - set(differences) - {"baseline"})
+print("within the seeds' noise:", ", ".join(within_noise))
+
+# %%
+for name, gap in differences.items():
+    seeds = summaries[name].bits_per_byte
+    assert (min(seeds) > base.high) if gap > 0 else (max(seeds) < base.low), name
+
+# %% [markdown]
+# Each earlier chapter argued for one of these choices. Here is what this sweep measured for
+# each, against the book's model, in bits per byte: a positive figure means the alternative did
+# worse, so the book's choice bought that much. A figure within the seeds' noise says only that
+# a run this short cannot tell the two apart.
+
+# %%
+CHAPTER_CHOICES = {
+    "2 (RMSNorm)": ["layernorm"],
+    "3 (RoPE)": ["learned-positions", "sinusoidal-positions", "no-positions"],
+    "4 (attention)": ["no-attention-scale", "multi-head", "multi-query"],
+    "5 (SwiGLU)": ["gelu-mlp"],
+    "6 (the block and the model)": ["post-norm", "untied"],
+    "speed-run changes": ["qk-norm", "zero-init-output", "logit-softcap", "muon", "wsd"],
+}
+verdicts = {}
+for chapter, names in CHAPTER_CHOICES.items():
+    print(f"chapter {chapter}:" if chapter[0].isdigit() else f"{chapter}:")
+    for name in names:
+        gap = summaries[name].mean - base.mean
+        verdicts[name] = ("within noise" if name not in differences
+                          else "alternative worse" if gap > 0 else "alternative better")
+        print(f"    {name:21s} {gap:+.3f} bits per byte, {verdicts[name]}")
+
+# %%
+assert {n for ns in CHAPTER_CHOICES.values() for n in ns} == set(summaries) - {"baseline"}
+for name, verdict in verdicts.items():
+    gap = summaries[name].mean - base.mean
+    assert verdict == "within noise" or (verdict == "alternative worse") == (gap > 0)
+
+# %% [markdown]
+# ## One row, live
+#
+# The stored figures come from one machine. `ablations.train_variant` is what the command runs
+# for each row: it builds the variant, trains it with chapter 7's recipe for the sweep's steps,
+# and scores it on the same validation tokens. Here is the baseline at seed 0 again (its speed
+# depends on your CPU, so the printout is not compared):
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+tokenizer = book.stored_model().tokenizer
+live_model, live = ablations.train_variant("baseline", tokenizer, recipe["steps"], seed=0,
+                                           eval_tokens=recipe["eval_tokens"])
+stored_seed0 = summaries["baseline"].bits_per_byte[0]
+print(f"live: {live['val_bpb']:.4f} bits per byte, stored: {stored_seed0:.4f}; "
+      f"{live['tokens_per_s']:,.0f} tokens/s")
+
+# %% [markdown]
+# Training is seeded and deterministic on one machine; on another CPU the sums round
+# differently, but over so few steps the figure stays within a hundredth of a bit of the stored
+# one, far closer than the seeds are to each other:
+
+# %%
+assert abs(live["val_bpb"] - stored_seed0) < 0.01
+assert live["parameters"] == summaries["baseline"].parameters
+
+# %% [markdown]
+# ## What this does and does not say
+#
+# The sweep is short: a few dozen steps, so it measures how fast each model starts to learn, not
+# where it ends after the five-minute run of the stored model or after days on a GPU. Several
+# choices exist for reasons these runs cannot see: RoPE lets a model run past the lengths it was
+# trained on; grouped-query attention shrinks the KV cache of chapter 8 (its price here is
+# measured, its gain is memory); pre-norm matters most in deep stacks, and ours has four
+# blocks; the speed-run changes were tuned for larger models and longer runs. Muon's
+# orthogonalisation also costs time on a CPU, which the tokens per second in the file show: at
+# equal steps it is measured here, not at equal time.
+#
+# ## Exercises
+#
+# **Exercise 1.** The GELU variant keeps the parameter count of SwiGLU. SwiGLU's feed-forward
+# network in the book's model has hidden width 384. What width must a GELU MLP (one matrix up,
+# one down, no biases) have to hold exactly as many parameters?
+
+# %%
+gelu_width = ...  # hidden units
+
+# %%
+ch12.exercise_1(gelu_width, ablations.variant_config("baseline", 2048)[0].ffn_hidden_dim)
+
+# %% [markdown]
+# **Exercise 2.** From `results` (not from the figure by eye), list every variant that differs
+# from the baseline beyond the seeds' noise, by the rule above, and say for each whether it is
+# `"better"` or `"worse"`.
+
+# %%
+directions = ...  # {variant name: "better" or "worse"}
+
+# %%
+ch12.exercise_2(directions, results)
+
+# %% [markdown]
+# **Exercise 3 (experiment).** Add a variant of your own: any change of `ModelConfig` fields
+# (`rope_theta`, `num_layers`, `d_model`, `num_heads`, `dropout`, `norm_eps`, a combination of the
+# options above...). Train it with `ablations.train_variant((changes, {}), tokenizer, steps,
+# seed=0, eval_tokens=recipe["eval_tokens"])`, which returns the model and its record, with the
+# sweep's number of steps, and compare its bits per byte with the baseline's seeds. Is your
+# difference larger than the spread? Hand back your changes, the trained model, its
+# `val_bpb` and the number of validation tokens it was scored on; the check scores the model
+# again.
+
+# %%
+my_variant = ...  # {"changes": {...}, "model": model, "bits_per_byte": x, "eval_tokens": n}
+
+# %%
+ch12.exercise_3(my_variant, tokenizer)
+
+# %% [markdown]
+# ## What we measured, and where it lives in the library
+#
+# | in this chapter | in `transformer_lib` |
+# |---|---|
+# | the variants | `ModelConfig` fields `norm`, `positions`, `mlp`, `norm_placement`, `num_kv_heads`, `tie_embeddings`, `attention_scale`, `qk_norm`, `zero_init_output`, `logit_softcap`; `TrainConfig` fields `optimizer`, `schedule`, `z_loss` |
+# | the list and the parameter matching | `book.ablations.VARIANTS`, `variant_config` |
+# | one run of one variant | `book.ablations.train_variant` |
+# | the sweep | `python -m transformer_lib.ablate` (`tlib-ablate`), stored as `book.stored_ablations()` |
+# | mean, spread, differences beyond noise | `analysis.ablations.summarise_ablations`, `clear_differences` |
+# | the figure | `viz.plot_ablations` |

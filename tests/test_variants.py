@@ -1,0 +1,248 @@
+"""Each architecture and training option of the ablations does what its name says."""
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from transformer_lib.model.attention import Attention
+from transformer_lib.model.block import Block
+from transformer_lib.model.config import ModelConfig
+from transformer_lib.model.transformer import Transformer
+from transformer_lib.training import trainer
+
+TINY = ModelConfig.from_preset("tiny")
+
+
+def model_of(**changes) -> Transformer:
+    torch.manual_seed(0)
+    # from the preset, not dataclasses.replace(TINY, ...): replace would carry TINY's derived
+    # ffn_hidden_dim over to a GELU MLP
+    return Transformer(ModelConfig.from_preset("tiny", **changes))
+
+
+def test_defaults_are_the_llama_choices():
+    assert (TINY.norm, TINY.positions, TINY.mlp, TINY.norm_placement) == (
+        "rms", "rope", "swiglu", "pre")
+    assert TINY.attention_scale and not TINY.qk_norm and not TINY.zero_init_output
+    assert TINY.logit_softcap is None
+
+
+@pytest.mark.parametrize("field,value", [("norm", "batch"), ("positions", "alibi"),
+                                         ("mlp", "relu"), ("norm_placement", "sandwich")])
+def test_unknown_choice_is_refused(field, value):
+    with pytest.raises(ValueError, match=field):
+        dataclasses.replace(TINY, **{field: value})
+
+
+def test_layer_norm_subtracts_the_mean():
+    block = model_of(norm="layer").layers[0]
+    x = torch.randn(2, 5, TINY.d_model)
+    shifted = x + 3.0  # LayerNorm removes a constant shift; RMSNorm does not
+    norm = block.input_layernorm
+    torch.testing.assert_close(norm(shifted), norm(x), atol=1e-4, rtol=1e-4)
+    assert norm(x).mean(-1).abs().max() < 1e-5
+    rms = model_of().layers[0].input_layernorm
+    assert not torch.allclose(rms(shifted), rms(x), atol=1e-2)
+    # bias-free: the same parameters as RMSNorm
+    assert model_of(norm="layer").num_parameters() == model_of().num_parameters()
+
+
+def _scores_of_repeated_token(positions: str) -> torch.Tensor:
+    """Attention of the last query to positions 0 and 5, which hold the same token."""
+    model = model_of(positions=positions).eval()
+    ids = torch.tensor([[7, 1, 2, 3, 4, 7, 9]])
+    weights = model.attention_maps(ids)[0]  # (1, H, T, T)
+    return weights[0, :, -1, [0, 5]]
+
+
+def test_no_positions_attention_ignores_position():
+    same = _scores_of_repeated_token("none")
+    torch.testing.assert_close(same[:, 0], same[:, 1])
+    rope = _scores_of_repeated_token("rope")
+    assert not torch.allclose(rope[:, 0], rope[:, 1])
+
+
+@pytest.mark.parametrize("positions", ["learned", "sinusoidal"])
+def test_absolute_positions_are_added_to_the_embedding(positions):
+    model = model_of(positions=positions).eval()
+    ids = torch.tensor([[7, 7, 7]])
+    weights = model.attention_maps(ids)[0]
+    # Without RoPE the only source of position is the added table, so equal tokens at different
+    # positions must still be told apart.
+    assert not torch.allclose(weights[0, :, -1, 0], weights[0, :, -1, 1])
+    extra = model.num_parameters() - model_of().num_parameters()
+    assert extra == (TINY.max_seq_len * TINY.d_model if positions == "learned" else 0)
+
+
+def test_sinusoidal_table_is_the_transformer_papers():
+    model = model_of(positions="sinusoidal")
+    table = model.position_table  # (max_seq_len, C)
+    pos, i = 3, 5
+    assert math.isclose(table[pos, 2 * i].item(), math.sin(pos / 10000 ** (2 * i / TINY.d_model)),
+                        rel_tol=1e-5)
+    assert math.isclose(table[pos, 2 * i + 1].item(),
+                        math.cos(pos / 10000 ** (2 * i / TINY.d_model)), rel_tol=1e-5)
+
+
+def test_gelu_mlp_of_equal_parameters():
+    gelu = model_of(mlp="gelu")
+    assert gelu.config.ffn_hidden_dim == TINY.ffn_hidden_dim * 3 // 2
+    assert gelu.num_parameters() == model_of().num_parameters()
+    mlp = gelu.layers[0].mlp
+    x = torch.randn(3, TINY.d_model)
+    expected = mlp.down_proj(torch.nn.functional.gelu(mlp.up_proj(x)))
+    torch.testing.assert_close(mlp(x), expected)
+
+
+def test_post_norm_normalises_after_the_residual_sum():
+    torch.manual_seed(0)
+    config = dataclasses.replace(TINY, norm_placement="post")
+    block = Block(config)
+    model = Transformer(config)
+    cos, sin = model.rope_cos[:5], model.rope_sin[:5]
+    x = torch.randn(2, 5, TINY.d_model) * 10
+    h = block.input_layernorm(x + block.self_attn(x, cos, sin))
+    expected = block.post_attention_layernorm(h + block.mlp(h))
+    torch.testing.assert_close(block(x, cos, sin), expected)
+    rms = block(x, cos, sin).pow(2).mean(-1).sqrt()  # the output is normalised (gain 1)
+    torch.testing.assert_close(rms, torch.ones_like(rms), atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.parametrize("kv_heads", [1, 4])
+def test_multi_query_and_multi_head(kv_heads):
+    attention = Attention(dataclasses.replace(TINY, num_kv_heads=kv_heads))
+    assert attention.k_proj.out_features == kv_heads * TINY.head_dim
+    assert attention.v_proj.out_features == kv_heads * TINY.head_dim
+
+
+def test_untied_embeddings_are_separate_weights():
+    model = model_of(tie_embeddings=False)
+    assert model.lm_head.weight is not model.embed_tokens.weight
+    assert model.num_parameters() - model_of().num_parameters() == TINY.vocab_size * TINY.d_model
+
+
+def test_attention_without_scale_multiplies_scores_by_sqrt_d():
+    torch.manual_seed(0)
+    scaled = Attention(TINY)
+    unscaled = Attention(dataclasses.replace(TINY, attention_scale=False))
+    unscaled.load_state_dict(scaled.state_dict())
+    model = Transformer(TINY)
+    x = torch.randn(1, 6, TINY.d_model)
+    cos, sin = model.rope_cos[:6], model.rope_sin[:6]
+    # Without the scale the scores are sqrt(D) times larger: same weights as a scaled attention
+    # whose queries are multiplied by sqrt(D).
+    with torch.no_grad():
+        scaled.q_proj.weight.mul_(math.sqrt(TINY.head_dim))
+    out_u, w_u = unscaled.forward_with_weights(x, cos, sin)
+    out_s, w_s = scaled.forward_with_weights(x, cos, sin)
+    torch.testing.assert_close(w_u, w_s)
+    torch.testing.assert_close(unscaled(x, cos, sin), out_u, atol=1e-5, rtol=1e-5)
+
+
+def test_qk_norm_gives_unit_rms_queries_and_keys():
+    attention = Attention(dataclasses.replace(TINY, qk_norm=True, positions="none"))
+    x = torch.randn(2, 5, TINY.d_model) * 7
+    q, k, _ = attention._project(x, None, None, None)
+    for t in (q, k):
+        rms = t.pow(2).mean(-1).sqrt()
+        torch.testing.assert_close(rms, torch.ones_like(rms), atol=1e-3, rtol=1e-3)
+    # fused and explicit paths agree with the norms in place
+    model = model_of(qk_norm=True)
+    ids = torch.tensor([[1, 2, 3, 4]])
+    assert model(ids).isfinite().all()
+
+
+def test_zero_init_output_projections():
+    model = model_of(zero_init_output=True)
+    for layer in model.layers:
+        assert layer.self_attn.o_proj.weight.abs().max() == 0
+        assert layer.mlp.down_proj.weight.abs().max() == 0
+    # at initialisation every block is the identity
+    x = torch.randn(1, 4, TINY.d_model)
+    model.eval()
+    cos, sin = model.rope_cos[:4], model.rope_sin[:4]
+    torch.testing.assert_close(model.layers[0](x, cos, sin), x)
+
+
+def test_logit_soft_cap_bounds_the_logits():
+    model = model_of(logit_softcap=2.0)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(1000)
+    logits = model(torch.tensor([[1, 2, 3]]))
+    assert logits.abs().max() <= 2.0
+    assert logits.abs().max() > 1.9  # large logits saturate at the cap
+
+
+def test_wsd_schedule_is_flat_then_decays_linearly():
+    config = trainer.TrainConfig(max_steps=100, warmup_steps=10, lr=1.0, min_lr_ratio=0.0,
+                                 schedule="wsd", decay_fraction=0.2)
+    lr = [trainer.learning_rate(config, s, s / 100) for s in range(100)]
+    assert lr[5] == 0.5
+    assert all(value == 1.0 for value in lr[10:81])
+    assert math.isclose(lr[90], 0.5)
+    with pytest.raises(ValueError, match="schedule"):
+        trainer.TrainConfig(max_steps=10, schedule="step")
+
+
+def test_muon_orthogonalises_the_matrix_updates():
+    model = model_of()
+    config = trainer.TrainConfig(max_steps=1, optimizer="muon", lr=0.01, weight_decay=0.0)
+    optimizer = trainer.make_optimizer(model, config, torch.device("cpu"))
+    muon_params = {id(p) for p in optimizer.muon_params}
+    # matrices of the blocks go to Muon; embeddings and gains to AdamW
+    assert id(model.layers[0].self_attn.q_proj.weight) in muon_params
+    assert id(model.embed_tokens.weight) not in muon_params
+    assert id(model.layers[0].input_layernorm.weight) not in muon_params
+    weight = model.layers[0].mlp.down_proj.weight
+    before = weight.detach().clone()
+    rank = min(weight.shape)
+    left = torch.linalg.qr(torch.randn(weight.shape[0], rank)).Q
+    right = torch.linalg.qr(torch.randn(weight.shape[1], rank)).Q
+    strengths = torch.logspace(0, 2, rank)  # singular values from 1 to 100
+    grad = left @ torch.diag(strengths) @ right.T
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    weight.grad = grad
+    optimizer.step()
+    update = (weight.detach() - before).double()
+    reference = newton_schulz_reference(grad.double())
+    cosine = (update * reference).sum() / (update.norm() * reference.norm())
+    # a step against the orthogonalised gradient (torch's iteration runs in bfloat16)
+    assert cosine < -0.99
+    singular = torch.linalg.svdvals(update)
+    # directions whose gradient strengths span a factor 100 move by comparable amounts
+    # (the quintic iteration leaves them between about 0.5 and 1.5, not exactly 1)
+    assert singular[0] / singular[-1] < 4
+
+
+def newton_schulz_reference(grad: torch.Tensor, steps: int = 5) -> torch.Tensor:
+    """Plain quintic Newton-Schulz iteration (Keller Jordan's coefficients)."""
+    a, b, c = 3.4445, -4.775, 2.0315
+    x = grad / (grad.norm() + 1e-7)
+    transposed = x.shape[0] > x.shape[1]
+    if transposed:
+        x = x.T
+    for _ in range(steps):
+        gram = x @ x.T
+        x = a * x + (b * gram + c * gram @ gram) @ x
+    return x.T if transposed else x
+
+
+def test_z_loss_adds_the_squared_log_normaliser():
+    logits = torch.randn(4, 6, 10) * 3
+    targets = torch.randint(0, 10, (4, 6))
+    plain = trainer.training_loss(logits, targets, 0.0)
+    with_z = trainer.training_loss(logits, targets, 1e-2)
+    expected = 1e-2 * torch.logsumexp(logits.float(), -1).pow(2).mean()
+    torch.testing.assert_close(with_z - plain, expected)
+
+
+def test_export_to_transformers_refuses_the_non_llama_options():
+    pytest.importorskip("transformers")
+    from transformer_lib.interop.hf import to_hf_config
+
+    with pytest.raises(ValueError, match="positions='none'"):
+        to_hf_config(ModelConfig.from_preset("tiny", positions="none"))
+    assert to_hf_config(ModelConfig.from_preset("tiny", zero_init_output=True)).hidden_size == 64

@@ -1,0 +1,36 @@
+"""What each design choice buys: the bits per byte of every seed of every ablation variant."""
+
+from __future__ import annotations
+
+from matplotlib.figure import Figure
+
+from ...analysis.ablations import VariantSummary
+from .common import EVAL_COLOUR, TRAIN_COLOUR, new_figure
+
+
+def plot_ablations(summaries: dict[str, VariantSummary], *, baseline: str = "baseline",
+                   title: str = "Validation bits per byte, every seed") -> Figure:
+    """One row per variant (best at the top): a dot per seed, a bar at the mean, and the
+    baseline's seed range shaded across all rows, so a row outside the band differs by more
+    than the seeds do."""
+    if not summaries:
+        raise ValueError("summaries is empty: pass summarise_ablations(results)")
+    if baseline not in summaries:
+        raise KeyError(f"no {baseline!r} variant among {sorted(summaries)}")
+    order = sorted(summaries.values(), key=lambda s: s.mean)
+    figure, axes = new_figure(width=6.4, height=1.0 + 0.28 * len(order))
+    ax = axes[0, 0]
+    base = summaries[baseline]
+    ax.axvspan(base.low, base.high, color=EVAL_COLOUR, alpha=0.15, linewidth=0,
+               label=f"{baseline}: seed range")
+    for row, summary in enumerate(order):
+        colour = EVAL_COLOUR if summary.name == baseline else TRAIN_COLOUR
+        ax.scatter(summary.bits_per_byte, [row] * len(summary.bits_per_byte), s=16,
+                   color=colour, zorder=3)
+        ax.plot([summary.mean] * 2, [row - 0.3, row + 0.3], color=colour, linewidth=2)
+    ax.set_yticks(range(len(order)), [s.name for s in order], fontsize=8)
+    ax.invert_yaxis()  # the best variant at the top
+    ax.set(title=title, xlabel="bits per byte (lower is better)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return figure

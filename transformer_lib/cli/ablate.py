@@ -1,0 +1,193 @@
+"""tlib-ablate: what each design choice buys, measured on the book's task.
+
+Trains the book's model (chapter 7's shape and recipe, on the book's TinyStories extract) for a
+fixed number of steps, once per variant and seed, and writes one JSON file: per seed the
+validation bits per byte, the parameter count and the training speed, plus the command, the torch
+version, the CPU and the extract's checksums. Each variant changes one thing (a ModelConfig or
+TrainConfig option). Where the change alters the parameter count, the feed-forward width is
+re-chosen so the total is as close as it can be to the baseline's (``matched`` in the file says
+how far). ``python -m transformer_lib.ablate --out FILE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import platform
+import shlex
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import torch
+
+from ..book import BOOK_MODEL, STORED_MODEL_DIR, book_tokens
+from ..book.ablations import VARIANTS, recipe_training, train_variant, variant_config
+from ..data.stories import book_stories, stories_fingerprint
+from ..data.tokenizer import load_tokenizer
+from ..fileio import write_text_atomically
+from ..training import checkpoint as ckpt
+
+
+def sha256_of_file(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def run_one(task: dict) -> dict:
+    """Train one variant with one seed; returns its record. Runs in a worker process."""
+    torch.set_num_threads(task["threads"])
+    tokenizer = load_tokenizer(task["tokenizer"])
+    _, record = train_variant(task["variant"], tokenizer, task["steps"], task["seed"],
+                              task["eval_tokens"], task["match"], task["cache_dir"])
+    return {"variant": task["variant"], **record}
+
+
+def run_ablations(variants: list[str], seeds: list[int], steps: int, eval_tokens: int,
+                  jobs: int = 1, threads: int = 1, match: bool = True, cache_dir=None,
+                  tokenizer_path: str | Path | None = None, log=print, on_record=None) -> dict:
+    """Every (variant, seed) run; the results in the JSON layout the command writes.
+
+    ``on_record(results)`` is called after each run with the results so far (the command writes
+    them, so an interrupted sweep keeps what it finished).
+    """
+    unknown = [name for name in variants if name not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
+    tokenizer_path = Path(tokenizer_path or STORED_MODEL_DIR / ckpt.TOKENIZER)
+    tokenizer = load_tokenizer(tokenizer_path)
+    for split in ("train", "validation"):  # build the token caches once, before the workers
+        book_tokens(split, tokenizer, cache_dir)
+    tasks = [{"variant": v, "seed": s, "steps": steps, "eval_tokens": eval_tokens,
+              "threads": threads, "match": match, "cache_dir": cache_dir,
+              "tokenizer": str(tokenizer_path)} for s in seeds for v in variants]
+    results: dict = {"variants": {}}
+    for name in variants:
+        config, matched = variant_config(name, tokenizer.vocab_size, match)
+        model_changes, train_changes, description = VARIANTS[name]
+        results["variants"][name] = {"description": description, "model": model_changes,
+                                     "train": train_changes, "matched": matched,
+                                     "ffn_hidden_dim": config.ffn_hidden_dim, "runs": []}
+    results["recipe"] = {"model": BOOK_MODEL, "train": recipe_training(steps),
+                         "steps": steps, "seeds": seeds, "eval_tokens": eval_tokens,
+                         "threads_per_run": threads, "parallel_runs": jobs, "device": "cpu",
+                         "precision": "fp32"}
+    results["data"] = {"train_stories_sha256": stories_fingerprint(book_stories("train")),
+                       "validation_stories_sha256": stories_fingerprint(book_stories("validation")),
+                       "tokenizer_sha256": sha256_of_file(tokenizer_path)}
+    start = time.perf_counter()
+    if jobs == 1:
+        outcomes = map(run_one, tasks)
+    else:
+        pool = ProcessPoolExecutor(jobs)
+        outcomes = pool.map(run_one, tasks)
+    for record in outcomes:
+        name = record.pop("variant")
+        results["variants"][name]["runs"].append(record)
+        results["wall_s"] = time.perf_counter() - start
+        if log is not None:
+            log(f"{results['wall_s']:7.0f} s  seed {record['seed']}  {name:22s} "
+                f"{record['val_bpb']:.4f} bits/byte  {record['tokens_per_s']:,.0f} tokens/s")
+        if on_record is not None:
+            on_record(results)
+    if jobs != 1:
+        pool.shutdown()
+    results["wall_s"] = time.perf_counter() - start
+    return results
+
+
+def merge_results(parts: list[dict]) -> dict:
+    """One results file from sweeps of the same recipe over different seeds (say, run as
+    separate processes): the runs of each variant together, in seed order."""
+    if len(parts) < 2:
+        raise ValueError("give at least two results files to merge")
+    first = parts[0]
+    same = ("recipe", "data", "torch")
+    for part in parts[1:]:
+        for key in same:
+            a = {k: v for k, v in first[key].items() if k != "seeds"} if key == "recipe" \
+                else first[key]
+            b = {k: v for k, v in part[key].items() if k != "seeds"} if key == "recipe" \
+                else part[key]
+            if a != b:
+                raise ValueError(f"the files differ in {key!r}: only sweeps of one recipe, data "
+                                 f"and torch version can be merged")
+        if set(part["variants"]) != set(first["variants"]):
+            raise ValueError("the files sweep different variants")
+    merged = json.loads(json.dumps(first))
+    seeds = sorted({seed for part in parts for seed in part["recipe"]["seeds"]})
+    merged["recipe"]["seeds"] = seeds
+    for name, entry in merged["variants"].items():
+        runs = [run for part in parts for run in part["variants"][name]["runs"]]
+        if len({run["seed"] for run in runs}) != len(runs):
+            raise ValueError(f"variant {name}: a seed appears in two files")
+        entry["runs"] = sorted(runs, key=lambda run: run["seed"])
+    merged["parts"] = [{"command": part["command"], "seeds": part["recipe"]["seeds"],
+                        "cpu": part["cpu"], "wall_s": part.get("wall_s"),
+                        **({"note": part["note"]} if "note" in part else {})} for part in parts]
+    merged.pop("wall_s", None)
+    return merged
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tlib-ablate", description=__doc__.split("\n\n")[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True, help="the JSON file to write")
+    parser.add_argument("--steps", type=int, default=150, help="training steps per run")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per variant (0, 1, ...)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="the first seed (to split a sweep over several processes)")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), metavar="NAME",
+                        help=f"which variants (default all): {', '.join(VARIANTS)}")
+    parser.add_argument("--eval-tokens", type=int, default=65536,
+                        help="validation tokens scored per run (the first ones)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (processes)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    parser.add_argument("--no-match", action="store_true",
+                        help="do not re-choose the feed-forward width to match parameters")
+    parser.add_argument("--merge", nargs="+", metavar="FILE",
+                        help="instead of running: merge results files of one recipe (different "
+                             "seeds) into --out")
+    parser.add_argument("--cache-dir", default=None, help="where token caches are kept")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    if args.steps < 5 or args.seeds < 1 or args.jobs < 1 or args.threads < 1:
+        sys.exit("tlib-ablate: --steps must be >= 5 and --seeds, --jobs, --threads >= 1")
+    argv_used = sys.argv[1:] if argv is None else argv
+    header = {"command": "python -m transformer_lib.ablate " + shlex.join(argv_used),
+              "torch": torch.__version__, "python": platform.python_version(), "cpu": cpu_name()}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(results: dict) -> None:
+        write_text_atomically(out, json.dumps({**header, **results}, indent=1) + "\n")
+
+    if args.merge:
+        parts = [json.loads(Path(path).read_text(encoding="utf-8")) for path in args.merge]
+        write(merge_results(parts))
+        print(f"wrote {out}")
+        return
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    results = run_ablations(args.variants, seeds, args.steps, args.eval_tokens, args.jobs,
+                            args.threads, not args.no_match, args.cache_dir, on_record=write)
+    write(results)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
