@@ -97,3 +97,12 @@ def test_generate_for_prompts_batches_like_one_by_one():
     assert 0.0 <= score <= 1.0 and len(texts) == 1
     with pytest.raises(ValueError, match="prompt must be"):
         tasks.score_model(model, tokenizer, [("a", "b", "c")], prompt="chat")
+
+
+def test_encode_texts_lays_out_like_the_token_cache():
+    class Tok(ByteTokenizer):
+        def encode_batch(self, texts, add_eot=False):
+            return [self.encode(t) + ([self.eot_id] if add_eot else []) for t in texts]
+
+    ids = tasks.encode_texts(["ab", "c"], Tok())
+    assert ids.tolist() == [256, 97, 98, 256, 99, 256]

@@ -26,6 +26,7 @@ import random
 import re
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from ..checks import require_int
@@ -97,6 +98,14 @@ def task_stories(stories: Sequence[str], split: str = "train",
         if words is not None:
             out.append(headed_story(story, words))
     return out
+
+
+def encode_texts(texts: Sequence[str], tokenizer) -> np.ndarray:
+    """One flat token array laid out as the token caches are: eot, then each text + eot."""
+    ids = [tokenizer.eot_id]
+    for encoded in tokenizer.encode_batch(list(texts), add_eot=True):
+        ids.extend(encoded)
+    return np.asarray(ids, dtype=np.int64)
 
 
 def training_triples(stories: Sequence[str], seed: int = TASK_SEED) -> set[frozenset[str]]:
