@@ -18,6 +18,7 @@ from ...analysis.compute import (
     rope_wavelengths,
     token_spans,
 )
+from .adaptation import ADAPTATION_KEYS, plot_adaptation_results
 from .attention import (
     attention_for_text,
     draw_attention_heatmap,
@@ -63,6 +64,7 @@ from .training import (
 )
 
 __all__ = [
+    "ADAPTATION_KEYS",
     "CUT_COLOURS",
     "EVAL_COLOUR",
     "EVAL_KEYS",
@@ -78,6 +80,7 @@ __all__ = [
     "TokenSpan",
     "add_figure_note",
     "attention_for_text",
+    "plot_adaptation_results",
     "attention_maps_for_text",
     "check_tokenizer",
     "decode_piece",
