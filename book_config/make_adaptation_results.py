@@ -37,10 +37,12 @@ from transformer_lib.training.trainer import (
 )
 
 OUT = Path(book.STORED_MODEL_DIR).parent / "adaptation"
-STEPS = 150
+STEPS = 100
 TRAINING = dict(batch_size=8, seq_len=256, max_steps=STEPS, warmup_steps=20, weight_decay=0.0,
                 eval_every=STEPS, eval_windows=32, log_every=50, seed=0, device="cpu",
                 precision="fp32")
+BPB_WINDOWS = 100
+MAX_NEW_TOKENS = 120
 RUNS = {  # name -> (LoRA config or None for full fine-tuning, peak learning rate)
     "lora_r1": (LoRAConfig(rank=1, alpha=2.0, targets=tuple(("q", "k", "v", "o", "gate", "up",
                                                               "down"))), 1e-2),
@@ -65,7 +67,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--runs", nargs="*", default=list(RUNS))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--skip-base", action="store_true", help="do not score the base model")
+    parser.add_argument("--output", default=str(OUT / "results.json"))
+    parser.add_argument("--combine", nargs="*", default=None,
+                        help="merge partial results files (of runs made in parallel) into "
+                             "--output, then stop")
     args = parser.parse_args(argv)
+    if args.combine:
+        combined: dict = {"runs": {}}
+        for part in args.combine:
+            data = json.loads(Path(part).read_text(encoding="utf-8"))
+            combined["runs"].update(data["runs"])
+            combined["triples"], combined["meta"] = data["triples"], data["meta"]
+        order = ["base_header", "base_plain", *RUNS]
+        combined["runs"] = {name: combined["runs"][name] for name in order
+                            if name in combined["runs"]}
+        Path(args.output).write_text(json.dumps(combined, indent=1) + "\n", encoding="utf-8")
+        return 0
     torch.set_num_threads(args.threads)
     train, validation = book_stories("train"), book_stories("validation")
     triples = tasks.held_out_triples(validation, train)
@@ -79,12 +97,15 @@ def main(argv: list[str] | None = None) -> int:
     plain_val_ids = book.book_tokens("validation", tokenizer).tokens
 
     def ordinary_bpb(model) -> float:
-        return evaluate_tokens(model, plain_val_ids, byte_lengths, 256)["bits_per_byte"]
+        # the first 100 windows of 256 tokens (about 110 stories): enough to see forgetting
+        return evaluate_tokens(model, plain_val_ids, byte_lengths, 256,
+                               max_windows=BPB_WINDOWS)["bits_per_byte"]
 
     results: dict = {"runs": {}}
     base_bpb = ordinary_bpb(stored.model)
-    for prompt in ("header", "plain"):
-        score, stories = tasks.score_model(stored.model, tokenizer, triples, prompt=prompt)
+    for prompt in () if args.skip_base else ("header", "plain"):
+        score, stories = tasks.score_model(stored.model, tokenizer, triples, prompt=prompt,
+                                            max_new_tokens=MAX_NEW_TOKENS)
         results["runs"][f"base_{prompt}"] = {
             "score": score, "trainable_parameters": 0, "minutes": 0.0,
             "bpb_before": base_bpb, "bpb_after": base_bpb, "example": stories[0]}
@@ -102,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         minutes = (time.perf_counter() - start) / 60
         cpu_minutes = (time.process_time() - cpu_start) / 60  # all threads' CPU time
         model.eval()
-        score, stories = tasks.score_model(model, tokenizer, triples, prompt="header")
+        score, stories = tasks.score_model(model, tokenizer, triples, prompt="header",
+                                          max_new_tokens=MAX_NEW_TOKENS)
         results["runs"][name] = {
             "score": score, "trainable_parameters": trainable_parameters(model),
             "minutes": minutes, "cpu_minutes": cpu_minutes, "bpb_before": base_bpb, "bpb_after": ordinary_bpb(model),
@@ -118,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{minutes:.1f} min, bpb {base_bpb:.4f} -> {results['runs'][name]['bpb_after']:.4f}",
               flush=True)
     write(results, triples, args, n_task)
-    print(f"wrote {OUT / 'results.json'}")
+    print(f"wrote {args.output}")
     return 0
 
 
@@ -127,7 +149,8 @@ def write(results: dict, triples, args, n_task: int) -> None:
     results["meta"] = {
         "training": {**TRAINING, "max_steps": args.steps},
         "task_training_stories": n_task,
-        "generation": {"temperature": 0.8, "max_new_tokens": 160, "seed": tasks.TASK_SEED},
+        "bpb_windows": BPB_WINDOWS,
+        "generation": {"temperature": 0.8, "max_new_tokens": MAX_NEW_TOKENS, "seed": tasks.TASK_SEED},
         "command": "nice -n 10 python book_config/make_adaptation_results.py",
         "torch": torch.__version__, "cpu": cpu_name(), "threads": torch.get_num_threads(),
         "note": "minutes: wall-clock on a 2-core machine shared with other jobs, run under "
@@ -135,7 +158,7 @@ def write(results: dict, triples, args, n_task: int) -> None:
                 "wall-clock would be about half of it)",
     }
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    Path(args.output).write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
