@@ -1,6 +1,6 @@
 """Make the stored results of chapter 13: full fine-tuning and LoRA on the words task.
 
-Usage (about 10 minutes on a 2-core CPU; run it under ``nice`` on a shared machine)::
+Usage (about 3 minutes of CPU per run; run it under ``nice`` on a shared machine)::
 
     TINYSTORIES_PATH=/path/to/the/extract nice -n 10 python book_config/make_adaptation_results.py
 
