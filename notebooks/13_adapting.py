@@ -2,8 +2,8 @@
 # # 13. Adapting a trained model
 #
 # Pretraining gave us a model that continues stories. Most projects start there and want
-# something else from it: follow a format, do a task. This chapter teaches the stored model a
-# task it cannot do, in two ways, and measures what each costs:
+# something else from it: follow a format, do a task. This chapter sets the stored model a
+# task it cannot do, adapts it in two ways, and measures what each buys and costs:
 #
 # - **the task**: a header `Words: ball, tree, brave` above a story names three words the story
 #   must use; the score is the fraction of generated stories that use all three;
@@ -88,8 +88,8 @@ assert len(triples) == 200 and [list(t) for t in triples] == results["triples"]
 
 # %% [markdown]
 # How does the stored model do? Given only the header it has never seen, it writes some story;
-# given a plain story opening that mentions the words, it is not much better: it continues
-# text, it does not follow requests. (The stored scores were measured by the results script;
+# given a plain story opening that mentions the words, it is hardly better: it continues text,
+# it does not follow requests. (The stored scores were measured by the results script;
 # sampled stories depend on the CPU's rounding, so they are not recomputed here.)
 
 # %%
@@ -153,8 +153,9 @@ assert trainable_parameters(adapted) == runs["lora_r8"]["trainable_parameters"]
 assert ADAPTER.stat().st_size < 400 * 1024
 
 # %% [markdown]
-# Merging folds every correction into its weight; the logits do not change (up to float32
-# rounding), and unmerging restores the frozen weights.
+# Merging folds every correction into its weight; the logits do not change beyond float32
+# rounding (they reach about 13 here, and float32 keeps about 7 significant digits, so we
+# allow 1e-4), and unmerging restores the frozen weights.
 
 # %%
 ids = torch.tensor([[tokenizer.eot_id] + tokenizer.encode(tasks.header(triples[0]) + "\n")])
@@ -166,10 +167,10 @@ with torch.no_grad():
     unmerge_lora(adapted)
 difference = (merged_logits - unmerged_logits).abs().max().item()
 print("largest logit difference, merged vs unmerged:",
-      "below 1e-5" if difference < 1e-5 else difference)
+      "below 1e-4" if difference < 1e-4 else difference)
 
 # %%
-assert difference < 1e-5
+assert difference < 1e-4
 for name, p in adapted.named_parameters():
     if "lora_" not in name:
         torch.testing.assert_close(p, frozen_before[name], atol=1e-6, rtol=0)
@@ -177,8 +178,9 @@ for name, p in adapted.named_parameters():
 # %% [markdown]
 # ## What each adaptation bought, and what it cost
 #
-# "Minutes" are wall-clock minutes of training on a 2-core CPU that other jobs shared (the
-# script ran under `nice`), so read them as rough; the results' meta records the CPU time too.
+# "Minutes" are the CPU minutes the training used, on one thread (the script ran on a 2-core
+# machine that other jobs shared, so its wall-clock minutes, also stored, say more about the
+# other jobs than about the training).
 # Bits per byte are measured on the first 100 windows of 256 tokens of the *ordinary*
 # validation stories, which have no header: a rise means the model got worse at what it could
 # do before.
@@ -191,29 +193,39 @@ print(f"{'':20s} {'score':>6s} {'trainable':>10s} {'minutes':>8s} {'bpb before':
 for name in ("base_header", "base_plain", "full", "lora_r1", "lora_r8"):
     run = runs[name]
     print(f"{labels[name]:20s} {run['score']:6.3f} {run['trainable_parameters']:10,d} "
-          f"{run['minutes']:8.1f} {run['bpb_before']:11.3f} {run['bpb_after']:10.3f}")
+          f"{run.get('cpu_minutes', 0.0):8.2f} {run['bpb_before']:11.3f} "
+          f"{run['bpb_after']:10.3f}")
 
 # %%
-for name in ("full", "lora_r1", "lora_r8"):
-    assert runs[name]["score"] > runs["base_header"]["score"] + 0.05, name
 assert (runs["lora_r1"]["trainable_parameters"] < runs["lora_r8"]["trainable_parameters"]
         < runs["full"]["trainable_parameters"] == model.num_parameters())
+rise = {name: runs[name]["bpb_after"] - runs[name]["bpb_before"] for name in ("full", "lora_r1")}
+assert rise["full"] > rise["lora_r1"] > 0
 
 # %% [markdown]
 # The figure puts the four measures side by side.
 
 # %%
-viz.plot_adaptation_results({labels[name]: runs[name] for name in
-                             ("base_header", "base_plain", "full", "lora_r1", "lora_r8")})
+viz.plot_adaptation_results({labels[name]: {**runs[name],
+                                            "minutes": runs[name].get("cpu_minutes", 0.0)}
+                             for name in ("base_header", "base_plain", "full", "lora_r1",
+                                          "lora_r8")})
 
 # %% [markdown]
-# Read it from left to right. Every adaptation learns the task that neither prompt could get
-# from the base model. LoRA trains a small fraction of the weights (rank 1: under one
-# percent) and stores them in a file of a few KB to a few hundred KB, while full fine-tuning
-# needs a whole new copy of the model. And full fine-tuning moves every weight toward headed
-# stories, so it is the one that can forget most of ordinary stories; LoRA's frozen weights
-# limit how far it can drift. Here are stories the adapted models wrote for the first triple
-# (stored with the results):
+# Read it from right to left first. **Forgetting**: full fine-tuning moved every weight toward
+# headed stories and lost the most on ordinary ones; LoRA's frozen weights held it closer to the
+# base model. **Cost**: LoRA at rank 1 trains under one percent of the weights and stores them in
+# a file of about 40 KB, while full fine-tuning needs a whole new copy of the model (and AdamW's
+# two moments for every weight while it trains).
+#
+# And the **score**? After 100 steps of 8 windows (about 0.7 passes over the headed stories,
+# all the results script could afford on a shared 2-core machine) no adaptation has learned the
+# task yet: their scores stay at the base model's level. Learning to *copy* three words from a
+# header into a story is hard for a 1M-parameter model, and this budget is too small to show
+# it; the stored figures are the honest result of that budget. Run
+# `book_config/make_adaptation_results.py --steps 1000` on a free machine to see how much longer
+# it takes. Here are the stories the adapted models wrote for the first triple (stored with
+# the results):
 
 # %%
 print("words:", ", ".join(triples[0]))
@@ -330,7 +342,7 @@ ch13.exercise_4(my_adapted_model, book.stored_model().model, practice_batch)
 # | the LoRA layer | a frozen weight plus a trainable $\frac{\alpha}{r} B A$; merge and unmerge | `model.lora.LoRALinear`, `add_lora`, `merge_lora`, `unmerge_lora` |
 # | adapters on disk | the adapters alone (safetensors, KB), or merged into a plain checkpoint | `save_adapter`, `load_adapter`, `merged_copy` with `training.checkpoint` |
 # | fine-tuning from the command line | `tlib-train --init-from DIR [--lora-rank R]`, same trainer, exact resume | `cli.train` |
-# | the stored runs | full fine-tuning, LoRA r=1 and r=8 on the task | `book_config/make_adaptation_results.py`, `assets/adaptation/` |
+# | the stored runs | full fine-tuning, LoRA r=1 and r=8 on the task (100 steps each) | `book_config/make_adaptation_results.py`, `assets/adaptation/` |
 # | the figure | score, parameters, minutes, forgetting | `viz.plot_adaptation_results` |
 #
 # The solutions to the exercises are in `notebooks/solutions/13_adapting_solutions`.
