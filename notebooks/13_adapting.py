@@ -265,7 +265,7 @@ for _ in range(15):
     loss.backward()
     optimizer.step()
     losses.append(loss.item())
-demo.eval()
+demo = demo.eval()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
