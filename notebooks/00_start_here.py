@@ -285,5 +285,6 @@ ch00.exercise_4(kv_cache_bytes_gqa, kv_cache_bytes_without_gqa)
 # | 9 | Hardware: CPU, CUDA and Apple GPUs | CPU, CUDA and MPS; bfloat16 autocast, `torch.compile`; a profile of one training step, showing which operations take its time |
 # | 10 | Interop and next steps | converting weights to and from Hugging Face's `LlamaForCausalLM`, and checking they agree |
 # | 11 | Inside a trained model | attention patterns, head ablation, the logit lens and RoPE pair use measured in llama2.c's stories260K; bits per byte against the book's stored model |
+# | 13 | Adapting a trained model | a words task the stored model cannot do; full fine-tuning and LoRA (written from scratch, checked against peft) compared on score, parameters, minutes and forgetting |
 #
 # Chapters 1 to 6 each take under a minute on a CPU; start with chapter 1.

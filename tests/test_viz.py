@@ -549,3 +549,22 @@ def test_plot_ablations_shows_every_seed_and_the_baseline_band():
     with pytest.raises(KeyError, match="baseline"):
         viz.plot_ablations({"worse": summaries["worse"]})
     plt.close("all")
+
+
+def test_adaptation_results_has_four_panels_one_bar_per_run():
+    runs = {"base": dict(score=0.0, trainable_parameters=0, minutes=0.0, bpb_before=1.5,
+                         bpb_after=1.5),
+            "LoRA r=8": dict(score=0.4, trainable_parameters=77_824, minutes=2.5,
+                             bpb_before=1.5, bpb_after=1.52)}
+    figure = viz.plot_adaptation_results(runs)
+    assert isinstance(figure, Figure) and len(figure.axes) == 4
+    score_ax, params_ax, _, bpb_ax = figure.axes
+    assert len(score_ax.patches) == 2 and len(bpb_ax.patches) == 4
+    assert params_ax.get_yscale() == "log"
+    assert [t.get_text() for t in score_ax.get_xticklabels()] == ["base", "LoRA r=8"]
+    assert [t.get_text() for t in score_ax.texts] == ["0%", "40%"]
+    with pytest.raises(ValueError, match="lacks bpb_after"):
+        viz.plot_adaptation_results({"x": dict(score=0, trainable_parameters=0, minutes=0,
+                                               bpb_before=1)})
+    with pytest.raises(ValueError, match="empty"):
+        viz.plot_adaptation_results({})

@@ -13,6 +13,7 @@ import torch.distributed as dist
 
 from ..device import keep_freed_cpu_memory, pick_device, pick_precision
 from ..model.config import PRESETS, ModelConfig
+from ..model.lora import TARGETS, LoRAConfig, add_lora, trainable_parameters
 from ..model.transformer import Transformer
 from ..training import checkpoint as ckpt
 from ..training.trainer import (
@@ -93,6 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its latest checkpoint (starts "
                              "fresh if it has none)")
+    tune = parser.add_argument_group("fine-tuning (start from trained weights, same trainer)")
+    tune.add_argument("--init-from", default=None,
+                      help="a checkpoint or run directory (its tokenizer is used), or a "
+                           "llama2.c .bin model (give --tokenizer)")
+    tune.add_argument("--lora-rank", type=int, default=None,
+                      help="train LoRA adapters of this rank instead of every weight")
+    tune.add_argument("--lora-alpha", type=float, default=None,
+                      help="LoRA scale numerator (default: 2 x rank)")
+    tune.add_argument("--lora-dropout", type=float, default=0.0)
+    tune.add_argument("--lora-targets", default="q,v",
+                      help=f"comma-separated projections among {','.join(TARGETS)}")
     stop = parser.add_argument_group("when to stop (the schedule ends where the run does)")
     stop.add_argument("--max-steps", type=int, default=None)
     stop.add_argument("--max-minutes", type=float, default=None,
@@ -173,6 +185,62 @@ def model_config_from_args(args, vocab_size: int) -> ModelConfig:
     return ModelConfig.from_preset(args.preset, **overrides)
 
 
+MODEL_FLAGS = ("d_model", "num_layers", "num_heads", "num_kv_heads", "ffn_hidden_dim",
+               "max_seq_len", "dropout")
+
+
+def load_init(path: str):
+    """(model, tokenizer file or None) of --init-from: a checkpoint/run dir or a llama2.c file."""
+    source = Path(path)
+    if source.is_dir():
+        model, _ = ckpt.load_model_from_checkpoint(source)
+        if getattr(model, "lora_config", None) is not None:
+            raise SystemExit(f"error: {path} is a LoRA run; fine-tune from a plain model (save "
+                             f"merged_copy(model)) or --resume that run")
+        tokenizer_file = ckpt.resolve_checkpoint(source) / ckpt.TOKENIZER
+        return model, tokenizer_file if tokenizer_file.is_file() else None
+    if source.is_file():
+        from ..interop.llama2c import from_llama2c
+
+        return from_llama2c(source), None
+    raise SystemExit(f"error: --init-from {path}: no such checkpoint directory or llama2.c file")
+
+
+def check_init_matches(args, init_model, tokenizer, init_tokenizer_file) -> None:
+    """Refuse a model-shape flag that contradicts the initial model, or another tokenizer."""
+    config = init_model.config
+    wrong = [f"--{name.replace('_', '-')} {getattr(args, name)} (the model has "
+             f"{getattr(config, name)})" for name in MODEL_FLAGS
+             if getattr(args, name) is not None and getattr(args, name) != getattr(config, name)]
+    if wrong or args.untied and config.tie_embeddings:
+        raise SystemExit(f"error: shape mismatch with --init-from {args.init_from}: "
+                         f"{', '.join(wrong) or '--untied'}; drop those flags to keep its shape")
+    if tokenizer.vocab_size != config.vocab_size:
+        raise SystemExit(f"error: tokenizer mismatch: the tokenizer has {tokenizer.vocab_size} "
+                         f"ids but the model of --init-from {args.init_from} has vocab_size "
+                         f"{config.vocab_size}; use the tokenizer the model was trained with")
+    if init_tokenizer_file is not None:
+        from ..data.tokenizer import load_tokenizer
+
+        own = load_tokenizer(init_tokenizer_file)
+        if getattr(own, "content_hash", None) != getattr(tokenizer, "content_hash", None):
+            raise SystemExit(f"error: tokenizer mismatch: {init_tokenizer_file} (the model's) "
+                             f"differs from the one given or already in --out; drop --tokenizer")
+
+
+def lora_config_from_args(args) -> LoRAConfig | None:
+    if args.lora_rank is None:
+        return None
+    try:
+        return LoRAConfig(rank=args.lora_rank,
+                          alpha=args.lora_alpha if args.lora_alpha is not None
+                          else 2.0 * args.lora_rank,
+                          dropout=args.lora_dropout,
+                          targets=tuple(t.strip() for t in args.lora_targets.split(",")))
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from err
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     keep_freed_cpu_memory()  # no page faults for reused activations on CPU
@@ -197,13 +265,33 @@ def main(argv: list[str] | None = None) -> int:
             print(f"no checkpoint in {run_dir} yet: starting a new run", file=sys.stderr)
         if is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
-        tokenizer, tokenizer_file = prepare_tokenizer(run_dir, args.data, args.tokenizer,
+        lora_config = lora_config_from_args(args)
+        if lora_config is not None and args.init_from is None and saved_checkpoint is None:
+            raise SystemExit("error: --lora-rank adapts a trained model: give --init-from")
+        init_model, init_tokenizer_file = None, None
+        if args.init_from is not None and saved_checkpoint is None:
+            init_model, init_tokenizer_file = load_init(args.init_from)
+        tokenizer_arg = args.tokenizer
+        if tokenizer_arg is None and init_tokenizer_file is not None:
+            tokenizer_arg = str(init_tokenizer_file)
+        if init_model is not None and tokenizer_arg is None:
+            raise SystemExit(f"error: --init-from {args.init_from} has no tokenizer: give the "
+                             f"one it was trained with as --tokenizer")
+        tokenizer, tokenizer_file = prepare_tokenizer(run_dir, args.data, tokenizer_arg,
                                                       args.vocab_size, is_main)
+        if init_model is not None:
+            check_init_matches(args, init_model, tokenizer, init_tokenizer_file)
         train_cache, val_cache = prepare_tokens(args.data, tokenizer, args.cache_dir, is_main)
+        saved_lora = None
         if saved_checkpoint is not None:
             meta = ckpt.read_meta(saved_checkpoint)
             model_config = ModelConfig.from_dict(meta["model_config"])
             train_config = train_config_from_args(args, meta["train_config"], device.type)
+            saved_lora = meta.get("lora")
+        elif init_model is not None:
+            model_config = init_model.config
+            train_config = train_config_from_args(args, None, device.type,
+                                                  model_config.max_seq_len)
         else:
             model_config = model_config_from_args(args, tokenizer.vocab_size)
             train_config = train_config_from_args(args, None, device.type,
@@ -212,16 +300,22 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"error: the model's vocab_size {model_config.vocab_size} differs "
                              f"from the tokenizer's {tokenizer.vocab_size}")
         torch.manual_seed(train_config.seed)
-        model = Transformer(model_config)
+        model = init_model if init_model is not None else Transformer(model_config)
+        if saved_lora is not None:  # a LoRA run resumed: the checkpoint holds base + adapters
+            add_lora(model, LoRAConfig.from_dict(saved_lora))
+        elif lora_config is not None and saved_checkpoint is None:
+            add_lora(model, lora_config)
         trainer = Trainer(model, train_cache.tokens, val_cache.tokens, train_config,
                           token_byte_lengths(tokenizer), run_dir=run_dir,
                           tokenizer_file=tokenizer_file, progress=not args.no_progress,
                           extra_meta={"data": str(args.data or os.environ.get(
-                              "TINYSTORIES_PATH", "hub")), "world_size": world})
+                              "TINYSTORIES_PATH", "hub")), "world_size": world,
+                              **({"init_from": str(args.init_from)} if args.init_from else {})})
         if saved_checkpoint is not None:
             trainer.resume(saved_checkpoint)
         if is_main:
-            print(f"model: {model.num_parameters():,} parameters, {model_config}; "
+            print(f"model: {model.num_parameters():,} parameters "
+                  f"({trainable_parameters(model):,} trainable), {model_config}; "
                   f"training on {trainer.device} in {trainer.precision.name}, "
                   f"{world} process(es); {train_cache.n_tokens:,} train tokens")
         try:

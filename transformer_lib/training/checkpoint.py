@@ -24,6 +24,7 @@ from safetensors.torch import load_model, save_model
 
 from ..fileio import fsync_directory, fsync_file, write_text_atomically
 from ..model.config import ModelConfig
+from ..model.lora import LoRAConfig, add_lora, lora_config_of, lora_layers
 from ..model.transformer import Transformer
 
 FORMAT = 1
@@ -34,7 +35,7 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, truncated, corrupt or does not match what loads it."""
 
 
-RESERVED_META = ("format", "step", "model_config")  # written by save_checkpoint itself
+RESERVED_META = ("format", "step", "model_config", "lora")  # written by save_checkpoint itself
 
 
 def _link_or_copy_tree(source: Path, target: Path) -> None:
@@ -75,6 +76,10 @@ def save_checkpoint(run_dir: str | os.PathLike, model: Transformer, step: int, m
     if reserved:
         raise ValueError(f"meta keys {reserved} are written by save_checkpoint itself and "
                          f"cannot be given by the caller")
+    layers = lora_layers(model)
+    if any(layer.merged for layer in layers.values()):
+        raise ValueError("the model's LoRA layers are merged: unmerge them before saving (or "
+                         "save merged_copy(model), a plain model)")
     run_dir = Path(run_dir)
     checkpoints = run_dir / "checkpoints"
     checkpoints.mkdir(parents=True, exist_ok=True)
@@ -87,6 +92,8 @@ def save_checkpoint(run_dir: str | os.PathLike, model: Transformer, step: int, m
     if tokenizer_file is not None:
         shutil.copyfile(tokenizer_file, tmp / TOKENIZER)
     full_meta = {**meta, "format": FORMAT, "step": step, "model_config": model.config.to_dict()}
+    if layers:  # a LoRA run: its checkpoints hold the base weights and the adapters
+        full_meta["lora"] = lora_config_of(model).to_dict()
     (tmp / META).write_text(json.dumps(full_meta, indent=1), encoding="utf-8")
     for file in tmp.iterdir():  # data on disk before the rename makes it visible
         fsync_file(file)
@@ -163,6 +170,12 @@ def load_model_from_checkpoint(path: str | os.PathLike,
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{checkpoint_dir / META} holds no valid model_config: {err}") from err
     model = Transformer(config)
+    if meta.get("lora") is not None:
+        try:
+            add_lora(model, LoRAConfig.from_dict(meta["lora"]))
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(f"{checkpoint_dir / META} holds no valid lora config: "
+                                  f"{err}") from err
     weights = checkpoint_dir / WEIGHTS
     try:
         missing, unexpected = load_model(model, str(weights), strict=False,

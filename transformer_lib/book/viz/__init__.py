@@ -19,6 +19,7 @@ from ...analysis.compute import (
     token_spans,
 )
 from .ablations import plot_ablations
+from .adaptation import ADAPTATION_KEYS, plot_adaptation_results
 from .attention import (
     attention_for_text,
     draw_attention_heatmap,
@@ -64,6 +65,7 @@ from .training import (
 )
 
 __all__ = [
+    "ADAPTATION_KEYS",
     "CUT_COLOURS",
     "EVAL_COLOUR",
     "EVAL_KEYS",
@@ -79,6 +81,7 @@ __all__ = [
     "TokenSpan",
     "add_figure_note",
     "attention_for_text",
+    "plot_adaptation_results",
     "attention_maps_for_text",
     "check_tokenizer",
     "decode_piece",

@@ -1,0 +1,348 @@
+# %% [markdown]
+# # 13. Adapting a trained model
+#
+# Pretraining gave us a model that continues stories. Most projects start there and want
+# something else from it: follow a format, do a task. This chapter sets the stored model a
+# task it cannot do, adapts it in two ways, and measures what each buys and costs:
+#
+# - **the task**: a header `Words: ball, tree, brave` above a story names three words the story
+#   must use; the score is the fraction of generated stories that use all three;
+# - **full fine-tuning**: keep training every weight, on headed stories;
+# - **LoRA** (low-rank adaptation): freeze every weight and train small corrections beside a few
+#   of them, at two ranks;
+# - for each: the score, the parameters trained, the minutes, and how much the model
+#   **forgets** of ordinary stories (bits per byte before and after).
+#
+# The fine-tuning runs take minutes each, so they were run once by
+# `book_config/make_adaptation_results.py` and stored with their meta, like the stored model;
+# this chapter loads them, and runs one cheap LoRA demo live.
+
+# %%
+import json
+import time
+
+import torch
+import torch.nn.functional as F
+
+from transformer_lib import book
+from transformer_lib.book import viz
+from transformer_lib.book.exercises import ch13
+from transformer_lib.data import book_stories, tasks
+from transformer_lib.model.lora import (
+    LoRAConfig,
+    add_lora,
+    load_adapter,
+    lora_layers,
+    merge_lora,
+    trainable_parameters,
+    unmerge_lora,
+)
+
+torch.manual_seed(0)
+torch.set_num_threads(1)  # a 1M-parameter model: one thread is fastest on a busy CPU
+stored = book.stored_model()
+model, tokenizer = stored.model, stored.tokenizer
+ADAPTATION_DIR = book.STORED_MODEL_DIR.parent / "adaptation"
+results = json.loads((ADAPTATION_DIR / "results.json").read_text(encoding="utf-8"))
+runs = results["runs"]
+print(f"stored model: {model.num_parameters():,} parameters; stored runs: {', '.join(runs)}")
+
+# %%
+assert set(runs) == {"base_header", "base_plain", "lora_r1", "lora_r8", "full"}
+
+# %% [markdown]
+# ## The task
+#
+# `transformer_lib.data.tasks` builds it from the book's extract. A fixed list of 60 concrete
+# words (`tasks.TASK_WORDS`: nouns, adjectives and verbs that each appear in roughly 1% to 15% of
+# the stories) is searched in every training story; a story that uses at least three of them
+# gets a header naming three, drawn with a seed per story and listed in the order the story uses
+# them. Stories with fewer than three list words are left out.
+
+# %%
+train, validation = book_stories("train"), book_stories("validation")
+task_train = tasks.task_stories(train, "train")
+print(f"{len(task_train):,} of {len(train):,} training stories get a header; the first:\n")
+print(task_train[0][:300])
+
+# %%
+head, body = task_train[0].split("\n", 1)
+assert head.startswith(tasks.HEADER_PREFIX)
+assert tasks.uses_all(body, head.removeprefix(tasks.HEADER_PREFIX).split(", "))
+assert 1000 < len(task_train) < len(train)
+
+# %% [markdown]
+# The score uses 200 **held-out** triples: drawn the same way from the validation stories,
+# leaving out any triple that heads a training story. For each, the model writes one story
+# (sampled at temperature 0.8, up to 120 tokens, with a fixed seed), and the story counts if it
+# uses all three words as whole words ("trees" is not "tree").
+
+# %%
+triples = tasks.held_out_triples(validation, train)
+print(f"{len(triples)} held-out triples; the first three: {triples[:3]}")
+print(tasks.header(triples[0]))
+print(tasks.plain_prompt(triples[0]))
+
+# %%
+assert len(triples) == 200 and [list(t) for t in triples] == results["triples"]
+
+# %% [markdown]
+# How does the stored model do? Given only the header it has never seen, it writes some story;
+# given a plain story opening that mentions the words, it is hardly better: it continues text,
+# it does not follow requests. (The stored scores were measured by the results script;
+# sampled stories depend on the CPU's rounding, so they are not recomputed here.)
+
+# %%
+for name, label in (("base_header", "header only"), ("base_plain", "plain prompt")):
+    print(f"base model, {label:12s}: score {runs[name]['score']:.3f}")
+print("\nthe base model's story for the first triple, given the header:\n")
+print(runs["base_header"]["example"][:300])
+
+# %%
+assert runs["base_header"]["score"] < 0.05 and runs["base_plain"]["score"] < 0.05
+
+# %% [markdown]
+# ## Full fine-tuning
+#
+# The simplest adaptation is more training: the same trainer as chapter 7, starting from the
+# stored weights, on the headed stories, with a smaller learning rate (1e-3 rather than the
+# 5e-3 of pretraining) so that the first steps do not wreck what the model knows. Every one of
+# the model's parameters trains, and AdamW keeps two more numbers for each.
+#
+# ## LoRA: train a small correction instead
+#
+# Hu et al. (2021) observed that the change fine-tuning makes to a weight matrix has low
+# *rank*: it can be written as a product of two thin matrices. LoRA trains only those. A
+# projection $y = x W^\top$ with $W$ of shape (out, in) becomes
+#
+# $$ y = x W^\top + \frac{\alpha}{r}\, (x A^\top)\, B^\top, \qquad A: (r, \text{in}),\;
+# B: (\text{out}, r), $$
+#
+# with $W$ frozen. $x A^\top$ squeezes each position down to $r$ numbers and $B$ maps them back
+# up. $B$ starts at zero, so training starts from exactly the base model; $A$ starts random (as
+# `nn.Linear` initialises its weights). The scale $\alpha / r$ keeps the update's size about the
+# same when you change $r$, so a learning rate found at one rank works at another.
+#
+# A rank-$r$ adapter on a (out, in) projection trains $r(\text{in} + \text{out})$ numbers instead
+# of $\text{in} \times \text{out}$. After training, $W + \frac{\alpha}{r} B A$ is again one
+# matrix of W's shape: **merging** it in makes the adapted model exactly as fast as the base
+# one, and subtracting it again (**unmerging**) gives the base back.
+#
+# `transformer_lib.model.lora` has the layer, `LoRALinear`, and `add_lora(model, config)`, which
+# wraps the chosen projections of every block (any of `q`, `k`, `v`, `o` in attention and
+# `gate`, `up`, `down` in the feed-forward) and freezes everything else. Its parameter names
+# follow the `peft` library's, and `tests/test_lora.py` checks it against `peft` on the same model
+# exported with `to_hf`: equal logits (within 1e-5), equal trainable-parameter counts, equal
+# adapters after one AdamW step, and merged weights that give the unmerged logits.
+#
+# The results script trained LoRA at rank 1 and rank 8 on all seven projections (alpha = 2r,
+# learning rate 1e-2: adapters start from zero and need a larger step), with the same data,
+# steps and seed as full fine-tuning. Here is the rank-8 adapter, loaded onto the stored model:
+
+# %%
+ADAPTER = ADAPTATION_DIR / "lora_r8.safetensors"
+adapted = load_adapter(ADAPTER, book.stored_model().model)
+config = adapted.lora_config
+print(config)
+print(f"adapter file: {ADAPTER.stat().st_size / 1024:.0f} KB; "
+      f"{len(lora_layers(adapted))} LoRA layers; trainable {trainable_parameters(adapted):,} "
+      f"of {adapted.num_parameters():,} parameters")
+
+# %%
+assert trainable_parameters(adapted) == runs["lora_r8"]["trainable_parameters"]
+assert ADAPTER.stat().st_size < 400 * 1024
+
+# %% [markdown]
+# Merging folds every correction into its weight; the logits do not change beyond float32
+# rounding (they reach about 13 here, and float32 keeps about 7 significant digits, so we
+# allow 1e-4), and unmerging restores the frozen weights.
+
+# %%
+ids = torch.tensor([[tokenizer.eot_id] + tokenizer.encode(tasks.header(triples[0]) + "\n")])
+frozen_before = {name: p.clone() for name, p in adapted.named_parameters() if "lora_" not in name}
+with torch.no_grad():
+    unmerged_logits = adapted(ids)
+    merge_lora(adapted)
+    merged_logits = adapted(ids)
+    unmerge_lora(adapted)
+difference = (merged_logits - unmerged_logits).abs().max().item()
+print("largest logit difference, merged vs unmerged:",
+      "below 1e-4" if difference < 1e-4 else difference)
+
+# %%
+assert difference < 1e-4
+for name, p in adapted.named_parameters():
+    if "lora_" not in name:
+        torch.testing.assert_close(p, frozen_before[name], atol=1e-6, rtol=0)
+
+# %% [markdown]
+# ## What each adaptation bought, and what it cost
+#
+# "Minutes" are the CPU minutes the training used, on one thread (the script ran on a 2-core
+# machine that other jobs shared, so its wall-clock minutes, also stored, say more about the
+# other jobs than about the training).
+# Bits per byte are measured on the first 100 windows of 256 tokens of the *ordinary*
+# validation stories, which have no header: a rise means the model got worse at what it could
+# do before.
+
+# %%
+labels = {"base_header": "base, header", "base_plain": "base, plain prompt",
+          "full": "full fine-tuning", "lora_r1": "LoRA r=1", "lora_r8": "LoRA r=8"}
+print(f"{'':20s} {'score':>6s} {'trainable':>10s} {'minutes':>8s} {'bpb before':>11s} "
+      f"{'bpb after':>10s}")
+for name in ("base_header", "base_plain", "full", "lora_r1", "lora_r8"):
+    run = runs[name]
+    print(f"{labels[name]:20s} {run['score']:6.3f} {run['trainable_parameters']:10,d} "
+          f"{run.get('cpu_minutes', 0.0):8.2f} {run['bpb_before']:11.3f} "
+          f"{run['bpb_after']:10.3f}")
+
+# %%
+assert (runs["lora_r1"]["trainable_parameters"] < runs["lora_r8"]["trainable_parameters"]
+        < runs["full"]["trainable_parameters"] == model.num_parameters())
+rise = {name: runs[name]["bpb_after"] - runs[name]["bpb_before"] for name in ("full", "lora_r1")}
+assert rise["full"] > rise["lora_r1"] > 0
+
+# %% [markdown]
+# The figure puts the four measures side by side.
+
+# %%
+viz.plot_adaptation_results({labels[name]: {**runs[name],
+                                            "minutes": runs[name].get("cpu_minutes", 0.0)}
+                             for name in ("base_header", "base_plain", "full", "lora_r1",
+                                          "lora_r8")})
+
+# %% [markdown]
+# Read it from right to left first. **Forgetting**: full fine-tuning moved every weight toward
+# headed stories and lost the most on ordinary ones; LoRA's frozen weights held it closer to the
+# base model. **Cost**: LoRA at rank 1 trains under one percent of the weights and stores them in
+# a file of about 40 KB, while full fine-tuning needs a whole new copy of the model (and AdamW's
+# two moments for every weight while it trains).
+#
+# And the **score**? After 100 steps of 8 windows (about 0.7 passes over the headed stories,
+# all the results script could afford on a shared 2-core machine) no adaptation has learned the
+# task yet: their scores stay at the base model's level. Learning to *copy* three words from a
+# header into a story is hard for a 1M-parameter model, and this budget is too small to show
+# it; the stored figures are the honest result of that budget. Run
+# `book_config/make_adaptation_results.py --steps 1000` on a free machine to see how much longer
+# it takes. Here are the stories the adapted models wrote for the first triple (stored with
+# the results):
+
+# %%
+print("words:", ", ".join(triples[0]))
+for name in ("full", "lora_r1", "lora_r8"):
+    story = runs[name]["example"]
+    print(f"\n{labels[name]} (uses all three: {tasks.uses_all(story, triples[0])}):\n"
+          f"{story[:300]}")
+
+# %%
+assert all(isinstance(runs[name]["example"], str) for name in ("full", "lora_r1", "lora_r8"))
+
+# %% [markdown]
+# ## A LoRA run you can watch
+#
+# A few steps of LoRA on one batch of headed stories, with the same pieces the trainer uses:
+# `add_lora` freezes the model, AdamW sees only the adapters, and the loss falls while every
+# base weight stays as it was. (The timing varies by machine and is not compared.)
+
+# %%
+demo = add_lora(book.stored_model().model, LoRAConfig(rank=4, alpha=8.0,
+                                                      targets=("q", "v", "up")))
+ids = torch.from_numpy(tasks.encode_texts(task_train[:16], tokenizer)[:8 * 129]).view(8, 129)
+optimizer = torch.optim.AdamW([p for p in demo.parameters() if p.requires_grad], lr=1e-2)
+base_weights = {name: p.clone() for name, p in demo.named_parameters() if not p.requires_grad}
+
+
+def demo_loss(net) -> torch.Tensor:
+    logits = net(ids[:, :-1])  # (8, 128, vocab)
+    return F.cross_entropy(logits.flatten(0, 1), ids[:, 1:].flatten())
+
+
+demo.train()
+losses, start = [], time.perf_counter()
+for _ in range(15):
+    loss = demo_loss(demo)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    losses.append(loss.item())
+demo = demo.eval()
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"15 LoRA steps in {time.perf_counter() - start:.1f} s: loss {losses[0]:.3f} -> "
+      f"{losses[-1]:.3f}; {trainable_parameters(demo):,} trainable parameters")
+
+# %%
+assert losses[-1] < losses[0] - 0.1
+assert all(torch.equal(p, base_weights[name]) for name, p in demo.named_parameters()
+           if not p.requires_grad)
+
+# %% [markdown]
+# ## Exercises
+#
+# **Exercise 1.** Write the LoRA layer's forward pass: given `x` (batch, positions, in), the
+# frozen `weight` (out, in), `lora_A` (r, in), `lora_B` (out, r) and `alpha`, return what a
+# `LoRALinear` returns. The check runs it against the library on random inputs and names the
+# mistake it recognises.
+
+# %%
+def lora_forward(x, weight, lora_A, lora_B, alpha):
+    ...  # your code here
+
+
+# %%
+ch13.exercise_1(lora_forward)
+
+# %% [markdown]
+# **Exercise 2.** Write `merge`: the single weight (out, in) that gives the same outputs as your
+# forward pass. Why does merging cost nothing at inference, and why can you not merge two
+# different adapters into one weight and still switch between them?
+
+# %%
+def merge_weight(weight, lora_A, lora_B, alpha):
+    ...  # your code here
+
+
+# %%
+ch13.exercise_2(merge_weight)
+
+# %% [markdown]
+# **Exercise 3.** How many parameters does LoRA of rank 4 on the query and value projections
+# of the stored model train? Work it out from `model.config` (mind the grouped key/value heads),
+# then check it with `add_lora` and `trainable_parameters`.
+
+# %%
+rank4_qv_parameters = ...  # a whole number
+
+# %%
+ch13.exercise_3(rank4_qv_parameters, model)
+
+# %% [markdown]
+# **Exercise 4 (experiment).** Adapt the stored model yourself. Take a fresh
+# `book.stored_model().model`, choose a rank and targets, and train the adapters on
+# `practice_batch` (below) until the loss on it is clearly lower than the stored model's. Which
+# targets get there fastest for the same number of trainable parameters: attention or
+# feed-forward? Hand back the adapted model, unmerged; the check recomputes the loss on the
+# batch and checks that only the adapters changed.
+
+# %%
+practice_batch = torch.from_numpy(
+    tasks.encode_texts(task_train[100:108], tokenizer)[:4 * 129]).view(4, 129)
+my_adapted_model = ...  # a Transformer with LoRA layers
+
+# %%
+ch13.exercise_4(my_adapted_model, book.stored_model().model, practice_batch)
+
+# %% [markdown]
+# ## What we built, and where it lives in the library
+#
+# | piece | what it does | library |
+# |---|---|---|
+# | the words task | headers naming three words a story uses; held-out triples; the score | `data.tasks` (`task_stories`, `held_out_triples`, `score_model`) |
+# | the LoRA layer | a frozen weight plus a trainable $\frac{\alpha}{r} B A$; merge and unmerge | `model.lora.LoRALinear`, `add_lora`, `merge_lora`, `unmerge_lora` |
+# | adapters on disk | the adapters alone (safetensors, KB), or merged into a plain checkpoint | `save_adapter`, `load_adapter`, `merged_copy` with `training.checkpoint` |
+# | fine-tuning from the command line | `tlib-train --init-from DIR [--lora-rank R]`, same trainer, exact resume | `cli.train` |
+# | the stored runs | full fine-tuning, LoRA r=1 and r=8 on the task (100 steps each) | `book_config/make_adaptation_results.py`, `assets/adaptation/` |
+# | the figure | score, parameters, minutes, forgetting | `viz.plot_adaptation_results` |
+#
+# The solutions to the exercises are in `notebooks/solutions/13_adapting_solutions`.

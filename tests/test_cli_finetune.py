@@ -1,0 +1,98 @@
+"""tlib-train --init-from (and --lora-rank): fine-tuning from a checkpoint with the same trainer.
+
+The "kill" is in-process: the training step raises once the run has saved a middle checkpoint,
+so the process loses everything after it exactly as a SIGKILL between two saves would
+(tests/test_trainer.py kills real processes for the plain run).
+"""
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.test_trainer import TINY_ARGS, write_corpus
+from transformer_lib.cli import train as cli
+from transformer_lib.data.tokenizer import train_tokenizer
+from transformer_lib.model.lora import lora_layers
+from transformer_lib.training import checkpoint as ckpt
+from transformer_lib.training.trainer import Trainer
+
+
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("finetune")
+    corpus = write_corpus(root)
+    common = ["--data", str(corpus), "--cache-dir", str(root / "cache"), *TINY_ARGS]
+    assert cli.main([*common, "--max-steps", "6", "--out", str(root / "base")]) == 0
+    return root, common
+
+
+def weights(run) -> dict:
+    return load_file(ckpt.resolve_checkpoint(run) / ckpt.WEIGHTS)
+
+
+class Killed(Exception):
+    pass
+
+
+def run_until_killed(argv, monkeypatch, kill_at: int) -> None:
+    original = Trainer._train_step
+
+    def step(self, lr):
+        if self.step == kill_at:
+            raise Killed
+        return original(self, lr)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "_train_step", step)
+        with pytest.raises(Killed):
+            cli.main(argv)
+
+
+@pytest.mark.parametrize("lora", [[], ["--lora-rank", "2", "--lora-targets", "q,v,down"]],
+                         ids=["full", "lora"])
+def test_fine_tune_resumes_exactly_after_a_kill(base_run, tmp_path, monkeypatch, lora):
+    root, common = base_run
+    args = [*common, "--init-from", str(root / "base"), "--max-steps", "12", "--save-every",
+            "4", *lora]
+    assert cli.main([*args, "--out", str(tmp_path / "straight")]) == 0
+    run_until_killed([*args, "--out", str(tmp_path / "killed")], monkeypatch, kill_at=9)
+    assert ckpt.resolve_checkpoint(tmp_path / "killed").name == "step_00000008"
+    assert cli.main([*args, "--out", str(tmp_path / "killed"), "--resume"]) == 0
+    straight, resumed, base = (weights(tmp_path / "straight"), weights(tmp_path / "killed"),
+                               weights(root / "base"))
+    assert straight.keys() == resumed.keys()
+    for name in straight:
+        torch.testing.assert_close(resumed[name], straight[name], atol=1e-6, rtol=0, msg=name)
+    model, meta = ckpt.load_model_from_checkpoint(tmp_path / "straight")
+    assert meta["init_from"] == str(root / "base") and meta["step"] == 12
+    changed = {name for name in base if not torch.equal(base[name], straight[name])}
+    if lora:
+        adapters = {name for name in straight if ".lora_" in name}
+        assert len(adapters) == 2 * 3 and set(lora_layers(model))  # 3 targets x 1 layer
+        assert changed == set(), "LoRA must leave the base weights frozen"
+        assert any(not torch.all(straight[n] == 0) for n in adapters if "lora_B" in n)
+    else:
+        assert changed == set(base), "full fine-tuning trains every weight"
+
+
+def test_refuses_a_shape_or_tokenizer_mismatch(base_run, tmp_path, capsys):
+    root, common = base_run
+    args = [*common, "--init-from", str(root / "base"), "--max-steps", "2"]
+    with pytest.raises(SystemExit, match="shape mismatch.*--d-model 48"):
+        cli.main([*args, "--d-model", "48",
+                  "--out", str(tmp_path / "a")])
+    texts = [f"Another story {i}, with other words: zebra {i * 7} quantum." for i in range(300)]
+    same_size = train_tokenizer(texts, 300)
+    same_size.save(tmp_path / "other.json")
+    with pytest.raises(SystemExit, match="tokenizer mismatch"):
+        cli.main([*args, "--tokenizer", str(tmp_path / "other.json"), "--out",
+                  str(tmp_path / "b")])
+    train_tokenizer(texts, 280).save(tmp_path / "smaller.json")
+    with pytest.raises(SystemExit, match="tokenizer mismatch.*280 ids"):
+        cli.main([*args, "--tokenizer", str(tmp_path / "smaller.json"), "--out",
+                  str(tmp_path / "c")])
+    with pytest.raises(SystemExit, match="give --init-from"):
+        cli.main([*common, "--lora-rank", "2", "--max-steps", "2", "--out", str(tmp_path / "d")])
+    with pytest.raises(SystemExit, match="targets"):
+        cli.main([*args, "--lora-rank", "2", "--lora-targets", "q,lm_head", "--out",
+                  str(tmp_path / "e")])
