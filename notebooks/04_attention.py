@@ -727,10 +727,19 @@ print(f"largest distance from an even split over the prefix: untrained {untraine
 assert untrained_distance < 0.1 < 0.5 < trained_distance
 
 # %% [markdown]
-# The trained model's maps, every layer and head:
+# The trained model's maps, every layer and head. Sixteen panels leave room to label 16 tokens
+# legibly, so the grid shows the first 16 tokens of the story. Attention is causal, so these
+# maps are exactly the top-left corners of the maps for all 32 tokens (the first 16 queries
+# never see the later keys); the single head further down shows all 32.
 
 # %%
-viz.plot_model_attention(model, tokenizer, text)
+first_ids = ids[:, :16]  # (1, 16)
+viz.plot_attention(model.attention_maps(first_ids),
+                   viz.token_labels(tokenizer, first_ids[0].tolist()))
+
+# %%
+for corner, whole in zip(model.attention_maps(first_ids), model.attention_maps(ids), strict=True):
+    torch.testing.assert_close(corner, whole[:, :, :16, :16])  # the same weights, causally
 
 # %% [markdown]
 # Unlike the untrained model's, these heads differ from each other. Several draw a line just
@@ -769,7 +778,9 @@ viz.plot_model_attention(model, tokenizer, text, layers=best_layer, heads=best_h
 
 # %% [markdown]
 # In Jupyter, the explorer below redraws the trained model's maps for any text you type and any
-# layer or head you pick (on a static page it shows the head above, on the same text).
+# layer or head you pick (on a static page it shows the head above, on the same text). The
+# text box redraws when you press Enter (or click outside it), not on every key, since each
+# new text runs the model again. With layer or head set to `all`, the panels form a grid.
 
 # %%
 explorer = AttentionExplorer(model, tokenizer, text=text, layer=best_layer, head=best_head)
