@@ -574,7 +574,8 @@ def test_explorers_are_drawn_at_their_own_size(browser, jupyter_lab, screenshots
         page.screenshot(path=screenshots / "lab-explorers.png", full_page=True)
         print("explorer images (PNG width x height -> drawn width x height, column width):")
         for cell, size in zip(EXPLORER_CELLS[1:], sizes, strict=False):
-            print(f"  {cell[:60]:60} {size['natural'][0]}x{size['natural'][1]} -> "
+            name = cell.replace("stored.model, stored.tokenizer", "...").replace("text=text, ", "")
+            print(f"  {name:45} {size['natural'][0]}x{size['natural'][1]} -> "
                   f"{size['shown'][0]:.0f}x{size['shown'][1]:.0f} (column {size['column']:.0f})")
         print(f"screenshots in {screenshots}")
         assert len(sizes) == expected, f"{len(sizes)} explorer images drawn, expected {expected}"
