@@ -62,6 +62,15 @@ def test_explorers_draw_at_their_own_size(model, tokenizer):
         assert explorer._image.layout.width == f"{width}px", type(explorer).__name__
         assert explorer._image.layout.max_width == "100%"
         assert explorer._image.layout.height == "auto"
+    for explorer in explorers:  # every title inside its figure
+        figure = explorer.last_figure
+        renderer = FigureCanvasAgg(figure).get_renderer()
+        titles = [ax.title for ax in figure.axes] + [ax._left_title for ax in figure.axes]
+        titles += [figure._suptitle] if figure._suptitle is not None else []
+        for title in titles:
+            if title.get_text():
+                box = title.get_window_extent(renderer)
+                assert -1 <= box.x0 and box.x1 <= figure.bbox.width + 1, title.get_text()
     attention = explorers[0]
     for layer, head in ((widgets.ALL, 1), (1, widgets.ALL), (widgets.ALL, widgets.ALL), (0, 0)):
         attention.update(layer=layer, head=head)
