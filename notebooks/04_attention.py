@@ -12,7 +12,8 @@
 # - scaled dot-product attention from queries, keys and values, and the reason for the
 #   $1/\sqrt{D}$ in it,
 # - the causal mask that stops a token from reading the future,
-# - multi-head and grouped-query attention (GQA), with the memory GQA saves,
+# - multi-head and grouped-query attention (GQA), with the memory GQA saves, and then your
+#   own causal GQA function for chapter 6's model (exercise 1),
 # - a complete attention module with RoPE, checked against `transformer_lib.model.attention.Attention`,
 # - the fused kernel behind `torch.nn.functional.scaled_dot_product_attention` (Flash attention),
 #   its trick rebuilt in a few lines, and a timing against the explicit math,
@@ -38,6 +39,7 @@ from torch import nn
 from transformer_lib import ModelConfig, Transformer, book
 from transformer_lib.book import viz
 from transformer_lib.book.exercises import ch04
+from transformer_lib.book.pieces import keep
 from transformer_lib.book.widgets import AttentionExplorer
 from transformer_lib.data import book_stories
 from transformer_lib.model.attention import Attention, causal_mask, repeat_kv
@@ -379,6 +381,45 @@ assert kv_cache_bytes(full, 1024) == 36 * 2**20
 # small loss in quality that training largely recovers. The query heads stay, so the number of
 # attention patterns per layer is unchanged.
 #
+# ## Your attention
+#
+# Every piece is now on the table: scores scaled by $1/\sqrt{D}$, the causal mask, the softmax
+# over the keys, the weighted sum of the values, and the key/value head that each group of
+# query heads shares. One more case matters for generation: after a KV cache, the $T$ queries
+# are the *last* $T$ of the $S$ positions, so query $i$ sits at position $i + S - T$ and may
+# read every key up to there.
+#
+# **Exercise 1.** Write `attention(q, k, v)`: causal grouped-query attention for $H$ query
+# heads and $K$ key/value heads ($H$ a multiple of $K$; query head $h$ reads key/value head
+# $\lfloor h / (H/K) \rfloor$, as in `my_repeat_kv`), with the queries at the last $T$ of
+# the $S$ key positions. Each exercise in this book has a cell for your answer, which starts
+# out holding a placeholder (`...`), and a check cell that prints `not attempted yet`,
+# `correct`, or `not yet` with a hint; the worked answers are in
+# `notebooks/solutions/04_attention_solutions.ipynb`. The check runs your function against the
+# library (`attention.attention_weights` and `attention.repeat_kv`) on random inputs: batch 1
+# and more, odd lengths, 1, 2 and 4 query heads per key/value head, $S - T$ from 0 to 8, in
+# float32 and bfloat16 (return `q`'s dtype), and compares the output and the gradients that
+# reach `q`, `k` and `v`. When it prints `correct`, the cell after it keeps your function for
+# chapter 6, which assembles your pieces into a model. Chapter 6 reads back the function's
+# source alone, with `torch`, `math` and `F` at hand, so build the mask and the repeat inside
+# it (this chapter's `scaled_dot_product`, `my_repeat_kv` and the library's `causal_mask` are
+# not there).
+
+# %%
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Causal grouped-query attention. q (B, H, T, D); k and v (B, K, S, D) with S >= T and H
+    a multiple of K. Query i sits at position i + S - T and reads keys 0 .. i + S - T; query
+    head h reads key/value head h // (H // K). Returns (B, H, T, D) in q's dtype."""
+    ...  # your code here
+
+
+# %%
+ch04.exercise_1(attention)
+
+# %%
+keep(attention)
+
+# %% [markdown]
 # ## The attention module from scratch
 #
 # Now the pieces go together, in the order the library uses: project, split into heads, rotate
@@ -686,10 +727,19 @@ print(f"largest distance from an even split over the prefix: untrained {untraine
 assert untrained_distance < 0.1 < 0.5 < trained_distance
 
 # %% [markdown]
-# The trained model's maps, every layer and head:
+# The trained model's maps, every layer and head. Sixteen panels leave room to label 16 tokens
+# legibly, so the grid shows the first 16 tokens of the story. Attention is causal, so these
+# maps are exactly the top-left corners of the maps for all 32 tokens (the first 16 queries
+# never see the later keys); the single head further down shows all 32.
 
 # %%
-viz.plot_model_attention(model, tokenizer, text)
+first_ids = ids[:, :16]  # (1, 16)
+viz.plot_attention(model.attention_maps(first_ids),
+                   viz.token_labels(tokenizer, first_ids[0].tolist()))
+
+# %%
+for corner, whole in zip(model.attention_maps(first_ids), model.attention_maps(ids), strict=True):
+    torch.testing.assert_close(corner, whole[:, :, :16, :16])  # the same weights, causally
 
 # %% [markdown]
 # Unlike the untrained model's, these heads differ from each other. Several draw a line just
@@ -728,7 +778,9 @@ viz.plot_model_attention(model, tokenizer, text, layers=best_layer, heads=best_h
 
 # %% [markdown]
 # In Jupyter, the explorer below redraws the trained model's maps for any text you type and any
-# layer or head you pick (on a static page it shows the head above, on the same text).
+# layer or head you pick (on a static page it shows the head above, on the same text). The
+# text box redraws when you press Enter (or click outside it), not on every key, since each
+# new text runs the model again. With layer or head set to `all`, the panels form a grid.
 
 # %%
 explorer = AttentionExplorer(model, tokenizer, text=text, layer=best_layer, head=best_head)
@@ -737,23 +789,27 @@ explorer
 # %% [markdown]
 # ## Exercises
 #
-# **Exercise 1.** Count the floating-point operations of the two matrix products at the heart
+# Exercise 1 asked for `attention`, above; the others follow. The worked answers are in
+# `notebooks/solutions/04_attention_solutions.ipynb`.
+#
+# **Exercise 2.** Count the floating-point operations of the two matrix products at the heart
 # of attention, $QK^\top$ and $AV$, for one sequence of $T = 1{,}024$ tokens in one layer of a
 # GPT-2-small-shaped model (12 heads of dimension 64). A product of an $(m \times n)$ and an
-# $(n \times p)$ matrix costs $2mnp$ operations (a multiply and an add each). The check counts
-# them with PyTorch's `FlopCounterMode` on shape-only ("meta") tensors.
+# $(n \times p)$ matrix costs $2mnp$ operations (a multiply and an add each). Then compare
+# your count with the projections: the four of them ($W_Q, W_K, W_V, W_O$, each $C \times C$
+# with $K = H$) cost $8TC^2$, linear in $T$, while your count grows with $T^2$. At which
+# length $T$ do the two become equal? The check counts both with PyTorch's `FlopCounterMode`
+# on shape-only ("meta") tensors.
 
 # %%
 attention_flops = ...  # your answer: a whole number of operations
+crossover_length = ...  # your answer: the T (in tokens) where both costs are equal
 
 # %%
-ch04.exercise_1(attention_flops)
+ch04.exercise_2(attention_flops, crossover_length)
 
 # %% [markdown]
-# Compare your count with the projections: the four of them cost $8TC^2$ (with $K = H$), linear
-# in $T$, while your count grows with $T^2$. At which length do the two become equal?
-#
-# **Exercise 2.** A Llama-3-8B-shaped model has 32 layers, 32 query heads, 8 key/value heads
+# **Exercise 3.** A Llama-3-8B-shaped model has 32 layers, 32 query heads, 8 key/value heads
 # and head dimension 128 ($C = 4{,}096$). How many GiB ($2^{30}$ bytes) does its KV cache need
 # for one sequence of 8,192 tokens in bfloat16 (2 bytes per number)? And how many would it need
 # with 32 key/value heads? Give the pair (grouped, multi-head).
@@ -762,10 +818,10 @@ ch04.exercise_1(attention_flops)
 kv_cache_gib = ...  # your answer: (GiB with 8 key/value heads, GiB with 32)
 
 # %%
-ch04.exercise_2(kv_cache_gib)
+ch04.exercise_3(kv_cache_gib)
 
 # %% [markdown]
-# **Exercise 3.** During generation, 4 tokens are already in the KV cache and 3 new tokens are
+# **Exercise 4.** During generation, 4 tokens are already in the KV cache and 3 new tokens are
 # processed together, so the mask is `causal_mask(3, 7)`. Which key positions (0 to 6) may the
 # *second* new token (row 1 of the mask) attend to? Work it out before printing the mask.
 
@@ -773,32 +829,43 @@ ch04.exercise_2(kv_cache_gib)
 visible_keys = ...  # your answer: a list of key positions
 
 # %%
-ch04.exercise_3(visible_keys)
+ch04.exercise_4(visible_keys)
 
 # %% [markdown]
-# **Exercise 4.** Change the hand-built head so that every position reads the token *two*
-# places back. Keep `query_vector` as it is and give a new key vector of the same shape.
+# **Exercise 5.** Generalise the hand-built head: write `key_for_offset(query, n)`, the key
+# vector that makes a head with this fixed query (before rotation) read the token `n` places
+# back, for any `n` >= 1 and any even query size, using `rope.rope_tables` and
+# `rope.apply_rope`. The check builds the head for several `n` and two queries (the chapter's,
+# and one of size 32), and asks that every row that can reach `n` tokens back puts most of its
+# weight there.
 
 # %%
-key_two_back = ...  # your answer: a (16,) tensor
+def key_for_offset(query: torch.Tensor, n: int) -> torch.Tensor:
+    """A (D,) key that, with the (D,) query, makes the head attend n tokens back."""
+    ...  # your code here
+
 
 # %%
-ch04.exercise_4(key_two_back, query_vector)
+ch04.exercise_5(key_for_offset)
 
 # %% [markdown]
-# **Exercise 5 (experiment: drop the $1/\sqrt{D}$).** The chapter measured saturation on random
-# vectors. Measure it on the trained model: make a copy (`copy.deepcopy(model)`) whose scores
-# skip the division by $\sqrt{D}$ (the scale is applied inside the attention code, so multiply
-# every layer's `q_proj.weight` by $\sqrt{D}$ instead: $q\sqrt{D} \cdot k / \sqrt{D} = q
-# \cdot k$). For the story `ids` above, take the largest weight of every row of every map (row
-# 0 left out, it is always 1), average it over rows, heads and layers, and compare the two
-# models. What do you expect the validation loss of the copy to do?
+# **Exercise 6 (experiment: drop the $1/\sqrt{D}$).** The chapter measured saturation on random
+# vectors. Measure it on the trained model: make a copy, `unscaled_model =
+# copy.deepcopy(model)`, whose scores skip the division by $\sqrt{D}$ (the scale is applied
+# inside the attention code, so multiply every layer's `self_attn.q_proj.weight` by $\sqrt{D}$
+# instead: $q\sqrt{D} \cdot k / \sqrt{D} = q \cdot k$). For the story `ids` above, take the
+# largest weight of every row of every map (`model.attention_maps(ids)`; row 0 left out, it
+# is always 1), average it over rows, heads and layers, and compare the two models. Hand in
+# the copy, the ids and both numbers; the check measures both again. Before you run it: what
+# do you expect the validation loss of the copy to do?
 
 # %%
-largest_weight = ...  # your answer: {"scaled": ..., "unscaled": ...}
+unscaled_model = ...  # your copy of the model, every q_proj.weight times sqrt(head_dim)
+measured_ids = ...  # the token ids you measured on: a tensor of shape (1, T)
+largest_weight = ...  # your measurements: {"scaled": ..., "unscaled": ...}
 
 # %%
-ch04.exercise_5(largest_weight)
+ch04.exercise_6(unscaled_model, measured_ids, largest_weight)
 
 # %% [markdown]
 # ## What we built, and where it lives in the library
@@ -809,6 +876,7 @@ ch04.exercise_5(largest_weight)
 # | `torch.tril` mask | `attention.causal_mask(T, S)`, also for queries after a KV cache |
 # | head split and merge with `view`/`transpose`/`reshape` | `Attention._project`, `Attention._merge_heads` |
 # | `my_repeat_kv` | `attention.repeat_kv` |
+# | your `attention` (exercise 1): masked GQA after a cache | `attention.attention_weights` with `repeat_kv`; SDPA with `is_causal` and `enable_gqa` |
 # | `kv_cache_bytes` | `attention.KVCache`, allocated by `Transformer.make_caches` |
 # | `ScratchAttention` | `attention.Attention` (`forward`: SDPA; `forward_with_weights`: explicit) |
 # | `attention_in_key_blocks` (online softmax) | the fused kernels behind `F.scaled_dot_product_attention` |

@@ -10,8 +10,8 @@
 # What you will build:
 #
 # - the three activation functions you will meet (ReLU, GELU, SiLU) and their slopes;
-# - gating, the idea behind the GLU family, and SwiGLU from scratch, checked against
-#   `transformer_lib.model.swiglu.SwiGLU`;
+# - gating, the idea behind the GLU family, and your own `swiglu` function (exercise 1), checked
+#   against `transformer_lib.model.swiglu.SwiGLU` and kept for chapter 6's model;
 # - the $8/3$ width rule that gives SwiGLU the same parameter count as a 4× MLP, and the
 #   rounding to a multiple of 64 that `ModelConfig` applies;
 # - a small experiment where gating clearly helps.
@@ -26,6 +26,7 @@ from torch import nn
 from transformer_lib import ModelConfig, Transformer, parameter_counts
 from transformer_lib.book import viz
 from transformer_lib.book.exercises import ch05
+from transformer_lib.book.pieces import keep
 from transformer_lib.model.swiglu import SwiGLU
 
 _ = torch.manual_seed(0)  # every random draw below is reproducible
@@ -51,26 +52,33 @@ torch.testing.assert_close(together, one_by_one)
 print("the FFN treats every position on its own")
 
 # %% [markdown]
-# And it is where most of a block's parameters sit. For the book's 22.5M model and a
-# GPT-2-sized one, counted on the `meta` device (shapes only, no memory allocated):
+# And it is where most of a block's parameters sit. For the book's model (the
+# `tinystories-cpu` preset, about 1.05M parameters in all), the 22.5M `seed-22.5M` preset and
+# a GPT-2-sized model, counted on the `meta` device (shapes only, no memory allocated):
 
 # %%
-ffn_share = {}
-for preset in ("seed-22.5M", "gpt2-small"):
+ffn_share, total_parameters = {}, {}
+for preset in ("tinystories-cpu", "seed-22.5M", "gpt2-small"):
     with torch.device("meta"):
         counts = parameter_counts(Transformer(ModelConfig.from_preset(preset)))
     ffn_share[preset] = counts["feed_forward"] / (counts["attention"] + counts["feed_forward"])
-    print(f"{preset:11s}: feed-forward {counts['feed_forward']:>11,} parameters, "
-          f"{ffn_share[preset]:.1%} of attention + feed-forward")
+    total_parameters[preset] = counts["total"]
+    print(f"{preset:15s}: {counts['total']:>11,} parameters, feed-forward "
+          f"{counts['feed_forward']:>10,}, {ffn_share[preset]:.1%} of attention + feed-forward")
 
 # %% [markdown]
-# About two thirds in both: with these shapes every block has $4d^2$ attention parameters and
-# $3 \cdot d \cdot h \approx 8d^2$ feed-forward ones ($h$, the hidden width, is explained
-# below).
+# About two thirds for the two larger ones: with their shapes every block has $4d^2$ attention
+# parameters (as many key/value heads as query heads) and $3 \cdot d \cdot h \approx 8d^2$
+# feed-forward ones ($h$, the hidden width, is explained below). The book's model gives its
+# feed-forward three quarters: its grouped attention (2 key/value heads for 4 query heads)
+# has $3d^2$ parameters, and its width $h = 384 = 3d$ makes $9d^2$.
 
 # %%
-for share in ffn_share.values():
-    assert 0.66 < share < 0.68
+assert 1.0e6 < total_parameters["tinystories-cpu"] < 1.1e6
+assert 22.4e6 < total_parameters["seed-22.5M"] < 22.6e6
+for preset in ("seed-22.5M", "gpt2-small"):
+    assert 0.66 < ffn_share[preset] < 0.68
+assert ffn_share["tinystories-cpu"] == 0.75  # 9 d^2 / (3 d^2 + 9 d^2), exactly
 
 # %% [markdown]
 # ## Activation functions: ReLU, GELU and SiLU
@@ -187,43 +195,36 @@ class MLP(nn.Module):
 # close to a product of two directions of $x$: multiplicative interactions come for free,
 # where an MLP has to approximate them with many units.
 #
-# Here it is from scratch, with the three weight matrices as plain parameters:
+# **Exercise 1.** Write SwiGLU as a function of the input and the three weight matrices,
+# stored as `nn.Linear` stores them, (out, in): $W_\text{gate}$ and $W_\text{up}$ are
+# $(h, C)$, $W_\text{down}$ is $(C, h)$, and `x` has any leading dimensions. Each exercise
+# in this book has a cell for your answer, which starts out holding a placeholder (`...`),
+# and a check cell that prints `not attempted yet`, `correct`, or `not yet` with a hint; the
+# worked answers are in `notebooks/solutions/05_swiglu_solutions.ipynb`. The check runs your
+# function against the library's `SwiGLU` with the same weights on random inputs of several
+# shapes, in float32 and bfloat16 (return `x`'s dtype), and compares the output and the
+# gradients that reach `x` and all three weights. When it prints `correct`, the cell after it
+# keeps your function for chapter 6, which assembles your pieces into a model (it reads back
+# the function's source alone, with `torch`, `math` and `F` at hand).
 
 # %%
-class MySwiGLU(nn.Module):
-    """W_down (silu(W_gate x) * W_up x), bias-free."""
+def swiglu(x: torch.Tensor, w_gate: torch.Tensor, w_up: torch.Tensor,
+           w_down: torch.Tensor) -> torch.Tensor:
+    """W_down (silu(W_gate x) * W_up x) for x (..., C); w_gate and w_up (h, C), w_down (C, h).
+    Returns (..., C) in x's dtype."""
+    ...  # your code here
 
-    def __init__(self, d_model: int, hidden_dim: int):
-        super().__init__()
-        self.w_gate = nn.Parameter(torch.randn(hidden_dim, d_model) / math.sqrt(d_model))
-        self.w_up = nn.Parameter(torch.randn(hidden_dim, d_model) / math.sqrt(d_model))
-        self.w_down = nn.Parameter(torch.randn(d_model, hidden_dim) / math.sqrt(hidden_dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate = F.silu(x @ self.w_gate.T)  # (..., h): how much of each unit passes
-        content = x @ self.w_up.T  # (..., h)
-        return (gate * content) @ self.w_down.T  # (..., d)
-
-
-# %% [markdown]
-# To compare it with the library, build a `transformer_lib.model.swiglu.SwiGLU` with its own random
-# weights, copy those weights *into* ours (`gate_proj`, `up_proj` and `down_proj` are the names
-# Hugging Face's Llama uses), and feed both the same input.
 
 # %%
-library_ffn = SwiGLU(d_model=32, hidden_dim=96)
-my_ffn = MySwiGLU(d_model=32, hidden_dim=96)
-with torch.no_grad():
-    my_ffn.w_gate.copy_(library_ffn.gate_proj.weight)
-    my_ffn.w_up.copy_(library_ffn.up_proj.weight)
-    my_ffn.w_down.copy_(library_ffn.down_proj.weight)
+ch05.exercise_1(swiglu)
 
-inputs = torch.randn(2, 7, 32)  # (B, T, C)
-torch.testing.assert_close(my_ffn(inputs), library_ffn(inputs))
-print("from-scratch SwiGLU matches transformer_lib.model.swiglu.SwiGLU")
+# %%
+keep(swiglu)
 
 # %% [markdown]
-# From here on the chapter uses the library's `SwiGLU`.
+# The library's module holds the same three matrices as `nn.Linear` layers named `gate_proj`,
+# `up_proj` and `down_proj` (the names Hugging Face's Llama uses), so a checkpoint's weights
+# map one to one. From here on the chapter uses the library's `SwiGLU`.
 #
 # ## The 8/3 rule: same parameters as a 4× MLP
 #
@@ -343,31 +344,34 @@ assert sum(swiglu_losses[-50:]) < 0.5 * sum(mlp_losses[-50:])
 # %% [markdown]
 # ## Exercises
 #
-# **Exercise 1.** A model has $d_\text{model} = 512$ and uses `ModelConfig`'s rule. How wide is
+# Exercise 1 asked for `swiglu`, above; the others follow. The worked answers are in
+# `notebooks/solutions/05_swiglu_solutions.ipynb`.
+#
+# **Exercise 2.** A model has $d_\text{model} = 512$ and uses `ModelConfig`'s rule. How wide is
 # its SwiGLU, and how many parameters does one SwiGLU feed-forward have? Work it out by hand.
 
 # %%
 width_and_parameters = ...  # your answer: (hidden width, number of parameters)
 
 # %%
-ch05.exercise_1(width_and_parameters)
+ch05.exercise_2(width_and_parameters)
 
 # %% [markdown]
-# **Exercise 2.** Derive SiLU's derivative by hand and write it as a function. With
+# **Exercise 3.** Derive SiLU's derivative by hand and write it as a function. With
 # $s = \sigma(x)$, you need $\sigma'(x) = s(1 - s)$ and the product rule. The check compares it
 # with autograd on a grid of points.
 
 # %%
 def silu_derivative(x: torch.Tensor) -> torch.Tensor:
     """d/dx [x * sigmoid(x)], element-wise."""
-    ...  # your code
+    ...  # your code here
 
 
 # %%
-ch05.exercise_2(silu_derivative)
+ch05.exercise_3(silu_derivative)
 
 # %% [markdown]
-# **Exercise 3.** Write a GEGLU feed-forward (the same as SwiGLU, but GELU on the gate) that
+# **Exercise 4.** Write a GEGLU feed-forward (the same as SwiGLU, but GELU on the gate) that
 # reuses the three weight matrices of a `SwiGLU` module `ffn`:
 # $W_\text{down}(\text{GELU}(W_\text{gate} x) \odot W_\text{up} x)$. The check runs it on
 # random inputs and weights.
@@ -375,32 +379,37 @@ ch05.exercise_2(silu_derivative)
 # %%
 def geglu(x: torch.Tensor, ffn: SwiGLU) -> torch.Tensor:
     """GEGLU of x (..., C) with the weights of ffn."""
-    ...  # your code
+    ...  # your code here
 
 
 # %%
-ch05.exercise_3(geglu)
+ch05.exercise_4(geglu)
 
 # %% [markdown]
-# **Exercise 4 (experiment: what does the SiLU on the gate do?).** Take the activation off the
+# **Exercise 5 (experiment: what does the SiLU on the gate do?).** Take the activation off the
 # gate: a *bilinear* feed-forward, $W_\text{down}\big((W_\text{gate}\, x) \odot
-# W_\text{up}\, x\big)$, at the same width (43) as the SwiGLU of the experiment above. Train it
-# with the same `train` function (float64, the same seed before building it) and pass its
-# per-step losses. Before you run it: will it land above or below SwiGLU on the neighbour
-# products, and what does that say about where SwiGLU's advantage on this task comes from?
+# W_\text{up}\, x\big)$. Write it as a class `Bilinear(SwiGLU)` that only overrides `forward`
+# (so `Bilinear(16, 43)` builds it at the same width as the experiment's SwiGLU), then train
+# it exactly as the SwiGLU above: `torch.manual_seed(0)`, build it, `.double()`, and pass it
+# to `train`. Hand in the trained model and the per-step losses `train` returns; the check
+# trains your class again from the same seed and compares every step. Before you run it: will
+# it land above or below SwiGLU on the neighbour products, and what does that say about where
+# SwiGLU's advantage on this task comes from? Compare the two once you have the numbers.
 
 # %%
-bilinear_losses = ...  # your measurement: the list that train(...) returns
+bilinear_model = ...  # your trained Bilinear(16, 43) in float64
+bilinear_losses = ...  # your measurement: the list that train(bilinear_model) returns
 
 # %%
-ch05.exercise_4(bilinear_losses, swiglu_losses)
+ch05.exercise_5(bilinear_model, bilinear_losses)
 
 # %% [markdown]
 # ## What we built, and where it lives in the library
 #
 # - The **feed-forward** transforms each position on its own and holds about two thirds of a
 #   block's parameters.
-# - **SwiGLU** multiplies a SiLU-gated projection with a plain one before projecting back:
+# - **SwiGLU** multiplies a SiLU-gated projection with a plain one before projecting back
+#   (your `swiglu`, exercise 1, kept for chapter 6):
 #   `transformer_lib.model.swiglu.SwiGLU(d_model, hidden_dim)`, with bias-free `gate_proj`,
 #   `up_proj` and `down_proj` named as in Hugging Face's Llama, so checkpoints map one to one.
 # - Its width is `ModelConfig.ffn_hidden_dim`: by default $8/3 \cdot d_\text{model}$ rounded up

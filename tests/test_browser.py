@@ -335,6 +335,7 @@ def jupyter_lab(tmp_path):
     # repository's files are never opened for writing.
     original = LAB_NOTEBOOK.read_bytes()
     shutil.copy2(LAB_NOTEBOOK, work / LAB_NOTEBOOK.name)
+    write_explorers_notebook(work / EXPLORERS_NOTEBOOK)
     port, token = free_port(), "browser-test-token"
     env = dict(os.environ)
     for name, folder in [("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_RUNTIME_DIR", "runtime"),
@@ -385,6 +386,44 @@ def jupyter_lab(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, 9)  # its own session: this takes any kernel with it
             server.wait(timeout=10)
+
+
+# A notebook that shows every explorer, one per cell (the attention explorer in three views),
+# for the test that measures how each image is drawn.
+EXPLORERS_NOTEBOOK = "explorers.ipynb"
+EXPLORER_CELLS = [
+    "from transformer_lib import book\n"
+    "from transformer_lib.book.widgets import (AttentionExplorer, RopeExplorer, "
+    "SamplingExplorer,\n    TokenizerExplorer)\n"
+    "stored = book.stored_model()\n"
+    "text = 'Once upon a time, there was a kind farmer. He had a big cow. The cow was sad.'",
+    "AttentionExplorer(stored.model, stored.tokenizer, text=text, layer=1, head=1)",
+    "AttentionExplorer(stored.model, stored.tokenizer, text=text, layer='all', head=1)",
+    "AttentionExplorer(stored.model, stored.tokenizer, text=text, layer='all', head='all')",
+    "RopeExplorer()",
+    "SamplingExplorer(stored.model, stored.tokenizer)",
+    "TokenizerExplorer(stored.tokenizer)",
+]
+
+
+def write_explorers_notebook(path: Path) -> None:
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(source) for source in EXPLORER_CELLS],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                                 "language": "python"}})
+    nbformat.write(notebook, path)
+
+
+# Runs in the page: every explorer image's own (PNG) width and height and the size it is drawn
+# at, with the width of the column around it.
+IMAGE_SIZES = """() => [...document.querySelectorAll('.jp-OutputArea .widget-image')].map(img => {
+  const box = img.getBoundingClientRect();
+  const column = img.closest('.jp-OutputArea-output').getBoundingClientRect();
+  return {natural: [img.naturalWidth, img.naturalHeight], shown: [box.width, box.height],
+          column: column.width};
+})"""
 
 
 # Runs in the page: true once the notebook's kernel has started and is idle.
@@ -505,3 +544,50 @@ def test_rope_explorer_live_in_jupyterlab(browser, jupyter_lab, screenshots):
         context.close()
     # The working copy may change (checkpoints, autosave); the repository's file must not.
     assert LAB_NOTEBOOK.read_bytes() == lab["original"], "the test modified the chapter"
+
+
+def test_explorers_are_drawn_at_their_own_size(browser, jupyter_lab, screenshots):
+    """Every explorer's image is shown at its PNG's own width when the column has room, shrunk
+    (keeping its shape) when not, and never stretched past it; the attention explorer's
+    all-layers view is a grid, no taller than it is wide."""
+    lab = jupyter_lab
+    context = browser.new_context(viewport=LAB_VIEWPORT)
+    try:
+        page, watch = open_page(
+            context, f"{lab['base']}/lab/tree/{EXPLORERS_NOTEBOOK}?token={lab['token']}")
+        page.wait_for_selector(".jp-NotebookPanel .jp-Cell")
+        start_kernel(page, screenshots, lab["log"])
+        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+        page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+        expected = len(EXPLORER_CELLS) - 1
+        deadline, sizes = time.monotonic() + 300, []
+        while time.monotonic() < deadline:
+            sizes = page.evaluate(IMAGE_SIZES)
+            if len(sizes) == expected and all(size["natural"][0] > 0 for size in sizes):
+                break
+            time.sleep(1)
+        page.wait_for_timeout(500)  # the last layout pass
+        sizes = page.evaluate(IMAGE_SIZES)
+        explorers = page.locator(".jp-OutputArea .widget-vbox")
+        for index in range(explorers.count()):
+            explorers.nth(index).screenshot(path=screenshots / f"lab-explorer-{index}.png")
+        page.screenshot(path=screenshots / "lab-explorers.png", full_page=True)
+        print("explorer images (PNG width x height -> drawn width x height, column width):")
+        for cell, size in zip(EXPLORER_CELLS[1:], sizes, strict=False):
+            name = cell.replace("stored.model, stored.tokenizer", "...").replace("text=text, ", "")
+            print(f"  {name:45} {size['natural'][0]}x{size['natural'][1]} -> "
+                  f"{size['shown'][0]:.0f}x{size['shown'][1]:.0f} (column {size['column']:.0f})")
+        print(f"screenshots in {screenshots}")
+        assert len(sizes) == expected, f"{len(sizes)} explorer images drawn, expected {expected}"
+        for cell, size in zip(EXPLORER_CELLS[1:], sizes, strict=True):
+            (width, height), (shown_w, shown_h) = size["natural"], size["shown"]
+            assert shown_w <= width + 0.5, f"{cell}: stretched from {width} to {shown_w:.0f} px"
+            if width <= size["column"]:
+                assert abs(shown_w - width) <= 0.5, f"{cell}: {width} px drawn at {shown_w:.0f}"
+            assert abs(shown_h / shown_w - height / width) < 0.01, f"{cell}: shape changed"
+        all_layers = sizes[1]
+        assert all_layers["natural"][1] <= 1.1 * all_layers["natural"][0], (
+            "the all-layers view of one head is a tall strip, not a grid")
+        watch.check("JupyterLab")
+    finally:
+        context.close()

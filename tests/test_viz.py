@@ -288,6 +288,14 @@ def test_figure_notes_stack_without_overlapping():
         assert axes[0, 0].get_position().y0 > first.get_position()[1] + 0.03
 
 
+def test_plot_tokens_fits_its_width_to_one_line_of_text(tokenizer):
+    short = viz.plot_tokens("Hi there", tokenizer)
+    long = viz.plot_tokens("a long line " * 20, tokenizer)
+    assert 5.5 <= short.get_size_inches()[0] < 0.7 * long.get_size_inches()[0]
+    # the same character cell in both: the short figure's axes span fewer columns
+    assert short.axes[0].get_xlim()[1] < long.axes[0].get_xlim()[1] == 60
+
+
 def test_plot_tokens_wraps_lines_and_caps_height(tokenizer):
     figure = viz.plot_tokens("abcdefgh " * 40, tokenizer, chars_per_line=20, max_lines=3)
     ax = figure.axes[0]

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from transformer_lib import ModelConfig
 from transformer_lib.book import dashboard, viz, widgets
@@ -48,6 +49,40 @@ def test_attention_explorer_redraws_on_every_control(model, tokenizer, capsys):
     assert explorer.redraw_count == 5
     assert len(heatmaps(explorer.last_figure)) == model.config.num_heads
     assert capsys.readouterr() == ("", "")  # redraws never print (nbval diffs outputs)
+
+
+def test_explorers_draw_at_their_own_size(model, tokenizer):
+    """Each explorer's image is as wide as its PNG (shrunk to fit, never stretched), the
+    all-layers view of one head is a grid rather than a strip, and every title fits."""
+    explorers = [widgets.AttentionExplorer(model, tokenizer, text="hello world " * 3),
+                 widgets.RopeExplorer(), widgets.SamplingExplorer(model, tokenizer),
+                 widgets.TokenizerExplorer(tokenizer)]
+    for explorer in explorers:
+        width, _ = widgets.png_size(bytes(explorer._image.value))
+        assert explorer._image.layout.width == f"{width}px", type(explorer).__name__
+        assert explorer._image.layout.max_width == "100%"
+        assert explorer._image.layout.height == "auto"
+    for explorer in explorers:  # every title inside its figure
+        figure = explorer.last_figure
+        renderer = FigureCanvasAgg(figure).get_renderer()
+        titles = [ax.title for ax in figure.axes] + [ax._left_title for ax in figure.axes]
+        titles += [figure._suptitle] if figure._suptitle is not None else []
+        for title in titles:
+            if title.get_text():
+                box = title.get_window_extent(renderer)
+                assert -1 <= box.x0 and box.x1 <= figure.bbox.width + 1, title.get_text()
+    attention = explorers[0]
+    for layer, head in ((widgets.ALL, 1), (1, widgets.ALL), (widgets.ALL, widgets.ALL), (0, 0)):
+        attention.update(layer=layer, head=head)
+        figure = attention.last_figure
+        width_in, height_in = figure.get_size_inches()
+        assert height_in < 1.5 * width_in, (layer, head)  # a grid, not a tall strip
+        renderer = FigureCanvasAgg(figure).get_renderer()
+        title = figure._suptitle.get_window_extent(renderer)
+        assert 0 <= title.x0 and title.x1 <= width_in * figure.dpi, (layer, head)
+    attention.update(layer=widgets.ALL, head=1)
+    assert len({ax.get_position().x0 for ax in heatmaps(attention.last_figure)}) == 2  # 2 x 2
+    assert "press Enter" in attention.controls["text"].description
 
 
 def test_attention_explorer_caches_the_model_run(model, tokenizer, monkeypatch):

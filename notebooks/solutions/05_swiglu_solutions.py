@@ -11,12 +11,36 @@ import torch.nn.functional as F
 from torch import nn
 
 from transformer_lib.book.exercises import ch05
+from transformer_lib.book.pieces import keep
 from transformer_lib.model.swiglu import SwiGLU
 
 _ = torch.manual_seed(0)
 
 # %% [markdown]
 # ## Exercise 1
+#
+# Two projections of `x` (each `x @ w.T`, since the weights are stored (out, in)), SiLU on the
+# gate only, the element-wise product, and the projection back. Autograd gives the gradients of
+# `x` and of all three weights; the result keeps `x`'s dtype because every step does.
+
+# %%
+def swiglu(x: torch.Tensor, w_gate: torch.Tensor, w_up: torch.Tensor,
+           w_down: torch.Tensor) -> torch.Tensor:
+    """W_down (silu(W_gate x) * W_up x) for x (..., C); w_gate and w_up (h, C), w_down (C, h).
+    Returns (..., C) in x's dtype."""
+    gate = F.silu(x @ w_gate.T)  # (..., h): how much of each unit passes
+    up = x @ w_up.T  # (..., h)
+    return (gate * up) @ w_down.T  # (..., C)
+
+
+# %%
+ch05.exercise_1(swiglu)
+
+# %%
+keep(swiglu)
+
+# %% [markdown]
+# ## Exercise 2
 #
 # $8 \cdot 512 / 3 = 1365.33$, cut to 1365; the next multiple of 64 is $22 \cdot 64 = 1408$.
 # Three matrices of $1408 \times 512$ give $3 \cdot 512 \cdot 1408 = 2{,}162{,}688$ parameters.
@@ -27,10 +51,10 @@ width_and_parameters = (hidden, 3 * 512 * hidden)
 print(width_and_parameters)
 
 # %%
-ch05.exercise_1(width_and_parameters)
+ch05.exercise_2(width_and_parameters)
 
 # %% [markdown]
-# ## Exercise 2
+# ## Exercise 3
 #
 # With $s = \sigma(x)$: $\frac{d}{dx}\,x s = s + x\,s(1 - s) = s\,\big(1 + x(1 - s)\big)$.
 
@@ -42,10 +66,10 @@ def silu_derivative(x: torch.Tensor) -> torch.Tensor:
 
 
 # %%
-ch05.exercise_2(silu_derivative)
+ch05.exercise_3(silu_derivative)
 
 # %% [markdown]
-# ## Exercise 3
+# ## Exercise 4
 #
 # SwiGLU with GELU in place of SiLU on the gate; the module's three layers do the products.
 
@@ -56,10 +80,10 @@ def geglu(x: torch.Tensor, ffn: SwiGLU) -> torch.Tensor:
 
 
 # %%
-ch05.exercise_3(geglu)
+ch05.exercise_4(geglu)
 
 # %% [markdown]
-# ## Exercise 4
+# ## Exercise 5
 #
 # The chapter's training function and its SwiGLU run, repeated here, then the same run for a
 # feed-forward whose gate keeps its projection but loses its SiLU.
@@ -95,13 +119,14 @@ class Bilinear(SwiGLU):
 torch.manual_seed(0)
 swiglu_losses = train(SwiGLU(16, 43).double())
 torch.manual_seed(0)
-bilinear_losses = train(Bilinear(16, 43).double())
+bilinear_model = Bilinear(16, 43).double()
+bilinear_losses = train(bilinear_model)
 swiglu_final, bilinear_final = sum(swiglu_losses[-50:]) / 50, sum(bilinear_losses[-50:]) / 50
 print(f"mean loss over the last 50 steps: SwiGLU {swiglu_final:.3f}, "
       f"bilinear {bilinear_final:.4f}")
 
 # %%
-ch05.exercise_4(bilinear_losses, swiglu_losses)
+ch05.exercise_5(bilinear_model, bilinear_losses)
 
 # %% [markdown]
 # Without its SiLU the gate does better, not worse: over the last 50 steps the bilinear

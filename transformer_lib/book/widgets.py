@@ -83,12 +83,21 @@ def _dropdown(description: str, options: list, value):
 
 
 def _text_box(description: str, value: str, multiline: bool = False):
-    """A text box that redraws when the reader presses Enter or leaves it, not on every key."""
+    """A text box that redraws when the reader presses Enter or leaves it, not on every key
+    (a model run per keystroke would queue up); its label says so."""
     if ipywidgets is None:
         return PlainControl(description, value)
     kind = ipywidgets.Textarea if multiline else ipywidgets.Text
-    return kind(value=value, description=description, continuous_update=False,
+    how = "click outside to redraw" if multiline else "press Enter to redraw"
+    return kind(value=value, description=f"{description} ({how})", continuous_update=False,
                 layout=ipywidgets.Layout(width="95%"), **_WIDE)
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    """(width, height) in pixels of a PNG, read from its header."""
+    if png[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError("not a PNG")
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
 
 
 def _check_choice(name: str, value, count: int) -> None:
@@ -113,7 +122,10 @@ class Explorer:
         self._batching = False
         self.widget = self._image = self._message = None
         if ipywidgets is not None:
-            self._image = ipywidgets.Image(format="png")
+            # Drawn at the PNG's own width (set on each redraw), shrunk to fit a narrow
+            # column but never stretched past it: a stretched figure is blurred.
+            self._image = ipywidgets.Image(format="png", layout=ipywidgets.Layout(
+                max_width="100%", height="auto"))
             self._message = ipywidgets.HTML()  # empty unless the last redraw failed
             rows = rows or [list(controls)]
             boxes = [ipywidgets.HBox([controls[name] for name in row]) for row in rows]
@@ -169,7 +181,9 @@ class Explorer:
         self.last_figure = figure
         self.redraw_count += 1
         if self._image is not None:
-            self._image.value = viz.figure_to_png(figure, dpi=self.dpi)
+            png = viz.figure_to_png(figure, dpi=self.dpi)
+            self._image.layout.width = f"{png_size(png)[0]}px"
+            self._image.value = png
 
     def note(self) -> str:
         return f"Static {self.title} ({self.state()}): interactive in Jupyter with ipywidgets."

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
@@ -12,6 +14,7 @@ from matplotlib.transforms import blended_transform_factory, offset_copy
 
 from ...analysis.compute import attention_maps_for_text
 from .common import (
+    _CHAR_WIDTH_EM,
     _MIN_GRID_LABEL_PT,
     _MIN_LABEL_PT,
     MASKED_COLOUR,
@@ -110,50 +113,65 @@ def plot_attention(attentions, tokens: Sequence[str], *, layers=None, heads=None
                          f"pass exactly one label per position")
     layer_ids = _select("layer", layers, len(maps), "the model")
     head_ids = _select("head", heads, num_heads, "each layer")
-    rows, cols = len(layer_ids), len(head_ids)
+    panels = [(layer, head) for layer in layer_ids for head in head_ids]
+    rows, cols = _grid_shape(len(layer_ids), len(head_ids))
 
     # A fixed layout computed here (not constrained layout, which measures every label twice).
     # Panels shrink until the grid fits the largest figure; the labels are then chosen for the
     # panel size actually drawn (a few passes settle it), so a big grid gets fewer labels at a
     # readable size instead of every label at a size nobody can read.
-    largest_in = 5.0 if rows * cols == 1 else 2.8
-    min_pt = _MIN_LABEL_PT if rows * cols == 1 else _MIN_GRID_LABEL_PT
+    title = title or (f"Attention over {count} tokens (row: query, column: key; grey: masked "
+                      f"future)")
+    largest_in = 5.0 if len(panels) == 1 else 3.6 if len(panels) <= 4 else 2.8
+    min_pt = _MIN_LABEL_PT if len(panels) == 1 else _MIN_GRID_LABEL_PT
     gap_w, gap_h = 0.15, 0.3  # inner panels carry no labels, only a title
+    panel_titles = not single_tensor or num_heads > 1
     cell_in = largest_in
     for _ in range(3):
         legible = max(1, int(0.8 * cell_in * 72 / min_pt))  # labels that fit at min_pt
         ticks = _thinned_ticks(count, min(max_labels, legible))
         fontsize = float(np.clip(0.8 * cell_in * 72 / len(ticks), min_pt, 9.0))
         margin_in = (_label_extent_pt([tokens[i] for i in ticks], fontsize) + 22) / 72
-        left_in, bottom_in, top_in, right_in = margin_in, margin_in, 0.75, 1.1
+        left_in, bottom_in, right_in = margin_in, margin_in, 1.1
+        width_guess = left_in + cols * cell_in + (cols - 1) * gap_w + right_in
+        title_lines = _wrapped(title, width_guess)
+        top_in = 0.2 + 0.2 * title_lines.count("\n") + (0.55 if panel_titles else 0.35)
         cell_in = min(largest_in,
                       (MAX_FIGURE_WIDTH_IN - left_in - right_in - (cols - 1) * gap_w) / cols,
                       (MAX_FIGURE_HEIGHT_IN - bottom_in - top_in - (rows - 1) * gap_h) / rows)
     grid_w, grid_h = cols * cell_in + (cols - 1) * gap_w, rows * cell_in + (rows - 1) * gap_h
-    width, height = left_in + grid_w + right_in, bottom_in + grid_h + top_in
+    width = left_in + grid_w + right_in
+    title_lines = _wrapped(title, width)  # the title fits the figure's own width
+    top_in = 0.2 + 0.2 * title_lines.count("\n") + (0.55 if panel_titles else 0.35)
+    height = bottom_in + grid_h + top_in
     figure = NotebookFigure(figsize=(width, height))
     axes = figure.subplots(rows, cols, squeeze=False, gridspec_kw=dict(
         left=left_in / width, right=(left_in + grid_w) / width, bottom=bottom_in / height,
         top=(bottom_in + grid_h) / height, wspace=gap_w / cell_in, hspace=gap_h / cell_in))
 
-    shown = [maps[layer][head] for layer in layer_ids for head in head_ids]
+    shown = [maps[layer][head] for layer, head in panels]
     # One colour scale for every panel. Row 0 is left out: the first query can only attend to
     # itself, so its weight is always 1 and would wash out every other weight.
     if vmax is None:
         vmax = max(float(m[1:].max()) if count > 1 else 1.0 for m in shown) or 1.0
-    for r, layer in enumerate(layer_ids):
-        for c, head in enumerate(head_ids):
-            ax = axes[r, c]
-            image = draw_attention_heatmap(ax, maps[layer][head], tokens, vmax=vmax, ticks=ticks,
-                                           fontsize=fontsize, show_x=r == rows - 1,
-                                           show_y=c == 0)
-            if not single_tensor:
-                ax.set_title(f"layer {layer}, head {head}", fontsize=9)
-            elif num_heads > 1:
-                ax.set_title(f"head {head}", fontsize=9)
+    # Panels fill the grid row by row; the last panel of each column carries the key labels.
+    last_row = {c: max(r for r in range(rows) if r * cols + c < len(panels))
+                for c in range(min(cols, len(panels)))}
+    for index, (layer, head) in enumerate(panels):
+        r, c = divmod(index, cols)
+        ax = axes[r, c]
+        image = draw_attention_heatmap(ax, maps[layer][head], tokens, vmax=vmax, ticks=ticks,
+                                       fontsize=fontsize, show_x=r == last_row[c],
+                                       show_y=c == 0)
+        if not single_tensor:
+            ax.set_title(f"layer {layer}, head {head}", fontsize=9)
+        elif num_heads > 1:
+            ax.set_title(f"head {head}", fontsize=9)
+    for ax in axes.flat[len(panels):]:  # a wrapped grid's empty places
+        ax.set_visible(False)
     # A grid gets each axis title once, centred on the grid: one per row or column overlapped.
     if cols > 1:
-        for ax in axes[-1]:
+        for ax in axes.flat[:len(panels)]:
             ax.set_xlabel("")
         figure.text((left_in + grid_w / 2) / width, 0.05 / height, "key token (attended to)",
                     ha="center", va="bottom", fontsize=10)
@@ -166,9 +184,29 @@ def plot_attention(attentions, tokens: Sequence[str], *, layers=None, heads=None
                                        0.15 / width, grid_h / height), label="<colorbar>")
     figure.colorbar(image, cax=colour_bar_axes, extend="max" if vmax < 1 else "neither",
                     label="attention weight (probability)")
-    figure.suptitle(title or f"Attention over {count} tokens (row: query, column: key; "
-                             f"grey: masked future)", fontsize=10, y=1 - 0.12 / height, va="top")
+    figure.suptitle(title_lines, fontsize=_TITLE_PT, y=1 - 0.12 / height, va="top")
     return figure
+
+
+_TITLE_PT = 10
+
+
+def _wrapped(title: str, width_in: float) -> str:
+    """``title`` broken into lines that fit a figure ``width_in`` wide (at the title's size)."""
+    chars = max(10, int(0.92 * width_in * 72 / (_TITLE_PT * _CHAR_WIDTH_EM)))
+    return "\n".join(textwrap.wrap(title, chars, break_on_hyphens=False)) or title
+
+
+def _grid_shape(num_layers: int, num_heads: int) -> tuple[int, int]:
+    """(rows, columns) for the panels: layers x heads, or a near-square grid when only one
+    layer or one head is shown (a column of four maps would be a tall strip)."""
+    if num_layers > 1 and num_heads > 1:
+        return num_layers, num_heads
+    count = num_layers * num_heads
+    if count <= 3:
+        return 1, count
+    cols = math.ceil(math.sqrt(count))
+    return math.ceil(count / cols), cols
 
 
 def attention_for_text(model, tokenizer, text: str) -> tuple[list[torch.Tensor], list[str]]:
