@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..fileio import write_text_atomically
+from .checking import say
 
 PIECES_DIR = Path("my_pieces")  # relative to the notebook's folder: the kernel's working directory
 # Which chapter asks for each piece (the order chapter 6 assembles them in).
@@ -207,7 +208,8 @@ def assemble(pieces: dict[str, Callable | None], model: torch.nn.Module) -> Read
     while any piece is still unwritten: nothing stands in for a missing piece."""
     absent = missing({name: pieces.get(name) for name in NEEDED})
     if absent:
-        print("not assembled: still to write " + ", ".join(absent))
+        say("not assembled, and nothing stands in for a missing piece: still to write "
+            + ", ".join(absent))
         return None
     config = model.config
     return ReadersModel({name: pieces[name] for name in NEEDED}, model_weights(model),
