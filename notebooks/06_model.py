@@ -648,9 +648,9 @@ rms_norm, rope_tables, apply_rope, attention, swiglu = (
     for name in ("rms_norm", "rope_tables", "apply_rope", "attention", "swiglu"))
 
 # %% [markdown]
-# A block's weights come as a dict of tensors, named after llama2.c's (the library's names are
-# in `pieces.LAYER_WEIGHTS`), every matrix in `nn.Linear`'s (out, in) layout, so a projection
-# is `h @ w.T`:
+# A block's weights come as a dict of tensors under short names (`pieces.LAYER_WEIGHTS` maps
+# them to the library's parameter names), every matrix in `nn.Linear`'s (out, in) layout, so a
+# projection is `h @ w.T`:
 #
 # | key | shape | |
 # |---|---|---|
@@ -769,8 +769,8 @@ story_from_stored = run_readers_model(mine, stored.model, stored.tokenizer, text
                                       name="the book's stored model")
 
 # %% [markdown]
-# Then a model trained by someone else: llama2.c's stories260K (Karpathy's 260,000-parameter
-# TinyStories model, 5 layers, 8 query heads sharing 4 key/value heads, with its own 512-piece
+# Then a model trained by someone else: llama2.c's stories260K (Karpathy's TinyStories model of
+# 260,032 parameters, 5 layers, 8 query heads sharing 4 key/value heads, with its own 512-piece
 # tokenizer; chapter 11 looks inside it). The library's `from_llama2c` loads it, and
 # your functions run it unchanged: nothing in them is specific to one model's size.
 

@@ -14,7 +14,9 @@
 #   sequence. We build one around the library's layers, check that it produces the same tokens,
 #   and measure the speed-up.
 #
-# At the end we look inside the trained model at what its attention heads attend to.
+# At the end we look inside the trained model at what its attention heads attend to. In the
+# exercises you write the sampler, `next_token`, and one decoding step of attention with a KV
+# cache yourself, each checked against the library on random inputs.
 
 # %%
 import time
