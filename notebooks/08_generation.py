@@ -14,7 +14,9 @@
 #   sequence. We build one around the library's layers, check that it produces the same tokens,
 #   and measure the speed-up.
 #
-# At the end we look inside the trained model at what its attention heads attend to.
+# At the end we look inside the trained model at what its attention heads attend to. In the
+# exercises you write the sampler, `next_token`, and one decoding step of attention with a KV
+# cache yourself, each checked against the library on random inputs.
 
 # %%
 import time
@@ -516,31 +518,82 @@ def positions(P: int, N: int) -> tuple[int, int]:
 ch08.exercise_1(positions)
 
 # %% [markdown]
-# **Exercise 2.** After our prompt, how many tokens does top-p sampling with $p = 0.9$ keep at
-# temperature 1, and how many at temperature 0.5? Use your own `top_p_filter` on `logits` (the
-# next-token logits from the start of the chapter), or count directly from the sorted
+# **Exercise 2.** After the prompt `"Tom and his mom went to the"` (preceded by the
+# end-of-text id, as every prompt in this chapter), how many tokens does top-p sampling with
+# $p = 0.8$ keep at temperature 1, and how many at temperature 0.5? Run the model for the
+# next-token logits, then use your own `top_p_filter` or count directly from the sorted
 # probabilities. Before you compute it, guess whether the lower temperature keeps fewer tokens.
 
 # %%
 kept = ...  # your answer: (count at temperature 1, count at temperature 0.5)
 
 # %%
-ch08.exercise_2(kept, logits)
+ch08.exercise_2(kept)
 
 # %% [markdown]
 # **Exercise 3 (experiment).** Greedy decoding repeats itself; how much does the temperature
-# change that? Generate a long continuation of `prompt` (240 new tokens fill most of the
-# 256-token context) at several temperatures from 0 (greedy) to 1.5, each with a seeded
-# `torch.Generator` so that you can reproduce it. For each, measure the fraction of its 4-grams (runs of four consecutive token
-# ids) that already occurred earlier in the same continuation, and store the results as
-# `{temperature: fraction}`. Then read a sample at each end of the range: which temperatures
-# read best, and what does a low fraction of repeats not guarantee?
+# change that? Generate 240 new tokens after `prompt` (they fill most of the 256-token
+# context) at several temperatures from 0 (greedy) to 1.5, each with
+# `model.generate(prompt, 240, temperature=t, generator=torch.Generator().manual_seed(seed))`
+# and one `seed` of your choice, and keep the new token ids (without the prompt) in
+# `continuations = {temperature: ids}`. For each, measure the fraction of its 4-grams (runs of
+# four consecutive token ids) that already occurred earlier in the same continuation, and store
+# the results as `repetition = {temperature: fraction}`. The check measures the fractions again
+# from your continuations and generates two of them again from your seed. Then read a sample at
+# each end of the range: which temperatures read best, and what does a low fraction of repeats
+# not guarantee?
 
 # %%
+seed = ...  # your answer: the seed of every generator
+continuations = ...  # your answer: {temperature: the 240 new token ids}
 repetition = ...  # your answer: {temperature: fraction of repeated 4-grams}
 
 # %%
-ch08.exercise_3(repetition)
+ch08.exercise_3(repetition, continuations, seed)
+
+# %% [markdown]
+# **Exercise 4.** Write the sampler: `next_token(logits, temperature, top_k, top_p, generator)`
+# picks one token per row of `logits` (B, V) and returns their ids (B,). Temperature 0 means
+# greedy (the argmax, whatever top-k and top-p say); otherwise divide by the temperature, cut
+# with top-k (keeping every token tied with the k-th) and then top-p (the smallest set of most
+# likely tokens whose probability reaches $p$), and draw from the softmax of what is left with
+# `torch.multinomial(probs, 1, generator=generator)`. `top_k` and `top_p` may each be `None`
+# (no cut). The check runs your function and the library's `generation.sample_next_token`
+# with generators seeded alike on many rows, so a right answer draws exactly the same tokens,
+# and names the mistake it recognises.
+
+# %%
+def next_token(logits, temperature, top_k, top_p, generator):
+    """logits (B, V) -> token ids (B,), drawn with `generator` (temperature 0: the argmax)."""
+    ...
+
+
+# %%
+ch08.exercise_4(next_token)
+
+# %% [markdown]
+# **Exercise 5.** Write one decoding step of attention with a KV cache, the way the library's
+# `KVCache` works: the cache is allocated once for the longest sequence and filled in place.
+# `decode_step(x, layer, cache_k, cache_v, position, cos, sin)` takes the normalised stream of
+# one new token, `x` (B, 1, C), at absolute position `position`; `layer` holds chapter 6's
+# attention weights `wq` (H·D, C), `wk` and `wv` (K·D, C) and `wo` (C, H·D); `cache_k` and
+# `cache_v` (B, K, S, D) hold the keys (already turned by RoPE) and the values of positions
+# 0 .. position − 1, and zeros after them; `cos` and `sin` (S, D) are the tables for every
+# position. Turn the new query and key by RoPE at their position, write the key and value into
+# the caches at index `position`, attend from the query to the filled part of the cache, and
+# return the attention output after `wo`, (B, 1, C). The check compares the output and the
+# caches after the call with the library's attention on random inputs (1, 2 and 4 query heads
+# per key/value head) and names the mistake it recognises.
+
+# %%
+def decode_step(x, layer, cache_k, cache_v, position, cos, sin):
+    """Attention output (B, 1, C) for one new token at `position`; writes its key and value
+    into cache_k and cache_v (B, K, S, D) at index `position`."""
+    ...
+
+
+# %%
+ch08.exercise_5(decode_step)
 
 # %% [markdown]
 # ## What we built, and where it lives in the library
@@ -548,7 +601,8 @@ ch08.exercise_3(repetition)
 # | piece | from scratch here | library |
 # |---|---|---|
 # | greedy, temperature, top-k, top-p | `greedy_filter`, `top_k_filter`, `top_p_filter`, `sampling_filter` | `generation.filter_logits` |
-# | drawing a token | | `generation.sample_next_token` |
+# | drawing a token | your `next_token` (exercise 4) | `generation.sample_next_token` |
+# | one cached attention step | your `decode_step` (exercise 5) | `attention.KVCache`, `Attention.forward` with a cache |
 # | generation loop with a KV cache | `forward_with_cache`, `greedy_with_cache` | `generation.generate`, `attention.KVCache`, `Transformer.make_caches` |
 # | what a setting cuts | | `viz.plot_next_token_choice`, `widgets.SamplingExplorer` |
 # | attention of the trained model | head statistics | `viz.plot_model_attention`, `widgets.AttentionExplorer` |

@@ -17,12 +17,14 @@ import inspect
 import math
 import textwrap
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from ..fileio import write_text_atomically
+from .checking import say
 
 PIECES_DIR = Path("my_pieces")  # relative to the notebook's folder: the kernel's working directory
 # Which chapter asks for each piece (the order chapter 6 assembles them in).
@@ -100,3 +102,146 @@ def load_pieces(folder: str | Path = PIECES_DIR,
 def missing(pieces: dict[str, Callable | None]) -> list[str]:
     """The pieces not written yet, each with the chapter that asks for it."""
     return [f"{name} (chapter {PIECES[name]})" for name, fn in pieces.items() if fn is None]
+
+
+# ---- the library's versions, with the pieces' signatures -------------------------------------
+# The exercises compare the reader's pieces with these, and chapter 6's block exercise may use
+# them while one of the reader's pieces is still missing. The assembly below never does.
+
+
+def library_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Causal grouped-query attention: q (B, H, T, D), k and v (B, K, S, D) -> (B, H, T, D).
+
+    The T queries are the *last* T of the S positions (T < S after a KV cache's earlier
+    positions), so query t sees keys 0 .. S - T + t. H is a multiple of K: query head h reads
+    key/value head h // (H / K).
+    """
+    T, S = q.shape[-2], k.shape[-2]
+    groups = q.shape[-3] // k.shape[-3]
+    k, v = k.repeat_interleave(groups, dim=-3), v.repeat_interleave(groups, dim=-3)  # (B, H, S, D)
+    visible = torch.ones(T, S, dtype=torch.bool, device=q.device).tril(S - T)  # (T, S)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=visible)
+
+
+def library_swiglu(x: torch.Tensor, w_gate: torch.Tensor, w_up: torch.Tensor,
+                   w_down: torch.Tensor) -> torch.Tensor:
+    """down(silu(gate(x)) * up(x)); weights in nn.Linear's (out, in) layout: w_gate and w_up
+    (F, C), w_down (C, F)."""
+    return F.linear(F.silu(F.linear(x, w_gate)) * F.linear(x, w_up), w_down)
+
+
+def library_pieces() -> dict[str, Callable]:
+    """The library's rms_norm, rope_tables, apply_rope, attention and swiglu, by piece name."""
+    from ..model.rmsnorm import rms_norm
+    from ..model.rope import apply_rope, rope_tables
+
+    return {"rms_norm": rms_norm, "rope_tables": rope_tables, "apply_rope": apply_rope,
+            "attention": library_attention, "swiglu": library_swiglu}
+
+
+# ---- a library model's weights, as the reader's block_forward and model_forward take them ----
+
+LAYER_WEIGHTS = {  # the reader's name -> the library Block's parameter
+    "attention_norm": "input_layernorm.weight",
+    "wq": "self_attn.q_proj.weight",  # (H*D, C)
+    "wk": "self_attn.k_proj.weight",  # (K*D, C)
+    "wv": "self_attn.v_proj.weight",  # (K*D, C)
+    "wo": "self_attn.o_proj.weight",  # (C, H*D)
+    "ffn_norm": "post_attention_layernorm.weight",
+    "w_gate": "mlp.gate_proj.weight",  # (F, C)
+    "w_up": "mlp.up_proj.weight",  # (F, C)
+    "w_down": "mlp.down_proj.weight",  # (C, F)
+}
+
+
+def layer_weights(block: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """One library Block's weights under the names the reader's block_forward reads."""
+    state = block.state_dict()
+    return {name: state[key].detach() for name, key in LAYER_WEIGHTS.items()}
+
+
+def model_weights(model: torch.nn.Module) -> dict:
+    """A library Transformer's weights as the reader's model_forward takes them:
+    {"embedding": (V, C), "layers": [one dict per block], "norm": (C,), "lm_head": (V, C)}.
+    With tied embeddings "lm_head" is the embedding tensor itself."""
+    return {"embedding": model.embed_tokens.weight.detach(),
+            "layers": [layer_weights(block) for block in model.layers],
+            "norm": model.norm.weight.detach(),
+            "lm_head": model.lm_head.weight.detach()}
+
+
+# ---- the reader's model ----------------------------------------------------------------------
+
+NEEDED = ("rms_norm", "rope_tables", "apply_rope", "attention", "swiglu", "block_forward",
+          "model_forward")
+
+
+@dataclass
+class ReadersModel:
+    """A forward pass made only of the reader's pieces, running a library model's weights."""
+
+    pieces: dict[str, Callable]
+    weights: dict
+    head_dim: int
+    rope_theta: float
+    norm_eps: float
+    max_seq_len: int
+
+    @torch.no_grad()
+    def logits(self, ids: torch.Tensor) -> torch.Tensor:
+        """ids (B, T) -> logits (B, T, V), with the reader's rope_tables and model_forward."""
+        T = ids.shape[-1]
+        cos, sin = self.pieces["rope_tables"](self.head_dim, T, self.rope_theta)  # (T, D) each
+        return self.pieces["model_forward"](ids, self.weights, cos, sin, self.norm_eps)
+
+    def greedy(self, prompt_ids: list[int], max_new_tokens: int) -> list[int]:
+        """The prompt and up to max_new_tokens more, each the most likely next token (no cache:
+        every step runs the whole sequence through the reader's model_forward)."""
+        ids = list(prompt_ids)
+        for _ in range(min(max_new_tokens, self.max_seq_len - len(ids))):
+            ids.append(int(self.logits(torch.tensor([ids]))[0, -1].argmax()))
+        return ids
+
+
+def assemble(pieces: dict[str, Callable | None], model: torch.nn.Module) -> ReadersModel | None:
+    """The reader's model with ``model``'s weights, or None (saying which pieces are missing)
+    while any piece is still unwritten: nothing stands in for a missing piece."""
+    absent = missing({name: pieces.get(name) for name in NEEDED})
+    if absent:
+        say("not assembled, and nothing stands in for a missing piece: still to write "
+            + ", ".join(absent))
+        return None
+    config = model.config
+    return ReadersModel({name: pieces[name] for name in NEEDED}, model_weights(model),
+                        config.head_dim, config.rope_theta, config.norm_eps, config.max_seq_len)
+
+
+def run_readers_model(pieces: dict[str, Callable | None], model: torch.nn.Module, tokenizer,
+                      text: str, prompt: str, max_new_tokens: int, name: str) -> dict | None:
+    """Assemble the reader's model on ``model``'s weights, compare its logits on ``text`` with
+    the library's, and write a greedy story after ``prompt``. Prints what it did; returns
+    {"max_difference", "story_ids", "library_ids", "story"}, or None when pieces are missing."""
+    mine = assemble(pieces, model)
+    if mine is None:
+        return None
+    ids = torch.tensor([[tokenizer.eot_id] + tokenizer.encode(text)])  # (1, T)
+    with torch.no_grad():
+        library_logits = model(ids)
+    difference = (mine.logits(ids) - library_logits).abs().max().item()
+    verdict = "within" if difference <= 1e-4 else "NOT within"
+    print(f"{name}: your logits on {ids.shape[1]} tokens are {verdict} 1e-4 of the library's")
+    prompt_ids = [tokenizer.eot_id] + tokenizer.encode(prompt)
+    story_ids = mine.greedy(prompt_ids, max_new_tokens)
+    library_ids = model.generate(prompt_ids, len(story_ids) - len(prompt_ids),
+                                 temperature=0.0).tolist()
+    story = tokenizer.decode(story_ids[1:])
+    print(f"{name}, written by your code:\n{story}")
+    return {"max_difference": difference, "story_ids": story_ids, "library_ids": library_ids,
+            "story": story}
+
+
+def describe(pieces: dict[str, Callable | None]) -> None:
+    """Print, for each piece, whether it is the reader's (and from which chapter) or missing."""
+    for name in NEEDED:
+        state = "yours" if pieces.get(name) is not None else "missing"
+        print(f"{name:14} chapter {PIECES[name]}: {state}")
