@@ -729,7 +729,7 @@ ch09.exercise_1(exact_formats)
 
 # %% [markdown]
 # **Exercise 2.** You launch
-# `torchrun --nproc_per_node=4 -m transformer_lib.cli.train ... --batch-size 64 --grad-accum 2`.
+# `torchrun --nproc_per_node=3 -m transformer_lib.cli.train ... --batch-size 126 --grad-accum 2`.
 # How many sequences does each process push through the model in one forward pass?
 
 # %%
@@ -739,35 +739,41 @@ sequences_per_forward = ...  # your answer: an int
 ch09.exercise_2(sequences_per_forward)
 
 # %% [markdown]
-# **Exercise 3.** Generation needs memory too: the KV cache of chapter 8. Write a function that
-# gives the bytes of the float32 KV cache that `model.make_caches(batch_size, seq_len)` builds
-# for a model of configuration `config`, from the configuration alone. This is the number that
-# decides how many sequences of what length a GPU can serve at once. The check compares your
-# formula with the caches actually built for several presets, batch sizes and lengths.
+# **Exercise 3.** Generation needs memory too: the KV cache of chapter 8, which grows with every
+# sequence served and every token of it. Write a function that says how many sequences of
+# `seq_len` tokens a device with `memory_bytes` of memory can serve at once: the float32 KV
+# caches of all of them (what `model.make_caches(batch_size, seq_len)` builds) must fit next to
+# the model's float32 weights, from the configuration alone. For instance, how many 512-token
+# sequences of the 22.5M model fit on a 24 GiB GPU? This is the number that decides how many
+# users one GPU can serve. The check compares your function with caches and weights actually
+# built for several presets, lengths and memory sizes.
 
 # %%
-def kv_cache_bytes(config: ModelConfig, batch_size: int, seq_len: int) -> int:
-    """Bytes of the float32 KV cache for batch_size sequences of up to seq_len tokens."""
+def max_sequences(config: ModelConfig, seq_len: int, memory_bytes: int) -> int:
+    """How many sequences of seq_len tokens fit: their float32 KV caches beside the weights."""
     ...  # your answer
 
 
 # %%
-ch09.exercise_3(kv_cache_bytes)
+ch09.exercise_3(max_sequences)
 
 # %% [markdown]
 # **Exercise 4 (experiment).** How much accuracy does bf16 cost in a matrix product, and does
-# it get worse as the matrices grow? For sizes $n$ from 16 to 1,024, multiply two random
-# $n \times n$ float32 matrices in plain fp32 and under bf16 autocast (as in the timing above),
-# and measure each product's relative error $\lVert \hat C - C \rVert / \lVert C \rVert$
-# against the product of the same matrices in float64. Store the results as
-# `{n: (fp32_error, bf16_error)}`, then look at how each column changes with $n$: what does the
-# bf16 column tell you about how autocast adds up the $n$ products in each entry?
+# it get worse as the matrices grow? For sizes $n$ from 16 to 512, draw two random
+# $n \times n$ float32 matrices `a`, then `b`, from `torch.Generator().manual_seed(seed)` (a
+# fresh generator for each $n$, with a seed of your choice), multiply them in plain fp32 and
+# under bf16 autocast (as in the timing above), and measure each product's relative error
+# $\lVert \hat C - C \rVert / \lVert C \rVert$ against the product of the same matrices in
+# float64. Store the results as `{n: (fp32_error, bf16_error)}`, then look at how each column
+# changes with $n$: what does the bf16 column tell you about how autocast adds up the $n$
+# products in each entry? The check redraws your matrices from the seed and measures again.
 
 # %%
 matmul_errors = ...  # your answer: {n: (fp32_error, bf16_error)} for several n
+matmul_seed = ...  # your answer: the seed the matrices were drawn from
 
 # %%
-ch09.exercise_4(matmul_errors)
+ch09.exercise_4(matmul_errors, matmul_seed)
 
 # %% [markdown]
 # ## What we learned, and where it lives in the library
