@@ -833,9 +833,10 @@ for name, shares, calls in (("training step", train_shares, train_calls),
 # On the CPU this book was written on, the training step spent more than half of its time in
 # the matrix products: 1,024 tokens share each weight. The decoding step is a different
 # animal: close to a thousand operator calls (counting the ones each operator calls inside)
-# for one token, each tiny, and the matrix products took only about a quarter of the time; the
-# rest went to element-wise operations, copies and views that do almost no arithmetic, so
-# their time is the cost of running an operator at all (dispatch, shape checks, allocation).
+# for one token, each tiny, and the matrix products took well under half of the time; the
+# rest went to element-wise operations, copies and views that do almost no
+# arithmetic, so their time is the cost of running an operator at all (dispatch, shape checks,
+# allocation).
 # The count of calls is a property of the code, not of the CPU:
 
 # %%
@@ -886,8 +887,8 @@ achieved = {"book model, decode": cost.forward_flops_per_token(book_config, 64) 
             "book model, train": cost.training_flops_per_token(book_config, 128) / train_seconds}
 for name, rate in achieved.items():
     print(f"{name}: {rate / 1e9:.2f} GFLOP/s, {rate / peak_flops:.0%} of the matmul peak")
-print(f"decoding: {1e6 * decode_seconds:.0f} µs per token, {1e6 * decode_seconds / decode_calls:.2f}"
-      f" µs per operator call; reading its weights from cache would take "
+print(f"decoding: {1e6 * decode_seconds:.0f} µs per token, "
+      f"{1e6 * decode_seconds / decode_calls:.2f} µs per operator call; reading its weights from cache would take "
       f"{1e6 * cost.decode_bytes_per_token(book_config, 64) / cache_bandwidth:.0f} µs")
 viz.plot_roofline(workloads, peak_flops=peak_flops, bandwidth=bandwidth, measured=achieved,
                   title="Roofline of one core of this CPU (float32)")
@@ -897,7 +898,8 @@ viz.plot_roofline(workloads, peak_flops=peak_flops, bandwidth=bandwidth, measure
 # memory-bound on any hardware, and the only way up the slope is more tokens per weight read (a
 # batch of sequences). Training sits far right, under the flat compute roof, and the book
 # model's measured training step reaches a good part of it (on the machine the stored figure
-# comes from, about 40% of the matmul peak). Its measured decoding is far below both roofs. The memory roof is drawn with the bandwidth of a copy far larger than the CPU's
+# comes from, roughly half the matmul peak). Its measured decoding is far below both roofs.
+# The memory roof is drawn with the bandwidth of a copy far larger than the CPU's
 # caches; but the book model's weights, 4 MB, fit in the cache, which streams them several
 # times faster (the 4 MiB copy above), so its true roof is higher still, and the printed
 # figures say where the time goes instead: a few microseconds for each of about a thousand
