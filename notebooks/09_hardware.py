@@ -16,7 +16,9 @@
 # - a memory estimate for a model and its optimizer, written from scratch and checked to the
 #   byte against a real AdamW step;
 # - scaling out with data parallelism (`torchrun`), and the command that trains the 22.5M
-#   model on one GPU.
+#   model on one GPU;
+# - where the time goes: a profile of one training and one decoding step, FLOPs and bytes per
+#   token on a roofline, and why a tiny model is overhead-bound.
 #
 # The printed outputs stored with this notebook come from a CPU-only machine; on a GPU some of
 # them differ, as the text says.
@@ -711,6 +713,207 @@ assert count_parameters(seed) == 22_505_984
 assert seed_activations > 20 * seed_state
 
 # %% [markdown]
+# ## Where the time goes
+#
+# A model's cost is easy to count on paper. A token passing forward through a weight matrix
+# costs one multiply and one add per weight, so with $N$ weights that multiply (every block's
+# matrices and the output head; the embedding is a lookup) the forward pass costs $2N$ FLOPs
+# per token, and the backward pass twice that. Attention adds, in each of the $L$ layers, the
+# scores $q \cdot k$ and the weighted sum of the values over the $T$ positions in context,
+# $2TC$ FLOPs each. So, per token,
+#
+# $$\text{inference: } 2N + 4LTC, \qquad \text{training: } 6N + 12LTC$$
+#
+# (the convention of PaLM and nanoGPT, which counts the causally masked half of the scores
+# too). `transformer_lib.analysis.cost` computes these, and the bytes a step must move: at
+# batch 1, decoding a token reads every weight once (4 bytes each in float32) plus the cached
+# keys and values, for just 2 FLOPs per weight.
+#
+# Whether a step is limited by arithmetic or by memory depends on its **arithmetic
+# intensity**, FLOPs per byte moved. A machine does at most its peak FLOP/s, and at most its
+# memory bandwidth times the intensity: the **roofline**,
+# $\min(\text{peak}, \text{intensity} \times \text{bandwidth})$. We measure both on one
+# thread of this CPU: a 1,024 × 1,024 float32 product for the peak, a 64 MiB copy for the
+# bandwidth. (Machine figures: not compared when the book is tested.)
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+# (a machine description: peak and bandwidth differ from CPU to CPU)
+from torch.profiler import ProfilerActivity, profile
+
+from transformer_lib.analysis import cost
+from transformer_lib.book import BOOK_MODEL, BOOK_VOCAB_SIZE
+
+threads = torch.get_num_threads()
+torch.set_num_threads(1)  # one core, as for the timings above
+peak_flops = cost.measured_matmul_flops(1024, repeats=10)
+bandwidth = cost.measured_bandwidth(64, repeats=10)  # far larger than the CPU's caches
+cache_bandwidth = cost.measured_bandwidth(4, repeats=10)  # about the book model's weights
+print(f"one thread: matmul peak {peak_flops / 1e9:.1f} GFLOP/s, memory bandwidth "
+      f"{bandwidth / 1e9:.1f} GB/s (a 4 MiB copy: {cache_bandwidth / 1e9:.1f} GB/s), ridge at "
+      f"{cost.ridge_intensity(peak_flops, bandwidth):.0f} FLOPs per byte")
+
+# %% [markdown]
+# Now the book's model at work. `torch.profiler` records every operator that one training
+# step (forward, loss, backward and the AdamW step, on 8 sequences of 128 tokens) and one
+# decoding step (one new token after a 64-token prompt, with the KV cache) run, and how long
+# each took on its own (its *self* time, children excluded). We put the operators into a few
+# groups and print each group's share of the step. The shares depend on the CPU and its
+# kernels, so they are not compared when the book is tested; the facts below them are.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+# (the profiler may log its start and stop, with the time of day)
+book_config = ModelConfig(vocab_size=BOOK_VOCAB_SIZE, **BOOK_MODEL)
+book_model = Transformer(book_config)
+book_optimizer = make_optimizer(book_model, TrainConfig(max_steps=1), torch.device("cpu"))
+train_batch = torch.randint(0, book_config.vocab_size, (8, 129))
+prompt = torch.randint(0, book_config.vocab_size, (1, 64))
+
+
+def training_step() -> None:
+    logits = book_model(train_batch[:, :-1])
+    F.cross_entropy(logits.flatten(0, 1), train_batch[:, 1:].flatten()).backward()
+    book_optimizer.step()
+    book_optimizer.zero_grad(set_to_none=True)
+
+
+def operator_group(name: str) -> str:
+    """The group an operator's time is counted in, from its profiler name."""
+    if "scaled_dot_product" in name or "flash_attention" in name:
+        return "attention kernel"
+    if name.startswith("aten::") and name.removeprefix("aten::").lstrip("_").startswith(
+            ("mm", "addmm", "bmm", "matmul", "linear")):
+        return "matrix products"
+    if "adam" in name.lower() or "_foreach" in name:
+        return "optimizer"
+    if name.startswith("aten::"):
+        return "element-wise, norms, copies and views"
+    return "framework (autograd, Python, bookkeeping)"
+
+
+def profile_shares(step, repeats: int) -> tuple[dict[str, float], int]:
+    """({group: share of the self time}, operator calls per step) over `repeats` calls of step()
+    (several, so that one unlucky pause does not decide the shares)."""
+    step()  # warm-up: first calls allocate and pick kernels
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(repeats):
+            step()
+    times, calls = {}, 0
+    for event in prof.key_averages():
+        group = operator_group(event.key)
+        times[group] = times.get(group, 0.0) + event.self_cpu_time_total
+        calls += event.count if event.key.startswith("aten::") else 0
+    total = sum(times.values())
+    shares = {group: t / total for group, t in sorted(times.items(), key=lambda kv: -kv[1])}
+    return shares, calls // repeats
+
+
+with torch.no_grad():
+    caches = book_model.make_caches(1)
+    book_model(prompt, caches)  # the prompt fills the cache
+    next_id = torch.randint(0, book_config.vocab_size, (1, 1))
+
+    def decoding_step() -> None:
+        book_model(next_id, caches, last_only=True)
+
+    decode_shares, decode_calls = profile_shares(decoding_step, repeats=20)
+train_shares, train_calls = profile_shares(training_step, repeats=3)
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+# (shares of measured time: they differ from CPU to CPU)
+for name, shares, calls in (("training step", train_shares, train_calls),
+                            ("decoding step", decode_shares, decode_calls)):
+    print(f"{name}: {calls:,} operator calls")
+    for group, share in shares.items():
+        print(f"  {group:42s} {share:4.0%}")
+
+# %% [markdown]
+# On the CPU this book was written on, the training step spent more than half of its time in
+# the matrix products: 1,024 tokens share each weight. The decoding step is a different
+# animal: close to a thousand operator calls (counting the ones each operator calls inside)
+# for one token, each tiny, and the matrix products took well under half of the time; the
+# rest went to element-wise operations, copies and views that do almost no
+# arithmetic, so their time is the cost of running an operator at all (dispatch, shape checks,
+# allocation).
+# The count of calls is a property of the code, not of the CPU:
+
+# %%
+assert decode_calls > 100  # hundreds of operators for a single token
+assert train_calls > decode_calls
+
+# %% [markdown]
+# The roofline puts numbers on this. For four models (the book's, llama2.c's stories260K and a
+# model of stories15M's shape, both read as llama2.c files elsewhere in the book, and the 22.5M
+# configuration) we place two workloads: decoding at batch 1 with 256 tokens of context, and
+# training on 16 × 256 tokens per step (its bytes count only the weights' traffic, read once
+# forward and twice backward, so its real intensity is lower). Then we time the book model's
+# own decoding and training steps and add what they achieved as filled markers.
+
+# %%
+stories260k_config = ModelConfig(vocab_size=512, d_model=64, num_layers=5, num_heads=8,
+                                 num_kv_heads=4, ffn_hidden_dim=172, max_seq_len=512)
+stories15m_config = ModelConfig(vocab_size=32000, d_model=288, num_layers=6, num_heads=6,
+                                ffn_hidden_dim=768, max_seq_len=256)
+roofline_models = {"book model": book_config, "stories260K": stories260k_config,
+                   "stories15M shape": stories15m_config,
+                   "22.5M": ModelConfig.from_preset("seed-22.5M")}
+CONTEXT, TOKENS_PER_STEP = 256, 16 * 256
+workloads = []
+for name, config in roofline_models.items():
+    workloads.append(cost.Workload(f"{name}, decode", cost.forward_flops_per_token(config, CONTEXT),
+                                   cost.decode_bytes_per_token(config, CONTEXT)))
+    workloads.append(cost.Workload(f"{name}, train", cost.training_flops_per_token(config, CONTEXT),
+                                   cost.training_bytes_per_token(config, TOKENS_PER_STEP)))
+for workload in workloads:
+    print(f"{workload.name:24s} {workload.flops / 1e6:9.2f} MFLOP/token, "
+          f"{workload.intensity:8.1f} FLOPs per byte")
+
+# %%
+decode_intensities = [w.intensity for w in workloads if w.name.endswith("decode")]
+train_intensities = [w.intensity for w in workloads if w.name.endswith("train")]
+assert all(i < 1 for i in decode_intensities)  # about 2 FLOPs per 4-byte weight
+assert min(train_intensities) > 100 * max(decode_intensities)
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+# (timings)
+with torch.no_grad():
+    decode_seconds = cost.best_seconds(decoding_step, repeats=20)
+train_seconds = cost.best_seconds(training_step, repeats=3) / (8 * 128)  # per token
+torch.set_num_threads(threads)
+achieved = {"book model, decode": cost.forward_flops_per_token(book_config, 64) / decode_seconds,
+            "book model, train": cost.training_flops_per_token(book_config, 128) / train_seconds}
+for name, rate in achieved.items():
+    print(f"{name}: {rate / 1e9:.2f} GFLOP/s, {rate / peak_flops:.0%} of the matmul peak")
+print(f"decoding: {1e6 * decode_seconds:.0f} µs per token, "
+      f"{1e6 * decode_seconds / decode_calls:.2f} µs per operator call; reading its weights from cache would take "
+      f"{1e6 * cost.decode_bytes_per_token(book_config, 64) / cache_bandwidth:.0f} µs")
+viz.plot_roofline(workloads, peak_flops=peak_flops, bandwidth=bandwidth, measured=achieved,
+                  title="Roofline of one core of this CPU (float32)")
+
+# %% [markdown]
+# Every decoding point sits far left, below 1 FLOP per byte: at batch 1 decoding is
+# memory-bound on any hardware, and the only way up the slope is more tokens per weight read (a
+# batch of sequences). Training sits far right, under the flat compute roof, and the book
+# model's measured training step reaches a good part of it (on the machine the stored figure
+# comes from, roughly half the matmul peak). Its measured decoding is far below both roofs.
+# The memory roof is drawn with the bandwidth of a copy far larger than the CPU's
+# caches; but the book model's weights, 4 MB, fit in the cache, which streams them several
+# times faster (the 4 MiB copy above), so its true roof is higher still, and the printed
+# figures say where the time goes instead: a few microseconds for each of about a thousand
+# operator calls. A tiny model is **overhead-bound**: its time goes to the framework, not to
+# arithmetic or memory. The same model, on the same core, does several times fewer FLOP/s
+# decoding than training. That is what `torch.compile` attacks (fusing the operators into a
+# few generated kernels, and taking Python out of the loop), and why a hand-written C loop
+# such as llama2.c's `run.c` is so fast on a model this small. For a large model the same
+# overhead is spread over far more arithmetic per operator and disappears.
+
+# %%
+assert achieved["book model, decode"] < achieved["book model, train"] / 3
+
+# %% [markdown]
 # ## Exercises
 #
 # Each exercise has a cell for your answer, which starts as a placeholder (`...`), and a check
@@ -729,7 +932,7 @@ ch09.exercise_1(exact_formats)
 
 # %% [markdown]
 # **Exercise 2.** You launch
-# `torchrun --nproc_per_node=4 -m transformer_lib.cli.train ... --batch-size 64 --grad-accum 2`.
+# `torchrun --nproc_per_node=3 -m transformer_lib.cli.train ... --batch-size 126 --grad-accum 2`.
 # How many sequences does each process push through the model in one forward pass?
 
 # %%
@@ -739,35 +942,41 @@ sequences_per_forward = ...  # your answer: an int
 ch09.exercise_2(sequences_per_forward)
 
 # %% [markdown]
-# **Exercise 3.** Generation needs memory too: the KV cache of chapter 8. Write a function that
-# gives the bytes of the float32 KV cache that `model.make_caches(batch_size, seq_len)` builds
-# for a model of configuration `config`, from the configuration alone. This is the number that
-# decides how many sequences of what length a GPU can serve at once. The check compares your
-# formula with the caches actually built for several presets, batch sizes and lengths.
+# **Exercise 3.** Generation needs memory too: the KV cache of chapter 8, which grows with every
+# sequence served and every token of it. Write a function that says how many sequences of
+# `seq_len` tokens a device with `memory_bytes` of memory can serve at once: the float32 KV
+# caches of all of them (what `model.make_caches(batch_size, seq_len)` builds) must fit next to
+# the model's float32 weights, from the configuration alone. For instance, how many 512-token
+# sequences of the 22.5M model fit on a 24 GiB GPU? This is the number that decides how many
+# users one GPU can serve. The check compares your function with caches and weights actually
+# built for several presets, lengths and memory sizes.
 
 # %%
-def kv_cache_bytes(config: ModelConfig, batch_size: int, seq_len: int) -> int:
-    """Bytes of the float32 KV cache for batch_size sequences of up to seq_len tokens."""
+def max_sequences(config: ModelConfig, seq_len: int, memory_bytes: int) -> int:
+    """How many sequences of seq_len tokens fit: their float32 KV caches beside the weights."""
     ...  # your answer
 
 
 # %%
-ch09.exercise_3(kv_cache_bytes)
+ch09.exercise_3(max_sequences)
 
 # %% [markdown]
 # **Exercise 4 (experiment).** How much accuracy does bf16 cost in a matrix product, and does
-# it get worse as the matrices grow? For sizes $n$ from 16 to 1,024, multiply two random
-# $n \times n$ float32 matrices in plain fp32 and under bf16 autocast (as in the timing above),
-# and measure each product's relative error $\lVert \hat C - C \rVert / \lVert C \rVert$
-# against the product of the same matrices in float64. Store the results as
-# `{n: (fp32_error, bf16_error)}`, then look at how each column changes with $n$: what does the
-# bf16 column tell you about how autocast adds up the $n$ products in each entry?
+# it get worse as the matrices grow? For sizes $n$ from 16 to 512, draw two random
+# $n \times n$ float32 matrices `a`, then `b`, from `torch.Generator().manual_seed(seed)` (a
+# fresh generator for each $n$, with a seed of your choice), multiply them in plain fp32 and
+# under bf16 autocast (as in the timing above), and measure each product's relative error
+# $\lVert \hat C - C \rVert / \lVert C \rVert$ against the product of the same matrices in
+# float64. Store the results as `{n: (fp32_error, bf16_error)}`, then look at how each column
+# changes with $n$: what does the bf16 column tell you about how autocast adds up the $n$
+# products in each entry? The check redraws your matrices from the seed and measures again.
 
 # %%
 matmul_errors = ...  # your answer: {n: (fp32_error, bf16_error)} for several n
+matmul_seed = ...  # your answer: the seed the matrices were drawn from
 
 # %%
-ch09.exercise_4(matmul_errors)
+ch09.exercise_4(matmul_errors, matmul_seed)
 
 # %% [markdown]
 # ## What we learned, and where it lives in the library
@@ -784,5 +993,9 @@ ch09.exercise_4(matmul_errors)
 # - Training state costs 16 bytes per parameter with AdamW in fp32; activations grow with
 #   batch × sequence length, and for a large vocabulary the logits are a big part of them.
 #   `trainer.make_optimizer` builds the AdamW measured here.
+# - `analysis.cost`: FLOPs per token ($6N + 12LTC$ training, $2N + 4LTC$ inference), bytes
+#   per token, the roofline and the machine's measured peak and bandwidth;
+#   `viz.plot_roofline` draws it. At batch 1 decoding is memory-bound, and a tiny model is
+#   bound by the framework's per-operator overhead.
 # - `torchrun --nproc_per_node=N -m transformer_lib.cli.train ...` trains data-parallel with the
 #   same global batch as one process (NCCL on CUDA, gloo on CPU).

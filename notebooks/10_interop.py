@@ -264,18 +264,31 @@ print("ours -> transformers -> disk -> transformers -> ours: identical")
 # whose body is `...`), and a check cell that prints whether the answer is right, with a hint if
 # it is not. The answers are in the solutions notebook for this chapter.
 #
-# **Exercise 1.** Write the name mapping yourself: a function from one of our parameter names to
-# the name of the same tensor in `LlamaForCausalLM`. The check converts a small random model and
-# looks up every tensor under the name your function gives.
+# **Exercise 1.** Our names are Hugging Face's, but many checkpoints use Meta's original names
+# (Meta's Llama code, and llama2.c's `model.py`, which `interop.from_llama2c` reads). There,
+# one block's parameters are
+#
+# ```
+# layers.0.attention_norm.weight   layers.0.attention.wq.weight   layers.0.attention.wk.weight
+# layers.0.attention.wv.weight     layers.0.attention.wo.weight   layers.0.ffn_norm.weight
+# layers.0.feed_forward.w1.weight  layers.0.feed_forward.w2.weight  layers.0.feed_forward.w3.weight
+# ```
+#
+# and outside the blocks `tok_embeddings.weight`, `norm.weight` and `output.weight`. In Meta's
+# code the attention reads `attention_norm(x)` and the feed-forward reads `ffn_norm(h)`, and
+# the feed-forward computes `w2(F.silu(w1(x)) * w3(x))`. Write the mapping from a Meta name to
+# ours. (Converting such a checkpoint also needs the RoPE permutation of the rows of `wq` and
+# `wk`, below; this exercise is about the names only.) The check feeds it every name of a
+# 12-layer model and looks at what comes back.
 
 # %%
-def to_hf_name(name: str) -> str:
-    """Our parameter name -> the name of the same tensor in LlamaForCausalLM."""
+def from_meta_name(name: str) -> str:
+    """Meta's (and llama2.c's) parameter name -> the name of the same tensor in our model."""
     ...  # your answer
 
 
 # %%
-ch10.exercise_1(to_hf_name)
+ch10.exercise_1(from_meta_name)
 
 # %% [markdown]
 # **Exercise 2.** The permutation above converts a checkpoint with interleaved RoPE pairs to our
@@ -296,14 +309,16 @@ ch10.exercise_2(order)
 # wrongly believed our model used interleaved pairs (the key projection has `num_kv_heads`
 # heads). The weights are all still there, only paired differently. Run both models on
 # `input_ids` and measure the largest absolute difference between the logits, and the fraction
-# of positions where both still predict the same next token. Which position is not affected at
-# all, and why?
+# of positions where both still predict the same next token. One position is not affected at
+# all: which, and why? Hand back the broken copy and the ids too: the check runs them again.
 
 # %%
+wrong_model = ...  # your answer: the exported copy with permuted q_proj and k_proj rows
 drift = ...  # your answer: (max |logit difference|, fraction of positions with the same argmax)
+unaffected_position = ...  # your answer: the position whose logits do not change at all
 
 # %%
-ch10.exercise_3(drift)
+ch10.exercise_3(wrong_model, input_ids, drift, unaffected_position)
 
 # %% [markdown]
 # ## What we built, and where it lives in the library
@@ -311,9 +326,10 @@ ch10.exercise_3(drift)
 # | piece | here | library |
 # |---|---|---|
 # | config translation | field table | `interop.to_hf_config`, `interop.from_hf_config` |
-# | weight renaming (`model.` prefix) | exercise 1 | `interop.to_hf`, `interop.from_hf` |
+# | weight renaming (`model.` prefix; Meta's names) | name table, exercise 1 | `interop.to_hf`, `interop.from_hf`, `interop.from_llama2c` |
 # | RoPE pairing conventions | cos/sin check, exercises 2 and 3 | `rope.interleaved_to_halves`, `rope.halves_to_interleaved` |
 # | equivalence checks | logits, greedy text, round trip | `tests/test_interop.py` |
 #
-# This is the end of the book's path: from a single RMSNorm to a trained Llama-style model that
-# generates stories, explains its attention, and runs in the ecosystem's standard format.
+# From a single RMSNorm, the book has now built a trained Llama-style model that generates
+# stories and runs in the ecosystem's standard format. Chapter 11 goes the other way: it loads a
+# model someone else trained (llama2.c's stories260K) into our `Transformer` and looks inside it.

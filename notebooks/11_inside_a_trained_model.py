@@ -485,29 +485,36 @@ sampling_explorer
 # %% [markdown]
 # ## Exercises
 #
-# **Exercise 1.** Write the previous-token score of one head yourself: given its (T, T) causal
-# attention map, return the mean weight that queries put on the position just before them. It
-# is the number the first panel of the head-score figure shows.
+# **Exercise 1.** Write the induction score of one head yourself: given its (T, T) causal
+# attention map on a sequence `[BOS] + x + x` whose `length` random tokens `x` are repeated
+# once (so $T = 1 + 2\,\text{length}$), return the mean weight that the queries of the second
+# copy put on the position an induction head would look at. It is the number the third panel of
+# the head-score figure shows for each head. The check compares your function with
+# `interpret.induction_scores` on random maps.
 
 # %%
-def previous_token_score(weights: torch.Tensor) -> float:
+def induction_score(weights: torch.Tensor, length: int) -> float:
+    """Mean weight of the second copy's queries on where an induction head looks; weights (T, T)."""
     ...  # your code here
 
 
 # %%
-ch11.exercise_1(previous_token_score)
+ch11.exercise_1(induction_score)
 
 # %% [markdown]
-# **Exercise 2.** Write bits per byte for one text from the total loss in nats. Why bytes and
-# not characters? Try it on a text with an accented letter or an emoji.
+# **Exercise 2.** Write the RoPE pair energy of a set of query (or key) vectors: given a tensor
+# of shape (..., D), return the D/2 shares of their total squared norm that each RoPE pair
+# carries, in this library's pairing, summed over all the vectors. It is what
+# `interpret.rope_pair_energy` reports for each layer; the check compares on random vectors.
 
 # %%
-def bits_per_byte(total_nats: float, text: str) -> float:
+def pair_energy(vectors: torch.Tensor) -> torch.Tensor:
+    """(D/2,) share of the squared norm of all vectors (..., D) in each RoPE pair; sums to 1."""
     ...  # your code here
 
 
 # %%
-ch11.exercise_2(bits_per_byte)
+ch11.exercise_2(pair_energy)
 
 # %% [markdown]
 # **Exercise 3.** The logit lens gives one row of logits per residual stream (embedding, then
@@ -528,13 +535,18 @@ ch11.exercise_3(settled_layer)
 # matter more together? Zero the three heads whose single ablation raised the loss most, all at
 # once, with `interpret.ablated_loss(model, windows, heads, targets)`; then the three that
 # raised it least. Is the increase of the top three about the sum of their single increases, or
-# more? And the bottom three? Give the three losses.
+# more? And the bottom three? Hand back the single increases you ranked the heads by (the
+# (layers, heads) tensor `increase` above), the three losses, and for each triple its increase
+# together divided by the sum of its three single increases (1 means they add up). The check
+# measures the baseline, the triples and the extreme single heads again.
 
 # %%
-ablation_losses = ...  # {"baseline": ..., "top3": ..., "bottom3": ...} in nats/token
+single_increases = ...  # your answer: the (layers, heads) tensor of single-head increases
+ablation_losses = ...  # your answer: {"baseline": ..., "top3": ..., "bottom3": ...} (nats/token)
+together_over_sum = ...  # your answer: (top3 ratio, bottom3 ratio)
 
 # %%
-ch11.exercise_4(ablation_losses)
+ch11.exercise_4(single_increases, ablation_losses, together_over_sum)
 
 # %% [markdown]
 # ## What we built, and where it lives in the library

@@ -1,58 +1,102 @@
-"""The checks of chapter 9's exercises: placeholder, right answer, wrong answer."""
+"""The checks of chapter 9's exercises: placeholder, right answer, wrong and fabricated ones."""
 
+import pytest
 import torch
-from exercise_checks import printed
+from answer_leaks import leaks
+from exercise_checks import assert_cases, printed
 
+from transformer_lib import Transformer
 from transformer_lib.book.exercises import ch09
 
 
 def test_exercise_1_formats(capsys):
-    ch09.exercise_1(...)
-    assert printed(capsys) == "exercise 1: not attempted yet"
-    ch09.exercise_1({"fp32", "fp16"})  # 10 mantissa bits reach 2^-9, bf16's 7 do not
-    assert printed(capsys) == "exercise 1: correct"
-    ch09.exercise_1({"fp32"})
-    assert printed(capsys).startswith("exercise 1: not yet - hint:")
+    assert_cases(capsys, 1, ch09.exercise_1, [...], [{"fp32", "fp16"}],
+                 [[{"fp32"}], [{"fp32", "bf16", "fp16"}], [set()]])
 
 
 def test_exercise_2_sequences_per_forward(capsys):
-    ch09.exercise_2(...)
-    assert printed(capsys) == "exercise 2: not attempted yet"
-    ch09.exercise_2(8)
-    assert printed(capsys) == "exercise 2: correct"
-    ch09.exercise_2(16)
-    assert printed(capsys).startswith("exercise 2: not yet - hint:")
+    assert_cases(capsys, 2, ch09.exercise_2, [...], [21], [[42], [63], [126], [0], [21.5]])
+    ch09.exercise_2(42)
+    assert "--grad-accum splits it again" in printed(capsys)
+    ch09.exercise_2(63)
+    assert "shared among the processes first" in printed(capsys)
 
 
-def test_exercise_3_kv_cache_formula(capsys):
-    def placeholder(config, batch_size, seq_len):
+# ---- exercise 3: written independently of the check, from the shapes ----------------------
+
+
+def _parameters(config):
+    with torch.device("meta"):
+        return Transformer(config).num_parameters()
+
+
+def right(config, seq_len, memory_bytes):
+    per_sequence = 2 * config.num_layers * config.num_kv_heads * config.head_dim * seq_len * 4
+    return max(0, (memory_bytes - 4 * _parameters(config)) // per_sequence)
+
+
+def no_weights(config, seq_len, memory_bytes):
+    return memory_bytes // (2 * config.num_layers * config.num_kv_heads * config.head_dim
+                            * seq_len * 4)
+
+
+def query_heads(config, seq_len, memory_bytes):
+    per_sequence = 2 * config.num_layers * config.num_heads * config.head_dim * seq_len * 4
+    return max(0, (memory_bytes - 4 * _parameters(config)) // per_sequence)
+
+
+def rounds_up(config, seq_len, memory_bytes):
+    per_sequence = 2 * config.num_layers * config.num_kv_heads * config.head_dim * seq_len * 4
+    return max(0, -(-(memory_bytes - 4 * _parameters(config)) // per_sequence))
+
+
+def keys_only(config, seq_len, memory_bytes):
+    per_sequence = config.num_layers * config.num_kv_heads * config.head_dim * seq_len * 4
+    return max(0, (memory_bytes - 4 * _parameters(config)) // per_sequence)
+
+
+def negative(config, seq_len, memory_bytes):  # forgets that a too-small memory holds none
+    per_sequence = 2 * config.num_layers * config.num_kv_heads * config.head_dim * seq_len * 4
+    return (memory_bytes - 4 * _parameters(config)) // per_sequence
+
+
+def raises(config, seq_len, memory_bytes):
+    raise RuntimeError("oops")
+
+
+def test_exercise_3_placeholder_right_and_wrong(capsys):
+    def placeholder(config, seq_len, memory_bytes):
         ...
 
-    def right(config, batch_size, seq_len):
-        return 2 * config.num_layers * batch_size * config.num_kv_heads * seq_len \
-            * config.head_dim * 4
+    def fractional(config, seq_len, memory_bytes):
+        return right(config, seq_len, memory_bytes) + 0.5
 
-    def query_heads(config, batch_size, seq_len):  # forgets grouped-query attention
-        return 2 * config.num_layers * batch_size * config.num_heads * seq_len \
-            * config.head_dim * 4
-
-    def raises(config, batch_size, seq_len):
-        raise RuntimeError("oops")
-
-    ch09.exercise_3(placeholder)
-    assert printed(capsys) == "exercise 3: not attempted yet"
-    ch09.exercise_3(right)
-    assert printed(capsys) == "exercise 3: correct"
-    for wrong in (query_heads, raises):
-        ch09.exercise_3(wrong)
-        assert printed(capsys).startswith("exercise 3: not yet - hint:")
+    assert_cases(capsys, 3, ch09.exercise_3, [placeholder], [right],
+                 [[negative], [raises], [fractional], [lambda c, t, m: 0]])
 
 
-def _errors(sizes):
+@pytest.mark.parametrize(("wrong", "message"), [
+    (no_weights, "the weights need room too"),
+    (query_heads, "num_kv_heads heads, not num_heads"),
+    (rounds_up, "round down"),
+    (keys_only, "keys and values, two tensors"),
+])
+def test_exercise_3_names_each_mistake(capsys, wrong, message):
+    ch09.exercise_3(wrong)
+    said = printed(capsys)
+    assert said.startswith("exercise 3: not yet - hint: ") and message in said, said
+
+
+# ---- exercise 4: recomputed from the seed --------------------------------------------------
+
+
+def measured(sizes, seed):
+    """Written independently of the check: a then b from one generator per size."""
     errors = {}
     for n in sizes:
-        generator = torch.Generator().manual_seed(n)
-        a, b = torch.randn(n, n, generator=generator), torch.randn(n, n, generator=generator)
+        generator = torch.Generator().manual_seed(seed)
+        a = torch.randn(n, n, generator=generator)
+        b = torch.randn(n, n, generator=generator)
         exact = a.double() @ b.double()
         with torch.autocast("cpu", dtype=torch.bfloat16):
             low = a @ b
@@ -61,12 +105,24 @@ def _errors(sizes):
     return errors
 
 
-def test_exercise_4_bf16_matmul_error(capsys):
-    ch09.exercise_4(...)
-    assert printed(capsys) == "exercise 4: not attempted yet"
-    ch09.exercise_4(_errors([16, 64, 256]))
-    assert printed(capsys) == "exercise 4: correct"
-    swapped = {n: (b, f) for n, (f, b) in _errors([16, 64, 256]).items()}
-    for wrong in (swapped, _errors([16, 32]), {16: (0.0, 0.0)}):
-        ch09.exercise_4(wrong)
-        assert printed(capsys).startswith("exercise 4: not yet - hint:")
+def test_exercise_4_recomputes_from_the_seed(capsys):
+    honest = measured([16, 64, 256], seed=3)
+    one_changed = dict(honest)
+    one_changed[64] = (honest[64][0], honest[64][1] * 1.1)
+    made_up = {16: (1e-7, 3e-3), 64: (2e-7, 3e-3), 256: (3e-7, 3e-3)}  # right direction
+    swapped = {n: (b, f) for n, (f, b) in honest.items()}
+    assert_cases(capsys, 4, ch09.exercise_4, [..., ...], [honest, 3],
+                 [[{n: (0.0, 0.0) for n in honest}, 3], [made_up, 3], [one_changed, 3],
+                  [swapped, 3], [honest, 4], [measured([16, 32], 3), 3], [honest, "3"],
+                  [honest, ...]])
+    too_large = {16: (1e-7, 3e-3), 64: (2e-7, 3e-3), 2048: (4e-7, 3e-3)}  # not run: refused
+    ch09.exercise_4(too_large, 0)
+    assert "keep n between 2 and 512" in printed(capsys)
+    ch09.exercise_4([1e-7, 3e-3], 0)
+    assert printed(capsys).endswith("expected a dict {n: (fp32_error, bf16_error)}")
+
+
+def test_the_chapter_shows_no_answer():
+    values = ch09.expected_values()
+    assert values["exercise 2"] == 21 and values["exercise 3 example"] > 1000
+    assert leaks("09_hardware", values.values()) == []

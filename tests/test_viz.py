@@ -576,3 +576,27 @@ def test_adaptation_results_has_four_panels_one_bar_per_run():
                                                bpb_before=1)})
     with pytest.raises(ValueError, match="empty"):
         viz.plot_adaptation_results({})
+
+
+# --------------------------------------------------------------------------- hardware
+
+
+def test_plot_roofline_places_each_workload_on_the_roof():
+    from transformer_lib.analysis.cost import Workload
+
+    workloads = [Workload("decode", flops=2e6, bytes=4e6), Workload("train", flops=6e9,
+                                                                      bytes=1e7)]
+    figure = viz.plot_roofline(workloads, peak_flops=1e11, bandwidth=1e10, title="roof",
+                               measured={"decode": 1e8})
+    ax = figure.axes[0]
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    hollow = [c for c in ax.collections if len(c.get_offsets()) == 1]
+    points = {tuple(np.round(c.get_offsets()[0], 6)) for c in hollow}
+    assert (0.5, 5e9) in points  # memory-bound: intensity 0.5 FLOP/byte x 10 GB/s
+    assert (600.0, 1e11) in points  # compute-bound: capped at the peak
+    assert (0.5, 1e8) in points  # the measured decode rate, below its roof
+    with pytest.raises(ValueError, match="empty"):
+        viz.plot_roofline([], peak_flops=1e11, bandwidth=1e10, title="x")
+    with pytest.raises(ValueError, match="not among"):
+        viz.plot_roofline(workloads, peak_flops=1e11, bandwidth=1e10, title="x",
+                          measured={"prefill": 1.0})

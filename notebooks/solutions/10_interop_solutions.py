@@ -20,19 +20,33 @@ transformers.logging.set_verbosity_error()  # keep library notices out of the ou
 # %% [markdown]
 # ## Exercise 1
 #
-# `LlamaForCausalLM` keeps the decoder stack in its `model` attribute, so every name gains the
-# prefix `model.`; only the output head, `lm_head`, sits beside the stack.
+# The layer number stays; the module's path changes. The norm before the attention is our
+# `input_layernorm`, the one before the feed-forward our `post_attention_layernorm`. In
+# `w2(F.silu(w1(x)) * w3(x))`, `w1` goes through the SiLU, so it is the gate, `w3` the up
+# projection and `w2` the down projection.
 
 # %%
-def to_hf_name(name: str) -> str:
-    """Our parameter name -> the name of the same tensor in LlamaForCausalLM."""
-    return name if name.startswith("lm_head") else "model." + name
+META_TO_OURS = {"tok_embeddings": "embed_tokens", "norm": "norm", "output": "lm_head",
+                "attention_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm",
+                "attention.wq": "self_attn.q_proj", "attention.wk": "self_attn.k_proj",
+                "attention.wv": "self_attn.v_proj", "attention.wo": "self_attn.o_proj",
+                "feed_forward.w1": "mlp.gate_proj", "feed_forward.w3": "mlp.up_proj",
+                "feed_forward.w2": "mlp.down_proj"}
 
 
-print(to_hf_name("layers.0.self_attn.q_proj.weight"), to_hf_name("lm_head.weight"))
+def from_meta_name(name: str) -> str:
+    """Meta's (and llama2.c's) parameter name -> the name of the same tensor in our model."""
+    module, kind = name.rsplit(".", 1)  # "layers.3.attention.wq", "weight"
+    if module.startswith("layers."):
+        _, layer, module = module.split(".", 2)
+        return f"layers.{layer}.{META_TO_OURS[module]}.{kind}"
+    return f"{META_TO_OURS[module]}.{kind}"
+
+
+print(from_meta_name("layers.11.feed_forward.w1.weight"), from_meta_name("output.weight"))
 
 # %%
-ch10.exercise_1(to_hf_name)
+ch10.exercise_1(from_meta_name)
 
 # %% [markdown]
 # ## Exercise 2
@@ -77,9 +91,9 @@ with torch.no_grad():
 difference = (ours - theirs).abs()
 same_prediction = (ours.argmax(-1) == theirs.argmax(-1)).float()
 drift = (difference.max().item(), same_prediction.mean().item())
+unaffected_position = next(t for t in range(len(ours)) if difference[t].max() == 0)
 print(f"max |logit difference| {drift[0]:.1f}; same next token at {int(same_prediction.sum())} "
-      f"of {len(same_prediction)} positions; position 0 unchanged: "
-      f"{bool(difference[0].max() == 0)}")
+      f"of {len(same_prediction)} positions; unchanged position: {unaffected_position}")
 
 # %% [markdown]
 # Every weight is still there, yet the model is broken: the logits move by up to 10.2, and the
@@ -94,5 +108,6 @@ print(f"max |logit difference| {drift[0]:.1f}; same next token at {int(same_pred
 # position the way the model learned.
 
 # %%
-assert drift[0] > 5 and 0.3 < drift[1] < 0.7 and difference[0].max() == 0
-ch10.exercise_3(drift)
+assert drift[0] > 5 and 0.3 < drift[1] < 0.7 and unaffected_position == 0
+assert all(difference[t].max() > 0 for t in range(1, len(difference)))
+ch10.exercise_3(wrong, input_ids, drift, unaffected_position)

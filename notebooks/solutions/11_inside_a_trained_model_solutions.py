@@ -7,7 +7,6 @@
 # validation windows; what they measured is stated beside the output.
 
 # %%
-import math
 
 import torch
 
@@ -26,31 +25,39 @@ BOS = tokenizer.bos_id
 # %% [markdown]
 # ## Exercise 1
 #
-# The weights on position $i-1$ are the diagonal just below the main one
-# (`diagonal(offset=-1)`), one value for each query $i = 1, \dots, T-1$. Query 0 has no
-# previous token, so it is not part of the mean.
+# A query at position $i$ in the second copy (positions $1 + \text{length}$ to
+# $2\,\text{length}$) finds the same token at $i - \text{length}$; the token that followed it
+# there, where an induction head looks, is at $i - \text{length} + 1$. Those weights form one
+# diagonal of the map, offset $-(\text{length} - 1)$, and the second copy's queries are its
+# last `length` entries. (The first copy's queries are left out: there is nothing earlier to
+# repeat.)
 
 # %%
-def previous_token_score(weights: torch.Tensor) -> float:
-    return float(weights.diagonal(offset=-1).mean())
+def induction_score(weights: torch.Tensor, length: int) -> float:
+    """Mean weight of the second copy's queries on where an induction head looks; weights (T, T)."""
+    return float(weights.diagonal(offset=-(length - 1))[-length:].mean())
 
 
-ch11.exercise_1(previous_token_score)
+ch11.exercise_1(induction_score)
 
 # %% [markdown]
 # ## Exercise 2
 #
-# A loss in nats becomes bits by dividing by $\ln 2$; the divisor is the text's UTF-8 length,
-# which is larger than its number of characters as soon as one is not ASCII ("ï" and "é" take
-# two bytes, an emoji four).
+# In this library's split-halves pairing, pair $i$ is dimensions $i$ and $i + D/2$. Its energy
+# is the sum of the two squares; summed over every vector and divided by the total, the shares
+# add up to 1. Summing before dividing weighs each vector by its length, as
+# `interpret.rope_pair_energy` does.
 
 # %%
-def bits_per_byte(total_nats: float, text: str) -> float:
-    return total_nats / math.log(2) / len(text.encode("utf-8"))
+def pair_energy(vectors: torch.Tensor) -> torch.Tensor:
+    """(D/2,) share of the squared norm of all vectors (..., D) in each RoPE pair; sums to 1."""
+    half = vectors.shape[-1] // 2
+    squares = vectors.float().square()
+    per_pair = (squares[..., :half] + squares[..., half:]).reshape(-1, half).sum(0)  # (D/2,)
+    return per_pair / per_pair.sum()
 
 
-ch11.exercise_2(bits_per_byte)
-print(f"'naïve café': {len('naïve café')} characters, {len('naïve café'.encode())} bytes")
+ch11.exercise_2(pair_energy)
 
 # %% [markdown]
 # ## Exercise 3
@@ -114,24 +121,29 @@ bottom3 = [divmod(i, model.config.num_heads) for i in order[-3:]]
 ablation_losses = {"baseline": baseline,
                    "top3": interpret.ablated_loss(model, windows, top3, targets),
                    "bottom3": interpret.ablated_loss(model, windows, bottom3, targets)}
-ch11.exercise_4(ablation_losses)
+single_increases = ablated - baseline  # (layers, heads)
+together_over_sum = tuple(
+    (ablation_losses[name] - baseline)
+    / sum(float(single_increases[layer, head]) for layer, head in heads)
+    for name, heads in (("top3", top3), ("bottom3", bottom3)))
+ch11.exercise_4(single_increases, ablation_losses, together_over_sum)
 
 # %%
-for name, heads in (("top3", top3), ("bottom3", bottom3)):
+for (name, heads), ratio in zip((("top3", top3), ("bottom3", bottom3)), together_over_sum,
+                                strict=True):
     together = ablation_losses[name] - baseline
-    alone = sum(float(increase[layer * 8 + head]) for layer, head in heads)
     print(f"{name:7s} heads {heads}: together +{together:.3f} nats/token, "
-          f"sum of single increases +{alone:.3f}")
+          f"{ratio:.2f} times the sum of their single increases")
 
 # %%
 top_together = ablation_losses["top3"] - baseline
 bottom_together = ablation_losses["bottom3"] - baseline
 assert 8 < top_together / bottom_together < 13 and bottom_together > 0  # about ten times
-top_alone = sum(float(increase[layer * 8 + head]) for layer, head in top3)
-assert 0.8 < top_together / top_alone < 1.3  # about additive
+assert 0.8 < together_over_sum[0] < 1.3  # about additive
 
 # %% [markdown]
-# Removing the three costliest heads together costs about the sum of their single costs (a
-# little more), and about ten times what the three cheapest cost together. In this small
+# Removing the three costliest heads together costs a little more than the sum of their single
+# costs (1.09 times), the three cheapest too (1.12 times), and the costliest three cost about
+# ten times what the three cheapest cost together. In this small
 # model the heads' contributions add up roughly independently: no two of the costly heads back
 # each other up.

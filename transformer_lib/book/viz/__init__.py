@@ -44,6 +44,7 @@ from .common import (
     plot_lines,
     token_labels,
 )
+from .hardware import plot_roofline
 from .heads import plot_head_scores, plot_logit_lens
 from .parameters import plot_parameter_counts
 from .rope import (
@@ -103,6 +104,7 @@ __all__ = [
     "plot_next_token_choice",
     "plot_parameter_counts",
     "plot_rope_angles",
+    "plot_roofline",
     "plot_rope_pair_energy",
     "plot_rope_rotation",
     "plot_rope_similarity",
