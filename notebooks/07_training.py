@@ -607,10 +607,11 @@ viz.plot_training_curves(history)
 # are common and how words are spelled, then more slowly as it learns grammar and the shape of a
 # story. The validation points are two different measurements, drawn apart: the dots at steps
 # 100 and 200 are estimates on the first 64 windows of the validation tokens (8,192 tokens), the
-# star at step 300 is the evaluation over every validation token. The star sits above the
-# step-200 dot. That is not the model getting worse: measured on the same first 64 windows, the
-# final model scores below its step-200 estimate (below), so those first 8,192 tokens are just
-# easier than the validation text as a whole. Compare dots with dots.
+# star at step 300 is the evaluation over every validation token. The star sits close to the
+# step-200 dot, not clearly below it. That is not the model getting worse: measured on the same
+# first 64 windows, the final model scores below its step-200 estimate, and below its own score
+# over every token (below), so those first 8,192 tokens are just easier than the validation text
+# as a whole. Compare dots with dots.
 
 # %%
 final = history[-1]
@@ -625,7 +626,8 @@ print(f"on the first {first_windows['tokens']:,} validation tokens: "
 
 # %%
 assert eval_records[1]["step"] == 200 and eval_records[1]["val_tokens"] == first_windows["tokens"]
-assert first_windows["bits_per_byte"] < eval_records[1]["val_bpb"] < final["val_bpb"]
+assert first_windows["bits_per_byte"] < eval_records[1]["val_bpb"]  # better on the same tokens
+assert first_windows["bits_per_byte"] < final["val_bpb"] - 0.03  # the first tokens are easier
 
 # %% [markdown]
 # Training is seeded and stopped by steps, but a different CPU, thread count or PyTorch build

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from transformer_lib.book.exercises import ch07
 from transformer_lib.model import Transformer
 from transformer_lib.model.attention import Attention
-from transformer_lib.training.trainer import TrainConfig
+from transformer_lib.training.trainer import TrainConfig, Trainer
 
 CONFIG = TrainConfig(batch_size=16, seq_len=128, max_steps=300)
 TOKENS = np.arange(200, dtype=np.uint16)
@@ -68,6 +68,9 @@ def mask_runs():
     """Both runs of the experiment on random tokens: only a model that sees the next token (no
     mask) can do better than a uniform guess."""
     tokens = np.random.default_rng(0).integers(0, 2048, size=20_000).astype(np.uint16)
+    settings = TrainConfig(batch_size=8, seq_len=64, max_steps=150, lr=1e-2, warmup_steps=5,
+                           eval_every=150, eval_windows=1, log_every=1, device="cpu",
+                           precision="fp32")
     runs = {}
     for name in ("causal", "no mask"):
         torch.manual_seed(0)
@@ -75,18 +78,10 @@ def mask_runs():
         if name == "no mask":
             for layer in model.layers:
                 layer.self_attn.__class__ = Unmasked
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
-        from transformer_lib.data.tokens import RandomWindows
-        sampler = RandomWindows(tokens, ch07.MASK_BATCH, ch07.MASK_SEQ_LEN, seed=0)
-        losses = []
-        for step in range(ch07.MASK_STEPS):
-            x, y = sampler.batch_at(step)
-            loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
-            losses.append(loss.item())
-        runs[name] = {"model": model, "losses": losses}
+        history = Trainer(model, tokens, tokens[:65], settings, np.ones(2048, dtype=np.int64),
+                          progress=False, log=None).fit()
+        runs[name] = {"model": model,
+                      "losses": [r["loss"] for r in history if r["kind"] == "train"]}
     return tokens, runs
 
 
