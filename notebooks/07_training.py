@@ -607,11 +607,11 @@ viz.plot_training_curves(history)
 # are common and how words are spelled, then more slowly as it learns grammar and the shape of a
 # story. The validation points are two different measurements, drawn apart: the dots at steps
 # 100 and 200 are estimates on the first 64 windows of the validation tokens (8,192 tokens), the
-# star at step 300 is the evaluation over every validation token. The star sits close to the
-# step-200 dot, not clearly below it. That is not the model getting worse: measured on the same
-# first 64 windows, the final model scores below its step-200 estimate, and below its own score
-# over every token (below), so those first 8,192 tokens are just easier than the validation text
-# as a whole. Compare dots with dots.
+# star at step 300 is the evaluation over every validation token. The star cannot be compared
+# with the dots, because they measure different tokens: measured on the same first 64 windows,
+# the final model scores below its step-200 estimate, and below its own score over every token
+# (below), so those first 8,192 tokens are easier than the validation text as a whole. Compare
+# dots with dots.
 
 # %%
 final = history[-1]
