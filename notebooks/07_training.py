@@ -16,9 +16,9 @@
 #
 # Each one is written from scratch and checked against `transformer_lib`. Then the library's
 # trainer trains the book's model for 300 steps, with a live plot of the loss, and we read the
-# stories it writes before and after. (Chapters 8 onwards study a larger model of the same
-# design that ships with the library, trained once by the command line at the end of this
-# chapter, so that every reader studies the same weights.)
+# stories it writes before and after. (Chapters 8 onwards study a model of the same shape that
+# ships with the library, trained once for longer, on longer windows, by the command line at the
+# end of this chapter, so that every reader studies the same weights.)
 
 # %%
 import math
@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from transformer_lib import book, data
 from transformer_lib.book import viz
-from transformer_lib.book.dashboard import LiveDashboard
+from transformer_lib.book.dashboard import LiveDashboard, StatusLine
 from transformer_lib.book.exercises import ch07
 from transformer_lib.data import tokens
 from transformer_lib.data.tokenizer import train_tokenizer
@@ -315,26 +315,27 @@ assert "embed_tokens.weight" in library_no_decay and "norm.weight" in library_no
 #
 # At step 0 Adam's averages know nothing, and a full-size step in a random direction can throw
 # the model into a bad region it never leaves. So the learning rate **warms up** linearly over
-# the first `warmup_steps` (20 here), from $\eta/20$ to the peak $\eta = 3\times10^{-3}$. Then it
-# **decays** along half a cosine to $0.1\,\eta$ at the last step, so the final steps make small,
-# careful moves:
+# the first `warmup_steps` ($s_w = 20$ here), from 0 at step 0 (a step that only primes Adam's
+# averages) to the peak $\eta = 3\times10^{-3}$ at step $s_w$. Then it **decays** along half a
+# cosine to $0.1\,\eta$ at the last step, so the final steps make small, careful moves:
 #
-# $$\eta_s = \begin{cases} \eta\,\dfrac{s+1}{s_w} & s < s_w \\[1ex]
-#   \eta\left(r + (1-r)\,\tfrac12\left(1+\cos \pi p\right)\right) & \text{otherwise,}
-#   \end{cases}$$
+# $$\eta_s = \begin{cases} \eta\,\dfrac{s}{s_w} & s < s_w \\[1ex]
+#   \eta\left(r + (1-r)\,\tfrac12\left(1+\cos \pi \dfrac{s - s_w}{s_{\max} - s_w}\right)\right)
+#   & \text{otherwise,} \end{cases}$$
 #
-# where $r$ is `min_lr_ratio` and $p = s / s_{\max}$ is the fraction of the run done. The
-# trainer computes $p$ from the step count here, or from the elapsed minutes when a run is given
-# a time budget instead (`--max-minutes`), so the decay always ends where the run does. Since
-# $p$ counts from step 0, the cosine has already moved a little when the warm-up ends.
+# where $r$ is `min_lr_ratio`. The cosine starts where the warm-up ends, so the rate stays at the
+# peak for a moment instead of dropping there (nanoGPT and Hugging Face's
+# `get_cosine_with_min_lr_schedule_with_warmup` do the same). When a run is given a time budget
+# instead of steps (`--max-minutes`), the trainer puts the elapsed fraction of the budget in place
+# of $s / s_{\max}$, so the decay always ends where the run does.
 
 # %%
 def warmup_cosine(step: int, max_steps: int, peak_lr: float, warmup_steps: int,
                   min_lr_ratio: float) -> float:
     """Linear warm-up over warmup_steps, then cosine decay to peak_lr * min_lr_ratio."""
     if step < warmup_steps:
-        return peak_lr * (step + 1) / warmup_steps
-    progress = min(step / max_steps, 1.0)
+        return peak_lr * step / warmup_steps
+    progress = min((step - warmup_steps) / (max_steps - warmup_steps), 1.0)  # of the decay
     cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
     return peak_lr * (min_lr_ratio + (1.0 - min_lr_ratio) * cosine)
 
@@ -349,7 +350,7 @@ print(f"step 0: {schedule[0]:.2e}, step 19: {schedule[19]:.2e}, step 20: {schedu
 for s, lr in zip(steps, schedule, strict=True):
     assert math.isclose(lr, trainer.learning_rate(config, int(s), s / config.max_steps),
                         rel_tol=1e-12)
-assert schedule[config.warmup_steps - 1] == config.lr
+assert schedule[0] == 0 and schedule[config.warmup_steps] == config.lr
 assert math.isclose(schedule[-1], config.lr * config.min_lr_ratio, rel_tol=0.01)
 
 # %%
@@ -380,6 +381,8 @@ def bits_per_byte(mean_loss_nats: float, n_predictions: int, n_bytes: int) -> fl
 
 
 byte_lengths = trainer.token_byte_lengths(tokenizer)
+print(f"evaluating the untrained model on all {val_cache.n_targets:,} validation predictions...",
+      flush=True)  # a status line: this takes several seconds
 untrained_eval = trainer.evaluate_tokens(untrained, val_cache.tokens, byte_lengths, SEQ_LEN)
 untrained_bpb = bits_per_byte(untrained_eval["loss"], untrained_eval["tokens"],
                               untrained_eval["bytes"])
@@ -394,9 +397,8 @@ assert math.isclose(untrained_bpb, tokens.bits_per_byte(untrained_eval["loss"],
 assert math.isclose(untrained_bpb, untrained_eval["bits_per_byte"])
 
 # %% [markdown]
-# A model that guesses uniformly pays $\log_2 2048 = 11$ bits per token, and a validation token
-# covers about 3.7 bytes, hence the figure above: about 3 bits per byte. Plain ASCII text spends
-# 8 bits per byte, and a general-purpose compressor such as `xz` brings English prose to about 2.
+# The untrained model is close to a uniform guesser (exercise 2 computes what a uniform guess
+# scores). Plain ASCII text spends 8 bits per byte, and a general-purpose compressor such as `xz` brings English prose to about 2.
 # A trained language model is a better compressor still: it predicts the next byte better.
 
 # %% [markdown]
@@ -434,8 +436,10 @@ def clip_gradients(parameters, max_norm: float) -> float:
     return norm.item()
 
 
-def train_loop(model, train_tokens, val_tokens, byte_lengths, config) -> list[dict]:
-    """Train with AdamW, warm-up + cosine, clipping and periodic evaluation; return records."""
+def train_loop(model, train_tokens, val_tokens, byte_lengths, config,
+               progress: StatusLine | None = None) -> list[dict]:
+    """Train with AdamW, warm-up + cosine, clipping and periodic evaluation; return records.
+    `progress`, if given, is told the number of steps done after each step."""
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed_tokens" not in n]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2 or "embed_tokens" in n]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
@@ -456,6 +460,8 @@ def train_loop(model, train_tokens, val_tokens, byte_lengths, config) -> list[di
         optimizer.zero_grad(set_to_none=True)
         records.append({"kind": "train", "step": step + 1, "loss": loss.item(), "lr": lr,
                         "grad_norm": grad_norm})
+        if progress is not None:
+            progress.update(step + 1)
         if (step + 1) % config.eval_every == 0 or step + 1 == config.max_steps:
             windows = None if step + 1 == config.max_steps else config.eval_windows
             result = trainer.evaluate_tokens(model, val_tokens, byte_lengths, config.seq_len,
@@ -466,7 +472,8 @@ def train_loop(model, train_tokens, val_tokens, byte_lengths, config) -> list[di
 
 
 # %% [markdown]
-# (`fused=True` asks PyTorch for its one-kernel AdamW, the one the library's trainer uses.) Now
+# (`fused=True` asks PyTorch for its one-kernel AdamW, the one the library's trainer uses, and
+# `StatusLine` is one line of text, replaced in place, that says how far a loop has got.) Now
 # the check: the library's `Trainer` and `train_loop` train two copies of the book's model, the
 # library's initial weights copied *into* ours, with the same seed and data, for 40 short steps
 # (batches of 8 windows of 64 tokens, to keep it quick), evaluating on a prefix of the
@@ -485,8 +492,10 @@ our_model = Transformer(model_config)
 our_model.load_state_dict(library_model.state_dict())  # library -> ours (a copy)
 
 library_history = trainer.Trainer(library_model, train_cache.tokens, val_prefix, short,
-                                  byte_lengths, progress=False, log=None).fit()
-our_history = train_loop(our_model, train_cache.tokens, val_prefix, byte_lengths, short)
+                                  byte_lengths, progress=False, log=None,
+                                  callbacks=[StatusLine("trainer.Trainer", short.max_steps)]).fit()
+our_history = train_loop(our_model, train_cache.tokens, val_prefix, byte_lengths, short,
+                         progress=StatusLine("train_loop", short.max_steps))
 ours = {kind: [r for r in our_history if r["kind"] == kind] for kind in ("train", "eval")}
 theirs = {kind: [r for r in library_history if r["kind"] == kind] for kind in ("train", "eval")}
 print(f"{len(ours['train'])} steps: loss {ours['train'][0]['loss']:.3f} -> "
@@ -514,7 +523,8 @@ print("train_loop matches trainer.Trainer: every loss and every weight within 1e
 torch.manual_seed(0)
 unclipped_model = Transformer(model_config)  # the same initial weights: the same seed, first draw
 unclipped_history = train_loop(unclipped_model, train_cache.tokens, val_prefix, byte_lengths,
-                               trainer.TrainConfig(**{**short.to_dict(), "grad_clip": 0.0}))
+                               trainer.TrainConfig(**{**short.to_dict(), "grad_clip": 0.0}),
+                               progress=StatusLine("train_loop, no clipping", short.max_steps))
 grad_norms = {"clipped at 1.0": [r["grad_norm"] for r in ours["train"]],
               "not clipped": [r["grad_norm"] for r in unclipped_history if r["kind"] == "train"]}
 clipped_steps = [step for step, norm in enumerate(grad_norms["clipped at 1.0"], 1) if norm > 1]
@@ -556,13 +566,15 @@ print(f"{tokens_per_run:,} training tokens in {config.max_steps} steps")
 
 # %% [markdown]
 # It saves the run under `runs/book/<recipe hash>/` (beside this notebook) and reloads it when
-# the same recipe is asked for again, which is what chapters 8 and 10 do. `retrain=True` starts
-# afresh. The run is seeded and stops after a fixed number of steps, so on a given machine it
+# the same recipe is asked for again, without `retrain=True`, which starts afresh. (Chapters 8
+# onwards do not use this run: they load the stored model with `book.stored_model()`.) The run is seeded and stops after a fixed number of steps, so on a given machine it
 # ends with the same weights every time; we set the global seed right before, because the
 # model's initial weights are drawn from it.
 #
-# `LiveDashboard` shows the run as it goes: a plot of the curves that redraws in place every
-# few seconds, with the training loss every 5 steps, the validation loss and bits per byte every
+# `LiveDashboard` shows the run as it goes: a plot of the curves that appears as soon as the cell
+# starts and redraws in place every few seconds, with a title that says the step, the time
+# elapsed and an estimate of the time left (before the first step, the tokenizer and the token
+# caches are prepared), the training loss every 5 steps, the validation loss and bits per byte every
 # 100 steps (on the first 64 windows of the validation tokens, for speed) and over every
 # validation token at the end. The trainer's text progress bar is switched off here
 # (`progress=False`): a notebook keeps only the bar's first state, so a saved copy of the book
@@ -572,7 +584,7 @@ print(f"{tokens_per_run:,} training tokens in {config.max_steps} steps")
 # reader gets the same model.
 
 # %%
-dashboard = LiveDashboard()
+dashboard = LiveDashboard(total_steps=book.BOOK_TRAINING["max_steps"])
 torch.manual_seed(book.BOOK_TRAINING["seed"])
 trained = book.book_model(retrain=True, callbacks=[dashboard], progress=False, log=None)
 model, history = trained.model, trained.history
@@ -595,10 +607,11 @@ viz.plot_training_curves(history)
 # are common and how words are spelled, then more slowly as it learns grammar and the shape of a
 # story. The validation points are two different measurements, drawn apart: the dots at steps
 # 100 and 200 are estimates on the first 64 windows of the validation tokens (8,192 tokens), the
-# star at step 300 is the evaluation over every validation token. The star sits above the
-# step-200 dot. That is not the model getting worse: measured on the same first 64 windows, the
-# final model scores below its step-200 estimate (below), so those first 8,192 tokens are just
-# easier than the validation text as a whole. Compare dots with dots.
+# star at step 300 is the evaluation over every validation token. The star cannot be compared
+# with the dots, because they measure different tokens: measured on the same first 64 windows,
+# the final model scores below its step-200 estimate, and below its own score over every token
+# (below), so those first 8,192 tokens are easier than the validation text as a whole. Compare
+# dots with dots.
 
 # %%
 final = history[-1]
@@ -613,7 +626,8 @@ print(f"on the first {first_windows['tokens']:,} validation tokens: "
 
 # %%
 assert eval_records[1]["step"] == 200 and eval_records[1]["val_tokens"] == first_windows["tokens"]
-assert first_windows["bits_per_byte"] < eval_records[1]["val_bpb"] < final["val_bpb"]
+assert first_windows["bits_per_byte"] < eval_records[1]["val_bpb"]  # better on the same tokens
+assert first_windows["bits_per_byte"] < final["val_bpb"] - 0.03  # the first tokens are easier
 
 # %% [markdown]
 # Training is seeded and stopped by steps, but a different CPU, thread count or PyTorch build
@@ -647,11 +661,26 @@ def write_story(language_model: Transformer, seed: int, max_new_tokens: int = 10
     return tokenizer.decode([i for i in out.tolist()[1:] if i != tokenizer.eot_id])
 
 
-print(write_story(untrained, seed=1))
+untrained_story = write_story(untrained, seed=1)
+print(untrained_story)
 
 # %% [markdown]
-# Random tokens: each one is as likely as any other. And after 300 steps (the seeded draws are
-# the same everywhere, but the trained weights differ in their last digits from one machine to
+# Random tokens: each one is as likely as any other. The `�` marks are no fault of the printing.
+# The tokenizer works on bytes, and a character outside ASCII (a curly quote, an accented letter,
+# an emoji in the stories) takes two to four UTF-8 bytes, which BPE may split over several ids.
+# An id that holds only part of such a character is no text on its own; where a random sequence
+# puts it next to an unrelated id, the bytes form no valid character and decoding shows the
+# replacement character `�` (U+FFFD) in its place. A trained model emits the pieces in order.
+
+# %%
+partial = [i for i in range(tokenizer.vocab_size) if i != tokenizer.eot_id
+           and "\ufffd" in tokenizer.token_bytes(i).decode("utf-8", errors="replace")]
+print(f"{len(partial)} of {tokenizer.vocab_size} ids hold part of a character, e.g. "
+      f"{tokenizer.token_bytes(partial[0])!r} -> {tokenizer.decode([partial[0]])!r}")
+assert "\ufffd" in untrained_story and partial
+
+# %% [markdown]
+# And after 300 steps (the seeded draws are the same everywhere, but the trained weights differ in their last digits from one machine to
 # another, and one different token changes the rest of the story, so your stories will differ
 # from the ones stored in the book):
 
@@ -683,8 +712,8 @@ for story in stories:
 # settings that did best in short runs on a 2-core CPU: a peak learning rate of 0.005, weight
 # decay 1.0 and bf16 autocast on the CPU. It writes checkpoints you can evaluate and sample from.
 # This is the recipe of the stored model that chapters 8 onwards study
-# (`book_config/make_stored_model.py` runs it and records the result), 1,200 steps, about five
-# minutes on a 2-core CPU:
+# (`book_config/make_stored_model.py` runs it and records the result), 1,200 steps; the cell
+# after the commands reads from the stored model's own record how long they took:
 #
 # ```bash
 # tlib-train --data $TINYSTORIES_PATH --out runs/tinystories --max-steps 1200
@@ -701,6 +730,45 @@ for story in stories:
 # Apple GPU when it finds one (`--device auto`), checkpoints the run so that `--resume`
 # continues it exactly after an interruption, and runs data-parallel under `torchrun`; each
 # command has `--help`.
+
+# %%
+stored_meta = book.stored_model().meta
+stored_train = stored_meta["train_config"]
+run_minutes = stored_meta["history"][-1]["elapsed_s"] / 60
+print(f"stored model: {stored_meta['step']:,} steps of {stored_train['batch_size']} windows of "
+      f"{stored_train['seq_len']} tokens, {run_minutes:.0f} minutes on "
+      f"{stored_meta['recipe']['cpu']} (torch {stored_meta['recipe']['torch']}); validation: "
+      f"{stored_meta['validation']['bits_per_byte']:.3f} bits/byte")
+
+# %% [markdown]
+# About half an hour on the machine that made it, then, not five minutes: a fixed number of steps
+# takes as long as the machine needs. `--max-minutes 5` instead trains for five minutes on any
+# machine, with the schedule planned for that budget, and gets as far as the machine allows.
+
+# %% [markdown]
+# The stored model's record also holds its whole history, so we can draw its curves as we drew
+# ours. Its run is much longer than the notebook's: how many times did it see each training
+# token?
+
+# %%
+stored_passes = stored_meta["tokens_seen"] / train_cache.n_targets
+stored_train_losses = [r["loss"] for r in stored_meta["history"] if r["kind"] == "train"]
+late_train_loss = sum(stored_train_losses[-10:]) / 10
+print(f"{stored_meta['tokens_seen']:,} training tokens over {train_cache.n_targets:,} in the cache: "
+      f"{stored_passes:.1f} passes")
+print(f"last 100 steps: training loss {late_train_loss:.2f} nats/token; validation "
+      f"{stored_meta['validation']['loss']:.2f} on every validation token")
+viz.plot_training_curves(stored_meta["history"], title="The stored model's run, from its record")
+
+# %% [markdown]
+# The stored model saw every training story about nine times, and it shows: late in the run its
+# training loss sits well below its validation loss. It has begun to learn these particular
+# stories, not only how stories go, which is **overfitting**; the cure is more data, and the
+# strong weight decay of its recipe (1.0) is there to slow it down.
+
+# %%
+assert stored_passes > 8
+assert late_train_loss < stored_meta["validation"]["loss"] - 0.3
 
 # %% [markdown]
 # ## Exercises
@@ -720,15 +788,15 @@ epochs = ...  # passes over the training text
 ch07.exercise_1(epochs, config, train_cache.n_targets)
 
 # %% [markdown]
-# **Exercise 2.** What bits per byte would a model score on the validation text if it gave every
-# id the same probability? Use only $V$, `val_cache.n_targets` and `val_cache.n_bytes`, then
-# compare with the untrained model's figure above.
+# **Exercise 2.** What bits per byte would a model score on the *training* text if it gave every
+# id the same probability? Use only $V$, `train_cache.n_targets` and `train_cache.n_bytes`. Is
+# it close to the untrained model's figure on the validation text above, and why?
 
 # %%
 uniform_bpb = ...
 
 # %%
-ch07.exercise_2(uniform_bpb, tokenizer.vocab_size, val_cache.n_targets, val_cache.n_bytes)
+ch07.exercise_2(uniform_bpb, tokenizer.vocab_size, train_cache.n_targets, train_cache.n_bytes)
 
 # %% [markdown]
 # **Exercise 3.** Evaluation does not sample windows at random: it cuts the token array into
@@ -737,7 +805,7 @@ ch07.exercise_2(uniform_bpb, tokenizer.vocab_size, val_cache.n_targets, val_cach
 # `(eval_x, eval_y)` of shape (4, 16): the inputs and, one position later, the targets.
 
 # %%
-first_eval_batch = None  # (eval_x, eval_y)
+first_eval_batch = ...  # (eval_x, eval_y)
 
 # %%
 ch07.exercise_3(first_eval_batch, val_cache.tokens)
@@ -750,15 +818,38 @@ ch07.exercise_3(first_eval_batch, val_cache.tokens)
 # with `layer.self_attn.__class__ = ...`), then train two small models with `train_loop`, one
 # with the mask and one without: `ModelConfig(vocab_size=2048, d_model=64, num_layers=2, num_heads=4,
 # num_kv_heads=2, max_seq_len=64)`, the same seed, 150 steps of 8 windows of 64 tokens,
-# learning rate 0.01 with 5 warm-up steps. Record the mean training loss of the last 10 steps of
-# each.
-# Then let the unmasked model write a story: what does it do with a loss that low?
+# learning rate 0.01 with 5 warm-up steps (`trainer.TrainConfig(batch_size=8, seq_len=64,
+# max_steps=150, lr=1e-2, warmup_steps=5, eval_every=150, eval_windows=1)`), on
+# `train_cache.tokens`. Hand back both trained models and their 150 training losses, one per
+# step: the check recomputes the first loss from a fresh model with your attention, and the last
+# ten from your trained weights, before it compares the two runs.
 
 # %%
-last_losses = None  # {"causal": mean loss of the last 10 steps, "no mask": the same, unmasked}
+mask_runs = ...  # {"causal": {"model": ..., "losses": [...]}, "no mask": {"model": ..., ...}}
 
 # %%
-ch07.exercise_4(last_losses)
+ch07.exercise_4(mask_runs, train_cache.tokens)
+
+# %% [markdown]
+# **Exercise 5.** Write one training step, the core of `train_loop`, for a batch that arrives in
+# `micro_batches` pieces (gradient accumulation: the library's `grad_accum`, for a batch too
+# large to fit in memory at once). In order: set every parameter group's learning rate for this
+# step from the schedule, then for each `(x, y)` piece a forward pass, its cross-entropy loss and
+# a backward pass of that loss divided by the number of pieces (so the gradients add up to the
+# whole batch's mean), then clip the gradients to `config.grad_clip` (0: no clipping), one
+# optimizer step, and forget the gradients. Return the batch's mean loss as a float. The check
+# runs four steps of your function and of the library's `Trainer` on a small seeded model, with
+# 1, 2 and 4 pieces and with clipping on and off, and compares every loss and every weight.
+
+# %%
+def training_step(model, optimizer, micro_batches, step: int, config) -> float:
+    """One optimizer step. micro_batches: a list of (x, y), each (b, T) int64; step: the number
+    of steps done before this one; config: a trainer.TrainConfig. Returns the mean loss."""
+    ...
+
+
+# %%
+ch07.exercise_5(training_step)
 
 # %% [markdown]
 # ## What we built, and where it lives in the library
@@ -775,7 +866,8 @@ ch07.exercise_4(last_losses)
 # | bits per byte over every validation token | `bits_per_byte` | `tokens.bits_per_byte`, `trainer.evaluate_tokens` |
 # | gradient clipping | `clip_gradients` | `torch.nn.utils.clip_grad_norm_` (in `Trainer`) |
 # | the training loop with periodic evaluation | `train_loop` | `trainer.Trainer` |
-# | checkpoints, callbacks, live curves | | `trainer.Trainer`, `book.book_model`, `dashboard.LiveDashboard` |
+# | one step, in micro-batches (exercise 5) | `training_step` | `Trainer._train_step` |
+# | checkpoints, callbacks, live curves, a status line | | `trainer.Trainer`, `book.book_model`, `dashboard.LiveDashboard`, `dashboard.StatusLine` |
 #
 # The trained model now sits in `runs/book/`. Chapter 8 turns to the stored model, trained by
 # the command-line recipe, to study how text is generated from it: sampling settings, the KV

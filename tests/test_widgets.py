@@ -238,7 +238,8 @@ def test_dashboard_updates_one_output_in_place_and_throttles(monkeypatch, capsys
     monkeypatch.setattr(dashboard, "_show_new",
                         lambda image: shown.append(("new", image)) or FakeHandle(shown))
     live = dashboard.LiveDashboard(min_interval_s=3600, notebook=True, dpi=DPI)
-    live(train_record(0))  # the first record draws
+    assert [kind for kind, _ in shown] == ["new"]  # the first frame, before any record
+    live(train_record(0))
     for step in range(1, 20):
         live(train_record(step))  # within the interval: held back
     assert [kind for kind, _ in shown] == ["new"]
@@ -261,7 +262,58 @@ def test_dashboard_without_throttle_draws_every_record(monkeypatch):
     live = dashboard.LiveDashboard(min_interval_s=0, notebook=True, dpi=DPI)
     for step in range(2):
         live(train_record(step))
-    assert live.redraw_count == 2 and shown == ["new", ("update", shown[1][1])]
+    assert live.redraw_count == 3 and shown == ["new", ("update", shown[1][1]),
+                                                ("update", shown[2][1])]
+
+
+def test_dashboard_draws_its_first_frame_at_once_and_says_where_the_run_is(monkeypatch):
+    shown = []
+    monkeypatch.setattr(dashboard, "_show_new",
+                        lambda image: shown.append(("new", image)) or FakeHandle(shown))
+    now = [100.0]
+    monkeypatch.setattr(dashboard.time, "monotonic", lambda: now[0])
+    live = dashboard.LiveDashboard(total_steps=300, min_interval_s=3600, notebook=True, dpi=DPI)
+    assert shown and shown[0][0] == "new"  # drawn in the constructor, before any step
+    assert live.last_figure.texts[-1].get_text() == (
+        "Training: step 0 of 300, 0:00 elapsed (preparing the data)")
+    now[0] = 160.0
+    for step in (5, 10, 100):  # 2 s per step after step 5
+        live({**train_record(step), "elapsed_s": 10.0 + 2.0 * (step - 5)})
+    assert live.title() == "Training: step 100 of 300, 1:00 elapsed, about 6:40 left"
+    live({**eval_record(100), "val_bpb": 1.8})  # the first validation point redraws
+    figure = live.last_figure
+    assert figure.texts[-1].get_text().startswith("Training: step 100 of 300, 1:00 elapsed")
+    loss_ax, bpb_ax, lr_ax = figure.axes
+    for ax in (loss_ax, bpb_ax, lr_ax):  # every panel spans the whole run from the start
+        assert ax.get_xlim()[0] == 0 and ax.get_xlim()[1] >= 300
+    low, high = bpb_ax.get_ylim()  # one validation point: a readable range around it
+    assert low <= 1.8 * 0.9 + 1e-9 and high >= 1.8 * 1.1 - 1e-9
+    with pytest.raises(ValueError, match="total_steps"):
+        dashboard.LiveDashboard(total_steps=0, notebook=False)
+
+
+def test_status_line_replaces_itself_and_ends_on_a_stable_line(monkeypatch, capsys):
+    shown = []
+
+    class Handle:
+        def update(self, text):
+            shown.append(str(text.data))
+
+    monkeypatch.setattr(dashboard, "_show_text", lambda text: shown.append(text)
+                        or Handle())
+    status = dashboard.StatusLine("train_loop", total=40, min_interval_s=0, notebook=True)
+    for step in range(1, 41):
+        status({"kind": "train", "step": step})
+    status({"kind": "eval", "step": 40})  # not a step: ignored
+    status.finish()
+    assert shown[0] == "train_loop: 0 of 40 steps" and shown[-1] == "train_loop: 40 of 40 steps"
+    assert len(shown) == 42
+    quiet = dashboard.StatusLine("eval", total=3, notebook=False)  # a terminal: nothing shown
+    quiet.update(2)
+    quiet.finish()
+    assert quiet.text() == "eval: 3 of 3 steps" and capsys.readouterr() == ("", "")
+    with pytest.raises(ValueError, match="total"):
+        dashboard.StatusLine("x", total=0)
 
 
 def test_dashboard_rejects_bad_records_and_settings():

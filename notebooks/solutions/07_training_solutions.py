@@ -47,19 +47,23 @@ ch07.exercise_1(epochs, config, train_cache.n_targets)
 #
 # ## Exercise 2
 #
-# A uniform guess costs $\log_2 V = 11$ bits for every prediction.
+# A uniform guess costs $\log_2 V = 11$ bits for every prediction, and the total is spread over
+# the bytes of the training text.
 
 # %%
-uniform_bpb = math.log2(tokenizer.vocab_size) * val_cache.n_targets / val_cache.n_bytes
-print(f"uniform guess: {uniform_bpb:.2f} bits/byte ({val_cache.n_bytes / val_cache.n_targets:.2f} "
-      f"bytes per validation token)")
+uniform_bpb = math.log2(tokenizer.vocab_size) * train_cache.n_targets / train_cache.n_bytes
+print(f"uniform guess on the training text: {uniform_bpb:.2f} bits/byte "
+      f"({train_cache.n_bytes / train_cache.n_targets:.2f} bytes per training token)")
 
 # %%
-ch07.exercise_2(uniform_bpb, tokenizer.vocab_size, val_cache.n_targets, val_cache.n_bytes)
+ch07.exercise_2(uniform_bpb, tokenizer.vocab_size, train_cache.n_targets, train_cache.n_bytes)
+val_uniform = math.log2(tokenizer.vocab_size) * val_cache.n_targets / val_cache.n_bytes
+assert abs(uniform_bpb - val_uniform) < 0.05
 
 # %% [markdown]
-# The chapter's untrained model scored 3.02, within 0.01 of it: its near-uniform logits make it
-# almost a uniform guesser.
+# Close to the untrained model's figure on the validation text (3.02): an untrained model's
+# logits are almost equal, so it is almost a uniform guesser, and the two splits pack about as
+# many bytes into a token, so the same 11 bits per token come to about the same bits per byte.
 #
 # ## Exercise 3
 
@@ -78,7 +82,8 @@ ch07.exercise_3(first_eval_batch, val_cache.tokens)
 #
 # The subclass computes queries, keys and values as the library does and calls attention with
 # no mask at all. The chapter showed that `train_loop` and the library's `Trainer` train
-# identically, so the two runs use `Trainer`, with a record at every step.
+# identically, so the two runs use `Trainer`, with a record at every step, and hand back both
+# models with their per-step losses.
 
 # %%
 class NoMaskAttention(Attention):
@@ -91,13 +96,14 @@ class NoMaskAttention(Attention):
         return self._merge_heads(out)
 
 
+# NBVAL_IGNORE_OUTPUT
 small = ModelConfig(vocab_size=2048, d_model=64, num_layers=2, num_heads=4, num_kv_heads=2,
                     max_seq_len=64)
 settings = trainer.TrainConfig(batch_size=8, seq_len=64, max_steps=150, lr=1e-2, warmup_steps=5,
                                eval_every=150, eval_windows=1, log_every=1, device="cpu",
                                precision="fp32")
 byte_lengths = trainer.token_byte_lengths(tokenizer)
-models, last_losses = {}, {}
+models, mask_runs, last_losses = {}, {}, {}
 for name in ("causal", "no mask"):
     torch.manual_seed(0)
     models[name] = Transformer(small)
@@ -107,11 +113,17 @@ for name in ("causal", "no mask"):
     history = trainer.Trainer(models[name], train_cache.tokens, val_cache.tokens[:4097], settings,
                               byte_lengths, progress=False, log=None).fit()
     losses = [r["loss"] for r in history if r["kind"] == "train"]
+    mask_runs[name] = {"model": models[name], "losses": losses}
     last_losses[name] = sum(losses[-10:]) / 10
 print({name: round(loss, 1) for name, loss in last_losses.items()}, "nats/token, steps 141-150")
 
+# %% [markdown]
+# The losses after 150 steps differ in their first decimal from one CPU to another, so the book
+# does not compare them; what holds everywhere is the gap, asserted here.
+
 # %%
-ch07.exercise_4(last_losses)
+ch07.exercise_4(mask_runs, train_cache.tokens)
+assert last_losses["no mask"] < last_losses["causal"] - 0.5
 
 # %% [markdown]
 # Without the mask the training loss falls well below the honest one, and the gap widens with
@@ -121,21 +133,52 @@ ch07.exercise_4(last_losses)
 # first 64 validation windows:
 
 # %%
+# NBVAL_IGNORE_OUTPUT
 for layer in models["no mask"].layers:
     layer.self_attn.__class__ = Attention  # the causal attention again, same weights
 honest = {name: trainer.evaluate_tokens(model, val_cache.tokens, byte_lengths, 64, 8,
                                         max_windows=64)["loss"] for name, model in models.items()}
-ln_v = math.log(tokenizer.vocab_size)
-print(f"on validation, with the mask: causal model {honest['causal']:.1f} nats/token; model "
-      f"trained without the mask {'within' if abs(honest['no mask'] - ln_v) < 0.5 else 'not within'}"
-      f" 0.5 of ln V = {ln_v:.2f}")
+print(f"on validation, with the mask: causal model {honest['causal']:.1f} nats/token, model "
+      f"trained without the mask {honest['no mask']:.1f} (its training loss: "
+      f"{last_losses['no mask']:.1f})")
 
 # %%
-assert last_losses["no mask"] < last_losses["causal"] - 0.5
-assert honest["no mask"] > honest["causal"] + 1.0
-assert abs(honest["no mask"] - ln_v) < 0.5
+assert honest["no mask"] > honest["causal"]
+assert honest["no mask"] > last_losses["no mask"]
 
 # %% [markdown]
-# The model trained without the mask scores about $\ln V$ on the honest task, no better than a
-# uniform guess, and far worse than the causal model trained for the same steps. A training
-# loss far below the validation loss of an honest model is the symptom to recognise.
+# Measured honestly, the model trained without the mask is worse than the causal model trained
+# for the same steps (5.9 against 5.7 nats/token when the book was built), although its training
+# loss was much lower, and lower than its own honest score. Part of what it learned was copying,
+# which the real task never allows. A training loss far below the validation loss of
+# the same model is the symptom to recognise.
+
+# %% [markdown]
+# ## Exercise 5
+#
+# The step of `train_loop`, with the batch in pieces: each piece's loss is divided by the number
+# of pieces before `backward()`, so the gradients that add up are those of the whole batch's
+# mean. `trainer.learning_rate` is the library's schedule, the same as the chapter's
+# `warmup_cosine`.
+
+# %%
+def training_step(model, optimizer, micro_batches, step: int, config) -> float:
+    """One optimizer step. micro_batches: a list of (x, y), each (b, T) int64; step: the number
+    of steps done before this one; config: a trainer.TrainConfig. Returns the mean loss."""
+    lr = trainer.learning_rate(config, step, step / config.max_steps)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    total = 0.0
+    for x, y in micro_batches:
+        loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())  # (b*T, V) vs (b*T,)
+        (loss / len(micro_batches)).backward()
+        total += loss.item() / len(micro_batches)
+    if config.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return total
+
+
+# %%
+ch07.exercise_5(training_step)

@@ -71,11 +71,31 @@ def _eval_groups(evals) -> list[tuple[str, str, np.ndarray]]:
     return [(part_label, "o", ~full), (f"validation, all {int(counts.max()):,} tokens", "*", full)]
 
 
-def plot_training_curves(records, *, x: str = "step", title: str | None = None) -> Figure:
+def _single_point_range(values: np.ndarray, fraction: float = 0.1) -> tuple[float, float] | None:
+    """A y range of +-fraction around the value when a panel holds one value, else None (auto).
+
+    Matplotlib widens a single point's axis by a few percent of the value's last digits (a
+    validation point at 1.8 gets an axis from 1.79 to 1.81), which reads as noise."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0 or np.ptp(finite) > 0:
+        return None
+    value = float(finite[0])
+    half = abs(value) * fraction or fraction
+    return value - half, value + half
+
+
+def plot_training_curves(records, *, x: str = "step", title: str | None = None,
+                         x_max: float | None = None) -> Figure:
     """Loss (train and validation), validation bits per byte and learning rate against steps or
-    tokens, from the trainer's records. Three axes; a panel with no data says so."""
+    tokens, from the trainer's records. Three axes; a panel with no data says so.
+
+    Every panel's x axis starts at 0 and ends at ``x_max`` (the run's last step or token, known
+    in advance to a live plot) or else at the last record, so a lone first validation point sits
+    on a sensible axis; a panel holding one value gets a y range of +-10% around it."""
     if x not in TRAINING_X_AXES:
         raise ValueError(f"x={x!r} must be one of {', '.join(TRAINING_X_AXES)}")
+    if x_max is not None and not x_max > 0:
+        raise ValueError(f"x_max={x_max} must be positive (the run's last {x}), or None")
     series = _training_series(records)
     train, evals = series["train"], series["eval"]
     # A fixed layout: the live dashboard redraws this inside the training loop.
@@ -109,6 +129,14 @@ def plot_training_curves(records, *, x: str = "step", title: str | None = None) 
     if len(bpb_ax.lines) > 1:
         bpb_ax.legend(fontsize=8)
     lr_ax.set(ylabel="learning rate", title="Learning-rate schedule")
+    right = x_max or max([*train[x], *evals[x]], default=0) or 1
+    for ax in (loss_ax, bpb_ax, lr_ax):
+        ax.set_xlim(0, right * 1.02)
+    for ax, values in ((bpb_ax, evals["val_bpb"]),
+                       (loss_ax, np.concatenate([train["loss"], evals["val_loss"]]))):
+        y_range = _single_point_range(values)
+        if y_range is not None:
+            ax.set_ylim(*y_range)
     # Plain tick values: a "1e-3" offset label would sit on top of the panel title.
     lr_ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.2g}"))
     last = int(max([*train["step"], *evals["step"]], default=0))
