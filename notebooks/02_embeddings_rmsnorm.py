@@ -460,6 +460,14 @@ assert torch.isinf(large.half().pow(2)).all() and torch.isinf(rms(large.half()))
 torch.testing.assert_close(RMSNorm(8)(large.half()).float(), torch.ones(1, 8))
 
 # %% [markdown]
+# ## Measured: what this choice buys
+#
+# Chapter 12 measures this choice on the book's own task: LayerNorm in place of RMSNorm changes
+# validation bits per byte by -0.002, well inside the seeds' spread (about ±0.01). RMSNorm is
+# chosen for its cost, not for a better loss. These are 30-step runs from three seeds each, so
+# they measure how fast a model starts to learn, not where it ends up.
+
+# %% [markdown]
 # ## Exercises
 #
 # Exercise 1 asked for `rms_norm`, above; the others follow. The worked answers are in

@@ -787,6 +787,15 @@ explorer = AttentionExplorer(model, tokenizer, text=text, layer=best_layer, head
 explorer
 
 # %% [markdown]
+# ## Measured: what this choice buys
+#
+# Chapter 12 measures this chapter's choices on the book's own task: multi-head attention
+# (+0.010), multi-query (-0.002) and dropping the $1/\sqrt{D}$ scale (-0.016 bits per byte) all
+# stay inside the seeds' spread. Grouped-query attention buys memory for the KV cache at no
+# measurable cost in loss. These are 30-step runs from three seeds each, so they measure how fast
+# a model starts to learn, not where it ends up.
+
+# %% [markdown]
 # ## Exercises
 #
 # Exercise 1 asked for `attention`, above; the others follow. The worked answers are in

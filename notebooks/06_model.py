@@ -627,6 +627,14 @@ assert SOTATransformer is Transformer and SOTAConfig is ModelConfig
 assert sota_model.num_parameters() == count_by_formula(presets["gpt2-small"])["total"]
 
 # %% [markdown]
+# ## Measured: what this choice buys
+#
+# Chapter 12 measures this chapter's choices on the book's own task: post-norm is +0.08 bits per
+# byte worse than pre-norm, beyond the seeds' spread, and untied embeddings at equal parameters
+# are 0.03 better: tying saves parameters rather than buying loss. These are 30-step runs from
+# three seeds each, so they measure how fast a model starts to learn, not where it ends up.
+
+# %% [markdown]
 # ## Exercises
 #
 # Each check prints `not attempted yet` until you replace the placeholder, then `correct` or a
