@@ -282,9 +282,10 @@ ch00.exercise_4(kv_cache_bytes_gqa, kv_cache_bytes_without_gqa)
 # | 6 | The block and the model | the residual stream, pre-norm against post-norm, the block and the whole model, initialisation and parameter counts |
 # | 7 | Training inside the notebook | token cache and batches, the loss, AdamW with warm-up and cosine schedule, bits per byte; training on TinyStories with a live plot |
 # | 8 | Generation | temperature, top-k and top-p sampling; the KV cache that makes generation fast |
-# | 9 | Hardware: CPU, CUDA and Apple GPUs | CPU, CUDA and MPS; bfloat16 autocast, `torch.compile`; a profile of one training step, showing which operations take its time |
+# | 9 | Hardware: CPU, CUDA and Apple GPUs | CPU, CUDA and MPS; bfloat16 autocast, `torch.compile`; where the time goes: a profile of one training step and one decoding step, and a roofline of four model sizes |
 # | 10 | Interop and next steps | converting weights to and from Hugging Face's `LlamaForCausalLM`, and checking they agree |
 # | 11 | Inside a trained model | attention patterns, head ablation, the logit lens and RoPE pair use measured in llama2.c's stories260K; bits per byte against the book's stored model |
+# | 12 | What each choice buys | each design choice of chapters 2 to 6 and the speed-run changes (Muon, QK-norm, ...) swapped out one at a time, trained from three seeds, and measured in bits per byte |
 # | 13 | Adapting a trained model | a words task the stored model cannot do; full fine-tuning and LoRA (written from scratch, checked against peft) compared on score, parameters, minutes and forgetting |
 #
 # Chapters 1 to 6 each take under a minute on a CPU; start with chapter 1.

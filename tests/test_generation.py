@@ -285,3 +285,12 @@ def test_importing_generation_does_not_load_the_compiler():
             "assert 'torch._dynamo' not in sys.modules and 'torch._inductor' not in sys.modules")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_caches_of_a_model_on_the_meta_device_have_the_weights_dtype():
+    # Memory planning builds models on the meta device, where autocast does not exist.
+    with torch.device("meta"):
+        model = Transformer(ModelConfig.from_preset("tiny"))
+    caches = model.make_caches(2, 16)
+    buffers = [buffer for cache in caches for buffer in cache.buffers()]
+    assert buffers and all(b.device.type == "meta" and b.dtype == torch.float32 for b in buffers)

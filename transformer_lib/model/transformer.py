@@ -24,7 +24,9 @@ def projection_dtype(param: torch.Tensor) -> torch.dtype:
     autocast is on for the weight's device type, else its own. Autocast leaves float64 alone.
     """
     device_type = param.device.type
-    if param.dtype != torch.float64 and torch.is_autocast_enabled(device_type):
+    # Devices without autocast (meta, used to build models without memory) keep their dtype.
+    if (param.dtype != torch.float64 and torch.amp.is_autocast_available(device_type)
+            and torch.is_autocast_enabled(device_type)):
         return torch.get_autocast_dtype(device_type)
     return param.dtype
 
