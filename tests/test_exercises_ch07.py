@@ -153,3 +153,18 @@ def test_exercise_5_placeholder_right_and_each_named_mistake(capsys):
         ch07.exercise_5(wrong)
         out = " ".join(line.strip() for line in capsys.readouterr().out.splitlines())
         assert out.startswith("exercise 5: not yet - hint: ") and message in out, out
+
+
+def test_the_chapter_shows_no_answer_to_exercises_1_and_2():
+    from answer_leaks import leaks
+
+    from transformer_lib import book
+    from transformer_lib.data import book_stories
+    from transformer_lib.data.tokenizer import train_tokenizer
+
+    tokenizer = train_tokenizer(book_stories("train"), book.BOOK_VOCAB_SIZE,
+                                name=f"bpe-{book.BOOK_VOCAB_SIZE}")
+    cache = book.book_tokens("train", tokenizer)
+    values = ch07.expected_values(cache.n_targets, cache.n_bytes)
+    assert 0.5 < values["exercise 1"] < 5 and 2 < values["exercise 2"] < 6  # sane, not leaked
+    assert leaks("07_training", list(values.values())) == []

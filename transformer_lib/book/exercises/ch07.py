@@ -20,7 +20,7 @@ from ...data.tokens import RandomWindows, SequentialWindows
 from ...model import Transformer
 from ...model.config import ModelConfig
 from ...training import trainer
-from .. import check, compare_function, function_answer
+from .. import BOOK_TRAINING, BOOK_VOCAB_SIZE, check, compare_function, function_answer
 
 
 def exercise_1(epochs, config, n_targets: int) -> None:
@@ -266,3 +266,11 @@ def exercise_5(training_step) -> None:
           hint="in order: set this step's learning rate, forward and loss per micro-batch, "
                "backward of the loss divided by the number of micro-batches, clip, step, "
                "zero the gradients")
+
+
+def expected_values(train_n_targets: int, train_n_bytes: int) -> dict[str, float]:
+    """The numbers right answers to exercises 1 and 2 give with the chapter's recipe and its
+    training cache (for the test that the chapter shows neither)."""
+    config = trainer.TrainConfig(**BOOK_TRAINING)
+    return {"exercise 1": config.max_steps * config.batch_size * config.seq_len / train_n_targets,
+            "exercise 2": math.log2(BOOK_VOCAB_SIZE) * train_n_targets / train_n_bytes}
