@@ -125,9 +125,11 @@ def _clock(seconds: float) -> str:
 class StatusLine:
     """One line of progress, replaced in place in a notebook and silent elsewhere.
 
-    ``update(done)`` (or calling it with a trainer record) rewrites the line at most every
-    ``min_interval_s`` seconds; ``finish()`` writes the final state, "what: total of total
-    steps", with no timing in it, so a stored notebook shows the same line on every machine.
+    ``update(done)`` (or calling it with a trainer record) rewrites the line, "what: done of
+    total steps", at most every ``min_interval_s`` seconds. Before the first step and after
+    the last the line is the same, "what: total steps", with no count or timing in it: a
+    stored notebook keeps the last rewrite while nbval sees only the first display (it
+    ignores rewrites), so the two must agree for the book to compare equal on any machine.
     """
 
     def __init__(self, what: str, total: int, unit: str = "steps", min_interval_s: float = 0.5,
@@ -142,7 +144,9 @@ class StatusLine:
         self._handle = _show_text(self.text()) if self.notebook else None
 
     def text(self) -> str:
-        return f"{self.what}: {self.done} of {self.total} {self.unit}"
+        if 0 < self.done < self.total:
+            return f"{self.what}: {self.done} of {self.total} {self.unit}"
+        return f"{self.what}: {self.total} {self.unit}"
 
     def update(self, done: int) -> None:
         self.done = int(done)
