@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
+from ..data.tokens import nats_to_bits
 from ..model.transformer import Transformer, eval_mode
 
 
@@ -73,4 +74,4 @@ def continuation_bits_per_byte(model: Transformer, prompt: Sequence[int],
     targets = ids[0, len(prompt):]
     nats = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum")
     size = int(sum(int(byte_lengths[t]) for t in continuation))
-    return float(nats) / math.log(2), size
+    return nats_to_bits(float(nats)), size

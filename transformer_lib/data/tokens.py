@@ -325,6 +325,11 @@ def bits_per_byte(mean_loss_nats: float, n_tokens: int, n_bytes: int) -> float:
     return mean_loss_nats * n_tokens / (math.log(2) * n_bytes)
 
 
+def nats_to_bits(nats: float) -> float:
+    """An amount of information in nats (natural-log units, what cross-entropy returns) in bits."""
+    return nats / math.log(2)
+
+
 # ---- helpers --------------------------------------------------------------------------------
 
 
