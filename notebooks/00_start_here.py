@@ -286,6 +286,6 @@ ch00.exercise_4(kv_cache_bytes_gqa, kv_cache_bytes_without_gqa)
 # | 10 | Interop and next steps | converting weights to and from Hugging Face's `LlamaForCausalLM`, and checking they agree |
 # | 11 | Inside a trained model | attention patterns, head ablation, the logit lens and RoPE pair use measured in llama2.c's stories260K; bits per byte against the book's stored model |
 # | 12 | What each choice buys | each design choice of chapters 2 to 6 and the speed-run changes (Muon, QK-norm, ...) swapped out one at a time, trained from three seeds, and measured in bits per byte |
-# | 13 | Adapting a trained model | a words task the stored model cannot do; full fine-tuning and LoRA (written from scratch, checked against peft) compared on score, parameters, minutes and forgetting |
+# | 13 | Adapting a trained model | a words task the stored model cannot do; full fine-tuning and LoRA (written from scratch, checked against peft) compared on score, parameters, minutes and forgetting; beam search, a repetition penalty and min-p against greedy decoding and sampling |
 #
 # Chapters 1 to 6 each take under a minute on a CPU; start with chapter 1.

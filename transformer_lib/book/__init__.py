@@ -47,6 +47,7 @@ DEFAULT_RUN_ROOT = Path("runs") / "book"
 STORED_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "tinystories-1M"
 # Chapter 12's ablation sweep, made by `python -m transformer_lib.ablate` (its "command" says how).
 STORED_ABLATIONS = Path(__file__).resolve().parents[1] / "assets" / "ablations.json"
+STORED_DECODING_TABLE = STORED_ABLATIONS.parent / "decoding" / "table.json"
 
 
 @dataclass
@@ -77,6 +78,11 @@ def stored_model(path: str | Path = STORED_MODEL_DIR) -> StoredModel:
 
 def stored_ablations(path: str | Path = STORED_ABLATIONS) -> dict:
     """The ablation results that ship with the library (JSON: see ``tlib-ablate``)."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def stored_decoding_table(path: str | Path = STORED_DECODING_TABLE) -> dict:
+    """Decoding methods measured on the stored model (JSON: book_config/make_decoding_table.py)."""
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
