@@ -96,3 +96,33 @@ def test_refuses_a_shape_or_tokenizer_mismatch(base_run, tmp_path, capsys):
     with pytest.raises(SystemExit, match="targets"):
         cli.main([*args, "--lora-rank", "2", "--lora-targets", "q,lm_head", "--out",
                   str(tmp_path / "e")])
+
+
+def test_fine_tunes_a_llama2c_file_with_its_own_tokenizer(tmp_path, monkeypatch):
+    """llama2.c's stories260K and tok512.bin: the run folder keeps the sentencepiece vocabulary
+    (as JSON), so the run resumes after a kill and its checkpoint reloads with that tokenizer."""
+    from transformer_lib.data.llama2c import Llama2cTokenizer, llama2c_file
+
+    try:
+        model_file, tokenizer_file = llama2c_file("stories260K"), llama2c_file("tok512")
+    except (FileNotFoundError, ConnectionError) as err:
+        pytest.skip(f"llama2.c's files are not available offline: {err}")
+    corpus = write_corpus(tmp_path)
+    args = ["--data", str(corpus), "--cache-dir", str(tmp_path / "cache"), "--init-from",
+            str(model_file), "--tokenizer", str(tokenizer_file), "--seq-len", "32",
+            "--batch-size", "2", "--warmup-steps", "1", "--eval-windows", "2", "--eval-every",
+            "10", "--no-progress", "--threads", "1", "--precision", "fp32", "--max-steps", "4",
+            "--save-every", "2", "--lora-rank", "2"]
+    assert cli.main([*args, "--out", str(tmp_path / "straight")]) == 0
+    run_until_killed([*args, "--out", str(tmp_path / "killed")], monkeypatch, kill_at=3)
+    assert cli.main([*args, "--out", str(tmp_path / "killed"), "--resume"]) == 0
+    straight, resumed = weights(tmp_path / "straight"), weights(tmp_path / "killed")
+    for name in straight:
+        torch.testing.assert_close(resumed[name], straight[name], atol=1e-6, rtol=0, msg=name)
+    model, _ = ckpt.load_model_from_checkpoint(tmp_path / "straight")
+    from transformer_lib.data.tokenizer import load_tokenizer
+
+    saved = load_tokenizer(ckpt.resolve_checkpoint(tmp_path / "straight") / ckpt.TOKENIZER)
+    original = Llama2cTokenizer.load(tokenizer_file)
+    assert isinstance(saved, Llama2cTokenizer) and saved.content_hash == original.content_hash
+    assert model.config.vocab_size == saved.vocab_size == 512

@@ -418,6 +418,23 @@ def test_broken_tokenizer_files(tmp_path):
         Llama2cTokenizer.load(write_tokenizer(tmp_path / "few.bin", pieces[:100], scores[:100]))
 
 
+def test_saved_json_rebuilds_the_same_tokenizer_and_refuses_an_edit(toy, tmp_path):
+    """A run folder stores its tokenizer as tokenizer.json, llama2.c's vocabulary included."""
+    import json
+
+    path = toy.save(tmp_path / "tokenizer.json")
+    again = load_tokenizer(path)
+    assert isinstance(again, Llama2cTokenizer) and again.content_hash == toy.content_hash
+    assert again.pieces == toy.pieces and again.scores == toy.scores
+    text = "emoji 🎉 and CJK 日本語, Once upon a time"
+    assert again.encode(text) == toy.encode(text) and again.decode(again.encode(text)) == text
+    payload = json.loads(path.read_text())
+    payload["scores"][-1] += 1.0  # another merge order: a different tokenizer
+    (tmp_path / "edited.json").write_text(json.dumps(payload))
+    with pytest.raises(ValueError, match="corrupted or was edited"):
+        load_tokenizer(tmp_path / "edited.json")
+
+
 # ---- the real stories260K ---------------------------------------------------------------------
 
 

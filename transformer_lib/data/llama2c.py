@@ -8,8 +8,10 @@ The checkpoints themselves are read by :mod:`transformer_lib.interop.llama2c`.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import heapq
+import json
 import operator
 import os
 import re
@@ -106,6 +108,7 @@ def _unavailable(hub_path: str, reason: str) -> str:
 # ---- tokenizer -------------------------------------------------------------------------------
 
 _BYTE_PIECE = re.compile(rb"<0x([0-9A-Fa-f]{2})>")
+JSON_FORMAT = "transformer_lib.llama2c_tokenizer/1"  # what save() writes
 BYTE_OFFSET = 3  # ids 0, 1, 2 are <unk>, BOS, EOS; byte b is id b + 3
 _NO_MERGE_BELOW = -1e10  # run.c starts its best score here, so lower scores never merge
 
@@ -160,6 +163,32 @@ class Llama2cTokenizer:
         data = path.read_bytes()
         pieces, scores = _parse_tokenizer(data, path)
         return cls(name or path.stem, pieces, scores)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the vocabulary to one JSON file (a run folder's ``tokenizer.json``).
+
+        The pieces are base64 (they are bytes) and the scores exact float32 values; loading
+        recomputes the content hash and refuses a file whose hash does not match.
+        """
+        from ..fileio import write_text_atomically
+
+        payload = {"format": JSON_FORMAT, "name": self.name, "content_hash": self.content_hash,
+                   "pieces": [base64.b64encode(piece).decode("ascii") for piece in self._pieces],
+                   "scores": list(self._scores)}
+        return write_text_atomically(Path(path).expanduser(), json.dumps(payload))
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike, payload: dict) -> Llama2cTokenizer:
+        """Rebuild a tokenizer from the JSON of :meth:`save` (``payload``, read from ``path``)."""
+        if payload.get("format") != JSON_FORMAT:
+            raise ValueError(f"{str(path)!r} is not a {JSON_FORMAT} file "
+                             f"(format: {payload.get('format')!r})")
+        tokenizer = cls(payload["name"], [base64.b64decode(p) for p in payload["pieces"]],
+                        payload["scores"])
+        if tokenizer.content_hash != payload["content_hash"]:
+            raise ValueError(f"{str(path)!r} is corrupted or was edited: content hash "
+                             f"{tokenizer.content_hash} != recorded {payload['content_hash']}")
+        return tokenizer
 
     @property
     def vocab_size(self) -> int:

@@ -380,7 +380,18 @@ def load_tokenizer(path_or_name: str | os.PathLike):
         return Tokenizer(path.stem, GPT2_PATTERN, read_tiktoken_ranks(path))
     if path.suffix == ".bin" or (path.suffix != ".json" and llama2c.is_llama2c_tokenizer(path)):
         return llama2c.Llama2cTokenizer.load(path)
+    if path.suffix == ".json" and _json_format(path) == llama2c.JSON_FORMAT:
+        return llama2c.Llama2cTokenizer.from_json(path, json.loads(path.read_text("utf-8")))
     return Tokenizer.load(path)
+
+
+def _json_format(path: Path) -> str | None:
+    """The "format" a tokenizer JSON file declares (None if it is not such a file)."""
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return payload.get("format") if isinstance(payload, dict) else None
 
 
 def read_tiktoken_ranks(path: str | os.PathLike) -> dict[bytes, int]:
