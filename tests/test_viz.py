@@ -578,6 +578,26 @@ def test_adaptation_results_has_four_panels_one_bar_per_run():
         viz.plot_adaptation_results({})
 
 
+def test_bits_per_byte_ladder_is_sorted_labelled_and_coloured_by_kind():
+    from matplotlib.colors import to_rgba
+
+    ladder = {"bigram": 1.5, "uniform": 3.0, "model": 1.1, "gzip": 2.4}
+    figure = viz.plot_bits_per_byte_ladder(ladder, models=["model"])
+    ax = figure.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["uniform", "gzip", "bigram", "model"]
+    assert [p.get_width() for p in ax.patches] == [3.0, 2.4, 1.5, 1.1]
+    assert [t.get_text() for t in ax.texts] == ["3.00", "2.40", "1.50", "1.10"]
+    assert ax.patches[-1].get_facecolor() == to_rgba(viz.EVAL_COLOUR)
+    assert ax.patches[0].get_facecolor() == to_rgba(viz.TRAIN_COLOUR)
+    assert "bits per byte" in ax.get_xlabel() and ax.get_title()
+    with pytest.raises(KeyError, match="not in the ladder"):
+        viz.plot_bits_per_byte_ladder(ladder, models=["stories260K"])
+    with pytest.raises(ValueError, match="finite and positive"):
+        viz.plot_bits_per_byte_ladder({"broken": float("nan")})
+    with pytest.raises(ValueError, match="empty"):
+        viz.plot_bits_per_byte_ladder({})
+
+
 # --------------------------------------------------------------------------- hardware
 
 

@@ -169,3 +169,32 @@ def plot_gradient_norms(x, norms: Mapping[str, Sequence[float]], threshold: floa
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return figure
+
+
+def plot_bits_per_byte_ladder(ladder: Mapping[str, float], *, models: Sequence[str] = (),
+                              title: str = "What the bits per byte mean: a ladder on the same "
+                                           "bytes") -> Figure:
+    """One bar per rung, worst at the top; ``models`` names the rungs that are trained
+    transformers (drawn in the evaluation colour, the counting and compressing baselines in the
+    training colour), and each bar is labelled with its value."""
+    if not ladder:
+        raise ValueError("ladder is empty: pass {rung name: bits per byte}")
+    unknown = [name for name in models if name not in ladder]
+    if unknown:
+        raise KeyError(f"models names rungs not in the ladder: {unknown}")
+    bad = {name: value for name, value in ladder.items()
+           if not (np.isfinite(value) and value > 0)}
+    if bad:
+        raise ValueError(f"bits per byte must be finite and positive, got {bad}")
+    order = sorted(ladder, key=ladder.get, reverse=True)
+    figure, axes = new_figure(width=6.4, height=1.0 + 0.32 * len(order))
+    ax = axes[0, 0]
+    colours = [EVAL_COLOUR if name in models else TRAIN_COLOUR for name in order]
+    bars = ax.barh(range(len(order)), [ladder[name] for name in order], color=colours)
+    ax.bar_label(bars, labels=[f"{ladder[name]:.2f}" for name in order], padding=3, fontsize=8)
+    ax.set_yticks(range(len(order)), order, fontsize=8)
+    ax.invert_yaxis()  # the worst rung at the top, the best at the bottom
+    ax.set_xlim(0, 1.12 * max(ladder.values()))
+    ax.set(title=title, xlabel="bits per byte (lower is better)")
+    ax.grid(axis="x", alpha=0.3)
+    return figure
