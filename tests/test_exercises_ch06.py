@@ -91,6 +91,10 @@ def test_exercise_1_block_forward(capsys):
         (lambda *a: block(*a, rope=False), "must be turned by RoPE"),
         (lambda x, *a: block(x, *a).detach(), "not connected to x by autograd"),
         (lambda x, *a: block(x, *a)[:, :1], "returned shape"),
+        # right in float32, but a bfloat16 block must stay in bfloat16
+        (lambda x, layer, cos, sin, eps: block(x.float(), {k: v.float() for k, v in layer.items()},
+                                               cos.float(), sin.float(), eps),
+         "on bfloat16 inputs and weights"),
     ]:
         ch06.exercise_1(wrong)
         verdict = printed(capsys)
@@ -120,6 +124,7 @@ def test_exercise_2_model_forward(capsys):
         (lambda *a: model(*a, final_norm=False), "the final norm is missing"),
         (lambda *a: model(*a, head="embedding"), "the output head is weights['lm_head']"),
         (lambda *a: model(*a)[..., :-1], "returned shape"),
+        (lambda *a: model(*a).float(), "a model in bfloat16"),
     ]:
         ch06.exercise_2(wrong)
         verdict = printed(capsys)

@@ -3,8 +3,8 @@
 Exercises 1 and 2 run the reader's ``block_forward(x, layer, cos, sin, eps)`` and
 ``model_forward(ids, weights, cos, sin, eps)`` against the library's ``Block`` and
 ``Transformer`` (random weights, random norm gains, an untied output head) on several shapes,
-with 1, 2 and 4 query heads per key/value head, and name the known mistake a wrong answer
-matches. Exercises 4 and 5 measure again what the reader hands back: the re-initialised model's
+with 1, 2 and 4 query heads per key/value head, in float32 and then in bfloat16, and name the
+known mistake a wrong answer matches. Exercises 4 and 5 measure again what the reader hands back: the re-initialised model's
 loss, and the first block's gradient norms.
 """
 
@@ -65,6 +65,25 @@ def _block_case(d_model, heads, kv_heads, batch, length, seed):
 
 
 BLOCK_CASES = tuple(_block_case(*shape, seed=10 + i) for i, shape in enumerate(SHAPES))
+
+
+def _in_bfloat16(case: tuple) -> tuple:
+    """A case with every tensor (weights, tables, input, upstream gradient) in bfloat16: what a
+    block of a model moved to bfloat16 computes with."""
+    def cast(value):
+        if isinstance(value, dict):
+            return {key: cast(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [cast(item) for item in value]
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            return value.detach().to(torch.bfloat16).requires_grad_(value.requires_grad)
+        return value
+    return tuple(cast(value) for value in case)
+
+
+# bfloat16 keeps 8 significant bits: a block's output and gradient agree to a few percent
+BF16_BLOCK_CASES = (_in_bfloat16(_block_case(48, 4, 2, 2, 5, seed=30)),)
+BF16_TOLERANCE = 5e-2
 
 
 def _split_heads(t, D):
@@ -153,9 +172,17 @@ def compare_block_forward(reader) -> bool | str:
     """True, or what is wrong with the reader's block_forward (output and the gradient of x)."""
     mistakes = {message: _with_gradient(lambda *a, kind=kind: _variant(*a, kind))
                 for message, kind in BLOCK_MISTAKES.items()}
+    verdict = compare_function(_with_gradient(reader),
+                               _with_gradient(lambda *a: _variant(*a, "right")), BLOCK_CASES,
+                               mistakes, atol=1e-4, rtol=1e-4,
+                               describe_case=_describe_block_case)
+    if verdict is not True:
+        return verdict
     return compare_function(_with_gradient(reader),
-                            _with_gradient(lambda *a: _variant(*a, "right")), BLOCK_CASES,
-                            mistakes, atol=1e-4, rtol=1e-4, describe_case=_describe_block_case)
+                            _with_gradient(lambda *a: _variant(*a, "right")), BF16_BLOCK_CASES,
+                            atol=BF16_TOLERANCE, rtol=BF16_TOLERANCE,
+                            describe_case=lambda case: "bfloat16 inputs and weights, "
+                                                       + _describe_block_case(case))
 
 
 def _block_probe():
@@ -192,6 +219,14 @@ def _model_case(d_model, heads, kv_heads, batch, length, seed):
 MODEL_CASES = tuple(_model_case(*shape, seed=20 + i) for i, shape in enumerate(SHAPES))
 
 
+def _bf16_model_case(seed: int):
+    model, ids, cos, sin, eps = _model_case(48, 4, 2, 2, 5, seed=seed)
+    return model.to(torch.bfloat16), ids, cos.to(torch.bfloat16), sin.to(torch.bfloat16), eps
+
+
+BF16_MODEL_CASES = (_bf16_model_case(seed=31),)
+
+
 def _model_variant(ids, weights, cos, sin, eps, kind):
     norm = library_pieces()["rms_norm"]
     x = weights["embedding"][ids]  # (B, T, C)
@@ -212,27 +247,39 @@ MODEL_MISTAKES = {
 
 
 def compare_model_forward(reader) -> bool | str:
-    """True, or what is wrong with the reader's model_forward (the logits)."""
+    """True, or what is wrong with the reader's model_forward (the logits): in float32 on
+    every shape, then on a model moved to bfloat16."""
+    verdict = _compare_model_forward(reader, MODEL_CASES, 1e-4, MODEL_MISTAKES)
+    if verdict is not True:
+        return verdict
+    return _compare_model_forward(reader, BF16_MODEL_CASES, BF16_TOLERANCE, {})
+
+
+def _compare_model_forward(reader, model_cases, tolerance: float, known: dict) -> bool | str:
     cases = tuple((ids, model_weights(model), cos, sin, eps)
-                  for model, ids, cos, sin, eps in MODEL_CASES)
+                  for model, ids, cos, sin, eps in model_cases)
     # compare_function clones the inputs, so each case's library model is found by its ids
     models = {(tuple(ids.shape), tuple(ids.flatten().tolist())): model
-              for model, ids, *_ in MODEL_CASES}
+              for model, ids, *_ in model_cases}
 
     def library(ids, weights, cos, sin, eps):
         with torch.no_grad():
             return models[(tuple(ids.shape), tuple(ids.flatten().tolist()))](ids)
 
     mistakes = {message: (lambda *a, kind=kind: _model_variant(*a, kind))
-                for message, kind in MODEL_MISTAKES.items()}
+                for message, kind in known.items()}
 
     def reader_no_grad(*args):
         with torch.no_grad():
             return reader(*args)
 
-    return compare_function(reader_no_grad, library, cases, mistakes, atol=1e-4,
-                            rtol=1e-4, describe_case=lambda case: f"ids of shape "
-                                                                  f"{tuple(case[0].shape)}")
+    def describe(case) -> str:
+        dtype = case[1]["embedding"].dtype
+        return f"ids of shape {tuple(case[0].shape)}" + (
+            ", a model in bfloat16" if dtype == torch.bfloat16 else "")
+
+    return compare_function(reader_no_grad, library, cases, mistakes, atol=tolerance,
+                            rtol=tolerance, describe_case=describe)
 
 
 def exercise_2(model_forward) -> None:
