@@ -280,7 +280,7 @@ ch00.exercise_4(kv_cache_bytes_gqa, kv_cache_bytes_without_gqa)
 # | 4 | Attention | scaled dot-product attention, the causal mask, grouped-query attention; explicit maths against fused Flash/SDPA kernels; attention maps |
 # | 5 | The SwiGLU feed-forward | the gated feed-forward layer, compared with GPT-2's GELU MLP |
 # | 6 | The block and the model | the residual stream, pre-norm against post-norm, the block and the whole model, initialisation and parameter counts |
-# | 7 | Training inside the notebook | token cache and batches, the loss, AdamW with warm-up and cosine schedule, bits per byte; training on TinyStories with a live plot |
+# | 7 | Training inside the notebook | token cache and batches, the loss, AdamW with warm-up and cosine schedule, bits per byte; training on TinyStories with a live plot; overfitting measured; a ladder of baselines (counts, compressors, three models) that says what the bits per byte mean |
 # | 8 | Generation | temperature, top-k and top-p sampling; the KV cache that makes generation fast |
 # | 9 | Hardware: CPU, CUDA and Apple GPUs | CPU, CUDA and MPS; bfloat16 autocast, `torch.compile`; where the time goes: a profile of one training step and one decoding step, and a roofline of four model sizes |
 # | 10 | Interop and next steps | converting weights to and from Hugging Face's `LlamaForCausalLM`, and checking they agree |
