@@ -168,6 +168,7 @@ def test_exercise_5_decode_step(capsys):
         (lambda *a: step(*a, slot_shift=1), "one slot too far"),
         (lambda *a: step(*a, sees_itself=False), "must also see its own key"),
         (lambda x, layer, k, v, *a: step(x, layer, k.clone(), v.clone(), *a), "values differ"),
+        (lambda *a: step(*a).float(), "in bfloat16"),  # right in float32, leaves bfloat16
     ]:
         ch08.exercise_5(wrong)
         verdict = printed(capsys)

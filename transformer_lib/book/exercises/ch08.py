@@ -5,7 +5,8 @@ against :func:`~transformer_lib.model.generation.sample_next_token` with generat
 alike, so a right answer draws the very same tokens; its inputs are built so that each known
 mistake (the temperature after the softmax, a top-p nucleus one token too small or too large,
 top-k breaking ties) changes many of the draws. Exercise 5 runs the reader's one-token
-attention step with a KV cache against one assembled from the library's public functions.
+attention step with a KV cache against one assembled from the library's public functions, in
+float32 and then in bfloat16.
 Exercise 3 measures again what the reader hands back.
 """
 
@@ -368,18 +369,37 @@ DECODE_CASES = (
 )
 
 
+def _in_bfloat16(case: tuple) -> tuple:
+    """A decoding case with every tensor in bfloat16: a model and its cache moved to bfloat16."""
+    def cast(value):
+        if isinstance(value, dict):
+            return {key: cast(item) for key, item in value.items()}
+        return value.to(torch.bfloat16) if isinstance(value, torch.Tensor) else value
+    return tuple(cast(value) for value in case)
+
+
+# bfloat16 keeps 8 significant bits: the step's output and cache agree to a few percent
+BF16_DECODE_CASES = (_in_bfloat16(_decode_case(48, 4, 2, 2, 6, seed=6)),)
+
+
 def _describe_decode_case(case) -> str:
     x, layer, cache_k, *_ = case
+    dtype = ", in bfloat16" if x.dtype == torch.bfloat16 else ""
     return (f"x of shape {tuple(x.shape)}, position {case[4]}, a cache of shape "
-            f"{tuple(cache_k.shape)}")
+            f"{tuple(cache_k.shape)}{dtype}")
 
 
 def compare_decode_step(reader) -> bool | str:
     """True, or what is wrong with the reader's decode_step (output and the cache after it)."""
     mistakes = {message: _with_cache(lambda *a, kind=kind: _decode_variant(*a, kind=kind))
                 for message, kind in DECODE_MISTAKES.items()}
-    return compare_function(_with_cache(reader), _with_cache(_decode_variant), DECODE_CASES,
-                            mistakes, atol=1e-5, rtol=1e-4, describe_case=_describe_decode_case)
+    verdict = compare_function(_with_cache(reader), _with_cache(_decode_variant), DECODE_CASES,
+                               mistakes, atol=1e-5, rtol=1e-4,
+                               describe_case=_describe_decode_case)
+    if verdict is not True:
+        return verdict
+    return compare_function(_with_cache(reader), _with_cache(_decode_variant), BF16_DECODE_CASES,
+                            atol=5e-2, rtol=5e-2, describe_case=_describe_decode_case)
 
 
 def exercise_5(decode_step) -> None:
