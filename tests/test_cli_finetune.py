@@ -126,3 +126,31 @@ def test_fine_tunes_a_llama2c_file_with_its_own_tokenizer(tmp_path, monkeypatch)
     original = Llama2cTokenizer.load(tokenizer_file)
     assert isinstance(saved, Llama2cTokenizer) and saved.content_hash == original.content_hash
     assert model.config.vocab_size == saved.vocab_size == 512
+
+
+def test_speed_run_options_reach_the_model_and_trainer(tmp_path):
+    """--optimizer/--schedule/--z-loss reach TrainConfig and --qk-norm/--zero-init-output the
+    model: the options of chapter 12 are the command line's too."""
+    from tests.test_trainer import write_corpus as corpus_of
+
+    corpus = corpus_of(tmp_path)
+    out = tmp_path / "run"
+    assert cli.main(["--data", str(corpus), "--cache-dir", str(tmp_path / "cache"), *TINY_ARGS,
+                     "--max-steps", "3", "--optimizer", "muon", "--schedule", "wsd",
+                     "--z-loss", "1e-4", "--qk-norm", "--zero-init-output",
+                     "--out", str(out)]) == 0
+    model, meta = ckpt.load_model_from_checkpoint(out)
+    assert model.config.qk_norm and model.config.zero_init_output
+    assert meta["train_config"]["optimizer"] == "muon"
+    assert meta["train_config"]["schedule"] == "wsd" and meta["train_config"]["z_loss"] == 1e-4
+    with pytest.raises(SystemExit, match="--zero-init-output sets how a new model starts"):
+        cli.main(["--data", str(corpus), "--cache-dir", str(tmp_path / "cache"), *TINY_ARGS,
+                  "--init-from", str(out), "--zero-init-output", "--max-steps", "2",
+                  "--out", str(tmp_path / "b")])
+
+
+def test_qk_norm_on_a_model_without_it_is_a_shape_mismatch(base_run, tmp_path):
+    root, common = base_run
+    with pytest.raises(SystemExit, match="shape mismatch.*--qk-norm"):
+        cli.main([*common, "--init-from", str(root / "base"), "--qk-norm", "--max-steps", "2",
+                  "--out", str(tmp_path / "a")])

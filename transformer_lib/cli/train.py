@@ -116,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
         model.add_argument(f"--{flag}", type=int, default=None)
     model.add_argument("--dropout", type=float, default=None)
     model.add_argument("--untied", action="store_true", help="separate output head")
+    model.add_argument("--qk-norm", action="store_true",
+                       help="RMSNorm on each head's queries and keys (chapter 12)")
+    model.add_argument("--zero-init-output", action="store_true",
+                       help="o_proj and down_proj start at zero (chapter 12)")
     tok = parser.add_argument_group("tokens")
     tok.add_argument("--tokenizer", default=None,
                      help="tokenizer file or 'gpt2' (default: train a BPE on the train split)")
@@ -135,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
                      "seq_len": f"tokens per training window (default: the smaller of {value} "
                                 f"and the model's max_seq_len)"}.get(field, f"default {value}")
         opt.add_argument(f"--{field.replace('_', '-')}", type=kind, default=None, help=help_text)
+    opt.add_argument("--optimizer", default=None, choices=["adamw", "muon"],
+                     help="muon: torch.optim.Muon for the blocks' matrices, AdamW for the rest "
+                          "(default adamw; chapter 12)")
+    opt.add_argument("--schedule", default=None, choices=["cosine", "wsd"],
+                     help="wsd: warm-up, stable, then a linear decay (default cosine)")
+    opt.add_argument("--z-loss", type=float, default=None, help="default 0")
     run = parser.add_argument_group("hardware")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     run.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
@@ -182,6 +192,10 @@ def model_config_from_args(args, vocab_size: int) -> ModelConfig:
             overrides[name] = getattr(args, name)
     if args.untied:
         overrides["tie_embeddings"] = False
+    if args.qk_norm:
+        overrides["qk_norm"] = True
+    if args.zero_init_output:
+        overrides["zero_init_output"] = True
     return ModelConfig.from_preset(args.preset, **overrides)
 
 
@@ -212,6 +226,11 @@ def check_init_matches(args, init_model, tokenizer, init_tokenizer_file) -> None
     wrong = [f"--{name.replace('_', '-')} {getattr(args, name)} (the model has "
              f"{getattr(config, name)})" for name in MODEL_FLAGS
              if getattr(args, name) is not None and getattr(args, name) != getattr(config, name)]
+    if getattr(args, "zero_init_output", False):
+        raise SystemExit("error: --zero-init-output sets how a new model starts; a model from "
+                         "--init-from already has its weights: drop the flag")
+    if getattr(args, "qk_norm", False) and not config.qk_norm:
+        wrong.append("--qk-norm (the model has no query/key norms)")
     if wrong or args.untied and config.tie_embeddings:
         raise SystemExit(f"error: shape mismatch with --init-from {args.init_from}: "
                          f"{', '.join(wrong) or '--untied'}; drop those flags to keep its shape")
