@@ -168,3 +168,65 @@ def test_the_chapter_shows_no_answer_to_exercises_1_and_2():
     values = ch07.expected_values(cache.n_targets, cache.n_bytes)
     assert 0.5 < values["exercise 1"] < 5 and 2 < values["exercise 2"] < 6  # sane, not leaked
     assert leaks("07_training", list(values.values())) == []
+
+
+# ---- exercise 6: halve the data ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gap_runs():
+    """Both runs of exercise 6 on the book's own tokens, as a reader would make them."""
+    import os
+
+    from transformer_lib import book
+    from transformer_lib.training.trainer import evaluate_tokens, token_byte_lengths
+
+    if not os.environ.get("TINYSTORIES_PATH"):
+        pytest.skip("set TINYSTORIES_PATH to the book's extract")
+    tokenizer = book.stored_model().tokenizer
+    train = book.book_tokens("train", tokenizer).tokens
+    val = book.book_tokens("validation", tokenizer).tokens
+    byte_lengths = token_byte_lengths(tokenizer)
+    runs = {}
+    for name, n_tokens in ch07.GAP_RUNS.items():
+        torch.manual_seed(0)
+        model = Transformer(ch07.MASK_MODEL)
+        settings = TrainConfig(**{**ch07.gap_config().to_dict(), "device": "cpu",
+                                  "precision": "fp32", "log_every": 1})
+        history = Trainer(model, train[:n_tokens], val[:65], settings, byte_lengths,
+                          progress=False, log=None).fit()
+        scores = [evaluate_tokens(model, tokens, byte_lengths, 64, 8, max_windows=64)
+                  ["bits_per_byte"] for tokens in (train[:n_tokens], val)]
+        runs[name] = {"model": model, "n_tokens": n_tokens,
+                      "losses": [r["loss"] for r in history if r["kind"] == "train"],
+                      "train_bpb": scores[0], "val_bpb": scores[1]}
+    return (train, val, byte_lengths), runs
+
+
+def test_exercise_6_recomputes_every_figure_and_refuses_fabrications(capsys, gap_runs):
+    data, runs = gap_runs
+    ch07.exercise_6(..., *data)
+    assert capsys.readouterr().out == "exercise 6: not attempted yet\n"
+    ch07.exercise_6(runs, *data)
+    assert capsys.readouterr().out == "exercise 6: correct\n"
+    full, half = runs["40,000 tokens"], runs["20,000 tokens"]
+
+    def with_half(**changes):
+        return {"40,000 tokens": full, "20,000 tokens": {**half, **changes}}
+
+    fabricated = [
+        ({"40,000 tokens": 0.09, "20,000 tokens": 0.21}, "expected a dict"),
+        ({name: {**run, "losses": [0.0] * 300} for name, run in runs.items()}, "first loss"),
+        # the right direction, with made-up sizes
+        (with_half(train_bpb=1.0, val_bpb=2.0), "'train_bpb' is not what the model scores"),
+        (with_half(val_bpb=half["val_bpb"] + 0.2), "'val_bpb' is not what the model scores"),
+        # a real answer with one entry changed
+        (with_half(n_tokens=40_000), "'n_tokens' must be 20,000"),
+        (with_half(losses=[half["losses"][0] + 0.5, *half["losses"][1:]]), "first loss"),
+        ({"40,000 tokens": full, "20,000 tokens": {**full, "n_tokens": 20_000}}, "first loss"),
+        (with_half(losses=half["losses"][:200]), "300 training losses"),
+    ]
+    for answer, message in fabricated:
+        ch07.exercise_6(answer, *data)
+        out = " ".join(line.strip() for line in capsys.readouterr().out.splitlines())
+        assert out.startswith("exercise 6: not yet") and message in out, out

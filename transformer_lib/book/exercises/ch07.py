@@ -5,7 +5,10 @@ models and their per-step losses. The check recomputes the first loss from a fre
 of the reader's own attention, and the last ten from the reader's trained weights, before it
 looks at the direction of the effect. Exercise 5 runs the reader's ``training_step`` against the
 library's (``trainer.Trainer``'s own step) on a small seeded model for a few steps, compares the
-losses and every weight afterwards, and names the known mistake a wrong step matches.
+losses and every weight afterwards, and names the known mistake a wrong step matches. Exercise 6
+(halving the data) takes back both trained models with their losses and scores: the check
+recomputes the first and last losses as for exercise 4, and each bits-per-byte figure from the
+reader's model, before it compares the two gaps.
 """
 
 from __future__ import annotations
@@ -266,6 +269,84 @@ def exercise_5(training_step) -> None:
           hint="in order: set this step's learning rate, forward and loss per micro-batch, "
                "backward of the loss divided by the number of micro-batches, clip, step, "
                "zero the gradients")
+
+
+# ---- exercise 6: halve the data, watch the generalisation gap grow -------------------------
+
+GAP_STEPS, GAP_WINDOWS = 300, 64
+GAP_RUNS = {"40,000 tokens": 40_000, "20,000 tokens": 20_000}
+
+
+def gap_config() -> trainer.TrainConfig:
+    """The settings of both runs of exercise 6."""
+    return trainer.TrainConfig(batch_size=MASK_BATCH, seq_len=MASK_SEQ_LEN, max_steps=GAP_STEPS,
+                               lr=1e-2, warmup_steps=5, weight_decay=0.1, eval_every=GAP_STEPS,
+                               eval_windows=1, seed=MASK_SEED)
+
+
+def _prefix_bpb(model: Transformer, tokens: np.ndarray, byte_lengths) -> float:
+    """Bits per byte on the first GAP_WINDOWS windows of 64 tokens of ``tokens``."""
+    return trainer.evaluate_tokens(model, tokens, byte_lengths, MASK_SEQ_LEN, MASK_BATCH,
+                                   max_windows=GAP_WINDOWS)["bits_per_byte"]
+
+
+def _gap_run_problem(name: str, run, train_tokens: np.ndarray, val_tokens: np.ndarray,
+                     byte_lengths) -> str | None:
+    """What is wrong with one run handed back for exercise 6, or None."""
+    model, losses = run["model"], [float(loss) for loss in run["losses"]]
+    if not isinstance(model, Transformer) or model.config != MASK_MODEL:
+        return f"'{name}': 'model' must be the Transformer you trained, with the given config"
+    if run["n_tokens"] != GAP_RUNS[name]:
+        return f"'{name}': 'n_tokens' must be {GAP_RUNS[name]:,}, the tokens it trained on"
+    if len(losses) != GAP_STEPS or not all(math.isfinite(loss) for loss in losses):
+        return f"'{name}': 'losses' must hold the {GAP_STEPS} training losses, one per step"
+    seen = train_tokens[:GAP_RUNS[name]]
+    torch.manual_seed(MASK_SEED)
+    fresh = Transformer(MASK_MODEL).eval()
+    if abs(_batch_loss(fresh, seen, 0) - losses[0]) > 1e-3:
+        return (f"'{name}': the first loss is not what a model seeded with {MASK_SEED} scores on "
+                f"the first batch of the first {GAP_RUNS[name]:,} training tokens: train from "
+                "torch.manual_seed(0) on train_cache.tokens[:n_tokens]")
+    was_training = model.training
+    model.eval()
+    last = [_batch_loss(model, seen, step) for step in range(GAP_STEPS - 10, GAP_STEPS)]
+    measured = {"train_bpb": _prefix_bpb(model, seen, byte_lengths),
+                "val_bpb": _prefix_bpb(model, val_tokens, byte_lengths)}
+    model.train(was_training)
+    if abs(sum(last) / 10 - sum(losses[-10:]) / 10) > 0.5:
+        return (f"'{name}': the trained model's losses on the last 10 batches are far from the "
+                "losses you recorded; hand back the model you trained and its own losses")
+    for key, value in measured.items():
+        if abs(float(run[key]) - value) > 0.01:
+            where = "the tokens it trained on" if key == "train_bpb" else "the validation tokens"
+            return (f"'{name}': '{key}' is not what the model scores on the first "
+                    f"{GAP_WINDOWS} windows of {where}")
+    return None
+
+
+def _gap_experiment_is_right(runs, train_tokens, val_tokens, byte_lengths) -> bool | str:
+    for name in GAP_RUNS:
+        problem = _gap_run_problem(name, runs[name], train_tokens, val_tokens, byte_lengths)
+        if problem:
+            return problem
+    gaps = {name: float(runs[name]["val_bpb"]) - float(runs[name]["train_bpb"])
+            for name in GAP_RUNS}
+    if not gaps["20,000 tokens"] > gaps["40,000 tokens"] + 0.03:
+        return ("with half the data each token is seen twice as often, so the model should fit "
+                "its own tokens better than the validation ones by more")
+    return True
+
+
+def exercise_6(runs, train_tokens: np.ndarray, val_tokens: np.ndarray, byte_lengths) -> None:
+    """{"40,000 tokens": {"model", "n_tokens", "losses", "train_bpb", "val_bpb"},
+    "20,000 tokens": {...}}: two seeded runs and what each scores on its own and unseen text."""
+    check("exercise 6", runs,
+          lambda answer: _gap_experiment_is_right(answer, train_tokens, val_tokens,
+                                                  byte_lengths),
+          hint="both models start from torch.manual_seed(0) with the same settings; only the "
+               "number of training tokens differs, and each is measured on its own tokens",
+          expects='a dict {"40,000 tokens": {"model": ..., "n_tokens": ..., "losses": [...], '
+                  '"train_bpb": ..., "val_bpb": ...}, "20,000 tokens": {...}}')
 
 
 def expected_values(train_n_targets: int, train_n_bytes: int) -> dict[str, float]:
