@@ -717,7 +717,8 @@ for story in stories:
 # The notebook trains for 300 steps so that the book builds in a few minutes. The command line
 # trains the same model shape (the `tinystories-cpu` preset, with a 2,048-id tokenizer) with the
 # settings that did best in short runs on a 2-core CPU: a peak learning rate of 0.005, weight
-# decay 1.0 and bf16 autocast on the CPU. It writes checkpoints you can evaluate and sample from.
+# decay 1.0 and bf16 autocast on a CPU that computes bf16 in hardware (float32 on others, where
+# bf16 is emulated and slow: chapter 9). It writes checkpoints you can evaluate and sample from.
 # This is the recipe of the stored model that chapters 8 onwards study
 # (`book_config/make_stored_model.py` runs it and records the result), 1,200 steps; the cell
 # after the commands reads from the stored model's own record how long they took:

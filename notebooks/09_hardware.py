@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from transformer_lib import ModelConfig, Transformer
 from transformer_lib.book import viz
 from transformer_lib.book.exercises import ch09
-from transformer_lib.device import describe, pick_device, pick_precision
+from transformer_lib.device import cpu_has_native_bf16, describe, pick_device, pick_precision
 from transformer_lib.training.trainer import CLI_RECIPE, TrainConfig, make_optimizer
 
 _ = torch.manual_seed(0)  # every random draw below is reproducible
@@ -74,11 +74,13 @@ assert describe(device).startswith(device.type)
 #
 # The CPU row is the library's policy for code that does not know the chip it runs on: the
 # notebooks, evaluation and generation. The training command is the one exception. With
-# `--precision auto` on a CPU, `tlib-train` *requests* bf16, because on the
-# kind of CPU it was tuned on (a recent Intel Xeon with native bf16 instructions, see below) a
-# five-minute run measured more progress per minute in bf16 than in fp32. On a CPU without
-# those instructions, pass `--precision fp32`. The CPU and MPS rows can be checked on any
-# machine, because the policy depends only on the device type:
+# `--precision auto`, `tlib-train` requests bf16 on a CPU that multiplies bf16 in hardware
+# (`device.cpu_has_native_bf16()`: AMX or AVX-512 BF16 on x86), because on the kind of CPU it
+# was tuned on (a recent Intel Xeon with those instructions, see below) a five-minute run
+# measured more progress per minute in bf16 than in fp32. Any other CPU emulates bf16, and
+# there it is slow: a training step of the book's model took 4.4 s in bf16 against 0.31 s in
+# fp32 on a 2-core AMD EPYC with AVX2 only, so `tlib-train` stays in fp32 there. The CPU and
+# MPS rows can be checked on any machine, because the policy depends only on the device type:
 
 # %%
 precision = pick_precision(device)
@@ -90,7 +92,8 @@ try:
     pick_precision(torch.device("mps"), "bf16")
 except ValueError as err:
     print("mps, bf16 requested -> ValueError:", err)
-print("the train command on a CPU requests:", CLI_RECIPE["cpu_precision"])
+print("the train command requests, on a CPU with bf16 in hardware:", CLI_RECIPE["cpu_precision"],
+      "| on other CPUs: fp32")
 
 # %% [markdown]
 # The trainer wraps each forward pass in `precision.autocast(device)`, which is a no-op for
@@ -255,6 +258,7 @@ def native_bf16_flags() -> list[str]:
 
 
 print("native bf16 instructions on this CPU:", native_bf16_flags() or "none found")
+print("the library's answer, device.cpu_has_native_bf16():", cpu_has_native_bf16())
 
 # %% [markdown]
 # We time a 512 × 512 matrix product both ways, on one thread (with several threads, a
@@ -293,13 +297,14 @@ for name, ms in matmul_times.items():
     print(f"{name}: {ms:.2f} ms")
 
 # %% [markdown]
-# The same two timings as bars. The figure stored with this notebook was made on an Intel Xeon
-# with AMX-BF16 and AVX-512-BF16 (the flags `amx_bf16` and `avx512_bf16` above), and there the
-# bf16 product took about a quarter of the fp32 time: this is the kind of CPU where the
-# training command's bf16 pays off. To read your own figure: if the bf16 bar is clearly shorter,
-# your CPU multiplies bf16 natively and `--precision bf16` (the training command's default on a
-# CPU) is worth it; if it is about as long or longer, the casts cost more than they save and
-# `--precision fp32` is the better choice. (The timings are not compared when the book is
+# The same two timings as bars. The figure stored with this notebook was made on a 2-core AMD
+# EPYC with no bf16 instructions (the flags above: none), and there the bf16 product took tens
+# of times as long as the fp32 one: every bf16 multiply is emulated. On an Intel Xeon with
+# AMX-BF16 and AVX-512-BF16 the same product took about a quarter of the fp32 time: that is
+# the kind of CPU where the training command's bf16 pays off, and the only kind on which it
+# picks bf16. To read your own figure: if the bf16 bar is clearly shorter, your CPU multiplies
+# bf16 natively and bf16 is worth it; if it is about as long or longer, the casts cost more
+# than they save and fp32 is the better choice. (The timings are not compared when the book is
 # tested; only the facts asserted below are.)
 
 # %%

@@ -369,17 +369,32 @@ def test_absent_device_fails_before_any_data_work(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_cli_precision_defaults_and_resume_keeps_the_saved_one():
+def test_cli_precision_defaults_and_resume_keeps_the_saved_one(monkeypatch):
+    from transformer_lib.cli import train as cli
     from transformer_lib.cli.train import build_parser, train_config_from_args
 
     args = build_parser().parse_args(["--out", "x", "--max-steps", "5"])
+    # bf16 on a CPU only where it is computed in hardware; emulated it is 14x slower than fp32
+    monkeypatch.setattr(cli, "cpu_has_native_bf16", lambda: True)
     assert train_config_from_args(args, None, "cpu").precision == "bf16"
+    monkeypatch.setattr(cli, "cpu_has_native_bf16", lambda: False)
+    assert train_config_from_args(args, None, "cpu").precision == "fp32"
     assert train_config_from_args(args, None, "cuda").precision == "auto"
     saved = TrainConfig(max_steps=5, precision="fp32").to_dict()
     assert train_config_from_args(args, saved, "cpu").precision == "fp32"
     explicit = build_parser().parse_args(["--out", "x", "--precision", "fp32"])
     assert train_config_from_args(explicit, None, "cpu").precision == "fp32"
     assert train_config_from_args(explicit, None, "cpu").max_minutes == 5.0
+
+
+def test_native_bf16_is_read_from_the_cpus_capabilities():
+    from transformer_lib.device import cpu_has_native_bf16
+
+    assert cpu_has_native_bf16({"avx2": True, "avx512_bf16": False, "amx_bf16": False}) is False
+    assert cpu_has_native_bf16({"avx2": True, "avx512_bf16": True}) is True  # Zen 4, Cooper Lake
+    assert cpu_has_native_bf16({"amx_bf16": True}) is True  # Sapphire Rapids
+    assert cpu_has_native_bf16({"num_logical_cores": 8}) is False
+    assert isinstance(cpu_has_native_bf16(), bool)  # this machine: whatever it has
 
 
 def test_cli_weight_decay_default_explicit_flag_and_resume():

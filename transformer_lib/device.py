@@ -87,6 +87,23 @@ def pick_precision(device: torch.device, requested: str = "auto") -> Precision:
     return Precision("bf16", torch.bfloat16) if requested == "bf16" else Precision("fp32", None)
 
 
+def cpu_has_native_bf16(capabilities: dict | None = None) -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (x86: AMX or AVX-512 BF16; Arm: BF16).
+
+    Elsewhere bf16 autocast is emulated and far slower than float32 (a training step of the
+    book's model: 4.4 s against 0.31 s on a 2-core AVX2 AMD EPYC), so ``train`` picks bf16 on a
+    CPU only where this is true. ``capabilities`` is ``torch.cpu.get_capabilities()``'s dict
+    (for tests); a torch without that function counts as no.
+    """
+    if capabilities is None:
+        get = getattr(torch.cpu, "get_capabilities", None)
+        if get is None:
+            return False
+        capabilities = get()
+    return any(value is True for key, value in capabilities.items()
+               if key in ("amx_bf16", "avx512_bf16", "bf16", "sve_bf16"))
+
+
 def describe(device: torch.device) -> str:
     """One line naming the device, for logs and the book's device check."""
     if device.type == "cuda":
