@@ -24,7 +24,7 @@ import time
 import torch
 
 from transformer_lib import book
-from transformer_lib.book import viz
+from transformer_lib.book import pieces, viz
 from transformer_lib.book.exercises import ch08
 from transformer_lib.book.widgets import AttentionExplorer, SamplingExplorer
 from transformer_lib.model import generation
@@ -596,12 +596,29 @@ def decode_step(x, layer, cache_k, cache_v, position, cos, sin):
 ch08.exercise_5(decode_step)
 
 # %% [markdown]
+# ## Your sampler writes a story
+#
+# With `next_token` written (exercise 4), the stored model can tell a story through it: below,
+# every token is drawn by your function from the model's logits for the story so far
+# (temperature 0.8, top-k 50, top-p 0.9, seed 0), and the same story is drawn again with the
+# library's `sample_next_token` from a generator seeded alike, to compare token for token. Until
+# you write `next_token`, nothing stands in for it, and the cell says so.
+
+# %%
+your_story = pieces.sample_story(next_token, model, tokenizer, "Once upon a time")
+
+# %%
+if your_story is not None:
+    assert your_story["ids"] == your_story["library_ids"], "your sampler drew other tokens"
+
+# %% [markdown]
 # ## What we built, and where it lives in the library
 #
 # | piece | from scratch here | library |
 # |---|---|---|
 # | greedy, temperature, top-k, top-p | `greedy_filter`, `top_k_filter`, `top_p_filter`, `sampling_filter` | `generation.filter_logits` |
 # | drawing a token | your `next_token` (exercise 4) | `generation.sample_next_token` |
+# | a story drawn by your sampler | your `next_token`, run by `pieces.sample_story` | `generation.generate` |
 # | one cached attention step | your `decode_step` (exercise 5) | `attention.KVCache`, `Attention.forward` with a cache |
 # | generation loop with a KV cache | `forward_with_cache`, `greedy_with_cache` | `generation.generate`, `attention.KVCache`, `Transformer.make_caches` |
 # | what a setting cuts | | `viz.plot_next_token_choice`, `widgets.SamplingExplorer` |

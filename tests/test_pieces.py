@@ -196,3 +196,37 @@ def test_library_attention_with_a_query_offset():
     last_three = pieces.library_attention(q[:, :, 4:], k, v)  # queries 4..6 see keys 0..their own
     merged = layer.o_proj(last_three.transpose(1, 2).reshape(B, 3, 32))
     torch.testing.assert_close(merged, full[:, 4:], atol=1e-5, rtol=1e-5)
+
+
+def test_sample_story_draws_with_the_readers_sampler_and_compares_with_the_librarys(capsys):
+    import torch.nn.functional as F
+
+    from transformer_lib.model.generation import sample_next_token
+
+    model = random_model(True)
+    settings = dict(max_new_tokens=30, temperature=1.0, top_k=20, top_p=0.95, seed=3)
+    calls = []
+
+    def right(logits, temperature, top_k, top_p, generator):
+        calls.append(logits.shape)
+        return sample_next_token(logits, temperature, top_k, top_p, generator)
+
+    story = pieces.sample_story(right, model, ByteTokenizer(), "Once", **settings)
+    assert calls and all(shape == (1, 41) for shape in calls)
+    assert story["ids"] == story["library_ids"] and len(story["ids"]) > 5
+    assert "written by your next_token (temperature 1.0, top-k 20, top-p 0.95, seed 3)" in (
+        capsys.readouterr().out)
+
+    def softmax_before_temperature(logits, temperature, top_k, top_p, generator):
+        probs = F.softmax(logits, dim=-1) / temperature  # a known mistake: no longer the same draws
+        return torch.multinomial(probs ** 3, 1, generator=generator).squeeze(-1)
+
+    wrong = pieces.sample_story(softmax_before_temperature, model, ByteTokenizer(), "Once",
+                                **settings)
+    assert wrong["ids"] != wrong["library_ids"]
+
+    def placeholder(logits, temperature, top_k, top_p, generator):
+        ...
+
+    assert pieces.sample_story(placeholder, model, ByteTokenizer(), "Once") is None
+    assert "nothing stands in for it" in capsys.readouterr().out

@@ -10,6 +10,7 @@
 import torch
 
 from transformer_lib import book
+from transformer_lib.book import pieces
 from transformer_lib.book.exercises import ch08
 from transformer_lib.model.generation import sample_next_token
 
@@ -173,6 +174,19 @@ print("20 seeds, the same draws:", mine == library)
 
 # %%
 assert mine == library
+
+# %% [markdown]
+# And a whole story, every token drawn by this `next_token` from the stored model's logits, as
+# in the chapter's last section (the story is not compared by the book: a token where two
+# probabilities nearly tie can go either way on another CPU; that it equals the library
+# sampler's, token for token, is asserted):
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+your_story = pieces.sample_story(next_token, model, tokenizer, "Once upon a time")
+
+# %%
+assert your_story["ids"] == your_story["library_ids"] and len(your_story["ids"]) > 20
 
 # %% [markdown]
 # ## Exercise 5

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..fileio import write_text_atomically
+from ..model.generation import sample_next_token
 from .checking import say
 
 PIECES_DIR = Path("my_pieces")  # relative to the notebook's folder: the kernel's working directory
@@ -245,3 +246,47 @@ def describe(pieces: dict[str, Callable | None]) -> None:
     for name in NEEDED:
         state = "yours" if pieces.get(name) is not None else "missing"
         print(f"{name:14} chapter {PIECES[name]}: {state}")
+
+
+# ---- the reader's sampler ------------------------------------------------------------------
+
+
+@torch.no_grad()
+def _sampled_ids(sampler: Callable, model: torch.nn.Module, prompt_ids: list[int],
+                 max_new_tokens: int, settings: tuple, seed: int, stop_id: int | None) -> list[int]:
+    """The prompt and the tokens ``sampler(logits (1, V), *settings, generator)`` draws, one at a
+    time, from ``model``'s logits for the whole sequence so far (no cache, so both samplers see
+    exactly the same logits)."""
+    generator = torch.Generator().manual_seed(seed)
+    ids = list(prompt_ids)
+    for _ in range(min(max_new_tokens, model.config.max_seq_len - len(ids))):
+        logits = model(torch.tensor([ids]))[:, -1]  # (1, V)
+        token = sampler(logits, *settings, generator)
+        if token is None:
+            return []
+        ids.append(int(torch.as_tensor(token).reshape(-1)[0]))
+        if ids[-1] == stop_id:
+            break
+    return ids
+
+
+def sample_story(next_token: Callable, model: torch.nn.Module, tokenizer, prompt: str, *,
+                 max_new_tokens: int = 100, temperature: float = 0.8, top_k: int | None = 50,
+                 top_p: float | None = 0.9, seed: int = 0) -> dict | None:
+    """Write a story whose every token the reader's ``next_token`` draws from ``model``'s logits,
+    and the same with the library's ``sample_next_token`` (same logits, generators seeded alike).
+    Prints the reader's story; returns {"story", "ids", "library_ids"}, or None (saying so) while
+    ``next_token`` is unwritten: nothing stands in for it."""
+    prompt_ids = [tokenizer.eot_id] + tokenizer.encode(prompt)
+    settings = (temperature, top_k, top_p)
+    ids = _sampled_ids(next_token, model, prompt_ids, max_new_tokens, settings, seed,
+                       tokenizer.eot_id)
+    if not ids:
+        say("no story yet: next_token is still the placeholder, and nothing stands in for it")
+        return None
+    library_ids = _sampled_ids(sample_next_token, model, prompt_ids, max_new_tokens, settings,
+                               seed, tokenizer.eot_id)
+    story = tokenizer.decode([i for i in ids[1:] if i != tokenizer.eot_id])
+    print(f"written by your next_token (temperature {temperature}, top-k {top_k}, top-p "
+          f"{top_p}, seed {seed}):\n{story}")
+    return {"story": story, "ids": ids, "library_ids": library_ids}
