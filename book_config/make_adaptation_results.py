@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch
 
 from transformer_lib import book
 from transformer_lib.data import book_stories, tasks
+from transformer_lib.device import cpu_name
 from transformer_lib.model.lora import LoRAConfig, add_lora, save_adapter, trainable_parameters
 from transformer_lib.training.trainer import (
     TrainConfig,
@@ -51,15 +51,6 @@ RUNS = {  # name -> (LoRA config or None for full fine-tuning, peak learning rat
     "full": (None, 1e-3),
 }
 
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv: list[str] | None = None) -> int:

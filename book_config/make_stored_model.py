@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import subprocess
 import sys
@@ -35,20 +34,12 @@ from transformer_lib.data import (
     book_stories,
     stories_fingerprint,
 )
+from transformer_lib.device import cpu_name
 from transformer_lib.training import checkpoint as ckpt
 from transformer_lib.training.trainer import evaluate_tokens, token_byte_lengths
 
 RECIPE = ["--max-steps", "1200"]  # with the train command's defaults: about 5 minutes here
 
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv: list[str] | None = None) -> int:

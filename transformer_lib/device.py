@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import platform
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -102,6 +104,18 @@ def cpu_has_native_bf16(capabilities: dict | None = None) -> bool:
         capabilities = get()
     return any(value is True for key, value in capabilities.items()
                if key in ("amx_bf16", "avx512_bf16", "bf16", "sve_bf16"))
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), else what ``platform`` knows: for the meta
+    of stored results, which record the machine that measured them."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def describe(device: torch.device) -> str:

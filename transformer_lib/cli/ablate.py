@@ -27,6 +27,7 @@ from ..book import BOOK_MODEL, STORED_MODEL_DIR, book_tokens
 from ..book.ablations import VARIANTS, recipe_training, train_variant, variant_config
 from ..data.stories import book_stories, stories_fingerprint
 from ..data.tokenizer import load_tokenizer
+from ..device import cpu_name
 from ..fileio import write_text_atomically
 from ..training import checkpoint as ckpt
 
@@ -34,15 +35,6 @@ from ..training import checkpoint as ckpt
 def sha256_of_file(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run_one(task: dict) -> dict:
