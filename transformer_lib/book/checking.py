@@ -209,6 +209,20 @@ def compare_function(reader: Callable, reference: Callable, cases: Sequence[tupl
     return "the values differ from the library's"  # unreachable: some case differed
 
 
+def in_dtype(case: tuple, dtype: torch.dtype) -> tuple:
+    """A case with every floating-point tensor in it (inside dicts and lists too) moved to
+    ``dtype``, keeping whether it requires grad: the same inputs for a model cast to ``dtype``."""
+    def cast(value):
+        if isinstance(value, dict):
+            return {key: cast(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [cast(item) for item in value]
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            return value.detach().to(dtype).requires_grad_(value.requires_grad)
+        return value
+    return tuple(cast(value) for value in case)
+
+
 def _cloned(case: tuple) -> tuple:
     return tuple(a.detach().clone().requires_grad_(a.requires_grad)
                  if isinstance(a, torch.Tensor) else a for a in case)

@@ -20,6 +20,7 @@ from ...model.block import Block
 from ...model.config import ModelConfig
 from ...model.transformer import Transformer
 from .. import Part, check, check_parts, compare_function, function_answer
+from ..checking import in_dtype
 from ..pieces import layer_weights, library_pieces, model_weights
 
 # ---- shared: small models with random weights ------------------------------------------------
@@ -67,22 +68,8 @@ def _block_case(d_model, heads, kv_heads, batch, length, seed):
 BLOCK_CASES = tuple(_block_case(*shape, seed=10 + i) for i, shape in enumerate(SHAPES))
 
 
-def _in_bfloat16(case: tuple) -> tuple:
-    """A case with every tensor (weights, tables, input, upstream gradient) in bfloat16: what a
-    block of a model moved to bfloat16 computes with."""
-    def cast(value):
-        if isinstance(value, dict):
-            return {key: cast(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [cast(item) for item in value]
-        if isinstance(value, torch.Tensor) and value.is_floating_point():
-            return value.detach().to(torch.bfloat16).requires_grad_(value.requires_grad)
-        return value
-    return tuple(cast(value) for value in case)
-
-
 # bfloat16 keeps 8 significant bits: a block's output and gradient agree to a few percent
-BF16_BLOCK_CASES = (_in_bfloat16(_block_case(48, 4, 2, 2, 5, seed=30)),)
+BF16_BLOCK_CASES = (in_dtype(_block_case(48, 4, 2, 2, 5, seed=30), torch.bfloat16),)
 BF16_TOLERANCE = 5e-2
 
 

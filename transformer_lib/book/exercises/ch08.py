@@ -21,6 +21,7 @@ from ...model.config import ModelConfig
 from ...model.generation import filter_logits, sample_next_token
 from ...model.transformer import Transformer
 from .. import Part, check, check_parts, compare_function, function_answer
+from ..checking import in_dtype
 from ..pieces import library_pieces
 
 # ---- exercise 1: positions through the model ------------------------------------------------
@@ -369,17 +370,8 @@ DECODE_CASES = (
 )
 
 
-def _in_bfloat16(case: tuple) -> tuple:
-    """A decoding case with every tensor in bfloat16: a model and its cache moved to bfloat16."""
-    def cast(value):
-        if isinstance(value, dict):
-            return {key: cast(item) for key, item in value.items()}
-        return value.to(torch.bfloat16) if isinstance(value, torch.Tensor) else value
-    return tuple(cast(value) for value in case)
-
-
 # bfloat16 keeps 8 significant bits: the step's output and cache agree to a few percent
-BF16_DECODE_CASES = (_in_bfloat16(_decode_case(48, 4, 2, 2, 6, seed=6)),)
+BF16_DECODE_CASES = (in_dtype(_decode_case(48, 4, 2, 2, 6, seed=6), torch.bfloat16),)
 
 
 def _describe_decode_case(case) -> str:
