@@ -236,22 +236,87 @@ def test_decoding_with_eos_reads_once_per_step_into_one_output_buffer(tiny_model
     assert cats == []  # the output is not grown by concatenation
 
 
-def test_static_cache_step_gives_the_eager_logits(tiny_model):
-    """The forward pass the compiled path runs, uncompiled, against Transformer.forward."""
-    from transformer_lib.model.generation import static_cache_step
+def _static_cache_logits(model, ids, prefill):
+    """Logits of positions prefill-1 .. T-1 of ids (B, T) from static_cache_step, uncompiled:
+    the prompt in one call, then one token a call."""
+    from transformer_lib.model.generation import decoding_weights, static_cache_step
 
-    ids = torch.randint(0, 512, (2, 9))
-    cfg = tiny_model.config
-    shape = (2, cfg.num_kv_heads, cfg.max_seq_len, cfg.head_dim)
-    caches = [(torch.zeros(shape), torch.zeros(shape)) for _ in tiny_model.layers]
+    cfg = model.config
+    B, T = ids.shape
+    shape = (B, cfg.num_kv_heads, cfg.max_seq_len, cfg.head_dim)
+    caches = [(torch.zeros(shape), torch.zeros(shape)) for _ in model.layers]
+    weights, tables = decoding_weights(model), (model.rope_cos, model.rope_sin)
     with torch.no_grad():
-        expected = tiny_model(ids)  # (2, 9, V)
-        prefill = static_cache_step(tiny_model, ids[:, :6], torch.arange(6), caches)
-        steps = [static_cache_step(tiny_model, ids[:, t:t + 1], torch.tensor([t]), caches)
-                 for t in range(6, 9)]
-    torch.testing.assert_close(prefill, expected[:, 5], atol=1e-5, rtol=1e-5)
-    for t, logits in zip(range(6, 9), steps, strict=True):
-        torch.testing.assert_close(logits, expected[:, t], atol=1e-5, rtol=1e-5)
+        logits = [static_cache_step(weights, cfg, ids[:, :prefill], torch.arange(prefill),
+                                    caches, *tables)]
+        logits += [static_cache_step(weights, cfg, ids[:, t:t + 1], torch.tensor([t]), caches,
+                                     *tables) for t in range(prefill, T)]
+    return torch.stack(logits, dim=1)  # (B, T - prefill + 1, V)
+
+
+@pytest.mark.parametrize("variant", [{}, {"qk_norm": True}, {"logit_softcap": 3.0},
+                                     {"attention_scale": False}, {"num_kv_heads": 4}],
+                         ids=["default", "qk_norm", "softcap", "no_scale", "mha"])
+def test_static_cache_step_gives_the_eager_logits(tiny_config, variant):
+    """The forward pass the compiled path runs, uncompiled, against Transformer.forward, for
+    every setting it covers (random gains, so that a dropped QK-norm would show)."""
+    import dataclasses
+
+    torch.manual_seed(0)
+    model = Transformer(dataclasses.replace(tiny_config, **variant)).eval()
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "norm" in name:
+                param.uniform_(0.5, 1.5)
+    ids = torch.randint(0, tiny_config.vocab_size, (2, 9))
+    with torch.no_grad():
+        expected = model(ids)[:, 5:]  # (2, 4, V)
+    torch.testing.assert_close(_static_cache_logits(model, ids, 6), expected,
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_static_cache_step_adds_unmerged_lora_corrections(tiny_model):
+    from transformer_lib.model.lora import LoRAConfig, add_lora, lora_layers
+
+    model = add_lora(copy.deepcopy(tiny_model), LoRAConfig(rank=2, targets=("q", "v", "down")))
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for layer in lora_layers(model).values():
+            layer.lora_B.normal_(std=0.5)  # B = 0 at initialisation would hide a dropped term
+        expected = model(torch.arange(8).view(1, 8))[:, 4:]
+        assert (expected - tiny_model(torch.arange(8).view(1, 8))[:, 4:]).abs().max() > 1e-2
+    torch.testing.assert_close(_static_cache_logits(model, torch.arange(8).view(1, 8), 5),
+                               expected, atol=1e-5, rtol=1e-5)
+
+
+def test_decoding_weights_are_kept_until_a_parameter_changes(tiny_model):
+    from transformer_lib.model.generation import _decoding_weights_of, decoding_weights
+
+    model = copy.deepcopy(tiny_model)
+    first = _decoding_weights_of(model)
+    assert _decoding_weights_of(model) is first  # reused
+    with torch.no_grad():
+        model.layers[1].mlp.down_proj.weight.mul_(2)  # an in-place update, as an optimizer's
+    second = _decoding_weights_of(model)
+    assert second is not first
+    torch.testing.assert_close(second[3][1][5], 2 * first[3][1][5])  # layer 1's down, (F, C)
+    model.to(torch.float64)
+    assert _decoding_weights_of(model)[2].dtype == torch.float64
+    fresh = decoding_weights(model)
+    for kept, made in zip(torch.utils._pytree.tree_leaves(_decoding_weights_of(model)),
+                          torch.utils._pytree.tree_leaves(fresh), strict=True):
+        assert kept is made is None or torch.equal(kept, made)  # None: no QK-norm gains
+
+
+@pytest.mark.parametrize("variant", [{"norm": "layer"}, {"positions": "learned"},
+                                     {"mlp": "gelu"}, {"norm_placement": "post"}])
+def test_compiled_decoding_refuses_the_ablation_architectures(tiny_config, variant):
+    import dataclasses
+
+    model = Transformer(dataclasses.replace(tiny_config, **variant)).eval()
+    setting = next(iter(variant))
+    with pytest.raises(ValueError, match=f"{setting}=.*compile=False"):
+        generate(model, torch.tensor([1, 2]), 3, temperature=0, compile=True)
 
 
 @pytest.mark.slow

@@ -8,6 +8,9 @@ import torch
 
 from ..checks import require_int
 from .attention import attention_dtype
+from .rmsnorm import rms_norm
+from .rope import apply_rope
+from .swiglu import silu_mul
 from .transformer import eval_mode, projection_dtype
 
 
@@ -323,55 +326,134 @@ def _beam_search_loop(model, prompt, max_new_tokens, total, num_beams, length_pe
     return finished[:, 0, :T + longest]
 
 
-def static_cache_step(model, input_ids: torch.Tensor, positions: torch.Tensor,
-                      caches: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+def decoding_weights(model) -> tuple:
+    """The model's weights laid out for decoding steps, as :func:`static_cache_step` takes them.
+
+    Returns ``(embedding (V, C), final norm gain (C,), head (C, V), layers)``, each layer a
+    tuple ``(attention norm gain, qkv (C, (H + 2K) D), o (C, C), MLP norm gain,
+    gate_up (C, 2F), down (F, C), q-norm gain or None, k-norm gain or None)``. Every matrix is
+    transposed to (in, out) and made contiguous, and q/k/v and gate/up are concatenated, so one
+    decoding step is 4 matrix products a layer. The transposed layout is what makes batch-1
+    decoding fast: a row vector times an (in, out) matrix streams the matrix row by row, while
+    ``F.linear``'s (out, in) layout took 3x as long for stories15M's 32,000-token head on a
+    1-thread CPU (benchmarks/RESULTS.md). An unmerged LoRA layer contributes its base weight
+    plus its correction. A copy: the model's own parameters are not touched.
+
+    Covers the Llama architecture the library defaults to (RMSNorm, RoPE, SwiGLU, pre-norm)
+    with or without QK-norm, the attention scale and logit soft-capping; the ablation variants
+    raise a ValueError naming the setting.
+    """
+    from .lora import LoRALinear  # not at import time: lora imports this package's modules
+
+    cfg = model.config
+    unsupported = {name: getattr(cfg, name) for name, value in
+                   (("norm", "rms"), ("positions", "rope"), ("mlp", "swiglu"),
+                    ("norm_placement", "pre")) if getattr(cfg, name) != value}
+    if unsupported:
+        settings = ", ".join(f"{k}={v!r}" for k, v in unsupported.items())
+        raise ValueError(f"compile=True decodes the Llama architecture (norm='rms', "
+                         f"positions='rope', mlp='swiglu', norm_placement='pre'); this model has "
+                         f"{settings}: use compile=False")
+
+    def matrix(linear) -> torch.Tensor:  # (out, in), with an unmerged LoRA correction added
+        weight = linear.weight
+        if isinstance(linear, LoRALinear) and not linear.merged:
+            weight = weight + linear.delta_weight().to(weight.dtype)
+        return weight
+
+    def in_out(*linears) -> torch.Tensor:  # (in, sum of outs), contiguous
+        return torch.cat([matrix(linear) for linear in linears]).t().contiguous()
+
+    layers = []
+    for layer in model.layers:
+        attn, mlp = layer.self_attn, layer.mlp
+        layers.append((
+            layer.input_layernorm.weight, in_out(attn.q_proj, attn.k_proj, attn.v_proj),
+            in_out(attn.o_proj), layer.post_attention_layernorm.weight,
+            in_out(mlp.gate_proj, mlp.up_proj), in_out(mlp.down_proj),
+            attn.q_norm.weight if attn.q_norm is not None else None,
+            attn.k_norm.weight if attn.k_norm is not None else None,
+        ))
+    return (model.embed_tokens.weight, model.norm.weight, in_out(model.lm_head), tuple(layers))
+
+
+def _decoding_weights_of(model) -> tuple:
+    """:func:`decoding_weights` of ``model``, kept on the model and remade once a parameter
+    changes: an in-place update bumps its version counter, ``.to()`` gives it new storage, and
+    a replaced parameter is a new object. Preparing them is a copy of every weight (80 ms for
+    stories15M's shape on one thread, 6% of decoding 250 tokens), so calls reuse it; the price
+    is that copy's memory while the model lives."""
+    key = tuple((id(p), p.data_ptr(), p._version, p.dtype, p.device) for p in model.parameters())
+    kept = model.__dict__.get("_decoding_weights")
+    if kept is not None and kept[0] == key:
+        return kept[1]
+    weights = decoding_weights(model)
+    model.__dict__["_decoding_weights"] = (key, weights)  # not a parameter or buffer
+    return weights
+
+
+def static_cache_step(weights: tuple, config, input_ids: torch.Tensor, positions: torch.Tensor,
+                      caches: list[tuple[torch.Tensor, torch.Tensor]], rope_cos: torch.Tensor,
+                      rope_sin: torch.Tensor) -> torch.Tensor:
     """Logits (B, V) of the last of ``input_ids`` (B, T) at ``positions`` (T,), a tensor.
 
     The forward pass of :class:`Transformer` for decoding with a *static* cache (gpt-fast's
-    design): each layer's keys and values, (B, K, max_len, D) tensors allocated once, are
-    written at ``positions`` with ``index_copy_``, and attention reads the whole cache through
-    a mask (key position <= query position). Every shape is fixed and the position is data,
-    not a Python int, so one compiled graph serves every decoding step. The eager forward
-    (:meth:`Transformer.forward`) is the reference: a test keeps the tokens equal.
+    design), on ``weights`` from :func:`decoding_weights` and the model's ``config`` and RoPE
+    tables: each layer's keys and values, (B, K, max_len, D) tensors allocated once, are written
+    at ``positions`` with ``index_copy_``, and attention reads the whole cache through a mask
+    (key position <= query position). Every shape is fixed and the position is data, not a
+    Python int, so one compiled graph serves every decoding step. The eager forward
+    (:meth:`Transformer.forward`) is the reference: a test keeps the logits equal.
     """
+    embedding, final_norm, head, layers = weights
     B, T = input_ids.shape
-    x = model.embed_tokens(input_ids)  # (B, T, C)
-    cos, sin = model.rope_cos[positions], model.rope_sin[positions]  # (T, D)
+    H, K, D, eps = config.num_heads, config.num_kv_heads, config.head_dim, config.norm_eps
+    groups = H // K
+    scale = D**-0.5 if config.attention_scale else 1.0
+    x = embedding[input_ids]  # (B, T, C)
+    cos, sin = rope_cos[positions], rope_sin[positions]  # (T, D)
     max_len = caches[0][0].shape[2]
-    mask = torch.arange(max_len, device=positions.device) <= positions.unsqueeze(1)  # (T, S)
-    for layer, (k_cache, v_cache) in zip(model.layers, caches, strict=True):
-        attn = layer.self_attn
-        h = layer.input_layernorm(x)
-        # (B, T, C) -> (B, T, H, D) -> (B, H, T, D); K heads for keys and values
-        q = attn.q_proj(h).view(B, T, attn.num_heads, attn.head_dim).transpose(1, 2)
-        k = attn.k_proj(h).view(B, T, attn.num_kv_heads, attn.head_dim).transpose(1, 2)
-        v = attn.v_proj(h).view(B, T, attn.num_kv_heads, attn.head_dim).transpose(1, 2)
-        q, k, v = q.to(k_cache.dtype), k.to(k_cache.dtype), v.to(k_cache.dtype)
-        q = q * cos + torch.cat([-q[..., attn.head_dim // 2:], q[..., :attn.head_dim // 2]], -1) * sin
-        k = k * cos + torch.cat([-k[..., attn.head_dim // 2:], k[..., :attn.head_dim // 2]], -1) * sin
+    visible = torch.arange(max_len, device=positions.device) <= positions.unsqueeze(1)  # (T, S)
+    for (attn_norm, qkv, o, mlp_norm, gate_up, down, q_norm, k_norm), (k_cache, v_cache) in zip(
+            layers, caches, strict=True):
+        q, k, v = (rms_norm(x, attn_norm, eps) @ qkv).split([H * D, K * D, K * D], dim=-1)
+        # (B, T, H*D) -> (B, T, H, D) -> (B, H, T, D); K heads for keys and values
+        q = q.view(B, T, H, D).transpose(1, 2).to(k_cache.dtype)
+        k = k.view(B, T, K, D).transpose(1, 2).to(k_cache.dtype)
+        v = v.view(B, T, K, D).transpose(1, 2).to(k_cache.dtype)
+        if q_norm is not None:
+            q, k = rms_norm(q, q_norm, eps).to(q.dtype), rms_norm(k, k_norm, eps).to(k.dtype)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         k_cache.index_copy_(2, positions, k)
         v_cache.index_copy_(2, positions, v)
-        # Attention spelled out (the compiler fuses it; CPU SDPA with a mask was the step's
-        # largest cost). Each key/value head serves its G query heads: (B, H, T, D) ->
-        # (B, K, G*T, D), row g*T + t, so that no key or value is copied G times.
-        groups = attn.num_heads // attn.num_kv_heads
-        q = q.reshape(B, attn.num_kv_heads, groups * T, attn.head_dim)
-        scores = (q @ k_cache.transpose(-2, -1)).float() / attn.head_dim**0.5  # (B, K, G*T, S)
-        scores = scores.masked_fill(~mask.repeat(groups, 1), float("-inf"))
-        out = torch.softmax(scores, dim=-1).to(v_cache.dtype) @ v_cache  # (B, K, G*T, D)
-        # (B, K, G*T, D) -> (B, H, T, D) -> (B, T, C)
-        out = out.view(B, attn.num_heads, T, attn.head_dim).transpose(1, 2).reshape(B, T, -1)
-        x = x + attn.o_proj(out.to(x.dtype))
-        x = x + layer.mlp(layer.post_attention_layernorm(x))
-    return model.lm_head(model.norm(x[:, -1]))  # (B, V)
+        # Each key/value head serves its G query heads: (B, H, T, D) -> (B, K, G*T, D), row
+        # g*T + t, so that no key or value is copied G times. Products and sums rather than
+        # matmuls: the compiler fuses them with the mask and softmax into one loop, where two
+        # tiny matmul calls a layer cost more than their arithmetic.
+        q = q.reshape(B, K, groups * T, D)
+        scores = (q.unsqueeze(3) * k_cache.unsqueeze(2)).sum(-1).float() * scale  # (B, K, G*T, S)
+        scores = scores.masked_fill(~visible.repeat(groups, 1), float("-inf"))
+        probs = torch.softmax(scores, dim=-1).to(v_cache.dtype)
+        out = (probs.unsqueeze(-1) * v_cache.unsqueeze(2)).sum(3)  # (B, K, G*T, D)
+        # (B, K, G*T, D) -> (B, H, T, D) -> (B, T, H*D)
+        out = out.view(B, H, T, D).transpose(1, 2).reshape(B, T, H * D)
+        x = x + out.to(x.dtype) @ o
+        gate, up = (rms_norm(x, mlp_norm, eps) @ gate_up).chunk(2, dim=-1)
+        x = x + silu_mul(gate, up) @ down
+    logits = rms_norm(x[:, -1], final_norm, eps) @ head  # (B, V)
+    if config.logit_softcap is not None:
+        logits = config.logit_softcap * torch.tanh(logits / config.logit_softcap)
+    return logits
 
 
 @functools.cache
 def _compiled_step():
-    """One compiled step for all models: torch.compile keeps a graph per model (guarded on its
-    identity and shapes), so a model's later calls reuse its graph. Built on first use, so that
-    importing the library does not load the compiler (seconds)."""
-    return torch.compile(static_cache_step, fullgraph=True, dynamic=False)
+    """One compiled step for all models: the weights are inputs, so models of one shape share a
+    graph. ``cpp_wrapper`` makes Inductor call its kernels from C++ rather than Python (a
+    decoding step of stories260K launches about 60). Built on first use, so that importing the
+    library does not load the compiler (seconds)."""
+    return torch.compile(static_cache_step, fullgraph=True, dynamic=False,
+                         options={"cpp_wrapper": True})
 
 
 def _compiled_loop(model, prompt, max_new_tokens, total, choose, eos_id,
@@ -389,7 +471,10 @@ def _compiled_loop(model, prompt, max_new_tokens, total, choose, eos_id,
     caches = [(torch.zeros(shape, dtype=dtype, device=param.device),
                torch.zeros(shape, dtype=dtype, device=param.device)) for _ in model.layers]
     choose.start(prompt)
-    logits = static_cache_step(model, prompt, torch.arange(T, device=prompt.device), caches)
+    weights = _decoding_weights_of(model)
+    tables = (model.rope_cos, model.rope_sin)
+    logits = static_cache_step(weights, model.config, prompt,
+                               torch.arange(T, device=prompt.device), caches, *tables)
     position = torch.tensor([T], device=prompt.device)  # (1,), advanced in place
     step = _compiled_step()
     end = T
@@ -405,6 +490,6 @@ def _compiled_loop(model, prompt, max_new_tokens, total, choose, eos_id,
         if index < max_new_tokens - 1:
             # The new token as its own (B, 1) tensor: a view into `tokens` would move its
             # storage offset every step, which the compiled graph would have to guard on.
-            logits = step(model, next_token.view(B, 1), position, caches)
+            logits = step(weights, model.config, next_token.view(B, 1), position, caches, *tables)
             position += 1
     return tokens[:, :end]
