@@ -48,6 +48,7 @@ STORED_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "tinystories
 # Chapter 12's ablation sweep, made by `python -m transformer_lib.ablate` (its "command" says how).
 STORED_ABLATIONS = Path(__file__).resolve().parents[1] / "assets" / "ablations.json"
 STORED_DECODING_TABLE = STORED_ABLATIONS.parent / "decoding" / "table.json"
+STORED_DECODING_BENCH = STORED_ABLATIONS.parent / "decoding" / "llama2c_bench.json"
 
 
 @dataclass
@@ -83,6 +84,12 @@ def stored_ablations(path: str | Path = STORED_ABLATIONS) -> dict:
 
 def stored_decoding_table(path: str | Path = STORED_DECODING_TABLE) -> dict:
     """Decoding methods measured on the stored model (JSON: book_config/make_decoding_table.py)."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def stored_decoding_bench(path: str | Path = STORED_DECODING_BENCH) -> dict:
+    """Batch-1 decoding speeds, eager, compiled and llama2.c's run.c, with the machine they
+    were measured on (JSON: book_config/make_decoding_bench.py)."""
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
