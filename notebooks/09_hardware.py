@@ -955,8 +955,9 @@ viz.plot_bars({f"{name.split(',')[0]}: {way}": rate
 # `run.c` is one C loop. On the 15M shape the arithmetic dominates, compiling more than
 # doubled the speed, and the compiled path comes within a few percent of the C reference:
 # most of that gain is the (in, out) layout, since a row vector times an (out, in) matrix (what
-# `F.linear` computes) was 3 times slower for the 32,000-row output head. The bigger the
-# model, the less the framework matters.
+# `F.linear` computes) is several times slower for the 32,000-row output head
+# (`benchmarks/RESULTS.md` times the head alone). The bigger the model, the less the framework
+# matters.
 
 # %%
 small, large = decoding_bench["runs"].values()

@@ -79,3 +79,18 @@ def test_function_answer_tells_a_placeholder_from_an_attempt():
     assert function_answer(..., 1) is None
     assert function_answer(broken, 1) is broken  # attempted: the check says "not yet"
     assert function_answer(answer, 1) is answer
+
+
+def test_the_stored_decoding_bench_is_consistent_and_says_where_it_ran():
+    """book_config/make_decoding_bench.py's output, which chapter 9 shows."""
+    from transformer_lib.book import stored_decoding_bench
+
+    bench = stored_decoding_bench()
+    assert {"cpu", "torch", "date", "commit", "runc_build", "command"} <= set(bench["meta"])
+    assert len(bench["runs"]) == 2
+    for run in bench["runs"].values():
+        rates = run["tokens_per_s"]
+        assert set(rates) == {"eager", "compiled", "run.c"} and min(rates.values()) > 0
+        assert run["threads"] == 1 and run["compiled_equals_eager"] is True
+        for way in ("eager", "compiled"):
+            assert abs(run["ratio_to_runc"][way] - rates[way] / rates["run.c"]) < 1e-9

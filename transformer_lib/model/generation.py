@@ -334,10 +334,10 @@ def decoding_weights(model) -> tuple:
     gate_up (C, 2F), down (F, C), q-norm gain or None, k-norm gain or None)``. Every matrix is
     transposed to (in, out) and made contiguous, and q/k/v and gate/up are concatenated, so one
     decoding step is 4 matrix products a layer. The transposed layout is what makes batch-1
-    decoding fast: a row vector times an (in, out) matrix streams the matrix row by row, while
-    ``F.linear``'s (out, in) layout took 3x as long for stories15M's 32,000-token head on a
-    1-thread CPU (benchmarks/RESULTS.md). An unmerged LoRA layer contributes its base weight
-    plus its correction. A copy: the model's own parameters are not touched.
+    decoding fast: a row vector times an (in, out) matrix streams the matrix row by row, and
+    ``F.linear``'s (out, in) layout measured several times slower for a large output head
+    (benchmarks/RESULTS.md). An unmerged LoRA layer contributes its base weight plus its
+    correction. A copy: the model's own parameters are not touched.
 
     Covers the Llama architecture the library defaults to (RMSNorm, RoPE, SwiGLU, pre-norm)
     with or without QK-norm, the attention scale and logit soft-capping; the ablation variants
@@ -380,9 +380,9 @@ def decoding_weights(model) -> tuple:
 def _decoding_weights_of(model) -> tuple:
     """:func:`decoding_weights` of ``model``, kept on the model and remade once a parameter
     changes: an in-place update bumps its version counter, ``.to()`` gives it new storage, and
-    a replaced parameter is a new object. Preparing them is a copy of every weight (80 ms for
-    stories15M's shape on one thread, 6% of decoding 250 tokens), so calls reuse it; the price
-    is that copy's memory while the model lives."""
+    a replaced parameter is a new object. Preparing them copies every weight, a noticeable part
+    of a short request's time (benchmarks/RESULTS.md), so calls reuse it; the price is that
+    copy's memory while the model lives."""
     key = tuple((id(p), p.data_ptr(), p._version, p.dtype, p.device) for p in model.parameters())
     kept = model.__dict__.get("_decoding_weights")
     if kept is not None and kept[0] == key:
