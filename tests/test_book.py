@@ -94,3 +94,18 @@ def test_the_stored_decoding_bench_is_consistent_and_says_where_it_ran():
         assert run["threads"] == 1 and run["compiled_equals_eager"] is True
         for way in ("eager", "compiled"):
             assert abs(run["ratio_to_runc"][way] - rates[way] / rates["run.c"]) < 1e-9
+
+
+def test_the_stored_weight_decay_sweep_is_paired_and_says_where_it_ran():
+    """book_config/make_weight_decay_sweep.py's output, which chapter 7 draws."""
+    from transformer_lib.book import stored_weight_decay_sweep
+
+    sweep = stored_weight_decay_sweep()
+    assert {"command", "cpu", "torch", "date", "made_by"} <= set(sweep["meta"])
+    assert "--seed 0" in sweep["meta"]["command"]  # one seed for all: a paired comparison
+    runs = sweep["runs"]
+    assert [run["weight_decay"] for run in runs] == sorted(run["weight_decay"] for run in runs)
+    assert len(runs) >= 3 and len({run["steps"] for run in runs}) == 1
+    for run in runs:
+        assert 0.5 < run["val_bpb"] < 3 and run["late_train_loss"] > 0
+        assert abs(run["val_loss"] / run["val_bpb"] - runs[0]["val_loss"] / runs[0]["val_bpb"]) < 1e-6

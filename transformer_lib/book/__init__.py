@@ -49,6 +49,7 @@ STORED_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "tinystories
 STORED_ABLATIONS = Path(__file__).resolve().parents[1] / "assets" / "ablations.json"
 STORED_DECODING_TABLE = STORED_ABLATIONS.parent / "decoding" / "table.json"
 STORED_DECODING_BENCH = STORED_ABLATIONS.parent / "decoding" / "llama2c_bench.json"
+STORED_WEIGHT_DECAY_SWEEP = STORED_ABLATIONS.parent / "weight_decay_sweep.json"
 
 
 @dataclass
@@ -90,6 +91,12 @@ def stored_decoding_table(path: str | Path = STORED_DECODING_TABLE) -> dict:
 def stored_decoding_bench(path: str | Path = STORED_DECODING_BENCH) -> dict:
     """Batch-1 decoding speeds, eager, compiled and llama2.c's run.c, with the machine they
     were measured on (JSON: book_config/make_decoding_bench.py)."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def stored_weight_decay_sweep(path: str | Path = STORED_WEIGHT_DECAY_SWEEP) -> dict:
+    """The training command's recipe at several weight decays, with its command and machine
+    (JSON: book_config/make_weight_decay_sweep.py)."""
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
