@@ -840,7 +840,7 @@ viz.plot_lines(decays, {"training loss (last 100 steps)": [r["late_train_loss"] 
 
 # %%
 gaps = [run["val_loss"] - run["late_train_loss"] for run in sweep["runs"]]
-assert decays == sorted(decays) and all(a > b for a, b in zip(gaps, gaps[1:]))
+assert decays == sorted(decays) and all(a > b for a, b in zip(gaps[:-1], gaps[1:], strict=True))
 assert gaps[-1] < 0.6 * gaps[0]
 assert 0.05 < sweep["runs"][-1]["late_train_loss"] - sweep["runs"][0]["late_train_loss"] < 0.15
 val_bpbs = [run["val_bpb"] for run in sweep["runs"]]
