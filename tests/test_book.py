@@ -109,3 +109,13 @@ def test_the_stored_weight_decay_sweep_is_paired_and_says_where_it_ran():
     for run in runs:
         assert 0.5 < run["val_bpb"] < 3 and run["late_train_loss"] > 0
         assert abs(run["val_loss"] / run["val_bpb"] - runs[0]["val_loss"] / runs[0]["val_bpb"]) < 1e-6
+
+
+def test_answer_leak_search_finds_whole_numbers_but_not_times_of_day(monkeypatch):
+    import answer_leaks
+
+    monkeypatch.setattr(answer_leaks, "chapter_text",
+                        lambda stem: "log 10:13:21 start\nanswer: 1,152 and 62.83 tokens\n")
+    assert answer_leaks.leaks("any", [21]) == []  # inside a time of day
+    assert answer_leaks.leaks("any", [1152, 62.8317]) == ["1,152", "62.83"]
+    assert answer_leaks.leaks("any", [13, 152]) == []
