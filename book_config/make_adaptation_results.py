@@ -52,7 +52,6 @@ RUNS = {  # name -> (LoRA config or None for full fine-tuning, peak learning rat
 }
 
 
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=STEPS)

@@ -41,7 +41,6 @@ from transformer_lib.training.trainer import evaluate_tokens, token_byte_lengths
 RECIPE = ["--max-steps", "1200"]  # with the train command's defaults: about 5 minutes here
 
 
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", default=None, help="a run the recipe already made")

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import torch
 
+from transformer_lib.device import cpu_name
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "transformer_lib" / "assets" / "weight_decay_sweep.json"
 DECAYS = (0.1, 0.3, 1.0, 3.0)
@@ -48,8 +50,6 @@ def run(decay: float, folder: Path, data: str) -> dict:
 
 
 def main() -> None:
-    from transformer_lib.device import cpu_name
-
     data = os.environ.get("TINYSTORIES_PATH")
     if not data:
         raise SystemExit("set TINYSTORIES_PATH to the book's extract of TinyStories")

@@ -92,9 +92,8 @@ def pick_precision(device: torch.device, requested: str = "auto") -> Precision:
 def cpu_has_native_bf16(capabilities: dict | None = None) -> bool:
     """Whether this CPU multiplies bfloat16 in hardware (x86: AMX or AVX-512 BF16; Arm: BF16).
 
-    Elsewhere bf16 autocast is emulated and far slower than float32 (a training step of the
-    book's model: 4.4 s against 0.31 s on a 2-core AVX2 AMD EPYC), so ``train`` picks bf16 on a
-    CPU only where this is true. ``capabilities`` is ``torch.cpu.get_capabilities()``'s dict
+    Elsewhere bf16 autocast is emulated and many times slower than float32
+    (benchmarks/RESULTS.md), so ``train`` picks bf16 on a CPU only where this is true. ``capabilities`` is ``torch.cpu.get_capabilities()``'s dict
     (for tests); a torch without that function counts as no.
     """
     if capabilities is None:

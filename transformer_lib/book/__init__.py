@@ -78,26 +78,30 @@ def stored_model(path: str | Path = STORED_MODEL_DIR) -> StoredModel:
     return StoredModel(model.eval(), tokenizer, meta)
 
 
+def _read_json(path: str | Path) -> dict:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
 def stored_ablations(path: str | Path = STORED_ABLATIONS) -> dict:
     """The ablation results that ship with the library (JSON: see ``tlib-ablate``)."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    return _read_json(path)
 
 
 def stored_decoding_table(path: str | Path = STORED_DECODING_TABLE) -> dict:
     """Decoding methods measured on the stored model (JSON: book_config/make_decoding_table.py)."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    return _read_json(path)
 
 
 def stored_decoding_bench(path: str | Path = STORED_DECODING_BENCH) -> dict:
     """Batch-1 decoding speeds, eager, compiled and llama2.c's run.c, with the machine they
     were measured on (JSON: book_config/make_decoding_bench.py)."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    return _read_json(path)
 
 
 def stored_weight_decay_sweep(path: str | Path = STORED_WEIGHT_DECAY_SWEEP) -> dict:
     """The training command's recipe at several weight decays, with its command and machine
     (JSON: book_config/make_weight_decay_sweep.py)."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    return _read_json(path)
 
 
 def book_tokens(split: str, tokenizer, cache_dir=None, progress: bool = False) -> TokenCache:

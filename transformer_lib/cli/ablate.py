@@ -36,7 +36,6 @@ def sha256_of_file(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-
 def run_one(task: dict) -> dict:
     """Train one variant with one seed; returns its record. Runs in a worker process."""
     torch.set_num_threads(task["threads"])

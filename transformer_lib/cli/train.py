@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                      help="auto: bf16 autocast on CUDA, and on a CPU with bf16 in hardware "
                           "(AMX, AVX-512 BF16), where it measured better per minute; fp32 on "
-                          "other CPUs (emulated bf16 is 14x slower) and on Apple MPS")
+                          "other CPUs (emulated bf16 is many times slower) and on Apple MPS")
     run.add_argument("--compile", action="store_true", help="torch.compile the model")
     run.add_argument("--threads", type=int, default=None, help="CPU threads per process")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -175,7 +175,7 @@ def train_config_from_args(args, saved: dict | None = None, device_type: str = "
     elif saved is None:  # a resumed run keeps the precision it started with
         if device_type != "cpu":
             values["precision"] = "auto"
-        else:  # bf16 only where the CPU computes it in hardware: emulated, it is 14x slower
+        else:  # bf16 only where the CPU computes it in hardware: emulated, it is slow
             values["precision"] = CLI_RECIPE["cpu_precision"] if cpu_has_native_bf16() else "fp32"
     if saved is None:  # a resumed run keeps what it started with
         if getattr(args, "weight_decay", None) is None:

@@ -111,7 +111,8 @@ class TrainConfig:
 # The training window is the smaller of seq_len and the model's max_seq_len (TrainConfig itself
 # refuses a window longer than the model's context).
 # cpu_precision applies where the CPU has bf16 in hardware (device.cpu_has_native_bf16); other
-# CPUs emulate it, 14 times slower per step than float32 here, and train in float32.
+# CPUs emulate it, many times slower per step than float32 (benchmarks/RESULTS.md), and train
+# in float32.
 CLI_RECIPE = {"weight_decay": 1.0, "max_minutes": 5.0, "cpu_precision": "bf16"}
 
 
