@@ -10,7 +10,8 @@ Usage (about 5 minutes on a 2-core CPU)::
 It runs the command-line recipe below on the book's TinyStories extract, evaluates the result
 on every validation token, and writes the weights, the tokenizer and a ``meta.json`` (the
 training run's meta plus the recipe, the extract's checksums and the validation figures) to
-``transformer_lib/assets/tinystories-1M/``. Training runs in bf16 autocast on a CPU, whose
+``transformer_lib/assets/tinystories-1M/``. The recipe is the command's defaults (Muon for the
+blocks' matrices; bf16 autocast on a CPU with bf16 in hardware, float32 on others), and float
 rounding depends on the chip, so another machine trains a slightly different model of the same
 quality: that is why the book ships these weights instead of retraining them.
 """

@@ -174,16 +174,18 @@ def crash_at(step):
     return callback
 
 
-def test_resume_in_process_gives_identical_weights(tmp_path):
-    straight = make_trainer(tmp_path / "a", model=small_model(dropout=0.1), max_steps=20)
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_resume_in_process_gives_identical_weights(tmp_path, optimizer):
+    straight = make_trainer(tmp_path / "a", model=small_model(dropout=0.1), max_steps=20,
+                            optimizer=optimizer)
     straight.fit()
     crashed = make_trainer(tmp_path / "b", model=small_model(dropout=0.1), max_steps=20,
-                           save_every=8, log_every=1)
+                           save_every=8, log_every=1, optimizer=optimizer)
     crashed.callbacks.append(crash_at(12))
     with pytest.raises(Crash):
         crashed.fit()
     resumed = make_trainer(tmp_path / "b", model=small_model(seed=99, dropout=0.1), max_steps=20,
-                           save_every=8, log_every=1)
+                           save_every=8, log_every=1, optimizer=optimizer)
     resumed.resume(tmp_path / "b")
     assert resumed.step == 8
     resumed.fit()
@@ -409,6 +411,20 @@ def test_cli_weight_decay_default_explicit_flag_and_resume():
     assert train_config_from_args(explicit, None, "cpu").weight_decay == 0.1
     saved = TrainConfig(max_steps=5, weight_decay=0.3).to_dict()
     assert train_config_from_args(fresh, saved, "cpu").weight_decay == 0.3  # resumed: as saved
+
+
+def test_cli_optimizer_is_muon_for_a_new_model_and_adamw_for_fine_tuning():
+    from transformer_lib.cli.train import build_parser, train_config_from_args
+
+    fresh = build_parser().parse_args(["--out", "x", "--max-steps", "5"])
+    assert train_config_from_args(fresh, None, "cpu").optimizer == "muon"
+    assert TrainConfig(max_steps=5).optimizer == "adamw"  # the library's default is unchanged
+    tune = build_parser().parse_args(["--out", "x", "--init-from", "base", "--max-steps", "5"])
+    assert train_config_from_args(tune, None, "cpu").optimizer == "adamw"
+    explicit = build_parser().parse_args(["--out", "x", "--optimizer", "adamw"])
+    assert train_config_from_args(explicit, None, "cpu").optimizer == "adamw"
+    saved = TrainConfig(max_steps=5).to_dict()  # a run made before the change: AdamW
+    assert train_config_from_args(fresh, saved, "cpu").optimizer == "adamw"
 
 
 def test_cli_help_shows_the_defaults_that_apply():

@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     tok.add_argument("--cache-dir", default=None,
                      help="token cache directory (default ~/.cache/transformer_lib/tokens)")
     opt = parser.add_argument_group("optimisation (defaults: TrainConfig's, except weight "
-                                    "decay: see trainer.CLI_RECIPE)")
+                                    "decay and optimizer: see trainer.CLI_RECIPE)")
     defaults = TrainConfig(max_steps=1)
     for field in ("batch_size", "seq_len", "grad_accum", "lr", "min_lr_ratio", "warmup_steps",
                   "weight_decay", "grad_clip", "eval_every", "eval_windows", "save_every",
@@ -140,8 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 f"and the model's max_seq_len)"}.get(field, f"default {value}")
         opt.add_argument(f"--{field.replace('_', '-')}", type=kind, default=None, help=help_text)
     opt.add_argument("--optimizer", default=None, choices=["adamw", "muon"],
-                     help="muon: torch.optim.Muon for the blocks' matrices, AdamW for the rest "
-                          "(default adamw; chapter 12)")
+                     help="muon: Muon (training.muon) for the blocks' matrices, AdamW for the rest "
+                          "(default: muon for a new model, adamw with --init-from; chapter 12)")
     opt.add_argument("--schedule", default=None, choices=["cosine", "wsd"],
                      help="wsd: warm-up, stable, then a linear decay (default cosine)")
     opt.add_argument("--z-loss", type=float, default=None, help="default 0")
@@ -161,7 +161,8 @@ def train_config_from_args(args, saved: dict | None = None, device_type: str = "
                            max_seq_len: int | None = None) -> TrainConfig:
     """TrainConfig from the saved run (when resuming), overridden by flags given explicitly.
 
-    A new run starts from TrainConfig's defaults and ``CLI_RECIPE``; its training window is the
+    A new run starts from TrainConfig's defaults and ``CLI_RECIPE`` (a fine-tuning run keeps
+    AdamW, unless --optimizer says otherwise); its training window is the
     smaller of the default seq_len and the model's ``max_seq_len`` unless --seq-len is given.
     """
     values = dict(saved or {})
@@ -180,6 +181,8 @@ def train_config_from_args(args, saved: dict | None = None, device_type: str = "
     if saved is None:  # a resumed run keeps what it started with
         if getattr(args, "weight_decay", None) is None:
             values["weight_decay"] = CLI_RECIPE["weight_decay"]
+        if getattr(args, "optimizer", None) is None and getattr(args, "init_from", None) is None:
+            values["optimizer"] = CLI_RECIPE["optimizer"]
         if getattr(args, "seq_len", None) is None and max_seq_len is not None:
             values["seq_len"] = min(TrainConfig.seq_len, max_seq_len)
     values["compile"] = args.compile or values.get("compile", False)

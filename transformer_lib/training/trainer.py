@@ -38,6 +38,7 @@ from .metrics import (
     sum_over_processes,
     token_byte_lengths,
 )
+from .muon import Muon
 
 __all__ = ["CLI_RECIPE", "TrainConfig", "Trainer", "TrainingDiverged", "evaluate_tokens",
            "learning_rate", "make_optimizer", "token_byte_lengths"]
@@ -71,7 +72,7 @@ class TrainConfig:
     precision: str = "auto"  # auto, fp32 or bf16 (see transformer_lib.device)
     compile: bool = False  # torch.compile the model; falls back to eager with a warning
     # ---- Alternatives for the ablations (tlib-ablate, chapter 12); the defaults are the above.
-    optimizer: str = "adamw"  # "muon": torch.optim.Muon for the blocks' matrices, AdamW the rest
+    optimizer: str = "adamw"  # "muon": Muon (training.muon) for the blocks' matrices, AdamW the rest
     schedule: str = "cosine"  # "wsd": warm-up, stable at the peak, linear decay at the end
     decay_fraction: float = 0.2  # the share of the run the "wsd" schedule spends decaying
     z_loss: float = 0.0  # weight of mean(logsumexp(logits)^2) added to the loss (PaLM: 1e-4)
@@ -105,15 +106,19 @@ class TrainConfig:
 # these, each tuned for the best validation bits per byte a 5-minute run on a small CPU buys
 # (the runs are in benchmarks/RESULTS.md). Five minutes see the 2 MB local sample many times and
 # the model starts to memorise it; strong decoupled weight decay holds that back. A run that sees
-# its data once (the full dataset, on a GPU) wants TrainConfig's 0.1. On a CPU the command trains
-# under bf16 autocast, which reached a lower validation loss per minute than float32 there; the
-# library's device policy itself stays float32 on CPU.
+# its data once (the full dataset, on a GPU) wants TrainConfig's 0.1. Muon trains the blocks'
+# matrices of a new model: at equal wall-clock it beat AdamW by more than the seeds' spread
+# (chapter 12 and transformer_lib/assets/five_minute_runs.json); a fine-tuning run (--init-from)
+# keeps AdamW, the optimizer its model was trained with. On a CPU the command trains under bf16
+# autocast, which reached a lower validation loss per minute than float32 there; the library's
+# device policy itself stays float32 on CPU.
 # The training window is the smaller of seq_len and the model's max_seq_len (TrainConfig itself
 # refuses a window longer than the model's context).
 # cpu_precision applies where the CPU has bf16 in hardware (device.cpu_has_native_bf16); other
 # CPUs emulate it, many times slower per step than float32 (benchmarks/RESULTS.md), and train
 # in float32.
-CLI_RECIPE = {"weight_decay": 1.0, "max_minutes": 5.0, "cpu_precision": "bf16"}
+CLI_RECIPE = {"weight_decay": 1.0, "max_minutes": 5.0, "cpu_precision": "bf16",
+              "optimizer": "muon"}
 
 
 class TrainingDiverged(FloatingPointError):
@@ -207,8 +212,9 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig,
                    device: torch.device) -> torch.optim.AdamW | MuonWithAdamW:
     """AdamW with decay on weight matrices only (not on norms or the embedding table).
 
-    ``config.optimizer == "muon"``: the blocks' matrices go to ``torch.optim.Muon`` instead (its
-    update rescaled to AdamW's RMS, so the same learning rate applies), the rest stays on AdamW.
+    ``config.optimizer == "muon"``: the blocks' matrices go to the library's ``Muon`` instead
+    (torch.optim.Muon's rule, its update rescaled to AdamW's RMS so that the same learning rate
+    applies; see training.muon for why not torch's own), the rest stays on AdamW.
     """
     decay, no_decay = [], []
     for name, param in model.named_parameters():  # a tied output head is the embedding
@@ -216,8 +222,7 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig,
     if config.optimizer == "muon":
         names = {id(p): name for name, p in model.named_parameters()}
         matrices = [p for p in decay if names[id(p)].startswith("layers.")]
-        muon = torch.optim.Muon(matrices, lr=config.lr, weight_decay=config.weight_decay,
-                                adjust_lr_fn="match_rms_adamw")
+        muon = Muon(matrices, lr=config.lr, weight_decay=config.weight_decay)
         decay = [p for p in decay if not names[id(p)].startswith("layers.")]
         adamw = make_optimizer(_Only(decay + no_decay, names), dataclasses.replace(
             config, optimizer="adamw"), device)
