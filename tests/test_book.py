@@ -119,3 +119,25 @@ def test_answer_leak_search_finds_whole_numbers_but_not_times_of_day(monkeypatch
     assert answer_leaks.leaks("any", [21]) == []  # inside a time of day
     assert answer_leaks.leaks("any", [1152, 62.8317]) == ["1,152", "62.83"]
     assert answer_leaks.leaks("any", [13, 152]) == []
+
+
+def test_the_stored_five_minute_runs_are_equal_time_and_seeded():
+    """book_config/make_five_minute_runs.py's output, which chapter 12 draws and which chose the
+    training command's optimizer."""
+    from transformer_lib.book import stored_five_minute_runs
+
+    stored = stored_five_minute_runs()
+    assert {"command", "cpu", "torch", "threads", "date", "made_by"} <= set(stored["meta"])
+    assert "--max-minutes 5" in stored["meta"]["command"]
+    runs = stored["runs"]
+    for name in ("adamw", "muon"):
+        mine = [run for run in runs if run["name"] == name]
+        assert len({run["seed"] for run in mine}) == len(mine) >= 2
+        assert all(run["optimizer"] == name for run in mine)
+    for run in runs:
+        assert 295 < run["train_seconds"] < 310  # the five minutes, not a step budget
+        steps = [e["step"] for e in run["evals"]]
+        assert steps == sorted(steps) and steps[-1] < run["steps"]
+        assert 0.5 < run["val_bpb"] < 3
+    # the runs differ only in optimizer and seed
+    assert len({(r["lr"], r["weight_decay"], r["precision"]) for r in runs}) == 1

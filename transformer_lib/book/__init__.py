@@ -50,6 +50,7 @@ STORED_ABLATIONS = Path(__file__).resolve().parents[1] / "assets" / "ablations.j
 STORED_DECODING_TABLE = STORED_ABLATIONS.parent / "decoding" / "table.json"
 STORED_DECODING_BENCH = STORED_ABLATIONS.parent / "decoding" / "llama2c_bench.json"
 STORED_WEIGHT_DECAY_SWEEP = STORED_ABLATIONS.parent / "weight_decay_sweep.json"
+STORED_FIVE_MINUTE_RUNS = STORED_ABLATIONS.parent / "five_minute_runs.json"
 
 
 @dataclass
@@ -101,6 +102,12 @@ def stored_decoding_bench(path: str | Path = STORED_DECODING_BENCH) -> dict:
 def stored_weight_decay_sweep(path: str | Path = STORED_WEIGHT_DECAY_SWEEP) -> dict:
     """The training command's recipe at several weight decays, with its command and machine
     (JSON: book_config/make_weight_decay_sweep.py)."""
+    return _read_json(path)
+
+
+def stored_five_minute_runs(path: str | Path = STORED_FIVE_MINUTE_RUNS) -> dict:
+    """The training command's five-minute run with AdamW and with Muon, several seeds, with the
+    machine they ran on (JSON: book_config/make_five_minute_runs.py)."""
     return _read_json(path)
 
 

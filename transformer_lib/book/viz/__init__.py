@@ -18,7 +18,7 @@ from ...analysis.compute import (
     rope_wavelengths,
     token_spans,
 )
-from .ablations import plot_ablations
+from .ablations import plot_ablations, plot_equal_time_runs
 from .adaptation import ADAPTATION_KEYS, plot_adaptation_results
 from .attention import (
     attention_for_text,
@@ -95,6 +95,7 @@ __all__ = [
     "next_token_choice",
     "next_token_logits",
     "plot_ablations",
+    "plot_equal_time_runs",
     "plot_attention",
     "plot_bars",
     "plot_bits_per_byte_ladder",

@@ -34,3 +34,30 @@ def plot_ablations(summaries: dict[str, VariantSummary], *, baseline: str = "bas
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     return figure
+
+
+def plot_equal_time_runs(runs: list[dict], *, title: str) -> Figure:
+    """Validation bits per byte against training minutes, one line per run (the periodic
+    evaluations on a sample of validation windows) and a star per run at its final figure over
+    every validation token; one colour per optimizer. ``runs`` as in five_minute_runs.json."""
+    if not runs:
+        raise ValueError("runs is empty: pass book.stored_five_minute_runs()['runs']")
+    colours = {}
+    figure, axes = new_figure(width=6.4, height=4.0)
+    ax = axes[0, 0]
+    for run in runs:
+        key = run["name"]
+        colour = colours.setdefault(key, (TRAIN_COLOUR, EVAL_COLOUR, "tab:green", "tab:red",
+                                          "tab:purple")[len(colours) % 5])
+        minutes = [e["minutes"] for e in run["evals"]]
+        bpb = [e["val_bpb"] for e in run["evals"]]
+        first = sum(r["name"] == key for r in runs[:runs.index(run) + 1]) == 1
+        ax.plot(minutes, bpb, color=colour, marker="o", markersize=3, linewidth=1,
+                label=f"{key}, sampled windows" if first else None)
+        ax.scatter([run["train_seconds"] / 60], [run["val_bpb"]], marker="*", s=90,
+                   color=colour, zorder=3, label=f"{key}, every token (final)" if first else None)
+    ax.set(title=title, xlabel="training time (minutes)",
+           ylabel="validation bits per byte (lower is better)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return figure
