@@ -78,8 +78,8 @@ assert kept[1] < kept[0]
 # After "went to the" many places are plausible, and at temperature 1 top-p needs nine tokens
 # to reach 0.8 ("park" alone holds 0.48). Halving the temperature squares every probability
 # before renormalising, which moves most of the mass to the likeliest place: "park" alone then
-# holds 0.90, past 0.8, and the nucleus shrinks to that single token. Temperature narrows the nucleus most where the model's
-# first choice is already ahead.
+# holds 0.90, past 0.8, and the nucleus shrinks to that single token. Temperature narrows the
+# nucleus most where the model's first choice is already ahead.
 
 # %% [markdown]
 # ## Exercise 3 (experiment)
@@ -113,8 +113,8 @@ for temperature, fraction in repetition.items():
 # same continuation, because once a phrase is the most likely continuation of itself nothing
 # breaks the loop ("a ball, a ball, a ball", and later "She cried and cried" over and over).
 # Sampling breaks it at once: 0.07 at temperature 0.5, 0.01 at 0.8, and 0.00 (none at all) at
-# 1 and above. A low fraction of repeats does not mean good text, though. The
-# beginning of each end of the range:
+# 1 and above. A low fraction of repeats does not mean good text, though. The beginning of
+# each end of the range:
 
 # %%
 for temperature in (0.0, 1.5):
