@@ -444,7 +444,8 @@ print("most first-token weight: layer {}, head {}".format(*first_token_head))
 # %%
 assert head_stats[previous_token_head][1] > 3 * baseline[1]
 assert head_stats[first_token_head][2] < 1.5 * baseline[2]  # no head parks its weight on "Lily"
-assert all(abs(a - b) < 0.03 for a, b in zip(head_stats[(1, 1)], baseline))  # a diffuse head
+diffuse_head = head_stats[(1, 1)]
+assert all(abs(a - b) < 0.03 for a, b in zip(diffuse_head, baseline, strict=True))
 for weights in maps:
     torch.testing.assert_close(weights.sum(-1), torch.ones(weights.shape[:2]))
 
