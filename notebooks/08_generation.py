@@ -183,7 +183,7 @@ for text, (kept, top_prob) in nucleus.items():
 
 # %%
 sizes = [kept for kept, _ in nucleus.values()]
-assert sizes == sorted(sizes) and sizes[0] <= 2 and sizes[-1] > 20
+assert sizes == sorted(sizes) and sizes[0] <= 2 and sizes[-1] > 15
 
 # %% [markdown]
 # From here on we use the library's version. Sampling then draws one token from the softmax of
@@ -442,8 +442,10 @@ print("most previous-token weight: layer {}, head {}".format(*previous_token_hea
 print("most first-token weight: layer {}, head {}".format(*first_token_head))
 
 # %%
-assert head_stats[previous_token_head][1] > 2 * baseline[1]
-assert head_stats[first_token_head][2] > 2 * baseline[2]
+assert head_stats[previous_token_head][1] > 3 * baseline[1]
+assert head_stats[first_token_head][2] < 1.5 * baseline[2]  # no head parks its weight on "Lily"
+diffuse_head = head_stats[(1, 1)]
+assert all(abs(a - b) < 0.03 for a, b in zip(diffuse_head, baseline, strict=True))
 for weights in maps:
     torch.testing.assert_close(weights.sum(-1), torch.ones(weights.shape[:2]))
 
@@ -451,32 +453,40 @@ for weights in maps:
 # Three kinds of head show up in the grid and the table:
 #
 # - **Local heads** draw a bright band just below the diagonal: each token reads the token
-#   before it, or the one before that. Layer 2 head 1 is the clearest, with about half of its
-#   weight (0.49) on the previous token; layer 1 heads 0, 1 and 3 do the same less sharply (0.31
-#   to 0.36). This is what the model needs to finish a word split into several tokens or to
-#   continue a phrase such as "the ball".
-# - **Stripe heads** draw vertical lines: many queries read the same key. In layer 3 head 1
-#   every token reads "Lily", the first token (0.57 of its weight on average); in layer 3
-#   head 0 nearly every token from "She" on reads the first "ball"; in layer 2 head 2 the words
-#   of the second sentence read the full stop that opened it, and the words after "and" read
-#   that "and". These heads keep track of what the sentence is about and where the current
-#   clause began. Part of the weight on the first token is also a resting place: softmax must
-#   put its weight somewhere, and a head with nothing to look for tends to park it on the first
-#   position (the *attention sink* of Xiao et al., 2023).
+#   before it, or the one before that. Layer 1 head 0 is the clearest, with 0.45 of its weight
+#   on the previous token on average; where it does not read the previous token, it mostly
+#   reads the one before that ("red" reads "had", "ball" reads "a", "ran" reads "the"). No
+#   other head comes close: the next, layer 3 head 3 with 0.29, is a stripe head (below).
+#   This is what the model needs to finish a word split into several tokens or to continue a
+#   phrase such as "the ball".
+# - **Stripe heads** draw vertical lines: many queries read the same key. In layer 3 head 3
+#   many tokens read a noun: "She" and "threw" read "ball" (0.81 and 0.79 of their weight),
+#   the comma and "and" read "dog" (0.92 and 0.89). In layer 2 head 0 "the", "ball",
+#   the first "to" and "dog" read the verb "threw" (0.80 for "the" and for "ball"), "her", the
+#   comma, "and" and "ran" read that first "to", and the last three tokens read the second "to".
+#   In layer 0 head 3 both "to"s put 0.96 of their weight on the verb before them ("threw",
+#   "ran"). These heads keep track of what the sentence is about and where the current clause
+#   began. What this model lacks, on this sentence, is a head that parks its weight on the first
+#   token: softmax must put its weight somewhere, and in large models a head with nothing to
+#   look for tends to leave it on the first position (the *attention sink* of Xiao et al.,
+#   2023), but here the most first-token weight, layer 0 head 3's, is 0.17 on average, close to
+#   the uniform head's 0.13.
 # - **Diffuse heads** spread their weight over the whole context and act like an average of
-#   the words so far: layer 0 head 0's three numbers are within 0.01 of the uniform head's.
+#   the words so far: layer 1 head 1 and layer 0 head 2 have no bright cell after the first few
+#   rows, and layer 1 head 1's three numbers are within 0.03 of the uniform head's.
 #
 # The model has about a million parameters and was trained for 1,200 steps, so these are
 # tendencies rather than the sharp specialists of large models: its strongest previous-token
-# head gives that token half of its weight, not all of it. Every reader studies the same stored
-# weights, so the heads named here are the ones you see.
+# head gives that token less than half of its weight, not all of it. Every reader studies the
+# same stored weights, so the heads named here are the ones you see.
 
 # %% [markdown]
 # The explorer shows one layer and head at a time, larger; type another sentence to see how the
-# same heads behave on it. It opens on the head with the most previous-token weight, layer 2
-# head 1. Nearly every token puts its largest weight on the token just before it ("red" on "a",
-# "ball" on "red", "She" on the full stop); the two full stops are the exception, and mostly
-# read themselves.
+# same heads behave on it. It opens on the head with the most previous-token weight, layer 1
+# head 0. Most tokens put their largest weight on the token just before it ("the" on "threw",
+# "her" on "to", "it" on "get"): 14 of the 21 after the first. "red", "ball", the first "dog",
+# "and" and "ran" read the token two back, and the two full stops read themselves, if only
+# narrowly.
 
 # %%
 previous_head_map = maps[previous_token_head[0]][previous_token_head[1]]  # (T, T)
@@ -488,7 +498,7 @@ print(f"{reads_previous} of the {T - 1} tokens after the first read the previous
       f"{[strongest_key[q] for q in full_stops]}")
 
 # %%
-assert reads_previous >= 15 and all(strongest_key[q] == q for q in full_stops)
+assert reads_previous >= 14 and all(strongest_key[q] == q for q in full_stops)
 
 # %%
 attention_explorer = AttentionExplorer(model, tokenizer, text=sentence,
