@@ -111,9 +111,8 @@ for temperature, fraction in repetition.items():
 # %% [markdown]
 # Greedy decoding repeats itself heavily: half (0.50) of its 4-grams occurred earlier in the
 # same continuation, because once a phrase is the most likely continuation of itself nothing
-# breaks the loop ("a ball, a ball, a ball", and later "She cried and cried" over and over).
-# Sampling breaks it at once: 0.07 at temperature 0.5, 0.01 at 0.8, and 0.00 (none at all) at
-# 1 and above. A low fraction of repeats does not mean good text, though. The beginning of
+# breaks the loop ("a big, red ball, a ball," below). Sampling breaks it at once: 0.07 at
+# temperature 0.5, 0.01 at 0.8, and 0.00 (to two decimals) at 1 and above. A low fraction of repeats does not mean good text, though. The beginning of
 # each end of the range:
 
 # %%
