@@ -716,9 +716,11 @@ for story in stories:
 #
 # The notebook trains for 300 steps so that the book builds in a few minutes. The command line
 # trains the same model shape (the `tinystories-cpu` preset, with a 2,048-id tokenizer) with the
-# settings that did best in short runs on a 2-core CPU: a peak learning rate of 0.005, weight
-# decay 1.0 and bf16 autocast on a CPU that computes bf16 in hardware (float32 on others, where
-# bf16 is emulated and slow: chapter 9). It writes checkpoints you can evaluate and sample from.
+# settings that did best in five-minute runs on a 2-core CPU: a peak learning rate of 0.005,
+# weight decay 1.0, the Muon optimizer for the blocks' matrices (AdamW for the embedding and the
+# gains; chapter 12 measures the two against each other) and bf16 autocast on a CPU that
+# computes bf16 in hardware (float32 on others, where bf16 is emulated and slow: chapter 9). It
+# writes checkpoints you can evaluate and sample from.
 # This is the recipe of the stored model that chapters 8 onwards study
 # (`book_config/make_stored_model.py` runs it and records the result), 1,200 steps; the cell
 # after the commands reads from the stored model's own record how long they took:
@@ -749,9 +751,9 @@ print(f"stored model: {stored_meta['step']:,} steps of {stored_train['batch_size
       f"{stored_meta['validation']['bits_per_byte']:.3f} bits/byte")
 
 # %% [markdown]
-# About half an hour on the machine that made it, then, not five minutes: a fixed number of steps
-# takes as long as the machine needs. `--max-minutes 5` instead trains for five minutes on any
-# machine, with the schedule planned for that budget, and gets as far as the machine allows.
+# A fixed number of steps takes as long as the machine needs, here more than five minutes.
+# `--max-minutes 5` instead trains for five minutes on any machine, with the schedule planned
+# for that budget, and gets as far as the machine allows.
 
 # %% [markdown]
 # The stored model's record also holds its whole history, so we can draw its curves as we drew
@@ -806,11 +808,12 @@ assert seen_score.bits_per_byte < unseen_score.bits_per_byte - 0.1
 #
 # AdamW's decoupled weight decay (above) pulls every matrix weight toward zero at each step, so
 # a weight keeps its size only while the gradient keeps paying for it. The training command's
-# recipe uses 1.0, far more than the usual 0.1. What does the value change? The recipe was run
-# at four decays, 600 steps each (about four passes over the training stories) with the same
-# seed, so the data order and the initial weights are the same and the decay is the only
-# difference (`book_config/make_weight_decay_sweep.py`; stored with the machine it ran on,
-# like the stored model).
+# recipe uses 1.0, far more than the usual 0.1 (Muon, which the command now uses for the blocks'
+# matrices, applies the same decoupled decay). What does the value change? The recipe, with the
+# AdamW it had when 1.0 was chosen, was run at four decays, 600 steps each (about four passes
+# over the training stories) with the same seed, so the data order and the initial weights are
+# the same and the decay is the only difference (`book_config/make_weight_decay_sweep.py`;
+# stored with the machine it ran on, like the stored model).
 
 # %%
 sweep = book.stored_weight_decay_sweep()
