@@ -115,13 +115,15 @@ def test_sampling_under_bf16_autocast_with_float32_weights():
     assert all(p.dtype == torch.float32 for p in model.parameters())
 
 
-def test_bf16_training_on_cuda_learns_and_its_checkpoint_loads_on_the_cpu(tmp_path):
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])  # muon: the training command's
+def test_bf16_training_on_cuda_learns_and_its_checkpoint_loads_on_the_cpu(tmp_path, optimizer):
     vocab = 64
     stream = (np.arange(20_000) * 7 % vocab).astype(np.uint16)
     model = tiny(vocab_size=vocab, max_seq_len=64)
     trainer = Trainer(model, stream, stream[:4000],
                       TrainConfig(batch_size=16, seq_len=64, max_steps=60, eval_every=30,
-                                  eval_windows=8, warmup_steps=5, lr=1e-2, device="cuda"),
+                                  eval_windows=8, warmup_steps=5, lr=1e-2, device="cuda",
+                                  optimizer=optimizer),
                       np.ones(vocab, dtype=np.int64), run_dir=tmp_path, progress=False, log=None)
     assert trainer.precision.name == pick_precision(CUDA).name
     before = trainer.evaluate()["loss"]
