@@ -94,6 +94,7 @@ def test_iterates_in_float32_on_a_cpu_without_bfloat16(monkeypatch):
     monkeypatch.setattr(muon, "cpu_has_native_bf16", lambda: True)
     assert muon.default_iteration_dtype(torch.device("cpu")) == torch.bfloat16
     assert muon.default_iteration_dtype(torch.device("cuda")) == torch.bfloat16
+    assert muon.default_iteration_dtype(torch.device("mps")) == torch.float32
     seen = []
     original = muon.orthogonalise
     monkeypatch.setattr(muon, "cpu_has_native_bf16", lambda: False)

@@ -620,3 +620,20 @@ def test_plot_roofline_places_each_workload_on_the_roof():
     with pytest.raises(ValueError, match="not among"):
         viz.plot_roofline(workloads, peak_flops=1e11, bandwidth=1e10, title="x",
                           measured={"prefill": 1.0})
+
+
+def test_equal_time_runs_plot_one_line_and_star_per_run_labelled_once_per_optimizer():
+    def run(name, seed):
+        return {"name": name, "seed": seed, "val_bpb": 1.2 - 0.01 * seed, "train_seconds": 300,
+                "evals": [{"minutes": m, "val_bpb": 2.0 - 0.2 * m} for m in (1, 2, 3)]}
+
+    figure = viz.plot_equal_time_runs([run("adamw", 0), run("muon", 0), run("adamw", 1)],
+                                      title="t")
+    ax = figure.axes[0]
+    assert len(ax.lines) == 3 and len(ax.collections) == 3  # a line and a star per run
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert sorted(labels) == sorted(f"{name}, {kind}" for name in ("adamw", "muon")
+                                    for kind in ("sampled windows", "every token (final)"))
+    assert ax.lines[0].get_color() == ax.lines[2].get_color() != ax.lines[1].get_color()
+    with pytest.raises(ValueError, match="empty"):
+        viz.plot_equal_time_runs([], title="t")

@@ -42,20 +42,19 @@ def plot_equal_time_runs(runs: list[dict], *, title: str) -> Figure:
     every validation token; one colour per optimizer. ``runs`` as in five_minute_runs.json."""
     if not runs:
         raise ValueError("runs is empty: pass book.stored_five_minute_runs()['runs']")
-    colours = {}
+    palette = (TRAIN_COLOUR, EVAL_COLOUR, "tab:green", "tab:red", "tab:purple")
+    colours: dict[str, str] = {}
     figure, axes = new_figure(width=6.4, height=4.0)
     ax = axes[0, 0]
     for run in runs:
-        key = run["name"]
-        colour = colours.setdefault(key, (TRAIN_COLOUR, EVAL_COLOUR, "tab:green", "tab:red",
-                                          "tab:purple")[len(colours) % 5])
-        minutes = [e["minutes"] for e in run["evals"]]
-        bpb = [e["val_bpb"] for e in run["evals"]]
-        first = sum(r["name"] == key for r in runs[:runs.index(run) + 1]) == 1
-        ax.plot(minutes, bpb, color=colour, marker="o", markersize=3, linewidth=1,
-                label=f"{key}, sampled windows" if first else None)
+        name = run["name"]
+        first = name not in colours  # label each optimizer's line and star once
+        colour = colours.setdefault(name, palette[len(colours) % len(palette)])
+        ax.plot([e["minutes"] for e in run["evals"]], [e["val_bpb"] for e in run["evals"]],
+                color=colour, marker="o", markersize=3, linewidth=1,
+                label=f"{name}, sampled windows" if first else None)
         ax.scatter([run["train_seconds"] / 60], [run["val_bpb"]], marker="*", s=90,
-                   color=colour, zorder=3, label=f"{key}, every token (final)" if first else None)
+                   color=colour, zorder=3, label=f"{name}, every token (final)" if first else None)
     ax.set(title=title, xlabel="training time (minutes)",
            ylabel="validation bits per byte (lower is better)")
     ax.grid(alpha=0.3)
