@@ -1,7 +1,9 @@
 """Tests for the words task (transformer_lib.data.tasks): headers, held-out triples, the score."""
 
 import os
+import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -106,3 +108,75 @@ def test_encode_texts_lays_out_like_the_token_cache():
 
     ids = tasks.encode_texts(["ab", "c"], Tok())
     assert ids.tolist() == [256, 97, 98, 256, 99, 256]
+
+
+LONG_STORY = ("Ball games were fun. The brave dog ran to the tree with his ball. "
+              "Under the tree, the dog was brave again.")
+
+
+def test_swapped_story_replaces_the_header_words_by_unused_words_of_the_same_kind():
+    swapped = tasks.swapped_story(LONG_STORY, "train:0:1")
+    assert swapped == tasks.swapped_story(LONG_STORY, "train:0:1")  # fixed by the key
+    head, story = swapped.split("\n", 1)
+    new_words = head.removeprefix(tasks.HEADER_PREFIX).split(", ")
+    old_words = tasks.choose_words(LONG_STORY, "train:0:1")
+    assert tasks.uses_all(story, new_words)
+    assert not set(tasks.story_words(story)) & set(old_words)  # every use replaced
+    assert not set(new_words) & set(tasks.story_words(LONG_STORY))  # words the story lacked
+    for old, new in zip(old_words, new_words, strict=True):
+        for kind in (tasks.NOUNS, tasks.ADJECTIVES, tasks.VERBS):
+            assert (old in kind) == (new in kind)
+    if "ball" in old_words:  # the capital of "Ball games" is kept
+        assert story.startswith(new_words[old_words.index("ball")].capitalize())
+    # only the three words change: the rest of the story is untouched
+    pattern = r"\b(" + "|".join(new_words) + r")\b"
+    assert (re.sub(pattern, "_", story, flags=re.IGNORECASE)
+            == re.sub(r"\b(" + "|".join(old_words) + r")\b", "_", LONG_STORY,
+                      flags=re.IGNORECASE))
+    assert tasks.swapped_story("A dog and a cat.", "train:0:1") is None
+    keys = {tasks.swapped_story(LONG_STORY, f"train:0:{i}") for i in range(10)}
+    assert len(keys) > 1  # other copies, other swaps
+
+
+class WordTokenizer:
+    """Words (with their leading space) and punctuation as tokens; ids made up on first use."""
+
+    eot_id = 0
+
+    def __init__(self):
+        self.ids = {"<eot>": 0}
+
+    def encode(self, text):
+        return [self.ids.setdefault(piece, len(self.ids))
+                for piece in re.findall(r" ?\w+|\s|[^\w\s]", text)]
+
+
+def test_training_rows_weigh_the_header_words_in_the_story_and_nothing_of_the_header():
+    tokenizer = WordTokenizer()
+    stories = [LONG_STORY, "A dog and a cat.", "The red bird sang to the kind cat in the sun."]
+    rows, weights = tasks.training_rows(stories, tokenizer, seq_len=40, swapped_copies=2,
+                                        word_weight=5.0)
+    assert rows.shape == weights.shape and rows.shape[1] == 41
+    assert len(rows) == 2 * 3  # two stories have three list words, in three copies each
+    assert rows.dtype == np.int64 and weights.dtype == np.float32
+    by_id = {i: piece for piece, i in tokenizer.ids.items()}
+    for row, weight in zip(rows, weights, strict=True):
+        assert row[0] == tokenizer.eot_id
+        text = "".join(by_id[i] for i in row[1:] if i != tokenizer.eot_id)
+        head = text.split("\n", 1)[0]
+        words = head.removeprefix(tasks.HEADER_PREFIX).split(", ")
+        header_end = 1 + len(tokenizer.encode(head + "\n"))
+        assert not weight[:header_end].any()  # the prompt is not a target
+        story_ids = row[header_end:]
+        counted = weight[header_end:]
+        for token, w in zip(story_ids, counted, strict=True):
+            piece = by_id[int(token)]
+            if token == tokenizer.eot_id:
+                assert w == 0  # padding
+            elif piece.strip().lower() in words:
+                assert w == 5.0
+            else:
+                assert w == 1.0
+        assert (counted == 5.0).sum() >= 3  # every header word is used at least once
+    with pytest.raises(ValueError, match="word_weight"):
+        tasks.training_rows(stories, tokenizer, seq_len=40, word_weight=0.5)

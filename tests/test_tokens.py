@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from transformer_lib.data.tokenizer import train_tokenizer
 from transformer_lib.data.tokens import (
     IGNORE_INDEX,
+    RandomRows,
     RandomWindows,
     SequentialWindows,
     bits_per_byte,
@@ -238,3 +239,32 @@ def test_real_validation_cache_decodes_back_to_the_stories(tmp_path):
     assert cache_split(
         "validation", tokenizer, limit=200, cache_dir=tmp_path, progress=False
     ).reused
+
+
+def test_random_rows_draw_whole_rows_with_their_weights_and_resume_exactly():
+    rows = np.arange(30 * 9).reshape(30, 9)  # row r holds 9r .. 9r + 8
+    weights = (rows % 3).astype(np.float32) + 1.0
+    sampler = RandomRows(rows, batch_size=6, weights=weights, seed=4)
+    batch = sampler.windows_at(5)
+    assert batch.shape == (6, 9) and batch.dtype == np.int64
+    picked = batch[:, 0] // 9
+    np.testing.assert_array_equal(batch, rows[picked])  # whole rows
+    np.testing.assert_array_equal(sampler.weights_at(5), weights[picked, 1:])  # the same rows
+    np.testing.assert_array_equal(batch, RandomRows(rows, 6, seed=4).windows_at(5))  # by seed
+    assert not np.array_equal(batch, sampler.windows_at(6))
+    assert RandomRows(rows, 6).weights_at(0) is None
+    reached = set()
+    for step in range(40):
+        reached.update((sampler.windows_at(step)[:, 0] // 9).tolist())
+    assert reached == set(range(30))
+
+    sampler.step = 11
+    resumed = RandomRows(rows, 6, weights=weights)
+    resumed.load_state_dict(sampler.state_dict())
+    assert resumed.step == 11 and resumed.seed == 4
+    with pytest.raises(ValueError, match="n_rows"):
+        RandomRows(rows[:20], 6).load_state_dict(sampler.state_dict())
+    with pytest.raises(ValueError, match="N, seq_len"):
+        RandomRows(rows[0], 6)
+    with pytest.raises(ValueError, match="shape"):
+        RandomRows(rows, 6, weights=weights[:, :4])

@@ -591,8 +591,125 @@ def test_each_rank_copies_only_its_own_rows_of_the_global_batch(monkeypatch):
 
     monkeypatch.setattr(trainer_module, "ids_to_device", recording)
     trainer.rank, trainer.world = 1, 2  # as rank 1 of 2 would, without a process group
-    x, y = trainer._local_batch(3)
+    x, y, weighted = trainer._local_batch(3)
+    assert weighted is None  # random windows carry no weights
     windows = trainer.sampler.windows_at(3)  # the global batch every rank draws
     assert [a.shape for a in copied] == [(4, 16), (4, 16)]  # half the rows, nothing more
     np.testing.assert_array_equal(x.numpy(), windows[4:, :-1])
     np.testing.assert_array_equal(y.numpy(), windows[4:, 1:])
+
+
+# ---- rows of whole examples, with per-token weights (fine-tuning; chapter 13) ---------------
+
+
+def example_rows(n=40, width=17, seed=0):
+    """Rows of the pattern stream, each starting at a random offset, and random weights."""
+    rng = np.random.default_rng(seed)
+    stream = pattern_tokens().astype(np.int64)
+    starts = rng.integers(0, len(stream) - width, n)
+    rows = stream[starts[:, None] + np.arange(width)]  # (n, width)
+    weights = rng.choice([0.0, 1.0, 5.0], size=rows.shape).astype(np.float32)
+    weights[:, 1] = 1.0  # every row keeps a target
+    return rows, weights
+
+
+def rows_trainer(rows, weights=None, model=None, **config):
+    values = dict(batch_size=4, seq_len=rows.shape[1] - 1, max_steps=5, eval_every=5,
+                  eval_windows=2, warmup_steps=0, lr=1e-2)
+    values.update(config)
+    return Trainer(model or small_model(), rows, pattern_tokens(seed=1), TrainConfig(**values),
+                   BYTES, train_weights=weights, progress=False, log=None)
+
+
+def test_rows_train_on_whole_rows_and_weights_make_the_weighted_mean():
+    rows, weights = example_rows()
+    trainer = rows_trainer(rows, weights)
+    x, y, (local_weights, total) = trainer._local_batch(2)
+    picked = trainer.sampler.windows_at(2)
+    index = [int(np.flatnonzero((rows == row).all(axis=1))[0]) for row in picked]
+    np.testing.assert_array_equal(x.numpy(), rows[index, :-1])  # whole rows, from the start
+    np.testing.assert_array_equal(local_weights.numpy(), weights[index, 1:])  # the same rows
+    assert total == pytest.approx(weights[index, 1:].sum())
+
+    # The step's loss is the weighted mean of the targets' cross-entropies.
+    model = trainer.model
+    with torch.no_grad():
+        logits = model(x)
+    per_token = torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten(),
+                                                  reduction="none").view(y.shape)
+    expected = (per_token * local_weights).sum() / local_weights.sum()
+    trainer.step = 2
+    trainer.sampler.step = 2
+    got = trainer._train_step(lr=0.0)  # lr 0: the weights stay, the loss is this batch's
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_weighted_rows_with_accumulation_match_one_big_batch():
+    rows, weights = example_rows()
+    one = rows_trainer(rows, weights, batch_size=8)
+    four = rows_trainer(rows, weights, batch_size=8, grad_accum=4)
+    one.fit()
+    four.fit()
+    for a, b in zip(one.model.parameters(), four.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_zero_weight_targets_do_not_train():
+    rows, weights = example_rows()
+    # The last column is only ever a target: changing it where its weight is 0 changes nothing,
+    last_hidden = weights[:, -1] == 0
+    assert last_hidden.any() and not last_hidden.all()
+    hidden_changed, counted_changed = rows.copy(), rows.copy()
+    hidden_changed[last_hidden, -1] = (rows[last_hidden, -1] + 1) % 64
+    counted_changed[~last_hidden, -1] = (rows[~last_hidden, -1] + 1) % 64
+    first, second = rows_trainer(rows, weights), rows_trainer(hidden_changed, weights)
+    third = rows_trainer(counted_changed, weights)
+    for trainer in (first, second, third):
+        trainer.fit()
+    for a, b in zip(first.model.parameters(), second.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    # ... while changing it where it counts does change training.
+    assert any(not torch.equal(a, b) for a, b in
+               zip(first.model.parameters(), third.model.parameters(), strict=True))
+
+
+def test_rows_and_weights_are_checked():
+    rows, weights = example_rows()
+    with pytest.raises(ValueError, match="seq_len \\+ 1"):
+        rows_trainer(rows, weights, seq_len=8)
+    with pytest.raises(ValueError, match="rows"):
+        Trainer(small_model(), pattern_tokens(), pattern_tokens(seed=1),
+                TrainConfig(batch_size=4, seq_len=16, max_steps=2), BYTES,
+                train_weights=np.ones(100, dtype=np.float32), progress=False, log=None)
+    with pytest.raises(ValueError, match="shape"):
+        rows_trainer(rows, weights[:, :-1])
+    bad = weights.copy()
+    bad[0, 3] = -1
+    with pytest.raises(ValueError, match="non-negative"):
+        rows_trainer(rows, bad)
+    empty = weights.copy()
+    empty[5, 1:] = 0
+    with pytest.raises(ValueError, match="positive weight"):
+        rows_trainer(rows, empty)
+
+
+def test_rows_resume_in_process_gives_identical_weights(tmp_path):
+    rows, weights = example_rows()
+    straight = rows_trainer(rows, weights, max_steps=12)
+    straight.fit()
+
+    def trainer(run_dir, seed):
+        config = TrainConfig(batch_size=4, seq_len=16, max_steps=12, eval_every=5,
+                             eval_windows=2, warmup_steps=0, lr=1e-2, save_every=4, log_every=1)
+        return Trainer(small_model(seed), rows, pattern_tokens(seed=1), config, BYTES,
+                       train_weights=weights, run_dir=run_dir, progress=False, log=None,
+                       callbacks=[crash_at(7)] if seed == 0 else [])
+
+    with pytest.raises(Crash):
+        trainer(tmp_path / "run", 0).fit()
+    resumed = trainer(tmp_path / "run", 99)
+    resumed.resume(tmp_path / "run")
+    assert resumed.step == 4
+    resumed.fit()
+    for a, b in zip(straight.model.parameters(), resumed.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)

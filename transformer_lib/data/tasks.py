@@ -32,18 +32,18 @@ import torch
 from ..checks import require_int
 
 # Fixed, hand-picked; frequencies were read off the training extract once (see the module doc).
-TASK_WORDS = (
-    # nouns
+NOUNS = (
     "ball", "tree", "park", "house", "water", "sky", "sun", "garden", "room", "bird", "dog",
     "cat", "car", "box", "door", "bed", "flowers", "grass", "forest", "toy", "cake", "boat",
     "fish", "hat", "book", "rain", "river", "school", "kitchen", "sand", "bear", "bunny",
     "butterfly", "hill", "window",
-    # adjectives
+)
+ADJECTIVES = (
     "scared", "angry", "brave", "kind", "shiny", "pretty", "red", "blue", "green", "small",
     "soft", "loud", "funny", "tired", "hungry", "dark", "bright", "warm", "cold",
-    # verbs
-    "jump", "run", "swim", "climb", "laugh", "share",
 )
+VERBS = ("jump", "run", "swim", "climb", "laugh", "share")
+TASK_WORDS = NOUNS + ADJECTIVES + VERBS
 HEADER_PREFIX = "Words: "
 TASK_SEED = 0
 NUM_HELD_OUT = 200
@@ -98,6 +98,75 @@ def task_stories(stories: Sequence[str], split: str = "train",
         if words is not None:
             out.append(headed_story(story, words))
     return out
+
+
+def swapped_story(story: str, key: str, seed: int = TASK_SEED) -> str | None:
+    """A headed story whose three header words were swapped in: None if it uses < 3.
+
+    The story's three words (:func:`choose_words`) are each replaced, everywhere the story uses
+    them, by another list word of the same kind (noun, adjective or verb) that the story does
+    not use, keeping a capital letter; the header names the new words. The result can read
+    oddly ("she drove into the bird"), and that is the point: the pretrained model has seen the
+    original story many times and can predict its words without the header, while a swapped-in
+    word can only come from the header.
+    """
+    words = choose_words(story, key, seed)
+    if words is None:
+        return None
+    rng = random.Random(f"swap:{seed}:{key}")
+    present = set(story_words(story))
+    new: list[str] = []
+    for word in words:
+        kind = NOUNS if word in NOUNS else ADJECTIVES if word in ADJECTIVES else VERBS
+        new.append(rng.choice([w for w in kind if w not in present and w not in new]))
+    mapping = dict(zip(words, new, strict=True))
+
+    def swap(match: re.Match) -> str:
+        text = match.group(0)
+        replacement = mapping[text.lower()]
+        return replacement.capitalize() if text[0].isupper() else replacement
+
+    pattern = re.compile(r"\b(" + "|".join(words) + r")\b", re.IGNORECASE)
+    return headed_story(pattern.sub(swap, story), new)
+
+
+def training_rows(stories: Sequence[str], tokenizer, seq_len: int, *, swapped_copies: int = 2,
+                  word_weight: float = 5.0,
+                  seed: int = TASK_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """The task's fine-tuning data: (rows, weights), each (N, seq_len + 1), for the trainer.
+
+    One row per headed story, from the end-of-text token before its header, cut or padded
+    (with end-of-text, weight 0) to seq_len + 1 tokens: the task's stories as they are
+    (:func:`task_stories`), then ``swapped_copies`` passes of :func:`swapped_story`, each with
+    other swaps. The weights say what the loss counts: nothing of the header (it is the prompt;
+    its words are arbitrary), 1 for each story token, and ``word_weight`` for a token that
+    starts one of the header's words in the story (" ball", " Ball" or "Ball"), where the
+    model has to look back at the header. Rows come in a fixed, shuffled order.
+    """
+    require_int("seq_len", seq_len, 1)
+    require_int("swapped_copies", swapped_copies, 0)
+    if not word_weight >= 1:
+        raise ValueError(f"word_weight={word_weight} must be >= 1 (1 weighs every token alike)")
+    texts = task_stories(stories, "train", seed)
+    for copy in range(1, swapped_copies + 1):
+        texts += [text for index, story in enumerate(stories)
+                  if (text := swapped_story(story, f"train:{index}:{copy}", seed)) is not None]
+    random.Random(f"rows:{seed}").shuffle(texts)
+    width = seq_len + 1
+    rows = np.full((len(texts), width), tokenizer.eot_id, dtype=np.int64)
+    weights = np.zeros((len(texts), width), dtype=np.float32)
+    for row, text in enumerate(texts):
+        head, story = text.split("\n", 1)
+        prompt = [tokenizer.eot_id] + tokenizer.encode(head + "\n")
+        ids = (prompt + tokenizer.encode(story))[:width]
+        starts = {tokenizer.encode(form)[0] for word in head[len(HEADER_PREFIX):].split(", ")
+                  for form in (" " + word, " " + word.capitalize(), word.capitalize())}
+        rows[row, :len(ids)] = ids
+        weights[row, len(prompt):len(ids)] = 1.0
+        for position in range(len(prompt), len(ids)):
+            if ids[position] in starts:
+                weights[row, position] = word_weight
+    return rows, weights
 
 
 def encode_texts(texts: Sequence[str], tokenizer) -> np.ndarray:

@@ -233,6 +233,10 @@ class RandomWindows:
         index = starts[:, None] + np.arange(self.seq_len + 1)  # (B, T + 1)
         return self.tokens[index].astype(np.int64)  # (B, T + 1)
 
+    def weights_at(self, step: int) -> None:
+        """Every target counts once: None (the interface of :class:`RandomRows`)."""
+        return None
+
     def state_dict(self) -> dict[str, int]:
         """Everything needed to resume the batch stream exactly (save it with the checkpoint)."""
         return {
@@ -250,6 +254,71 @@ class RandomWindows:
             if state[field] != mine[field]:
                 raise ValueError(
                     f"sampler state has {field}={state[field]} but this sampler has "
+                    f"{mine[field]}; resuming would not reproduce the batch stream"
+                )
+        self.seed = int(state["seed"])
+        self.step = int(state["step"])
+
+
+class RandomRows:
+    """Endless training batches of whole rows: for examples that must start at their beginning.
+
+    ``rows`` is (N, seq_len + 1): one example a row (a prompt and its answer, say), padded to
+    the common length. Batch number ``step`` is ``batch_size`` rows drawn with replacement by
+    (seed, step), as :class:`RandomWindows` draws its starts, so resuming is exact. ``weights``,
+    if given, has the rows' shape and says how much each token counts as a *target* (column 0
+    is never a target): 0 leaves a prompt or padding out of the loss, more than 1 stresses a
+    token. The trainer takes rows wherever it takes a flat token array.
+    """
+
+    def __init__(self, rows: np.ndarray, batch_size: int, *, weights: np.ndarray | None = None,
+                 seed: int = 0):
+        _check_positive(batch_size=batch_size)
+        require_int("seed", seed, 0)
+        if rows.ndim != 2 or rows.shape[0] == 0 or rows.shape[1] < 2:
+            raise ValueError(f"rows must be (N, seq_len + 1) with N >= 1 and seq_len >= 1, got "
+                             f"shape {tuple(rows.shape)}")
+        if weights is not None:
+            if weights.shape != rows.shape:
+                raise ValueError(f"weights have shape {tuple(weights.shape)} but rows have "
+                                 f"{tuple(rows.shape)}: one weight per token is needed")
+            if not np.isfinite(weights).all() or (weights < 0).any():
+                raise ValueError("weights must be finite and non-negative")
+            if not (weights[:, 1:] > 0).any(axis=1).all():
+                raise ValueError("every row needs a target with a positive weight; drop rows "
+                                 "whose weights are all zero")
+        self.rows, self.weights = rows, weights
+        self.batch_size = batch_size
+        self.seq_len = rows.shape[1] - 1
+        self.seed = seed
+        self.step = 0  # index of the next batch
+
+    def _picked(self, step: int) -> np.ndarray:
+        rng = np.random.default_rng((self.seed, step))
+        return rng.integers(0, len(self.rows), size=self.batch_size)
+
+    def windows_at(self, step: int) -> np.ndarray:
+        """Batch number ``step`` as one host array (B, T + 1) of int64: x is [:, :-1], y [:, 1:]."""
+        return self.rows[self._picked(step)].astype(np.int64)  # (B, T + 1)
+
+    def weights_at(self, step: int) -> np.ndarray | None:
+        """The targets' weights of batch ``step``, (B, T) float32, or None without weights."""
+        if self.weights is None:
+            return None
+        return self.weights[self._picked(step)][:, 1:].astype(np.float32)  # (B, T)
+
+    def state_dict(self) -> dict[str, int]:
+        """Everything needed to resume the batch stream exactly (save it with the checkpoint)."""
+        return {"seed": self.seed, "step": self.step, "batch_size": self.batch_size,
+                "seq_len": self.seq_len, "n_rows": len(self.rows)}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Resume from state_dict(); refuse a state recorded for other shapes or other rows."""
+        mine = self.state_dict()
+        for field in ("batch_size", "seq_len", "n_rows"):
+            if state.get(field) != mine[field]:
+                raise ValueError(
+                    f"sampler state has {field}={state.get(field)} but this sampler has "
                     f"{mine[field]}; resuming would not reproduce the batch stream"
                 )
         self.seed = int(state["seed"])

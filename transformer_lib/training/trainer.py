@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..checks import require_int
-from ..data.tokens import RandomWindows, ids_to_device
+from ..data.tokens import RandomRows, RandomWindows, ids_to_device
 from ..device import pick_device, pick_precision
 from ..fileio import write_text_atomically
 from ..model.transformer import Transformer
@@ -170,11 +170,24 @@ def learning_rate(config: TrainConfig, step: int, progress: float,
     return config.lr * (config.min_lr_ratio + (1.0 - config.min_lr_ratio) * cosine)
 
 
-def training_loss(logits: torch.Tensor, targets: torch.Tensor, z_loss: float) -> torch.Tensor:
+def training_loss(logits: torch.Tensor, targets: torch.Tensor, z_loss: float,
+                  weights: torch.Tensor | None = None,
+                  total_weight: float | None = None) -> torch.Tensor:
     """Cross-entropy of logits (B, T, V) against targets (B, T), plus z_loss times the mean squared
-    log-normaliser, which keeps the logits from drifting upwards together (PaLM's z-loss)."""
+    log-normaliser, which keeps the logits from drifting upwards together (PaLM's z-loss).
+
+    With ``weights`` (B, T) the cross-entropy is the weighted sum divided by ``total_weight``
+    (default: the weights' sum); passing the whole batch's total lets micro-batches and
+    processes add up to the batch's weighted mean.
+    """
     flat = logits.flatten(0, 1).float()  # (B*T, V)
-    loss = F.cross_entropy(flat, targets.flatten())
+    if weights is None:
+        loss = F.cross_entropy(flat, targets.flatten())
+    else:
+        per_token = F.cross_entropy(flat, targets.flatten(), reduction="none")  # (B*T,)
+        weights = weights.flatten().to(per_token.dtype)
+        divisor = weights.sum() if total_weight is None else total_weight
+        loss = (per_token * weights).sum() / divisor
     if z_loss:
         loss = loss + z_loss * torch.logsumexp(flat, dim=-1).pow(2).mean()
     return loss
@@ -248,6 +261,11 @@ class _Only(torch.nn.Module):
 class Trainer:
     """Trains a Transformer on a flat token array; call :meth:`fit`.
 
+    ``train_tokens`` is either a flat array, cut into random windows, or rows (N, seq_len + 1)
+    of whole examples, each drawn from its start (fine-tuning on prompts and answers), with
+    optional ``train_weights`` of the same shape: how much each target token counts in the
+    loss (see :class:`~transformer_lib.data.tokens.RandomRows`).
+
     ``callbacks`` receive dict records: ``{"kind": "train", "step", "tokens", "elapsed_s",
     "loss", "lr"}`` every ``log_every`` steps and ``{"kind": "eval", "step", "tokens",
     "elapsed_s", "val_loss", "val_bpb"}`` at each evaluation. With ``run_dir`` the run is
@@ -262,6 +280,7 @@ class Trainer:
 
     def __init__(self, model: Transformer, train_tokens: np.ndarray, val_tokens: np.ndarray,
                  config: TrainConfig, byte_lengths: np.ndarray, *,
+                 train_weights: np.ndarray | None = None,
                  run_dir: str | Path | None = None, tokenizer_file: str | Path | None = None,
                  callbacks: Sequence[Callable[[dict], None]] = (), progress: bool = True,
                  log: Callable[[str], None] | None = tqdm.write, extra_meta: dict | None = None):
@@ -293,8 +312,19 @@ class Trainer:
         if fixed:
             raise ValueError(f"extra_meta may not set {fixed}: the trainer writes those keys")
         # Batches are drawn on the host: each rank checks and copies only its own rows.
-        self.sampler = RandomWindows(train_tokens, config.batch_size, config.seq_len,
-                                     seed=config.seed)
+        if train_tokens.ndim == 2:  # whole examples, each from its start (data.tokens.RandomRows)
+            if train_tokens.shape[1] != config.seq_len + 1:
+                raise ValueError(f"train_tokens rows have {train_tokens.shape[1]} tokens; "
+                                 f"seq_len={config.seq_len} needs seq_len + 1 = "
+                                 f"{config.seq_len + 1} (inputs and the shifted targets)")
+            self.sampler = RandomRows(train_tokens, config.batch_size, weights=train_weights,
+                                      seed=config.seed)
+        elif train_weights is not None:
+            raise ValueError("train_weights need train_tokens as rows (N, seq_len + 1): "
+                             "random windows of a flat array cut examples anywhere")
+        else:
+            self.sampler = RandomWindows(train_tokens, config.batch_size, config.seq_len,
+                                         seed=config.seed)
         self.optimizer = make_optimizer(self.model, config, self.device)
         self.step = 0
         self.elapsed_before = 0.0  # seconds trained before a resume
@@ -375,8 +405,10 @@ class Trainer:
             fraction = all_reduce([fraction if self.rank == 0 else 0.0], self.device)[0]
         return fraction
 
-    def _local_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """This rank's share of global batch ``step``, ids checked on the host, on the device.
+    def _local_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor,
+                                                tuple[torch.Tensor, float] | None]:
+        """This rank's share of global batch ``step``, ids checked on the host, on the device:
+        x, y and, with weighted rows, (this share's target weights, the global batch's total).
 
         The global batch is drawn on the host (every rank draws the same one); each rank then
         copies only its own rows, so the copy shrinks with the number of processes.
@@ -385,22 +417,38 @@ class Trainer:
         windows = rank_rows(windows, self.rank, self.world)  # (B / world, T + 1)
         # Checked here, on the host, so the forward pass needs no device read to check them.
         check_token_ids(windows, self.model.config.vocab_size)
-        return ids_to_device(windows[:, :-1], self.device), ids_to_device(windows[:, 1:],
-                                                                          self.device)
+        x = ids_to_device(windows[:, :-1], self.device)
+        y = ids_to_device(windows[:, 1:], self.device)
+        weights = self.sampler.weights_at(step)  # (B, T) or None
+        if weights is None:
+            return x, y, None
+        total = float(weights.sum())  # known on the host: no device read
+        local = rank_rows(weights, self.rank, self.world)  # (B / world, T)
+        return x, y, (torch.from_numpy(local).to(self.device), total)
 
     def _train_step(self, lr: float) -> torch.Tensor:
         """One optimizer step; returns its mean loss as a device scalar (not read: no sync)."""
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        x, y = self._local_batch(self.step)  # (B / world, T) each
+        x, y, weighted = self._local_batch(self.step)  # (B / world, T) each
         micro = x.shape[0] // self.config.grad_accum
         total = None
         for i in range(self.config.grad_accum):
-            xm, ym = x[i * micro:(i + 1) * micro], y[i * micro:(i + 1) * micro]
+            part = slice(i * micro, (i + 1) * micro)
             last = i == self.config.grad_accum - 1
             sync = self._forward.no_sync() if self.world > 1 and not last else nullcontext()
             with sync, self.precision.autocast(self.device):
-                loss = training_loss(self._forward(xm, check_ids=False), ym, self.config.z_loss)
+                logits = self._forward(x[part], check_ids=False)
+                if weighted is None:
+                    loss = training_loss(logits, y[part], self.config.z_loss)
+                else:
+                    # Divided by the global batch's weight over (processes x micro-batches):
+                    # after the division by grad_accum below and DDP's average over
+                    # processes, the shares add up to the batch's weighted mean.
+                    weights, total_weight = weighted
+                    loss = training_loss(
+                        logits, y[part], self.config.z_loss, weights[part],
+                        total_weight / (self.world * self.config.grad_accum))
             (loss / self.config.grad_accum).backward()
             share = loss.detach() / self.config.grad_accum
             total = share if total is None else total + share  # accumulated on the device
