@@ -7,7 +7,8 @@
 #
 # - **the task**: a header `Words: ball, tree, brave` above a story names three words the story
 #   must use; the score is the fraction of generated stories that use all three;
-# - **full fine-tuning**: keep training every weight, on headed stories;
+# - **full fine-tuning**: keep training every weight, on headed stories; done the obvious way it
+#   learns nothing, and we measure why and what fixes it;
 # - **LoRA** (low-rank adaptation): freeze every weight and train small corrections beside a few
 #   of them, at two ranks;
 # - for each: the score, the parameters trained, the minutes, and how much the model
@@ -48,7 +49,8 @@ runs = results["runs"]
 print(f"stored model: {model.num_parameters():,} parameters; stored runs: {', '.join(runs)}")
 
 # %%
-assert set(runs) == {"base_header", "base_plain", "lora_r1", "lora_r8", "full", "lora_r1_1000_steps"}
+assert set(runs) == {"base_header", "base_plain", "full_plain", "full_swaps", "full", "lora_r1",
+                     "lora_r8"}
 
 # %% [markdown]
 # ## The task
@@ -74,8 +76,9 @@ assert 1000 < len(task_train) < len(train)
 # %% [markdown]
 # The score uses 200 **held-out** triples: drawn the same way from the validation stories,
 # leaving out any triple that heads a training story. For each, the model writes one story
-# (sampled at temperature 0.8, up to 120 tokens, with a fixed seed), and the story counts if it
-# uses all three words as whole words ("trees" is not "tree").
+# (sampled at temperature 0.8, up to 240 tokens, which with the prompt fills the model's 256
+# positions, with a fixed seed), and the story counts if it uses all three words as whole words
+# ("trees" is not "tree").
 
 # %%
 triples = tasks.held_out_triples(validation, train)
@@ -88,7 +91,7 @@ assert len(triples) == 200 and [list(t) for t in triples] == results["triples"]
 
 # %% [markdown]
 # How does the stored model do? Given only the header it has never seen, it writes some story;
-# given a plain story opening that mentions the words, it is hardly better: it continues text,
+# given a plain story opening that mentions the words, it does no better: it continues text,
 # it does not follow requests. (The stored scores were measured by the results script;
 # sampled stories depend on the CPU's rounding, so they are not recomputed here.)
 
@@ -102,12 +105,102 @@ print(runs["base_header"]["example"][:300])
 assert runs["base_header"]["score"] < 0.05 and runs["base_plain"]["score"] < 0.05
 
 # %% [markdown]
-# ## Full fine-tuning
+# ## Full fine-tuning, the obvious way
 #
 # The simplest adaptation is more training: the same trainer as chapter 7, starting from the
 # stored weights, on the headed stories, with a smaller learning rate (1e-3 rather than the
 # 5e-3 of pretraining) so that the first steps do not wreck what the model knows. Every one of
 # the model's parameters trains, and AdamW keeps two more numbers for each.
+#
+# The results script did exactly that: 300 steps of 8 windows of 256 tokens, cut at random from
+# the headed stories as chapter 7 cuts its text (about 2 passes over them). Stored as
+# `full_plain`:
+
+# %%
+plain = runs["full_plain"]
+print(f"full fine-tuning on headed stories: score {plain['score']:.3f} "
+      f"(base model: {runs['base_header']['score']:.3f}); {plain['minutes']:.1f} minutes")
+
+# %%
+assert plain["score"] < 0.02
+
+# %% [markdown]
+# It did not learn the task: one story in 200 uses all three words. Two reasons, both about the
+# signal the loss gives:
+#
+# - **The model already knows these stories.** Pretraining read each training story about 9
+#   times (chapter 7). When "ball" comes up in one of them, the model predicts it from the story
+#   around it; the header adds nothing it needs, so no gradient asks it to look there.
+# - **The header is a small part of the loss.** It is about 10 tokens before a story of about
+#   200, and its own tokens are arbitrary words the model cannot predict: training on them
+#   teaches nothing useful.
+#
+# ## A recipe that makes the header matter
+#
+# Three changes, each aimed at one of those reasons (`tasks.swapped_story` and
+# `tasks.training_rows`):
+#
+# 1. **Swap the words.** Besides each headed story, two copies in which the three header words
+#    are replaced, wherever the story uses them, by other list words of the same kind that the
+#    story does not use. The story can read oddly, and that is the point: a swapped-in word
+#    can only come from the header.
+# 2. **Whole stories, header out of the loss.** Each training row is one story from its
+#    beginning (the trainer takes rows as well as a flat array, `data.tokens.RandomRows`), and
+#    the header's tokens get weight 0: they are the prompt, not something to predict.
+# 3. **Weigh the words.** A story token that starts one of the header's words counts 5 times
+#    in the loss (the trainer's `train_weights`).
+#
+# A swapped copy of the second training story:
+
+# %%
+swapped = tasks.swapped_story(train[1], "train:1:1")
+print("the story's own words:", ", ".join(tasks.choose_words(train[1], "train:1:1")))
+print(swapped[:280])
+
+# %%
+swapped_head, swapped_body = swapped.split("\n", 1)
+swapped_in = swapped_head.removeprefix(tasks.HEADER_PREFIX).split(", ")
+assert tasks.uses_all(swapped_body, swapped_in)
+assert not set(swapped_in) & set(tasks.story_words(train[1]))
+
+# %% [markdown]
+# And the first training row as the loss sees it: `[brackets]` around tokens that do not count
+# (the header), `<<angle brackets>>` around the tokens that count 5 times.
+
+# %%
+rows, weights = tasks.training_rows(train, tokenizer, seq_len=256)
+print(f"{len(rows):,} rows of {rows.shape[1]} tokens; on average "
+      f"{(weights == 5).sum(axis=1).mean():.1f} tokens of a row count 5 times\n")
+pieces = []
+for token, weight in zip(rows[0, :48].tolist(), weights[0, :48].tolist(), strict=True):
+    piece = tokenizer.decode([token])
+    pieces.append(f"[{piece}]" if weight == 0 else f"<<{piece}>>" if weight > 1 else piece)
+print("".join(pieces))
+
+# %%
+assert len(rows) == runs["full"]["training_rows"] == 3 * len(task_train)
+assert weights[0, 0] == 0 and (weights[0] == 5).sum() >= 1
+
+# %% [markdown]
+# Full fine-tuning with this recipe (same steps, learning rate and seed) is the run `full`; the
+# run `full_swaps` has the swaps and whole rows but weighs every story token alike, to see what
+# the weighting adds on its own.
+
+# %%
+for name in ("full_plain", "full_swaps", "full"):
+    print(f"{name:11s} score {runs[name]['score']:.3f}")
+
+# %%
+assert runs["full"]["score"] > 0.1 > 5 * runs["full_swaps"]["score"]
+assert runs["full"]["score"] > 10 * runs["full_plain"]["score"]
+
+# %% [markdown]
+# The recipe takes the score from one story in 200 to about one in six. The swaps without the
+# weighting did almost nothing (two stories in 200): both changes are needed. The swaps make the
+# header the only source of those words, and the weights make those few tokens a large enough
+# part of the loss to learn from in 300 steps. One in six is far from every story, for a
+# 1M-parameter model that must decide, while telling a story, to bring three given words into
+# it.
 #
 # ## LoRA: train a small correction instead
 #
@@ -136,8 +229,9 @@ assert runs["base_header"]["score"] < 0.05 and runs["base_plain"]["score"] < 0.0
 # adapters after one AdamW step, and merged weights that give the unmerged logits.
 #
 # The results script trained LoRA at rank 1 and rank 8 on all seven projections (alpha = 2r,
-# learning rate 1e-2: adapters start from zero and need a larger step), with the same data,
-# steps and seed as full fine-tuning. Here is the rank-8 adapter, loaded onto the stored model:
+# learning rate 1e-2: adapters start from zero and need a larger step), with the recipe above
+# and the same steps and seed as full fine-tuning. Here is the rank-8 adapter, loaded onto the
+# stored model:
 
 # %%
 ADAPTER = ADAPTATION_DIR / "lora_r8.safetensors"
@@ -178,85 +272,69 @@ for name, p in adapted.named_parameters():
 # %% [markdown]
 # ## What each adaptation bought, and what it cost
 #
-# "Minutes" are the CPU minutes the training used, on one thread (the script ran on a 2-core
-# machine that other jobs shared, so its wall-clock minutes, also stored, say more about the
-# other jobs than about the training).
-# Bits per byte are measured on the first 100 windows of 256 tokens of the *ordinary*
-# validation stories, which have no header: a rise means the model got worse at what it could
-# do before.
+# "Minutes" are the wall-clock minutes of training on the 2 cores of an otherwise idle machine
+# (the script stores CPU minutes too). Bits per byte are measured on the first 100 windows of
+# 256 tokens of the *ordinary* validation stories, which have no header: a rise means the model
+# got worse at what it could do before.
 
 # %%
 labels = {"base_header": "base, header", "base_plain": "base, plain prompt",
-          "full": "full fine-tuning", "lora_r1": "LoRA r=1", "lora_r8": "LoRA r=8"}
+          "full_plain": "full, plain data", "full": "full, recipe", "lora_r1": "LoRA r=1",
+          "lora_r8": "LoRA r=8"}
 print(f"{'':20s} {'score':>6s} {'trainable':>10s} {'minutes':>8s} {'bpb before':>11s} "
       f"{'bpb after':>10s}")
-for name in ("base_header", "base_plain", "full", "lora_r1", "lora_r8"):
+for name in labels:
     run = runs[name]
     print(f"{labels[name]:20s} {run['score']:6.3f} {run['trainable_parameters']:10,d} "
-          f"{run.get('cpu_minutes', 0.0):8.2f} {run['bpb_before']:11.3f} "
-          f"{run['bpb_after']:10.3f}")
+          f"{run['minutes']:8.1f} {run['bpb_before']:11.3f} {run['bpb_after']:10.3f}")
 
 # %%
 assert (runs["lora_r1"]["trainable_parameters"] < runs["lora_r8"]["trainable_parameters"]
         < runs["full"]["trainable_parameters"] == model.num_parameters())
-rise = {name: runs[name]["bpb_after"] - runs[name]["bpb_before"] for name in ("full", "lora_r1")}
-assert rise["full"] > rise["lora_r1"] > 0
+rise = {name: runs[name]["bpb_after"] - runs[name]["bpb_before"] for name in labels}
+assert rise["full"] > rise["lora_r8"] > rise["lora_r1"] > 0
+assert runs["full"]["score"] > 2 * max(runs["lora_r1"]["score"], runs["lora_r8"]["score"])
+assert min(runs["lora_r1"]["score"], runs["lora_r8"]["score"]) > 5 * runs["full_plain"]["score"]
 
 # %% [markdown]
 # The figure puts the four measures side by side.
 
 # %%
-viz.plot_adaptation_results({labels[name]: {**runs[name],
-                                            "minutes": runs[name].get("cpu_minutes", 0.0)}
-                             for name in ("base_header", "base_plain", "full", "lora_r1",
-                                          "lora_r8")})
+viz.plot_adaptation_results({labels[name]: runs[name] for name in labels})
 
 # %% [markdown]
-# Read it from right to left first. **Forgetting**: full fine-tuning moved every weight toward
-# headed stories and lost the most on ordinary ones; LoRA's frozen weights held it closer to the
-# base model. **Cost**: LoRA at rank 1 trains under one percent of the weights and stores them in
-# a file of about 45 KB, while full fine-tuning needs a whole new copy of the model (and AdamW's
-# two moments for every weight while it trains).
+# Read it from left to right. **Score**: with the recipe, full fine-tuning wrote 33 stories of
+# 200 that use all three words; LoRA wrote 13 at rank 1 and 14 at rank 8, about as many at
+# either rank, and every one of them far more than the obvious fine-tuning's one.
+# **Cost**: LoRA at rank 1 trains under one percent of the weights and stores them in a file of
+# about 45 KB, while full fine-tuning needs a whole new copy of the model (and AdamW's two
+# moments for every weight while it trains); the minutes are about the same here, because a
+# 1M-parameter model's step costs its forward and backward passes, not its optimizer.
+# **Forgetting**: full fine-tuning moved every weight toward headed stories and lost the most
+# on ordinary ones, about 0.05 bits per byte; LoRA's frozen weights held it closer to the base
+# model, a quarter to two fifths of that. More score, more forgetting: the trade-off the
+# choice between them is about.
 #
-# And the **score**? After 100 steps of 8 windows (about 0.7 passes over the headed stories)
-# no adaptation has learned the task: each wrote at most 3 stories of 200 that use all three
-# words, where the base model wrote none. Ten times the steps did not change that either: the
-# rank-1 recipe run for 1,000 steps (about 7 passes; stored as `lora_r1_1000_steps`, made on the
-# previous stored model, trained with AdamW before the book's recipe moved to Muon, and not
-# rerun) wrote 2 stories of 200 that use all three words.
-
-# %%
-longer = runs["lora_r1_1000_steps"]
-print(f"on {longer['base_model']}:")
-print(f"LoRA r=1, {longer['max_steps']:,} steps: score {longer['score']:.3f}; bits per byte on "
-      f"headed validation stories {longer['task_val_bpb_at_100_steps']:.3f} after 100 steps, "
-      f"{longer['task_val_bpb']:.3f} after {longer['max_steps']:,}")
-
-# %%
-assert all(runs[name]["score"] <= 0.015 for name in ("full", "lora_r1", "lora_r8"))
-assert longer["max_steps"] == 10 * results["meta"]["training"]["max_steps"]
-assert longer["score"] < 0.05
-assert longer["task_val_bpb"] < longer["task_val_bpb_at_100_steps"]
-
-# %% [markdown]
-# The loss on headed stories did fall, a little: the adapter learned something about these
-# stories, but not the one thing the score asks for. The header is 10 tokens before a story of
-# about 270, so almost all of the loss, and almost all of the gradient, is about telling a
-# story, which the model could already do; *copying* three words from the header into the
-# story is a small part of the signal, and a 1M-parameter model did not pick it up in this
-# budget. A task whose signal is the whole target (a header that asks for a fixed opening, or
-# training only on the tokens that should use the words) would be the next experiment. Here
-# are the stories the adapted models wrote for the first triple (stored with the results):
+# Here are the stories each adapted model wrote for the first triple (stored with the results):
 
 # %%
 print("words:", ", ".join(triples[0]))
-for name in ("full", "lora_r1", "lora_r8"):
+for name in ("full_plain", "full", "lora_r1", "lora_r8"):
     story = runs[name]["example"]
     print(f"\n{labels[name]} (uses all three: {tasks.uses_all(story, triples[0])}):\n"
           f"{story[:300]}")
 
+# %% [markdown]
+# None of them uses all three words of this first triple, which is no surprise at one story in
+# six or fewer. But the difference shows: the obvious fine-tuning wrote about a girl in a forest,
+# while all three models trained with the recipe open on a "bright sea" and bring in "water";
+# the word "small" is the one they missed.
+
 # %%
-assert all(isinstance(runs[name]["example"], str) for name in ("full", "lora_r1", "lora_r8"))
+used = {name: [w for w in triples[0] if tasks.uses_all(runs[name]["example"], [w])]
+        for name in ("full_plain", "full", "lora_r1", "lora_r8")}
+assert used["full_plain"] == [] and all(used[name] == ["bright", "water"]
+                                        for name in ("full", "lora_r1", "lora_r8"))
 
 # %% [markdown]
 # ## A LoRA run you can watch
@@ -419,7 +497,8 @@ ch13.exercise_4(my_adapted_model, book.stored_model().model, practice_batch)
 # | the LoRA layer | a frozen weight plus a trainable $\frac{\alpha}{r} B A$; merge and unmerge | `model.lora.LoRALinear`, `add_lora`, `merge_lora`, `unmerge_lora` |
 # | adapters on disk | the adapters alone (safetensors, KB), or merged into a plain checkpoint | `save_adapter`, `load_adapter`, `merged_copy` with `training.checkpoint` |
 # | fine-tuning from the command line | `tlib-train --init-from DIR [--lora-rank R]`, same trainer, exact resume | `cli.train` |
-# | the stored runs | full fine-tuning, LoRA r=1 and r=8 on the task (100 steps each) | `book_config/make_adaptation_results.py`, `assets/adaptation/` |
+# | the fine-tuning data | swapped-in header words, the header out of the loss, the words' tokens weighted | `data.tasks` (`swapped_story`, `training_rows`); rows and weights in the trainer (`Trainer(..., train_weights=...)`) |
+# | the stored runs | full fine-tuning (plain data, swaps alone, the recipe), LoRA r=1 and r=8 with the recipe (300 steps each) | `book_config/make_adaptation_results.py`, `assets/adaptation/` |
 # | the figure | score, parameters, minutes, forgetting | `viz.plot_adaptation_results` |
 #
 # The solutions to the exercises are in `notebooks/solutions/13_adapting_solutions`.

@@ -570,7 +570,12 @@ def test_adaptation_results_has_four_panels_one_bar_per_run():
     assert len(score_ax.patches) == 2 and len(bpb_ax.patches) == 4
     assert params_ax.get_yscale() == "log"
     assert [t.get_text() for t in score_ax.get_xticklabels()] == ["base", "LoRA r=8"]
-    assert [t.get_text() for t in score_ax.texts] == ["0%", "40%"]
+    assert [t.get_text() for t in score_ax.texts] == ["0.0%", "40.0%"]
+    assert score_ax.get_ylim()[1] == pytest.approx(0.52)  # room above the best, not up to 1
+    assert all(ax.get_ylabel() for ax in figure.axes)
+    low = viz.plot_adaptation_results({"a": dict(runs["base"]), "b": {**runs["LoRA r=8"],
+                                                                     "score": 0.05}})
+    assert low.axes[0].get_ylim()[1] == pytest.approx(0.2)  # small scores stay readable
     with pytest.raises(ValueError, match="lacks bpb_after"):
         viz.plot_adaptation_results({"x": dict(score=0, trainable_parameters=0, minutes=0,
                                                bpb_before=1)})

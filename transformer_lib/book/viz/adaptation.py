@@ -33,20 +33,24 @@ def plot_adaptation_results(runs: Mapping[str, Mapping[str, float]]) -> Figure:
 
     scores = [float(runs[label]["score"]) for label in labels]
     bars = score_ax.bar(x, scores, color=TRAIN_COLOUR)
-    score_ax.bar_label(bars, [f"{s:.0%}" for s in scores], fontsize=8)
-    score_ax.set_ylim(0, 1.05)
+    score_ax.bar_label(bars, [f"{s:.1%}" for s in scores], fontsize=8)
+    # Up to the best score and some room, not always to 1: low scores stay readable.
+    score_ax.set_ylim(0, min(1.05, max(0.2, 1.3 * max(scores))))
     score_ax.set_title("stories using all 3 words")
+    score_ax.set_ylabel("share of the held-out stories")
 
     params = [max(int(runs[label]["trainable_parameters"]), 0) for label in labels]
     bars = params_ax.bar(x, [max(p, 1) for p in params], color=TRAIN_COLOUR)
     params_ax.bar_label(bars, [format_count(p) for p in params], fontsize=8)
     params_ax.set_yscale("log")
     params_ax.set_title("trainable parameters")
+    params_ax.set_ylabel("parameters (log scale)")
 
     minutes = [float(runs[label]["minutes"]) for label in labels]
     bars = minutes_ax.bar(x, minutes, color=TRAIN_COLOUR)
     minutes_ax.bar_label(bars, [f"{m:.1f}" for m in minutes], fontsize=8)
-    minutes_ax.set_title("training minutes")
+    minutes_ax.set_title("training time")
+    minutes_ax.set_ylabel("minutes")
 
     width = 0.4
     before = [float(runs[label]["bpb_before"]) for label in labels]
@@ -56,7 +60,8 @@ def plot_adaptation_results(runs: Mapping[str, Mapping[str, float]]) -> Figure:
     low, high = min(before + after), max(before + after)
     margin = max(high - low, 1e-3)
     bpb_ax.set_ylim(low - 2 * margin, high + margin)
-    bpb_ax.set_title("bits/byte, ordinary stories")
+    bpb_ax.set_title("forgetting: ordinary stories")
+    bpb_ax.set_ylabel("bits per byte")
     bpb_ax.legend(fontsize=8, loc="lower right")
 
     for ax in axes[0]:
