@@ -325,14 +325,20 @@ def test_compiled_decoding_refuses_the_ablation_architectures(tiny_config, varia
 def test_compiled_decoding_gives_the_eager_greedy_tokens():
     """compile=True (a static cache, one compiled step reused for every token) against the
     eager path, on a model whose greedy tokens vary; a second call reuses the graph."""
+    from transformer_lib.model.generation import _ahead_of_time_step
+
     model, prompt = _clear_margin_model()
     prompt = prompt.repeat(2, 1)
     eager = generate(model, prompt, 40, temperature=0)
+    built = _ahead_of_time_step.cache_info().misses
     compiled = generate(model, prompt, 40, temperature=0, compile=True)
     assert torch.equal(compiled, eager)
+    # On a CPU the step was compiled ahead of time, once for this shape and batch size ...
+    assert _ahead_of_time_step.cache_info().misses == built + 1
     again = generate(model, prompt[:, :3], 20, temperature=0, compile=True, eos_id=int(eager[0, 6]))
     assert torch.equal(again, generate(model, prompt[:, :3], 20, temperature=0,
                                        eos_id=int(eager[0, 6])))
+    assert _ahead_of_time_step.cache_info().misses == built + 1  # ... and reused
 
 
 def test_compiled_decoding_refuses_beams_and_no_cache(tiny_model):

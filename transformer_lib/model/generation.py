@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import functools
+import tempfile
+import warnings
+from pathlib import Path
 
 import torch
 
@@ -456,6 +459,70 @@ def _compiled_step():
                          options={"cpp_wrapper": True})
 
 
+class _StepModule(torch.nn.Module):
+    """:func:`static_cache_step` with every tensor a positional input, as ``torch.export``
+    wants it: the weights' tree structure and the config are fixed attributes."""
+
+    def __init__(self, config, structure, absent: tuple[bool, ...], num_layers: int):
+        super().__init__()
+        self.config, self.structure, self.absent = config, structure, absent
+        self.num_layers = num_layers
+
+    def forward(self, input_ids, positions, rope_cos, rope_sin, *tensors):
+        present = sum(not gone for gone in self.absent)
+        weights, caches = iter(tensors[:present]), tensors[present:]
+        leaves = [None if gone else next(weights) for gone in self.absent]
+        layered = [(caches[2 * i], caches[2 * i + 1]) for i in range(self.num_layers)]
+        return static_cache_step(torch.utils._pytree.tree_unflatten(leaves, self.structure),
+                                 self.config, input_ids, positions, layered, rope_cos, rope_sin)
+
+
+@functools.cache
+def _ahead_of_time_step(config, shapes: tuple, dtypes: tuple, absent: tuple[bool, ...],
+                        structure) -> object:
+    """:func:`static_cache_step` compiled ahead of time by AOTInductor for one CPU model shape
+    and batch size (the key), called with (input_ids (B, 1), position (1,), cos, sin, the
+    decoding weights present, every layer's key and value caches) and writing the caches in
+    place. Against ``torch.compile``'s graph it skips Dynamo's guards and the Python wrapper
+    around the kernels, which for a small model are most of a decoding step
+    (benchmarks/RESULTS.md). Built once per process and key (half a minute)."""
+    module = _StepModule(config, structure, absent, config.num_layers)
+    # Export traces ordinary tensors: generate() runs under inference mode, so step out of it.
+    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        # torch's export and packaging warn about their own internals; nothing for a caller.
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        examples = tuple(torch.zeros(shape, dtype=dtype)
+                         for shape, dtype in zip(shapes, dtypes, strict=True))
+        exported = torch.export.export(module, examples)
+        with tempfile.TemporaryDirectory(prefix="tlib-decoding-") as folder:
+            package = torch._inductor.aoti_compile_and_package(
+                exported, package_path=str(Path(folder) / "step.pt2"))
+            return torch._inductor.aoti_load_package(package)
+
+
+def _step_function(model, weights, caches, tables):
+    """The compiled decoding step for ``model``: step(input_ids (B, 1), position (1,)) ->
+    logits (B, V), writing ``caches``. On a CPU, AOTInductor's (:func:`_ahead_of_time_step`);
+    elsewhere ``torch.compile``'s, whose graph CUDA and MPS run without the CPU's per-call
+    overheads mattering as much."""
+    if model.embed_tokens.weight.device.type != "cpu":
+        compiled = _compiled_step()
+        return lambda ids, position: compiled(weights, model.config, ids, position, caches,
+                                              *tables)
+    leaves, structure = torch.utils._pytree.tree_flatten(weights)
+    present = [leaf for leaf in leaves if leaf is not None]
+    flat_caches = [buffer for pair in caches for buffer in pair]
+    # (input_ids, position, cos, sin, weights..., caches...): the runner's inputs, in order
+    fixed = (*tables, *present, *flat_caches)
+    batch = caches[0][0].shape[0]
+    shapes = ((batch, 1), (1,), *(tuple(t.shape) for t in fixed))
+    dtypes = (torch.long, torch.long, *(t.dtype for t in fixed))
+    runner = _ahead_of_time_step(model.config, shapes, dtypes,
+                                 tuple(leaf is None for leaf in leaves), structure)
+    return lambda ids, position: runner(ids, position, *fixed)
+
+
 def _compiled_loop(model, prompt, max_new_tokens, total, choose, eos_id,
                    use_cache) -> torch.Tensor:
     """:func:`_sampling_loop` with a static cache: the prompt runs eagerly through
@@ -476,7 +543,7 @@ def _compiled_loop(model, prompt, max_new_tokens, total, choose, eos_id,
     logits = static_cache_step(weights, model.config, prompt,
                                torch.arange(T, device=prompt.device), caches, *tables)
     position = torch.tensor([T], device=prompt.device)  # (1,), advanced in place
-    step = _compiled_step()
+    step = _step_function(model, weights, caches, tables)
     end = T
     for index in range(max_new_tokens):
         next_token = choose(logits)
@@ -490,6 +557,6 @@ def _compiled_loop(model, prompt, max_new_tokens, total, choose, eos_id,
         if index < max_new_tokens - 1:
             # The new token as its own (B, 1) tensor: a view into `tokens` would move its
             # storage offset every step, which the compiled graph would have to guard on.
-            logits = step(weights, model.config, next_token.view(B, 1), position, caches, *tables)
+            logits = step(next_token.view(B, 1), position)
             position += 1
     return tokens[:, :end]
