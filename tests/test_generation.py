@@ -236,21 +236,24 @@ def test_decoding_with_eos_reads_once_per_step_into_one_output_buffer(tiny_model
     assert cats == []  # the output is not grown by concatenation
 
 
-def _static_cache_logits(model, ids, prefill):
+def _static_cache_logits(model, ids, prefill, spans=False):
     """Logits of positions prefill-1 .. T-1 of ids (B, T) from static_cache_step, uncompiled:
-    the prompt in one call, then one token a call."""
+    the prompt in one call, then one token a call (with ``spans``, each attending over the
+    filled positions only, as the CPU's compiled step does). The caches start as noise, which
+    the mask, or the span, must keep out."""
     from transformer_lib.model.generation import decoding_weights, static_cache_step
 
     cfg = model.config
     B, T = ids.shape
     shape = (B, cfg.num_kv_heads, cfg.max_seq_len, cfg.head_dim)
-    caches = [(torch.zeros(shape), torch.zeros(shape)) for _ in model.layers]
+    caches = [(torch.randn(shape), torch.randn(shape)) for _ in model.layers]
     weights, tables = decoding_weights(model), (model.rope_cos, model.rope_sin)
     with torch.no_grad():
         logits = [static_cache_step(weights, cfg, ids[:, :prefill], torch.arange(prefill),
                                     caches, *tables)]
         logits += [static_cache_step(weights, cfg, ids[:, t:t + 1], torch.tensor([t]), caches,
-                                     *tables) for t in range(prefill, T)]
+                                     *tables, span=torch.empty(t + 1) if spans else None)
+                   for t in range(prefill, T)]
     return torch.stack(logits, dim=1)  # (B, T - prefill + 1, V)
 
 
@@ -272,6 +275,8 @@ def test_static_cache_step_gives_the_eager_logits(tiny_config, variant):
     with torch.no_grad():
         expected = model(ids)[:, 5:]  # (2, 4, V)
     torch.testing.assert_close(_static_cache_logits(model, ids, 6), expected,
+                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(_static_cache_logits(model, ids, 6, spans=True), expected,
                                atol=1e-5, rtol=1e-5)
 
 

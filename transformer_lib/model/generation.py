@@ -397,7 +397,7 @@ def _decoding_weights_of(model) -> tuple:
 
 def static_cache_step(weights: tuple, config, input_ids: torch.Tensor, positions: torch.Tensor,
                       caches: list[tuple[torch.Tensor, torch.Tensor]], rope_cos: torch.Tensor,
-                      rope_sin: torch.Tensor) -> torch.Tensor:
+                      rope_sin: torch.Tensor, span: torch.Tensor | None = None) -> torch.Tensor:
     """Logits (B, V) of the last of ``input_ids`` (B, T) at ``positions`` (T,), a tensor.
 
     The forward pass of :class:`Transformer` for decoding with a *static* cache (gpt-fast's
@@ -407,6 +407,10 @@ def static_cache_step(weights: tuple, config, input_ids: torch.Tensor, positions
     (key position <= query position). Every shape is fixed and the position is data, not a
     Python int, so one compiled graph serves every decoding step. The eager forward
     (:meth:`Transformer.forward`) is the reference: a test keeps the logits equal.
+
+    ``span``, if given, limits attention to the cache's first ``len(span)`` positions (those
+    filled so far): only its length is read, so that an exported step can take the filled
+    length as a dynamic size rather than attend over the whole cache at every token.
     """
     embedding, final_norm, head, layers = weights
     B, T = input_ids.shape
@@ -415,7 +419,7 @@ def static_cache_step(weights: tuple, config, input_ids: torch.Tensor, positions
     scale = D**-0.5 if config.attention_scale else 1.0
     x = embedding[input_ids]  # (B, T, C)
     cos, sin = rope_cos[positions], rope_sin[positions]  # (T, D)
-    max_len = caches[0][0].shape[2]
+    max_len = caches[0][0].shape[2] if span is None else span.shape[0]
     visible = torch.arange(max_len, device=positions.device) <= positions.unsqueeze(1)  # (T, S)
     for (attn_norm, qkv, o, mlp_norm, gate_up, down, q_norm, k_norm), (k_cache, v_cache) in zip(
             layers, caches, strict=True):
@@ -434,10 +438,11 @@ def static_cache_step(weights: tuple, config, input_ids: torch.Tensor, positions
         # matmuls: the compiler fuses them with the mask and softmax into one loop, where two
         # tiny matmul calls a layer cost more than their arithmetic.
         q = q.reshape(B, K, groups * T, D)
-        scores = (q.unsqueeze(3) * k_cache.unsqueeze(2)).sum(-1).float() * scale  # (B, K, G*T, S)
+        keys, values = k_cache[:, :, :max_len], v_cache[:, :, :max_len]  # (B, K, S, D)
+        scores = (q.unsqueeze(3) * keys.unsqueeze(2)).sum(-1).float() * scale  # (B, K, G*T, S)
         scores = scores.masked_fill(~visible.repeat(groups, 1), float("-inf"))
         probs = torch.softmax(scores, dim=-1).to(v_cache.dtype)
-        out = (probs.unsqueeze(-1) * v_cache.unsqueeze(2)).sum(3)  # (B, K, G*T, D)
+        out = (probs.unsqueeze(-1) * values.unsqueeze(2)).sum(3)  # (B, K, G*T, D)
         # (B, K, G*T, D) -> (B, H, T, D) -> (B, T, H*D)
         out = out.view(B, H, T, D).transpose(1, 2).reshape(B, T, H * D)
         x = x + out.to(x.dtype) @ o
@@ -468,22 +473,25 @@ class _StepModule(torch.nn.Module):
         self.config, self.structure, self.absent = config, structure, absent
         self.num_layers = num_layers
 
-    def forward(self, input_ids, positions, rope_cos, rope_sin, *tensors):
+    def forward(self, input_ids, positions, span, rope_cos, rope_sin, *tensors):
         present = sum(not gone for gone in self.absent)
         weights, caches = iter(tensors[:present]), tensors[present:]
         leaves = [None if gone else next(weights) for gone in self.absent]
         layered = [(caches[2 * i], caches[2 * i + 1]) for i in range(self.num_layers)]
         return static_cache_step(torch.utils._pytree.tree_unflatten(leaves, self.structure),
-                                 self.config, input_ids, positions, layered, rope_cos, rope_sin)
+                                 self.config, input_ids, positions, layered, rope_cos, rope_sin,
+                                 span)
 
 
 @functools.cache
 def _ahead_of_time_step(config, shapes: tuple, dtypes: tuple, absent: tuple[bool, ...],
                         structure) -> object:
     """:func:`static_cache_step` compiled ahead of time by AOTInductor for one CPU model shape
-    and batch size (the key), called with (input_ids (B, 1), position (1,), cos, sin, the
-    decoding weights present, every layer's key and value caches) and writing the caches in
-    place. Against ``torch.compile``'s graph it skips Dynamo's guards and the Python wrapper
+    and batch size (the key), called with (input_ids (B, 1), position (1,), span (filled
+    length,), cos, sin, the decoding weights present, every layer's key and value caches) and
+    writing the caches in place. The span's length is a dynamic size, so that attention covers
+    the filled positions only; it must stay below the caches' capacity (export cannot prove a
+    slice of a size's full length to be one graph), which is why the caches get one spare slot. Against ``torch.compile``'s graph it skips Dynamo's guards and the Python wrapper
     around the kernels, which for a small model are most of a decoding step
     (benchmarks/RESULTS.md). Built once per process and key (half a minute)."""
     module = _StepModule(config, structure, absent, config.num_layers)
@@ -494,7 +502,10 @@ def _ahead_of_time_step(config, shapes: tuple, dtypes: tuple, absent: tuple[bool
         warnings.simplefilter("ignore", DeprecationWarning)
         examples = tuple(torch.zeros(shape, dtype=dtype)
                          for shape, dtype in zip(shapes, dtypes, strict=True))
-        exported = torch.export.export(module, examples)
+        capacity = shapes[-1][2]  # (B, K, capacity, D) caches
+        filled = torch.export.Dim("filled", min=2, max=capacity - 1)
+        dynamic = (None, None, {0: filled}, *(None,) * 2, (None,) * (len(examples) - 5))
+        exported = torch.export.export(module, examples, dynamic_shapes=dynamic)
         with tempfile.TemporaryDirectory(prefix="tlib-decoding-") as folder:
             package = torch._inductor.aoti_compile_and_package(
                 exported, package_path=str(Path(folder) / "step.pt2"))
@@ -502,25 +513,26 @@ def _ahead_of_time_step(config, shapes: tuple, dtypes: tuple, absent: tuple[bool
 
 
 def _step_function(model, weights, caches, tables):
-    """The compiled decoding step for ``model``: step(input_ids (B, 1), position (1,)) ->
-    logits (B, V), writing ``caches``. On a CPU, AOTInductor's (:func:`_ahead_of_time_step`);
+    """The compiled decoding step for ``model``: step(input_ids (B, 1), position (1,), filled)
+    -> logits (B, V), writing ``caches``, attending over the first ``filled`` positions. On a CPU, AOTInductor's (:func:`_ahead_of_time_step`);
     elsewhere ``torch.compile``'s, whose graph CUDA and MPS run without the CPU's per-call
     overheads mattering as much."""
     if model.embed_tokens.weight.device.type != "cpu":
         compiled = _compiled_step()
-        return lambda ids, position: compiled(weights, model.config, ids, position, caches,
-                                              *tables)
+        return lambda ids, position, filled: compiled(weights, model.config, ids, position,
+                                                      caches, *tables)
     leaves, structure = torch.utils._pytree.tree_flatten(weights)
     present = [leaf for leaf in leaves if leaf is not None]
     flat_caches = [buffer for pair in caches for buffer in pair]
     # (input_ids, position, cos, sin, weights..., caches...): the runner's inputs, in order
     fixed = (*tables, *present, *flat_caches)
-    batch = caches[0][0].shape[0]
-    shapes = ((batch, 1), (1,), *(tuple(t.shape) for t in fixed))
-    dtypes = (torch.long, torch.long, *(t.dtype for t in fixed))
+    batch, capacity = caches[0][0].shape[0], caches[0][0].shape[2]
+    spans = torch.empty(capacity)  # its prefixes' lengths are the filled lengths
+    shapes = ((batch, 1), (1,), (2,), *(tuple(t.shape) for t in fixed))
+    dtypes = (torch.long, torch.long, spans.dtype, *(t.dtype for t in fixed))
     runner = _ahead_of_time_step(model.config, shapes, dtypes,
                                  tuple(leaf is None for leaf in leaves), structure)
-    return lambda ids, position: runner(ids, position, *fixed)
+    return lambda ids, position, filled: runner(ids, position, spans[:filled], *fixed)
 
 
 def _compiled_loop(model, prompt, max_new_tokens, total, choose, eos_id,
@@ -533,8 +545,10 @@ def _compiled_loop(model, prompt, max_new_tokens, total, choose, eos_id,
     finished = torch.zeros(B, dtype=torch.bool, device=prompt.device)
     param = model.embed_tokens.weight
     dtype = attention_dtype(projection_dtype(param), param.device)  # as make_caches
-    # A fixed capacity (max_seq_len), so that requests of any length share the compiled graph.
-    shape = (B, model.config.num_kv_heads, model.config.max_seq_len, model.config.head_dim)
+    # A fixed capacity, so that requests of any length share the compiled graph: max_seq_len,
+    # plus the spare slot the CPU's step needs (see _ahead_of_time_step).
+    capacity = model.config.max_seq_len + (param.device.type == "cpu")
+    shape = (B, model.config.num_kv_heads, capacity, model.config.head_dim)
     caches = [(torch.zeros(shape, dtype=dtype, device=param.device),
                torch.zeros(shape, dtype=dtype, device=param.device)) for _ in model.layers]
     choose.start(prompt)
@@ -557,6 +571,6 @@ def _compiled_loop(model, prompt, max_new_tokens, total, choose, eos_id,
         if index < max_new_tokens - 1:
             # The new token as its own (B, 1) tensor: a view into `tokens` would move its
             # storage offset every step, which the compiled graph would have to guard on.
-            logits = step(next_token.view(B, 1), position)
+            logits = step(next_token.view(B, 1), position, end)  # attends over `end` positions
             position += 1
     return tokens[:, :end]
