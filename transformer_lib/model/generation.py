@@ -489,11 +489,14 @@ def _ahead_of_time_step(config, shapes: tuple, dtypes: tuple, absent: tuple[bool
     """:func:`static_cache_step` compiled ahead of time by AOTInductor for one CPU model shape
     and batch size (the key), called with (input_ids (B, 1), position (1,), span (filled
     length,), cos, sin, the decoding weights present, every layer's key and value caches) and
-    writing the caches in place. The span's length is a dynamic size, so that attention covers
-    the filled positions only; it must stay below the caches' capacity (export cannot prove a
-    slice of a size's full length to be one graph), which is why the caches get one spare slot. Against ``torch.compile``'s graph it skips Dynamo's guards and the Python wrapper
-    around the kernels, which for a small model are most of a decoding step
-    (benchmarks/RESULTS.md). Built once per process and key (half a minute)."""
+    writing the caches in place.
+
+    Against ``torch.compile``'s graph it skips Dynamo's guards and the Python wrapper around
+    the kernels, which for a small model are most of a decoding step (benchmarks/RESULTS.md).
+    The span's length is a dynamic size, so that attention covers the filled positions only;
+    it must stay below the caches' capacity (export cannot prove a slice of a size's full
+    length to be the same graph), which is why the caches get one spare slot. Built once per
+    process and key."""
     module = _StepModule(config, structure, absent, config.num_layers)
     # Export traces ordinary tensors: generate() runs under inference mode, so step out of it.
     with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
