@@ -249,15 +249,7 @@ class RandomWindows:
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         """Resume from state_dict(); refuse a state recorded for other shapes or other tokens."""
-        mine = self.state_dict()
-        for field in ("batch_size", "seq_len", "n_tokens"):
-            if state[field] != mine[field]:
-                raise ValueError(
-                    f"sampler state has {field}={state[field]} but this sampler has "
-                    f"{mine[field]}; resuming would not reproduce the batch stream"
-                )
-        self.seed = int(state["seed"])
-        self.step = int(state["step"])
+        _resume_sampler(self, state, ("batch_size", "seq_len", "n_tokens"))
 
 
 class RandomRows:
@@ -314,15 +306,21 @@ class RandomRows:
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         """Resume from state_dict(); refuse a state recorded for other shapes or other rows."""
-        mine = self.state_dict()
-        for field in ("batch_size", "seq_len", "n_rows"):
-            if state.get(field) != mine[field]:
-                raise ValueError(
-                    f"sampler state has {field}={state.get(field)} but this sampler has "
-                    f"{mine[field]}; resuming would not reproduce the batch stream"
-                )
-        self.seed = int(state["seed"])
-        self.step = int(state["step"])
+        _resume_sampler(self, state, ("batch_size", "seq_len", "n_rows"))
+
+
+def _resume_sampler(sampler, state: dict[str, int], fixed: tuple[str, ...]) -> None:
+    """Set a sampler's seed and step from ``state``, refusing one whose ``fixed`` fields differ
+    from the sampler's own: resuming would not reproduce the batch stream."""
+    mine = sampler.state_dict()
+    for field in fixed:
+        if state.get(field) != mine[field]:
+            raise ValueError(
+                f"sampler state has {field}={state.get(field)} but this sampler has "
+                f"{mine[field]}; resuming would not reproduce the batch stream"
+            )
+    sampler.seed = int(state["seed"])
+    sampler.step = int(state["step"])
 
 
 class SequentialWindows:

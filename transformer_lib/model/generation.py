@@ -468,16 +468,15 @@ class _StepModule(torch.nn.Module):
     """:func:`static_cache_step` with every tensor a positional input, as ``torch.export``
     wants it: the weights' tree structure and the config are fixed attributes."""
 
-    def __init__(self, config, structure, absent: tuple[bool, ...], num_layers: int):
+    def __init__(self, config, structure, absent: tuple[bool, ...]):
         super().__init__()
         self.config, self.structure, self.absent = config, structure, absent
-        self.num_layers = num_layers
 
     def forward(self, input_ids, positions, span, rope_cos, rope_sin, *tensors):
         present = sum(not gone for gone in self.absent)
         weights, caches = iter(tensors[:present]), tensors[present:]
         leaves = [None if gone else next(weights) for gone in self.absent]
-        layered = [(caches[2 * i], caches[2 * i + 1]) for i in range(self.num_layers)]
+        layered = [(caches[2 * i], caches[2 * i + 1]) for i in range(self.config.num_layers)]
         return static_cache_step(torch.utils._pytree.tree_unflatten(leaves, self.structure),
                                  self.config, input_ids, positions, layered, rope_cos, rope_sin,
                                  span)
@@ -497,7 +496,7 @@ def _ahead_of_time_step(config, shapes: tuple, dtypes: tuple, absent: tuple[bool
     it must stay below the caches' capacity (export cannot prove a slice of a size's full
     length to be the same graph), which is why the caches get one spare slot. Built once per
     process and key."""
-    module = _StepModule(config, structure, absent, config.num_layers)
+    module = _StepModule(config, structure, absent)
     # Export traces ordinary tensors: generate() runs under inference mode, so step out of it.
     with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
         # torch's export and packaging warn about their own internals; nothing for a caller.
@@ -517,9 +516,9 @@ def _ahead_of_time_step(config, shapes: tuple, dtypes: tuple, absent: tuple[bool
 
 def _step_function(model, weights, caches, tables):
     """The compiled decoding step for ``model``: step(input_ids (B, 1), position (1,), filled)
-    -> logits (B, V), writing ``caches``, attending over the first ``filled`` positions. On a CPU, AOTInductor's (:func:`_ahead_of_time_step`);
-    elsewhere ``torch.compile``'s, whose graph CUDA and MPS run without the CPU's per-call
-    overheads mattering as much."""
+    -> logits (B, V), writing ``caches`` and attending over their first ``filled`` positions.
+    On a CPU, AOTInductor's (:func:`_ahead_of_time_step`); elsewhere ``torch.compile``'s (which
+    attends over the whole cache, masked), whose per-call overheads matter less on a GPU."""
     if model.embed_tokens.weight.device.type != "cpu":
         compiled = _compiled_step()
         return lambda ids, position, filled: compiled(weights, model.config, ids, position,
@@ -527,7 +526,7 @@ def _step_function(model, weights, caches, tables):
     leaves, structure = torch.utils._pytree.tree_flatten(weights)
     present = [leaf for leaf in leaves if leaf is not None]
     flat_caches = [buffer for pair in caches for buffer in pair]
-    # (input_ids, position, cos, sin, weights..., caches...): the runner's inputs, in order
+    # (input_ids, position, span, cos, sin, weights..., caches...): the runner's inputs
     fixed = (*tables, *present, *flat_caches)
     batch, capacity = caches[0][0].shape[0], caches[0][0].shape[2]
     spans = torch.empty(capacity)  # its prefixes' lengths are the filled lengths
