@@ -236,11 +236,11 @@ def test_decoding_with_eos_reads_once_per_step_into_one_output_buffer(tiny_model
     assert cats == []  # the output is not grown by concatenation
 
 
-def _static_cache_logits(model, ids, prefill, spans=False):
+def _static_cache_logits(model, ids, prefill, spans=False, products_up_to=0):
     """Logits of positions prefill-1 .. T-1 of ids (B, T) from static_cache_step, uncompiled:
     the prompt in one call, then one token a call (with ``spans``, each attending over the
-    filled positions only, as the CPU's compiled step does). The caches start as noise, which
-    the mask, or the span, must keep out."""
+    filled positions only, as the CPU's compiled step does; ``products_up_to`` as it passes
+    it). The caches start as noise, which the mask, or the span, must keep out."""
     from transformer_lib.model.generation import decoding_weights, static_cache_step
 
     cfg = model.config
@@ -250,9 +250,10 @@ def _static_cache_logits(model, ids, prefill, spans=False):
     weights, tables = decoding_weights(model), (model.rope_cos, model.rope_sin)
     with torch.no_grad():
         logits = [static_cache_step(weights, cfg, ids[:, :prefill], torch.arange(prefill),
-                                    caches, *tables)]
+                                    caches, *tables, products_up_to=products_up_to)]
         logits += [static_cache_step(weights, cfg, ids[:, t:t + 1], torch.tensor([t]), caches,
-                                     *tables, span=torch.empty(t + 1) if spans else None)
+                                     *tables, span=torch.empty(t + 1) if spans else None,
+                                     products_up_to=products_up_to)
                    for t in range(prefill, T)]
     return torch.stack(logits, dim=1)  # (B, T - prefill + 1, V)
 
@@ -278,6 +279,11 @@ def test_static_cache_step_gives_the_eager_logits(tiny_config, variant):
                                atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(_static_cache_logits(model, ids, 6, spans=True), expected,
                                atol=1e-5, rtol=1e-5)
+    # Every matrix as products and sums (the CPU's compiled step for a small model), and only
+    # the smaller ones (the tiny preset's head has 64 x 512 elements, the rest fewer).
+    for limit in (10**9, 64 * 512 - 1):
+        torch.testing.assert_close(_static_cache_logits(model, ids, 6, True, limit), expected,
+                                   atol=1e-5, rtol=1e-5)
 
 
 def test_static_cache_step_adds_unmerged_lora_corrections(tiny_model):
@@ -327,11 +333,26 @@ def test_compiled_decoding_refuses_the_ablation_architectures(tiny_config, varia
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("gcc") is None and shutil.which("cc") is None,
                     reason="torch.compile's CPU backend (Inductor) needs a C compiler")
-def test_compiled_decoding_gives_the_eager_greedy_tokens():
+@pytest.mark.parametrize("small_matrix", [None, 0], ids=["products", "blas"])
+def test_compiled_decoding_gives_the_eager_greedy_tokens(monkeypatch, small_matrix):
     """compile=True (a static cache, one compiled step reused for every token) against the
-    eager path, on a model whose greedy tokens vary; a second call reuses the graph."""
+    eager path, on a model whose greedy tokens vary; a second call reuses the graph. Both
+    ways of multiplying by a matrix in the CPU's step: the tiny model's matrices are small, so
+    by default as products and sums; with the limit at 0, by the BLAS library, as a larger
+    model's are."""
+    from transformer_lib.model import generation
     from transformer_lib.model.generation import _ahead_of_time_step
 
+    if small_matrix is not None:
+        monkeypatch.setattr(generation, "_SMALL_MATRIX", small_matrix)
+    built_with = []
+    original = generation._StepModule.__init__
+
+    def recording_init(self, *args):
+        original(self, *args)
+        built_with.append(self.products_up_to)
+
+    monkeypatch.setattr(generation._StepModule, "__init__", recording_init)
     model, prompt = _clear_margin_model()
     prompt = prompt.repeat(2, 1)
     eager = generate(model, prompt, 40, temperature=0)
@@ -344,6 +365,7 @@ def test_compiled_decoding_gives_the_eager_greedy_tokens():
     assert torch.equal(again, generate(model, prompt[:, :3], 20, temperature=0,
                                        eos_id=int(eager[0, 6])))
     assert _ahead_of_time_step.cache_info().misses == built + 1  # ... and reused
+    assert built_with == [generation._SMALL_MATRIX]  # products for a small model, else 0
 
 
 def test_compiled_decoding_refuses_beams_and_no_cache(tiny_model):

@@ -503,6 +503,15 @@ def test_eval_mode_restores_the_mode_even_after_an_error():
     with eval_mode(model.eval()):
         pass
     assert not model.training
+    # Mixed modes (a frozen block kept in eval mode while the rest trains) come back as they
+    # were, each submodule its own, and inside the block every submodule is in eval mode.
+    model.train()
+    model.layers[0].eval()
+    before = {name: sub.training for name, sub in model.named_modules()}
+    with eval_mode(model):
+        assert not any(sub.training for sub in model.modules())
+    assert {name: sub.training for name, sub in model.named_modules()} == before
+    assert model.training and not model.layers[0].training
 
 
 def test_training_steps_between_log_steps_read_nothing_from_the_device(monkeypatch):

@@ -397,7 +397,8 @@ def _decoding_weights_of(model) -> tuple:
 
 def static_cache_step(weights: tuple, config, input_ids: torch.Tensor, positions: torch.Tensor,
                       caches: list[tuple[torch.Tensor, torch.Tensor]], rope_cos: torch.Tensor,
-                      rope_sin: torch.Tensor, span: torch.Tensor | None = None) -> torch.Tensor:
+                      rope_sin: torch.Tensor, span: torch.Tensor | None = None,
+                      products_up_to: int = 0) -> torch.Tensor:
     """Logits (B, V) of the last of ``input_ids`` (B, T) at ``positions`` (T,), a tensor.
 
     The forward pass of :class:`Transformer` for decoding with a *static* cache (gpt-fast's
@@ -411,7 +412,18 @@ def static_cache_step(weights: tuple, config, input_ids: torch.Tensor, positions
     ``span``, if given, limits attention to the cache's first ``len(span)`` positions (those
     filled so far): only its length is read, so that an exported step can take the filled
     length as a dynamic size rather than attend over the whole cache at every token.
+
+    Matrices of at most ``products_up_to`` elements are applied as elementwise products and a
+    sum rather than a matrix product: the same arithmetic, which a compiler fuses with the
+    operations around it, where a matrix product is a call into the BLAS library. For a small
+    model's matrices the call costs more than its arithmetic; for large ones the library's
+    kernel is faster (benchmarks/RESULTS.md).
     """
+    def times(rows: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:  # (..., in) @ (in, out)
+        if matrix.numel() <= products_up_to:
+            return (rows.unsqueeze(-1) * matrix).sum(-2)  # (..., in, 1) * (in, out), summed
+        return rows @ matrix
+
     embedding, final_norm, head, layers = weights
     B, T = input_ids.shape
     H, K, D, eps = config.num_heads, config.num_kv_heads, config.head_dim, config.norm_eps
@@ -423,7 +435,7 @@ def static_cache_step(weights: tuple, config, input_ids: torch.Tensor, positions
     visible = torch.arange(max_len, device=positions.device) <= positions.unsqueeze(1)  # (T, S)
     for (attn_norm, qkv, o, mlp_norm, gate_up, down, q_norm, k_norm), (k_cache, v_cache) in zip(
             layers, caches, strict=True):
-        q, k, v = (rms_norm(x, attn_norm, eps) @ qkv).split([H * D, K * D, K * D], dim=-1)
+        q, k, v = times(rms_norm(x, attn_norm, eps), qkv).split([H * D, K * D, K * D], dim=-1)
         # (B, T, H*D) -> (B, T, H, D) -> (B, H, T, D); K heads for keys and values
         q = q.view(B, T, H, D).transpose(1, 2).to(k_cache.dtype)
         k = k.view(B, T, K, D).transpose(1, 2).to(k_cache.dtype)
@@ -445,13 +457,20 @@ def static_cache_step(weights: tuple, config, input_ids: torch.Tensor, positions
         out = (probs.unsqueeze(-1) * values.unsqueeze(2)).sum(3)  # (B, K, G*T, D)
         # (B, K, G*T, D) -> (B, H, T, D) -> (B, T, H*D)
         out = out.view(B, H, T, D).transpose(1, 2).reshape(B, T, H * D)
-        x = x + out.to(x.dtype) @ o
-        gate, up = (rms_norm(x, mlp_norm, eps) @ gate_up).chunk(2, dim=-1)
-        x = x + silu_mul(gate, up) @ down
-    logits = rms_norm(x[:, -1], final_norm, eps) @ head  # (B, V)
+        x = x + times(out.to(x.dtype), o)
+        gate, up = times(rms_norm(x, mlp_norm, eps), gate_up).chunk(2, dim=-1)
+        x = x + times(silu_mul(gate, up), down)
+    logits = times(rms_norm(x[:, -1], final_norm, eps), head)  # (B, V)
     if config.logit_softcap is not None:
         logits = config.logit_softcap * torch.tanh(logits / config.logit_softcap)
     return logits
+
+
+# A model whose decoding matrices all have at most this many elements (stories260K's largest
+# has 32,768) decodes on a CPU with every matrix product written as products and sums, so that
+# its compiled step is one generated kernel with its buffers on the stack; larger models keep
+# the BLAS library's matrix products (see static_cache_step's products_up_to).
+_SMALL_MATRIX = 65536
 
 
 @functools.cache
@@ -468,9 +487,10 @@ class _StepModule(torch.nn.Module):
     """:func:`static_cache_step` with every tensor a positional input, as ``torch.export``
     wants it: the weights' tree structure and the config are fixed attributes."""
 
-    def __init__(self, config, structure, absent: tuple[bool, ...]):
+    def __init__(self, config, structure, absent: tuple[bool, ...], products_up_to: int):
         super().__init__()
         self.config, self.structure, self.absent = config, structure, absent
+        self.products_up_to = products_up_to
 
     def forward(self, input_ids, positions, span, rope_cos, rope_sin, *tensors):
         present = sum(not gone for gone in self.absent)
@@ -479,12 +499,12 @@ class _StepModule(torch.nn.Module):
         layered = [(caches[2 * i], caches[2 * i + 1]) for i in range(self.config.num_layers)]
         return static_cache_step(torch.utils._pytree.tree_unflatten(leaves, self.structure),
                                  self.config, input_ids, positions, layered, rope_cos, rope_sin,
-                                 span)
+                                 span, self.products_up_to)
 
 
 @functools.cache
 def _ahead_of_time_step(config, shapes: tuple, dtypes: tuple, absent: tuple[bool, ...],
-                        structure) -> object:
+                        structure, products_up_to: int = 0) -> object:
     """:func:`static_cache_step` compiled ahead of time by AOTInductor for one CPU model shape
     and batch size (the key), called with (input_ids (B, 1), position (1,), span (filled
     length,), cos, sin, the decoding weights present, every layer's key and value caches) and
@@ -496,7 +516,7 @@ def _ahead_of_time_step(config, shapes: tuple, dtypes: tuple, absent: tuple[bool
     it must stay below the caches' capacity (export cannot prove a slice of a size's full
     length to be the same graph), which is why the caches get one spare slot. Built once per
     process and key."""
-    module = _StepModule(config, structure, absent)
+    module = _StepModule(config, structure, absent, products_up_to)
     # Export traces ordinary tensors: generate() runs under inference mode, so step out of it.
     with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
         # torch's export and packaging warn about their own internals; nothing for a caller.
@@ -510,7 +530,8 @@ def _ahead_of_time_step(config, shapes: tuple, dtypes: tuple, absent: tuple[bool
         exported = torch.export.export(module, examples, dynamic_shapes=dynamic)
         with tempfile.TemporaryDirectory(prefix="tlib-decoding-") as folder:
             package = torch._inductor.aoti_compile_and_package(
-                exported, package_path=str(Path(folder) / "step.pt2"))
+                exported, package_path=str(Path(folder) / "step.pt2"),
+                inductor_configs={"aot_inductor.allow_stack_allocation": True})
             return torch._inductor.aoti_load_package(package)
 
 
@@ -532,9 +553,17 @@ def _step_function(model, weights, caches, tables):
     spans = torch.empty(capacity)  # its prefixes' lengths are the filled lengths
     shapes = ((batch, 1), (1,), (2,), *(tuple(t.shape) for t in fixed))
     dtypes = (torch.long, torch.long, spans.dtype, *(t.dtype for t in fixed))
+    _, _, head, layers = weights
+    largest = max(matrix.numel() for matrix in (head, *(t for layer in layers for t in layer))
+                  if matrix is not None and matrix.dim() == 2)
     runner = _ahead_of_time_step(model.config, shapes, dtypes,
-                                 tuple(leaf is None for leaf in leaves), structure)
-    return lambda ids, position, filled: runner(ids, position, spans[:filled], *fixed)
+                                 tuple(leaf is None for leaf in leaves), structure,
+                                 _SMALL_MATRIX if largest <= _SMALL_MATRIX else 0)
+    # The package's C++ entry point, on the flat inputs: the runner's own __call__ parses its
+    # input and output specs from JSON and flattens the arguments at every call, about a third
+    # of a small model's step (benchmarks/RESULTS.md).
+    run = runner.loader.run
+    return lambda ids, position, filled: run([ids, position, spans[:filled], *fixed])[0]
 
 
 def _compiled_loop(model, prompt, max_new_tokens, total, choose, eos_id,
@@ -556,8 +585,10 @@ def _compiled_loop(model, prompt, max_new_tokens, total, choose, eos_id,
     choose.start(prompt)
     weights = _decoding_weights_of(model)
     tables = (model.rope_cos, model.rope_sin)
+    # The prompt attends over its own T positions: the whole cache's would be mostly masked.
     logits = static_cache_step(weights, model.config, prompt,
-                               torch.arange(T, device=prompt.device), caches, *tables)
+                               torch.arange(T, device=prompt.device), caches, *tables,
+                               span=torch.empty(T, device=prompt.device))
     position = torch.tensor([T], device=prompt.device)  # (1,), advanced in place
     step = _step_function(model, weights, caches, tables)
     end = T
