@@ -953,25 +953,28 @@ viz.plot_bars({f"{name.split(',')[0]}: {way}": rate
               ylabel="tokens per second (log scale)", annotate="{:,.0f}", logy=True)
 
 # %% [markdown]
-# On stories260K compiling made decoding about 10 times faster, and `run.c` is still nearly
-# four times faster than that: a step of this model is dozens of generated kernels and
-# matrix calls of a few microseconds each, where `run.c` is one C loop. On the 15M shape the
-# arithmetic dominates, compiling more than doubled the speed, and the compiled path is about
-# 8% faster than the C reference: much of that gain is the (in, out) layout, since a row
-# vector times an (out, in) matrix (what `F.linear` computes) is several times slower for the
-# 32,000-row output head (`benchmarks/RESULTS.md` times the head alone). The bigger the model,
-# the less the framework matters.
+# On stories260K compiling made decoding about 15 times faster, to about four fifths of
+# `run.c`'s speed. For a model this small a call into the BLAS library costs more than the
+# product it computes, so when every matrix is small (at most 64K numbers) the compiled step
+# writes each matrix product out as elementwise products and a sum: the compiler fuses them
+# with everything around them, and the whole step becomes one generated C++ function with its
+# buffers on the stack, much as `run.c` is one C loop. What is left of the gap is mostly the
+# Python loop around the steps. On the 15M shape the arithmetic dominates and the library's
+# matrix products stay (written out, they were much slower there); compiling more than doubled
+# the speed, and the compiled path is about 14% faster than the C reference: much of that gain
+# is the (in, out) layout, since a row vector times an (out, in) matrix (what `F.linear`
+# computes) is several times slower for the 32,000-row output head (`benchmarks/RESULTS.md`
+# times the head alone). The bigger the model, the less the framework matters.
 
 # %%
 small, large = decoding_bench["runs"].values()
 for run in (small, large):
     assert run["compiled_equals_eager"]  # compiling changed no token
     assert run["tokens_per_s"]["compiled"] > 2 * run["tokens_per_s"]["eager"]
-assert small["tokens_per_s"]["compiled"] > 8 * small["tokens_per_s"]["eager"]
-assert 3 * small["tokens_per_s"]["compiled"] < small["tokens_per_s"]["run.c"] < (
-    4 * small["tokens_per_s"]["compiled"])
+assert 12 < small["tokens_per_s"]["compiled"] / small["tokens_per_s"]["eager"] < 18
+assert 0.75 < small["ratio_to_runc"]["compiled"] < 0.85
 assert large["tokens_per_s"]["compiled"] > 2.5 * large["tokens_per_s"]["eager"]
-assert 1.0 < large["ratio_to_runc"]["compiled"] < 1.15
+assert 1.1 < large["ratio_to_runc"]["compiled"] < 1.2
 
 # %% [markdown]
 # ## Exercises
