@@ -77,8 +77,9 @@ def test_absolute_positions_are_added_to_the_embedding(positions):
 
 
 def test_sinusoidal_table_is_the_transformer_papers():
+    """The 2017 table, divided by sqrt(d_model): the paper scaled the embeddings up instead."""
     model = model_of(positions="sinusoidal")
-    table = model.position_table  # (max_seq_len, C)
+    table = model.position_table * math.sqrt(TINY.d_model)  # (max_seq_len, C)
     pos, i = 3, 5
     assert math.isclose(table[pos, 2 * i].item(), math.sin(pos / 10000 ** (2 * i / TINY.d_model)),
                         rel_tol=1e-5)
