@@ -514,8 +514,11 @@ def _ahead_of_time_step(config, shapes: tuple, dtypes: tuple, absent: tuple[bool
     the kernels, which for a small model are most of a decoding step (benchmarks/RESULTS.md).
     The span's length is a dynamic size, so that attention covers the filled positions only;
     it must stay below the caches' capacity (export cannot prove a slice of a size's full
-    length to be the same graph), which is why the caches get one spare slot. Built once per
-    process and key."""
+    length to be the same graph), which is why the caches get one spare slot.
+    ``products_up_to`` is :func:`static_cache_step`'s; where it covers every matrix, no BLAS
+    call is left and AOTInductor keeps the fixed-size buffers on the stack (its
+    ``allow_stack_allocation``; any extern call turns that off). Built once per process and
+    key."""
     module = _StepModule(config, structure, absent, products_up_to)
     # Export traces ordinary tensors: generate() runs under inference mode, so step out of it.
     with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
