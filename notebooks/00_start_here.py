@@ -43,9 +43,10 @@
 # - **RoPE.** Encodes position by rotating query and key vectors by angles proportional to the
 #   position, so the attention score between two tokens depends on their *distance*; there are no
 #   position parameters to learn.
-# - **SwiGLU.** A feed-forward layer in which one projection gates another elementwise; at equal
-#   parameter count it trains to a lower *loss* than a ReLU or GELU layer (the loss measures
-#   how badly a model predicts the next token; chapter 3 defines it). It has three matrices
+# - **SwiGLU.** A feed-forward layer in which one projection gates another elementwise; in the
+#   papers' larger models, at equal parameter count, it trains to a lower *loss* than a ReLU or
+#   GELU layer (the loss measures how badly a model predicts the next token; chapter 3 defines
+#   it), though on the book's small model chapter 12 measures no difference. It has three matrices
 #   instead of two, so Llama makes it 8/3 rather than 4 times as wide as the model, which keeps
 #   its parameter count. The library rounds that width up to a multiple of 64: for the book's
 #   model, 128 wide, that gives 384, exactly 3 times as wide.

@@ -796,10 +796,10 @@ explorer
 # ## Measured: what this choice buys
 #
 # Chapter 12 measures this chapter's choices on the book's own task: multi-head attention
-# (+0.010), multi-query (-0.002) and dropping the $1/\sqrt{D}$ scale (-0.016 bits per byte) all
-# stay inside the seeds' spread. Grouped-query attention buys memory for the KV cache at no
-# measurable cost in loss. These are 30-step runs from three seeds each, so they measure how fast
-# a model starts to learn, not where it ends up.
+# (+0.05, from one bad seed), multi-query (+0.02) and dropping the $1/\sqrt{D}$ scale (+0.006 bits
+# per byte) all stay inside the seeds' spread. Grouped-query attention buys memory for the KV
+# cache at no measurable cost in loss. These are runs of chapter 7's 300 steps from three seeds
+# each, so they measure a short run, not where a long one ends up.
 
 # %% [markdown]
 # ## Exercises

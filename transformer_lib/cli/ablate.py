@@ -7,7 +7,7 @@ version, the CPU and the extract's checksums. Each variant changes one thing (a 
 TrainConfig option). Where the change alters the parameter count, the feed-forward width is
 re-chosen so the total is as close as it can be to the baseline's (``matched`` in the file says
 how far). ``python -m transformer_lib.ablate --out FILE --jobs 2``: the stored sweep (16
-variants, three seeds, 300 steps) took about 50 minutes on 2 cores that way.
+variants, three seeds, 300 steps) took 40 minutes on 2 cores that way.
 """
 
 from __future__ import annotations

@@ -32,7 +32,8 @@ def plot_ablations(summaries: dict[str, VariantSummary], *, baseline: str = "bas
     ax.invert_yaxis()  # the best variant at the top
     ax.set(title=title, xlabel="bits per byte (lower is better)")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    # Best rows at the top sit at the left, worst at the bottom right: the top right is free.
+    ax.legend(fontsize=8, loc="upper right")
     return figure
 
 
