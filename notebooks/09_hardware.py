@@ -929,8 +929,9 @@ assert achieved["book model, decode"] < achieved["book model, train"] / 3
 # `torch.export`, then `torch._inductor.aoti_compile_and_package`), so that a call is one C++
 # function: no check by the just-in-time compiler that its graph still applies, no Python
 # between the kernels; and attention there covers only the positions filled so far (their
-# number is a dynamic size of the exported step), not the whole static cache. We measured it with `tlib-bench --llama2c` against llama2.c's `run.c`, a
-# few hundred lines of plain C compiled with `gcc -Ofast -march=native`, on two models: the
+# number is a dynamic size of the exported step), not the whole static cache. We measured it
+# with `tlib-bench --llama2c` against llama2.c's `run.c`, a few hundred lines of plain C
+# compiled with `gcc -Ofast -march=native`, on two models: the
 # 260K-parameter stories260K, and a file of stories15M's shape (15M parameters, 6 layers of
 # width 288, a 32,000-token vocabulary) with random weights. Timings are of one machine, so
 # they are stored, with the machine, rather than remeasured here.

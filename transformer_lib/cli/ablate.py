@@ -6,8 +6,8 @@ validation bits per byte, the parameter count and the training speed, plus the c
 version, the CPU and the extract's checksums. Each variant changes one thing (a ModelConfig or
 TrainConfig option). Where the change alters the parameter count, the feed-forward width is
 re-chosen so the total is as close as it can be to the baseline's (``matched`` in the file says
-how far). ``python -m transformer_lib.ablate --out FILE --jobs 2``: the stored sweep (16
-variants, three seeds, 300 steps) took 40 minutes on 2 cores that way.
+how far). ``python -m transformer_lib.ablate --out FILE --jobs 2`` remakes the stored sweep
+(its time on one machine: benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
