@@ -716,30 +716,35 @@ for story in stories:
 #
 # The notebook trains for 300 steps so that the book builds in a few minutes. The command line
 # trains the same model shape (the `tinystories-cpu` preset, with a 2,048-id tokenizer) with the
-# settings that did best in five-minute runs on a 2-core CPU: a peak learning rate of 0.005,
-# weight decay 1.0, the Muon optimizer for the blocks' matrices (AdamW for the embedding and the
-# gains; chapter 12 measures the two against each other) and bf16 autocast on a CPU that
-# computes bf16 in hardware (float32 on others, where bf16 is emulated and slow: chapter 9). It
-# writes checkpoints you can evaluate and sample from.
-# This is the recipe of the stored model that chapters 8 onwards study
-# (`book_config/make_stored_model.py` runs it and records the result), 1,200 steps; the cell
-# after the commands reads from the stored model's own record how long they took:
+# settings that did best in runs of the same length on a 2-core CPU: a peak learning rate of
+# 0.005, weight decay 1.0, the Muon optimizer for the blocks' matrices (AdamW for the embedding
+# and the gains; chapter 12 measures the two against each other), batches of 8 windows under a
+# warm-up/stable/decay schedule (the rate stays at its peak until the last fifth of the run,
+# then falls linearly), and bf16 autocast on a CPU that computes bf16 in hardware (float32 on
+# others, where bf16 is emulated and slow: chapter 9). It writes checkpoints you can evaluate
+# and sample from.
+# The stored model that chapters 8 onwards study (`book_config/make_stored_model.py` runs its
+# recipe and records the result) was trained before the last two settings were adopted, with
+# batches of 16 under the cosine, for 1,200 steps: the first command below repeats it, and the
+# cell after the commands reads from the stored model's own record how long it took:
 #
 # ```bash
-# tlib-train --data $TINYSTORIES_PATH --out runs/tinystories --max-steps 1200
+# tlib-train --data $TINYSTORIES_PATH --out runs/tinystories --max-steps 1200 \
+#     --batch-size 16 --schedule cosine
 # tlib-evaluate --checkpoint runs/tinystories \
 #     --data $TINYSTORIES_PATH/validation.txt
 # tlib-generate --checkpoint runs/tinystories --prompt "Once upon a time"
 # ```
 #
-# `--max-minutes 5` instead of `--max-steps` stops by wall-clock time, with the cosine schedule
-# planned for the time budget. `--data` names a directory of stories; with `TINYSTORIES_PATH`
-# pointing at the book's extract, the run above reads those 3,316 stories. Point it at a full
-# copy of TinyStories (or leave out `--data` with the variable unset, which downloads the
-# dataset from the hub, about a gigabyte) to train on all 2.1 million. `train` picks a CUDA or
-# Apple GPU when it finds one (`--device auto`), checkpoints the run so that `--resume`
-# continues it exactly after an interruption, and runs data-parallel under `torchrun`; each
-# command has `--help`.
+# `--max-minutes 5` instead of `--max-steps` (and without the two flags: the command's own
+# defaults) stops by wall-clock time, with the schedule planned for the time budget. `--data`
+# names a directory of stories; with `TINYSTORIES_PATH` pointing at the book's extract, the run
+# above reads those 3,316 stories. Point it at a full copy of TinyStories (or leave out
+# `--data` with the variable unset, which downloads the dataset from the hub, about a gigabyte)
+# to train on all 2.1 million. `train` picks a CUDA or Apple GPU when it finds one (`--device
+# auto`; pass a larger `--batch-size` there, where 8 windows leave most of a GPU idle),
+# checkpoints the run so that `--resume` continues it exactly after an interruption, and runs
+# data-parallel under `torchrun`; each command has `--help`.
 
 # %%
 stored_meta = book.stored_model().meta

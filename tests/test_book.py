@@ -39,8 +39,15 @@ def test_stored_model_is_the_books_grouped_query_model():
     assert not stored.model.training
     assert config.num_kv_heads < config.num_heads  # grouped-query attention, as Llama
     assert config.vocab_size == stored.tokenizer.vocab_size == book.BOOK_VOCAB_SIZE
-    assert "--max-steps" in stored.meta["recipe"]["command"]
-    assert stored.meta["step"] == int(stored.meta["recipe"]["command"].split()[-1])
+    command = stored.meta["recipe"]["command"].split()
+    options = command[command.index("--max-steps"):]  # flag, value, flag, value, ...
+    flags = dict(zip(options[::2], options[1::2], strict=True))
+    # the recorded command is the run that made the weights: its steps, batch and schedule
+    trained = stored.meta["train_config"]
+    assert stored.meta["step"] == trained["max_steps"] == int(flags["--max-steps"])
+    # spelled out, since the command's defaults for a new model have moved on since
+    assert trained["batch_size"] == int(flags["--batch-size"])
+    assert trained["schedule"] == flags["--schedule"]
     text = "Once upon a time, there was a little cat."
     assert stored.tokenizer.decode(stored.tokenizer.encode(text)) == text
 

@@ -427,6 +427,25 @@ def test_cli_optimizer_is_muon_for_a_new_model_and_adamw_for_fine_tuning():
     assert train_config_from_args(fresh, saved, "cpu").optimizer == "adamw"
 
 
+def test_cli_new_model_trains_on_8_windows_under_wsd_and_fine_tuning_keeps_the_library_defaults():
+    from transformer_lib.cli.train import build_parser, train_config_from_args
+
+    fresh = train_config_from_args(build_parser().parse_args(["--out", "x", "--max-steps", "5"]),
+                                   None, "cpu")
+    assert (fresh.batch_size, fresh.schedule) == (8, "wsd")
+    library = TrainConfig(max_steps=5)  # the library's defaults are unchanged
+    assert (library.batch_size, library.schedule) == (16, "cosine")
+    tune = train_config_from_args(build_parser().parse_args(
+        ["--out", "x", "--init-from", "base", "--max-steps", "5"]), None, "cpu")
+    assert (tune.batch_size, tune.schedule, tune.weight_decay) == (16, "cosine", 1.0)
+    explicit = train_config_from_args(build_parser().parse_args(
+        ["--out", "x", "--batch-size", "32", "--schedule", "cosine"]), None, "cpu")
+    assert (explicit.batch_size, explicit.schedule) == (32, "cosine")
+    saved = TrainConfig(max_steps=5).to_dict()  # a run made before the change: 16, cosine
+    resumed = train_config_from_args(build_parser().parse_args(["--out", "x"]), saved, "cpu")
+    assert (resumed.batch_size, resumed.schedule) == (16, "cosine")
+
+
 def test_cli_help_shows_the_defaults_that_apply():
     from transformer_lib.cli.train import build_parser
 

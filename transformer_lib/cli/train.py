@@ -18,6 +18,7 @@ from ..model.transformer import Transformer
 from ..training import checkpoint as ckpt
 from ..training.trainer import (
     CLI_RECIPE,
+    NEW_MODEL_ONLY,
     TrainConfig,
     Trainer,
     TrainingDiverged,
@@ -128,14 +129,17 @@ def build_parser() -> argparse.ArgumentParser:
     tok.add_argument("--cache-dir", default=None,
                      help="token cache directory (default ~/.cache/transformer_lib/tokens)")
     opt = parser.add_argument_group("optimisation (defaults: TrainConfig's, except weight "
-                                    "decay and optimizer: see trainer.CLI_RECIPE)")
+                                    "decay, optimizer, batch size and schedule: see "
+                                    "trainer.CLI_RECIPE)")
     defaults = TrainConfig(max_steps=1)
     for field in ("batch_size", "seq_len", "grad_accum", "lr", "min_lr_ratio", "warmup_steps",
                   "weight_decay", "grad_clip", "eval_every", "eval_windows", "save_every",
                   "log_every", "seed"):
         value = CLI_RECIPE.get(field, getattr(defaults, field))
         kind = float if isinstance(value, float) else int
-        help_text = {"batch_size": f"global sequences per optimizer step (default {value})",
+        help_text = {"batch_size": f"global sequences per optimizer step (default {value} for a "
+                                   f"new model, {defaults.batch_size} with --init-from; on a "
+                                   f"GPU pass more)",
                      "seq_len": f"tokens per training window (default: the smaller of {value} "
                                 f"and the model's max_seq_len)"}.get(field, f"default {value}")
         opt.add_argument(f"--{field.replace('_', '-')}", type=kind, default=None, help=help_text)
@@ -143,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="muon: Muon (training.muon) for the blocks' matrices, AdamW for the rest "
                           "(default: muon for a new model, adamw with --init-from; chapter 12)")
     opt.add_argument("--schedule", default=None, choices=["cosine", "wsd"],
-                     help="wsd: warm-up, stable, then a linear decay (default cosine)")
+                     help="wsd: warm-up, stable at the peak, then a linear decay over the last "
+                          "fifth (default: wsd for a new model, cosine with --init-from)")
     opt.add_argument("--z-loss", type=float, default=None, help="default 0")
     run = parser.add_argument_group("hardware")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
@@ -162,7 +167,8 @@ def train_config_from_args(args, saved: dict | None = None, device_type: str = "
     """TrainConfig from the saved run (when resuming), overridden by flags given explicitly.
 
     A new run starts from TrainConfig's defaults and ``CLI_RECIPE`` (a fine-tuning run keeps
-    AdamW, unless --optimizer says otherwise); its training window is the
+    TrainConfig's optimizer, batch size and schedule, ``NEW_MODEL_ONLY``, unless flags say
+    otherwise); its training window is the
     smaller of the default seq_len and the model's ``max_seq_len`` unless --seq-len is given.
     """
     values = dict(saved or {})
@@ -179,10 +185,10 @@ def train_config_from_args(args, saved: dict | None = None, device_type: str = "
         else:  # bf16 only where the CPU computes it in hardware: emulated, it is slow
             values["precision"] = CLI_RECIPE["cpu_precision"] if cpu_has_native_bf16() else "fp32"
     if saved is None:  # a resumed run keeps what it started with
-        if getattr(args, "weight_decay", None) is None:
-            values["weight_decay"] = CLI_RECIPE["weight_decay"]
-        if getattr(args, "optimizer", None) is None and getattr(args, "init_from", None) is None:
-            values["optimizer"] = CLI_RECIPE["optimizer"]
+        fine_tuning = getattr(args, "init_from", None) is not None
+        for name in ("weight_decay", *NEW_MODEL_ONLY):
+            if getattr(args, name, None) is None and not (fine_tuning and name in NEW_MODEL_ONLY):
+                values[name] = CLI_RECIPE[name]
         if getattr(args, "seq_len", None) is None and max_seq_len is not None:
             values["seq_len"] = min(TrainConfig.seq_len, max_seq_len)
     values["compile"] = args.compile or values.get("compile", False)

@@ -40,8 +40,8 @@ from .metrics import (
 )
 from .muon import Muon
 
-__all__ = ["CLI_RECIPE", "TrainConfig", "Trainer", "TrainingDiverged", "evaluate_tokens",
-           "learning_rate", "make_optimizer", "token_byte_lengths"]
+__all__ = ["CLI_RECIPE", "NEW_MODEL_ONLY", "TrainConfig", "Trainer", "TrainingDiverged",
+           "evaluate_tokens", "learning_rate", "make_optimizer", "token_byte_lengths"]
 
 LOG = "log.jsonl"  # one JSON record per line in the run directory
 TRAINER_META = ("train_config", "history", "tokens_seen", "tokenizer")  # written by Trainer.save
@@ -117,8 +117,15 @@ class TrainConfig:
 # cpu_precision applies where the CPU has bf16 in hardware (device.cpu_has_native_bf16); other
 # CPUs emulate it, many times slower per step than float32 (benchmarks/RESULTS.md), and train
 # in float32.
+# A new model also trains on batches of 8 windows under the warm-up/stable/decay schedule: more,
+# smaller steps from the same tokens measured lower than 16 windows under the cosine, and a step
+# of 8 windows costs no more per token on a CPU; 4 windows, or other peak rates, did worse
+# (benchmarks/RESULTS.md). On a GPU pass a larger --batch-size: 8 windows leave one idle.
 CLI_RECIPE = {"weight_decay": 1.0, "max_minutes": 5.0, "cpu_precision": "bf16",
-              "optimizer": "muon"}
+              "optimizer": "muon", "batch_size": 8, "schedule": "wsd"}
+# The fields a fine-tuning run (--init-from) takes from TrainConfig instead: they were measured
+# training a model from scratch.
+NEW_MODEL_ONLY = ("optimizer", "batch_size", "schedule")
 
 
 class TrainingDiverged(FloatingPointError):
