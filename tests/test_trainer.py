@@ -453,6 +453,9 @@ def test_cli_help_shows_the_defaults_that_apply():
     assert "--weight-decay WEIGHT_DECAY default 1.0" in text
     assert "--lr LR default 0.005" in text
     assert "smaller of 256 and the model's max_seq_len" in text
+    assert "(default: None)" not in text  # flags decided later say what applies instead
+    assert "--seed SEED default 0" in text and "(default: 0)" not in text
+    assert "--device DEVICE auto, cpu, cuda, cuda:N or mps (default: auto)" in text
 
 
 def test_cli_seq_len_defaults_to_the_smaller_of_256_and_the_models_max_seq_len():

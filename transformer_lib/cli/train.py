@@ -79,13 +79,24 @@ def _init_distributed() -> tuple[int, int]:
     return dist.get_rank(), world
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends "(default: X)" only where the help text does not already say what applies and
+    the default says something: None means "decided later" (by CLI_RECIPE, the model or a
+    resumed run), and False is a switch left off."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tlib-train",
         description="Train a Llama-style model on TinyStories. With only --data and --out it "
                     "trains a vocab-2048 BPE and the 'tinystories-cpu' model for 5 minutes. "
                     "Runs under torchrun --nproc_per_node=N for data-parallel training.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_HelpFormatter)
     parser.add_argument("--data", default=None,
                         help="TinyStories source: a directory with train/validation files, "
                              "(default: $TINYSTORIES_PATH, else the Hugging Face hub)")
