@@ -456,6 +456,7 @@ def test_cli_help_shows_the_defaults_that_apply():
     assert "(default: None)" not in text  # flags decided later say what applies instead
     assert "--seed SEED default 0" in text and "(default: 0)" not in text
     assert "--device DEVICE auto, cpu, cuda, cuda:N or mps (default: auto)" in text
+    assert "in training only (default: 0.0)" in text  # a zero default is still a default
 
 
 def test_cli_seq_len_defaults_to_the_smaller_of_256_and_the_models_max_seq_len():

@@ -85,7 +85,8 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     resumed run), and False is a switch left off."""
 
     def _get_help_string(self, action):
-        if action.default in (None, False) or "default" in (action.help or ""):
+        # identity, not ==: a default of 0 or 0.0 equals False and must still be shown
+        if action.default is None or action.default is False or "default" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
 
@@ -114,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="train LoRA adapters of this rank instead of every weight")
     tune.add_argument("--lora-alpha", type=float, default=None,
                       help="LoRA scale numerator (default: 2 x rank)")
-    tune.add_argument("--lora-dropout", type=float, default=0.0)
+    tune.add_argument("--lora-dropout", type=float, default=0.0,
+                      help="dropout on the adapters' input, in training only")
     tune.add_argument("--lora-targets", default="q,v",
                       help=f"comma-separated projections among {','.join(TARGETS)}")
     stop = parser.add_argument_group("when to stop (the schedule ends where the run does)")
@@ -156,10 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
         opt.add_argument(f"--{field.replace('_', '-')}", type=kind, default=None, help=help_text)
     opt.add_argument("--optimizer", default=None, choices=["adamw", "muon"],
                      help="muon: Muon (training.muon) for the blocks' matrices, AdamW for the rest "
-                          "(default: muon for a new model, adamw with --init-from; chapter 12)")
+                          f"(default: {CLI_RECIPE['optimizer']} for a new model, "
+                          f"{defaults.optimizer} with --init-from; chapter 12)")
     opt.add_argument("--schedule", default=None, choices=["cosine", "wsd"],
                      help="wsd: warm-up, stable at the peak, then a linear decay over the last "
-                          "fifth (default: wsd for a new model, cosine with --init-from)")
+                          f"fifth (default: {CLI_RECIPE['schedule']} for a new model, "
+                          f"{defaults.schedule} with --init-from)")
     opt.add_argument("--z-loss", type=float, default=None, help="default 0")
     run = parser.add_argument_group("hardware")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
