@@ -129,20 +129,22 @@ def test_fine_tunes_a_llama2c_file_with_its_own_tokenizer(tmp_path, monkeypatch)
 
 
 def test_speed_run_options_reach_the_model_and_trainer(tmp_path):
-    """--optimizer/--schedule/--z-loss reach TrainConfig and --qk-norm/--zero-init-output the
-    model: the options of chapter 12 are the command line's too."""
+    """--optimizer/--schedule/--decay-fraction/--z-loss reach TrainConfig and
+    --qk-norm/--zero-init-output the model: the options of chapter 12 are the command line's too."""
     from tests.test_trainer import write_corpus as corpus_of
 
     corpus = corpus_of(tmp_path)
     out = tmp_path / "run"
     assert cli.main(["--data", str(corpus), "--cache-dir", str(tmp_path / "cache"), *TINY_ARGS,
                      "--max-steps", "3", "--optimizer", "muon", "--schedule", "wsd",
-                     "--z-loss", "1e-4", "--qk-norm", "--zero-init-output",
+                     "--decay-fraction", "0.4", "--z-loss", "1e-4", "--qk-norm",
+                     "--zero-init-output",
                      "--out", str(out)]) == 0
     model, meta = ckpt.load_model_from_checkpoint(out)
     assert model.config.qk_norm and model.config.zero_init_output
     assert meta["train_config"]["optimizer"] == "muon"
     assert meta["train_config"]["schedule"] == "wsd" and meta["train_config"]["z_loss"] == 1e-4
+    assert meta["train_config"]["decay_fraction"] == 0.4
     with pytest.raises(SystemExit, match="--zero-init-output sets how a new model starts"):
         cli.main(["--data", str(corpus), "--cache-dir", str(tmp_path / "cache"), *TINY_ARGS,
                   "--init-from", str(out), "--zero-init-output", "--max-steps", "2",

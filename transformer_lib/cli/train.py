@@ -162,8 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
                           f"{defaults.optimizer} with --init-from; chapter 12)")
     opt.add_argument("--schedule", default=None, choices=["cosine", "wsd"],
                      help="wsd: warm-up, stable at the peak, then a linear decay over the last "
-                          f"fifth (default: {CLI_RECIPE['schedule']} for a new model, "
+                          f"--decay-fraction (default: {CLI_RECIPE['schedule']} for a new model, "
                           f"{defaults.schedule} with --init-from)")
+    opt.add_argument("--decay-fraction", type=float, default=None,
+                     help=f"the share of the run the wsd schedule spends decaying (default "
+                          f"{defaults.decay_fraction})")
     opt.add_argument("--z-loss", type=float, default=None, help="default 0")
     run = parser.add_argument_group("hardware")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
