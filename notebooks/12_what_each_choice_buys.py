@@ -261,13 +261,14 @@ assert all(r["val_bpb"] > r["evals"][-1]["val_bpb"] for r in equal_time["runs"])
 # `wsd` row above) instead of the cosine: together 0.023 bits per byte lower at the same number
 # of tokens (two seeds), and 0.012 lower in five-minute runs (three seeds; more, smaller steps
 # in the same time, `benchmarks/RESULTS.md`). The runs above were made before that change, so
-# their command spells out the batch and schedule they used.
+# their command spells out the batch and schedule they used; the stored model was remade with
+# the new two.
 
 # %% [markdown]
 # ## What this does and does not say
 #
 # The sweep is short: chapter 7's 300 steps, about one pass over the training split, so it
-# measures where each model is after a short run, not where it ends after the five-minute run of
+# measures where each model is after a short run, not where it ends after the 2,400 steps of
 # the stored model (about nine passes) or after days on a GPU. Several
 # choices exist for reasons these runs cannot see: RoPE lets a model run past the lengths it was
 # trained on; grouped-query attention shrinks the KV cache of chapter 8 (its price here is

@@ -125,8 +125,8 @@ print(f"full fine-tuning on headed stories: score {plain['score']:.3f} "
 assert plain["score"] < 0.02
 
 # %% [markdown]
-# It did not learn the task: one story in 200 uses all three words. Two reasons, both about the
-# signal the loss gives:
+# It did not learn the task: one story in 200 uses all three words, as for the base model. Two
+# reasons, both about the signal the loss gives:
 #
 # - **The model already knows these stories.** Pretraining read each training story about 9
 #   times (chapter 7). When "ball" comes up in one of them, the model predicts it from the story
@@ -191,16 +191,16 @@ for name in ("full_plain", "full_swaps", "full"):
     print(f"{name:11s} score {runs[name]['score']:.3f}")
 
 # %%
-assert runs["full"]["score"] > 0.1 > 5 * runs["full_swaps"]["score"]
+assert runs["full"]["score"] > 10 * runs["full_swaps"]["score"] and runs["full_swaps"]["score"] < 0.05
 assert runs["full"]["score"] > 10 * runs["full_plain"]["score"]
 
 # %% [markdown]
-# The recipe takes the score from one story in 200 to about one in six. The swaps without the
-# weighting did almost nothing (two stories in 200): both changes are needed. The swaps make the
-# header the only source of those words, and the weights make those few tokens a large enough
-# part of the loss to learn from in 300 steps. One in six is far from every story, for a
-# 1M-parameter model that must decide, while telling a story, to bring three given words into
-# it.
+# The recipe takes the score from one story in 200 to more than half (110 of 200). The swaps
+# without the weighting did almost nothing (four stories in 200): both changes are needed. The
+# swaps make the header the only source of those words, and the weights make those few tokens a
+# large enough part of the loss to learn from in 300 steps. Half is still far from every story,
+# for a 1M-parameter model that must decide, while telling a story, to bring three given words
+# into it.
 #
 # ## LoRA: train a small correction instead
 #
@@ -292,8 +292,11 @@ for name in labels:
 assert (runs["lora_r1"]["trainable_parameters"] < runs["lora_r8"]["trainable_parameters"]
         < runs["full"]["trainable_parameters"] == model.num_parameters())
 rise = {name: runs[name]["bpb_after"] - runs[name]["bpb_before"] for name in labels}
-assert rise["full"] > rise["lora_r8"] > rise["lora_r1"] > 0
-assert runs["full"]["score"] > 2 * max(runs["lora_r1"]["score"], runs["lora_r8"]["score"])
+assert rise["full"] > max(rise["lora_r1"], rise["lora_r8"]) > min(rise["lora_r1"],
+                                                                  rise["lora_r8"]) > 0
+assert 0.6 < rise["lora_r1"] / rise["full"] < 0.9 and 0.6 < rise["lora_r8"] / rise["full"] < 0.9
+assert rise["full_plain"] < min(rise["lora_r1"], rise["lora_r8"])
+assert runs["full"]["score"] > runs["lora_r8"]["score"] > 3 * runs["lora_r1"]["score"]
 assert min(runs["lora_r1"]["score"], runs["lora_r8"]["score"]) > 5 * runs["full_plain"]["score"]
 
 # %% [markdown]
@@ -303,17 +306,19 @@ assert min(runs["lora_r1"]["score"], runs["lora_r8"]["score"]) > 5 * runs["full_
 viz.plot_adaptation_results({labels[name]: runs[name] for name in labels})
 
 # %% [markdown]
-# Read it from left to right. **Score**: with the recipe, full fine-tuning wrote 33 stories of
-# 200 that use all three words; LoRA wrote 13 at rank 1 and 14 at rank 8, about as many at
-# either rank, and every one of them far more than the obvious fine-tuning's one.
+# Read it from left to right. **Score**: with the recipe, full fine-tuning wrote 110 stories of
+# 200 that use all three words; LoRA wrote 22 at rank 1 and 76 at rank 8. Here the rank
+# matters: eight dimensions of correction per matrix bought three and a half times the score of
+# one. Every one of them is far above the obvious fine-tuning's one story.
 # **Cost**: LoRA at rank 1 trains under one percent of the weights and stores them in a file of
 # about 45 KB, while full fine-tuning needs a whole new copy of the model (and AdamW's two
 # moments for every weight while it trains); the minutes are about the same here, because a
 # 1M-parameter model's step costs its forward and backward passes, not its optimizer.
-# **Forgetting**: full fine-tuning moved every weight toward headed stories and lost the most
-# on ordinary ones, about 0.05 bits per byte; LoRA's frozen weights held it closer to the base
-# model, a quarter to two fifths of that. More score, more forgetting: the trade-off the
-# choice between them is about.
+# **Forgetting**: full fine-tuning with the recipe moved every weight toward headed stories and
+# lost the most on ordinary ones, 0.020 bits per byte; LoRA's frozen weights held it closer to
+# the base model, about three quarters of that (0.015) at either rank. The obvious fine-tuning
+# forgot less still (0.011), but it learned nothing. More score, more forgetting: the trade-off
+# the choice between them is about.
 #
 # Here are the stories each adapted model wrote for the first triple (stored with the results):
 
@@ -325,16 +330,21 @@ for name in ("full_plain", "full", "lora_r1", "lora_r8"):
           f"{story[:300]}")
 
 # %% [markdown]
-# None of them uses all three words of this first triple, which is no surprise at one story in
-# six or fewer. But the difference shows: the obvious fine-tuning wrote about a girl in a forest,
-# while all three models trained with the recipe open on a "bright sea" and bring in "water";
-# the word "small" is the one they missed.
+# The obvious fine-tuning wrote about a shy girl and uses none of the three words. Full
+# fine-tuning and LoRA at rank 8, trained with the recipe, use all three, and LoRA at rank 1
+# uses "bright" and "water" but misses "small". Read the stories, though: they say "bright" again
+# and again, where it makes little sense. The weighting counted every appearance of a header
+# word five times in the loss, so the models learned to expect the words everywhere, and the
+# score only asks whether each word appears. It says nothing about whether the story is still
+# a good one (nor does the forgetting column, measured on ordinary stories): reading what the
+# model writes is part of measuring it.
 
 # %%
 used = {name: [w for w in triples[0] if tasks.uses_all(runs[name]["example"], [w])]
         for name in ("full_plain", "full", "lora_r1", "lora_r8")}
-assert used["full_plain"] == [] and all(used[name] == ["bright", "water"]
-                                        for name in ("full", "lora_r1", "lora_r8"))
+assert used["full_plain"] == [] and used["lora_r1"] == ["bright", "water"]
+assert used["full"] == used["lora_r8"] == list(triples[0])
+assert all(runs[name]["example"].lower().count("bright") >= 5 for name in ("full", "lora_r8"))
 
 # %% [markdown]
 # ## A LoRA run you can watch
@@ -405,9 +415,9 @@ for method, row in decoding["table"].items():
 
 # %% [markdown]
 # The measured trade-off: greedy decoding and beam search pick the most probable text, which the
-# model rates as very likely (about 0.2 to 0.3 bits per byte) and which repeats itself: about
+# model rates as very likely (about 0.3 bits per byte) and which repeats itself: about
 # a tenth of greedy decoding's 4-grams repeat an earlier one, and beam search, the more thorough
-# search for probable text, repeats about a third. The repetition penalty keeps greedy decoding deterministic and removes the repeats, at
+# search for probable text, repeats nearly a third. The repetition penalty keeps greedy decoding deterministic and removes the repeats, at
 # a cost in the model's own likelihood. Sampling removes them too, with much more variety, and
 # min-p sits between greedy and plain sampling.
 

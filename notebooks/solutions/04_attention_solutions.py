@@ -165,9 +165,9 @@ ch04.exercise_6(unscaled_model, measured_ids, largest_weight)
 
 # %% [markdown]
 # Without the $1/\sqrt{D}$ ($D = 32$, so every score grows by a factor of about 5.7) the
-# softmax saturates: the mean largest weight per row grows two and a half times, from 0.29 to
-# 0.74, and most rows now put more than half their weight on a single key. The model was
-# trained with the scale, and its validation loss rises from 2.56 to 3.68 nats per token. A
+# softmax saturates: the mean largest weight per row more than doubles, from 0.34 to 0.77, and
+# most rows now put more than half their weight on a single key. The model was trained with
+# the scale, and its validation loss rises from 2.39 to 2.94 nats per token. A
 # model trained without the scale could learn smaller query and key weights to compensate, but
 # it would start from saturated softmaxes whose gradients are small (the chapter's Jacobian
 # measurement), which is what the scale is there to avoid.

@@ -72,14 +72,16 @@ for temperature in (1.0, 0.5):
 
 # %%
 ch08.exercise_2(kept)
-assert kept[1] < kept[0]
+at_half = torch.softmax(nucleus_logits / 0.5, dim=-1).topk(2).values  # at temperature 0.5
+assert kept[1] < kept[0] and at_half[0] < 0.8 <= at_half.sum()  # the first alone is short of 0.8
 
 # %% [markdown]
-# After "went to the" many places are plausible, and at temperature 1 top-p needs nine tokens
-# to reach 0.8 ("park" alone holds 0.48). Halving the temperature squares every probability
-# before renormalising, which moves most of the mass to the likeliest place: "park" alone then
-# holds 0.90, past 0.8, and the nucleus shrinks to that single token. Temperature narrows the
-# nucleus most where the model's first choice is already ahead.
+# After "went to the" many places are plausible, and at temperature 1 top-p needs eight tokens
+# to reach 0.8 ("park" holds 0.39, "kitchen" 0.18). Halving the temperature squares every
+# probability before renormalising, which moves most of the mass to the likeliest places:
+# "park" then holds 0.76, still short of 0.8, and with "kitchen" (0.17) the two pass it, so the
+# nucleus shrinks to those two tokens. Temperature narrows the nucleus most where the model's
+# first choices are already ahead.
 
 # %% [markdown]
 # ## Exercise 3 (experiment)
@@ -109,22 +111,34 @@ for temperature, fraction in repetition.items():
     print(f"temperature {temperature}: {fraction:.2f} of the 4-grams are repeats")
 
 # %% [markdown]
-# Greedy decoding repeats itself heavily: half (0.50) of its 4-grams occurred earlier in the
-# same continuation, because once a phrase is the most likely continuation of itself nothing
-# breaks the loop ("a big, red ball, a ball," below). Sampling breaks it at once: 0.07 at
-# temperature 0.5, 0.01 at 0.8, and 0.00 (to two decimals) at 1 and above. A low fraction of repeats does not mean good text, though. The beginning of
-# each end of the range:
+# Greedy decoding repeats itself heavily: 0.39 of its 4-grams occurred earlier in the same
+# continuation, because once a phrase is the most likely continuation of itself nothing breaks
+# the loop: the greedy text ends saying "We did not mean to break your ball." again and again
+# (below). Sampling at temperature 0.5 breaks the loop only in part: 0.18 of its 4-grams are
+# repeats, and it too ends returning to that apology. The repeats nearly vanish at 0.8 (0.02),
+# and at 1 and above not one 4-gram repeats (0.00). A low fraction of repeats does not mean
+# good text, though. The last 40 tokens of the two continuations that repeat most, and the
+# first 40 of two that hardly repeat:
 
 # %%
-for temperature in (0.0, 1.5):
-    print(f"[temperature {temperature}]\n{tokenizer.decode(continuations[temperature][:40])}\n")
+samples = {0.0: slice(-40, None), 0.5: slice(-40, None), 0.8: slice(0, 40), 1.5: slice(0, 40)}
+for temperature, part in samples.items():
+    which = "last" if part.start else "first"
+    text = tokenizer.decode(continuations[temperature][part])
+    print(f"[temperature {temperature}, the {which} 40 tokens]\n{text}\n")
 
 # %% [markdown]
-# The greedy text is fluent but circles; at 1.5 nothing repeats because the text has fallen
-# apart into invented words. The temperatures in between, around 0.8, read best.
+# The greedy text is fluent but stuck on one sentence, and the text at 0.5 keeps coming back to
+# the same apology; at 1.5 nothing repeats because the text has fallen apart into invented
+# words ("blorrow", "mildip"). At 0.8 it neither loops nor, in these 40 tokens, invents a word,
+# though it already drifts ("roll up a big green grass"): the temperatures around 0.8 read
+# best, free of the loop while keeping mostly to real words.
 
 # %%
-assert repetition[0.0] > 0.4 and repetition[0.5] < 0.1
+greedy_end = continuations[0.0][-40:]
+assert any(greedy_end[p:] == greedy_end[:-p] for p in range(1, 20))  # ends in a short loop
+assert repetition[0.0] > 1 / 3 and repetition[0.5] > 0.1
+assert repetition[0.8] < 0.05 and repetition[1.0] == repetition[1.5] == 0
 assert list(repetition.values()) == sorted(repetition.values(), reverse=True)
 ch08.exercise_3(repetition, continuations, seed)
 
