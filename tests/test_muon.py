@@ -106,6 +106,21 @@ def test_iterates_in_float32_on_a_cpu_without_bfloat16(monkeypatch):
     assert seen == [torch.float32]
 
 
+def test_a_float32_run_orthogonalises_in_float32_even_where_bfloat16_is_fast(monkeypatch):
+    """Under --precision fp32 one process and several must compute the same steps, so Muon's
+    iteration may not round in bfloat16; under bf16 autocast it keeps the device's default."""
+    monkeypatch.setattr(muon, "cpu_has_native_bf16", lambda: True)
+    model = Transformer(ModelConfig.from_preset("tiny"))
+    chosen = {}
+    for precision in ("fp32", "auto", "bf16"):
+        config = trainer.TrainConfig(max_steps=1, optimizer="muon", precision=precision)
+        optimizer = trainer.make_optimizer(model, config, torch.device("cpu"))
+        chosen[precision] = optimizer.muon.iteration_dtype or muon.default_iteration_dtype(
+            torch.device("cpu"))
+    # on a CPU "auto" computes in float32 (device.pick_precision)
+    assert chosen == {"fp32": torch.float32, "auto": torch.float32, "bf16": torch.bfloat16}
+
+
 def test_refuses_what_is_not_a_matrix_and_bad_settings():
     with pytest.raises(ValueError, match="weight matrices only"):
         muon.Muon([torch.nn.Parameter(torch.ones(5))])

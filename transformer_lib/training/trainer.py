@@ -234,7 +234,9 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig,
 
     ``config.optimizer == "muon"``: the blocks' matrices go to the library's ``Muon`` instead
     (torch.optim.Muon's rule, its update rescaled to AdamW's RMS so that the same learning rate
-    applies; see training.muon for why not torch's own), the rest stays on AdamW.
+    applies; see training.muon for why not torch's own), the rest stays on AdamW. Muon's
+    orthogonalisation runs in float32 when the run computes in float32, else in its device's
+    default (bfloat16 where the hardware has it).
     """
     decay, no_decay = [], []
     for name, param in model.named_parameters():  # a tied output head is the embedding
@@ -242,7 +244,12 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig,
     if config.optimizer == "muon":
         names = {id(p): name for name, p in model.named_parameters()}
         matrices = [p for p in decay if names[id(p)].startswith("layers.")]
-        muon = Muon(matrices, lr=config.lr, weight_decay=config.weight_decay)
+        # A float32 run keeps Muon's iteration in float32 too (in bfloat16 it would round the
+        # update, and one process and several would part in the last bits of their gradients);
+        # under bf16 autocast the iteration takes its device default (muon.default_iteration_dtype).
+        in_float32 = pick_precision(device, config.precision).autocast_dtype is None
+        muon = Muon(matrices, lr=config.lr, weight_decay=config.weight_decay,
+                    iteration_dtype=torch.float32 if in_float32 else None)
         decay = [p for p in decay if not names[id(p)].startswith("layers.")]
         adamw = make_optimizer(_Only(decay + no_decay, names), dataclasses.replace(
             config, optimizer="adamw"), device)
