@@ -737,9 +737,10 @@ for story in stories:
 # tlib-generate --checkpoint runs/tinystories --prompt "Once upon a time"
 # ```
 #
-# `--max-minutes 5` instead of `--max-steps` stops by wall-clock time, with the schedule planned for the time budget. `--data`
-# names a directory of stories; with `TINYSTORIES_PATH` pointing at the book's extract, the run
-# above reads those 3,316 stories. Point it at a full copy of TinyStories (or leave out
+# `--max-minutes 5` instead of `--max-steps` stops by wall-clock time, with the schedule
+# planned for the time budget. `--data` names a directory of stories; with `TINYSTORIES_PATH`
+# pointing at the book's extract, the run above reads those 3,316 stories. Point it at a full
+# copy of TinyStories (or leave out
 # `--data` with the variable unset, which downloads the dataset from the hub, about a gigabyte)
 # to train on all 2.1 million. `train` picks a CUDA or Apple GPU when it finds one (`--device
 # auto`; pass a larger `--batch-size` there, where 8 windows leave most of a GPU idle),
