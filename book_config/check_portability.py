@@ -14,9 +14,10 @@ other thread counts, which is what changes the last digits between machines:
   machine, the stand-in for a machine whose kernels differ from this one's.
 - ``1-thread`` and ``3-threads``: other splits of every parallel reduction.
 
-Each configuration gets its own TorchInductor cache, because compiled kernels are cached by the
-instruction set they were built for, not by these variables. Prints one line per configuration
-and exits non-zero if any failed.
+Each configuration gets its own TorchInductor cache: Inductor's disk cache is not keyed by these
+variables, and a model compiled under ``ATEN_CPU_CAPABILITY=avx2`` and run without it (or the
+other way round) on an AVX-512 CPU gave a heap-corruption abort or NaN logits with torch 2.13.
+Prints one line per configuration and exits non-zero if any failed.
 """
 
 from __future__ import annotations
