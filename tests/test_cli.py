@@ -35,6 +35,19 @@ def test_each_command_runs_as_a_module(module):
     assert "usage:" in result.stdout
 
 
+# The short module forms of the commands (``generate`` has none: ``transformer_lib.generate``
+# is the function, and a module of that name would replace it once imported).
+SHORT_FORMS = ("train", "evaluate", "bench", "demo", "ablate")
+
+
+@pytest.mark.parametrize("name", SHORT_FORMS)
+def test_short_module_form_runs_the_same_command(name):
+    result = subprocess.run([sys.executable, "-m", f"transformer_lib.{name}", "--help"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: tlib-{name}"), result.stdout[:200]
+
+
 def test_generate_stays_the_function_after_the_command_is_imported():
     result = run_python(
         "import inspect, transformer_lib.cli.generate\n"

@@ -29,6 +29,8 @@ BELOW = {
     "cli": {"base", "model", "data", "training", "interop", "analysis", "book"},
     "api": {"model"},  # transformer_lib/__init__.py: the top-level names
 }
+# transformer_lib/NAME.py for these names only runs transformer_lib.cli.NAME's main
+SHORT_FORMS = [[name] for name in ("ablate", "train", "evaluate", "bench", "demo")]
 
 
 def layer(module: str) -> str:
@@ -36,7 +38,7 @@ def layer(module: str) -> str:
     parts = module.split(".")[1:]
     if not parts:
         return "api"
-    if parts[-1] == "__main__" or parts == ["ablate"]:  # ablate.py: `python -m` shim of cli
+    if parts[-1] == "__main__" or parts in SHORT_FORMS:  # `python -m transformer_lib.NAME` shims
         return "main"
     head = parts[0]
     if head in {"checks", "device", "fileio"}:
