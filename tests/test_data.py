@@ -330,6 +330,41 @@ def test_download_command_writes_the_extract(tmp_path, capsys, fake_hub):
     assert text.count("<|endoftext|>") == 4 and "🚒" in text
 
 
+def test_held_out_stories_are_the_ones_after_the_extract(tmp_path, fake_hub):
+    extract = data.book_stories("validation", cache_root=tmp_path / "cache")
+    path = data.download_held_out_stories(tmp_path / "beyond.txt", 2)
+    held_out = data.book_stories("validation", cache_root=tmp_path / "cache")
+    beyond = list(data.load_stories("validation", source=path)["text"])
+    assert beyond == [normalize_story(t) for t in HUB_ROWS[2:4]]  # the fake extract holds 2
+    assert not set(beyond) & set(extract) and held_out == extract
+
+
+def test_held_out_stories_fail_cleanly(tmp_path, monkeypatch, fake_hub):
+    with pytest.raises(ConnectionError, match="ended after 5 stories"):  # 3 remain past 2
+        data.download_held_out_stories(tmp_path / "beyond.txt", 4)
+    with pytest.raises(ValueError, match=r"\.txt"):
+        data.download_held_out_stories(tmp_path / "beyond.parquet", 2)
+    with pytest.raises(ValueError, match="count=0"):
+        data.download_held_out_stories(tmp_path / "beyond.txt", 0)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ConnectionError, match="offline mode is on"):
+        data.download_held_out_stories(tmp_path / "beyond.txt", 2)
+    assert list(tmp_path.iterdir()) == [], "a failed download left a file behind"
+
+
+def test_held_out_command_writes_the_stories_and_says_how_to_score_them(tmp_path, capsys,
+                                                                      fake_hub):
+    from transformer_lib.cli.data import main
+
+    out = tmp_path / "beyond.txt"
+    assert main(["held-out", "--out", str(out), "--count", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "3 validation stories after the book's first 2" in printed
+    assert f"tlib-evaluate --checkpoint DIR --data {out}" in printed
+    assert out.read_text(encoding="utf-8").count("<|endoftext|>") == 3
+    assert fake_hub == ["validation"]
+
+
 @needs_real_data
 def test_real_extract_has_the_books_story_counts():
     assert len(data.book_stories("train")) == 2316

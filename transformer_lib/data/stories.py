@@ -9,9 +9,10 @@ The book reads one fixed *extract* on every machine (:func:`book_stories`): the 
 training and the first 1,000 validation stories. It comes from ``TINYSTORIES_PATH`` when that is
 set, else it is streamed from the hub once and kept under the user's cache directory.
 
-Command line (writes the extract for a machine that is offline)::
+Command line (writes the extract for a machine that is offline, and stories beyond it)::
 
     tlib-data download --out DIR
+    tlib-data held-out --out FILE --count 1000
 """
 
 from __future__ import annotations
@@ -183,30 +184,63 @@ def download_book_extract(out_dir: str | os.PathLike) -> Path:
     Each file is written whole to a temporary name and then renamed, so an interrupted download
     never leaves a file that looks complete. Offline, it fails within seconds.
     """
-    import datasets
     out = Path(out_dir).expanduser()
     fixes = (f"set {SOURCE_ENV_VAR} to a directory holding the extract's train.txt and "
              f"validation.txt (on a machine that is online, `tlib-data "
              f"download --out DIR` writes them), or go online so the "
              f"{sum(BOOK_EXTRACT_SIZES.values()):,} stories can be streamed from {HUB_DATASET} "
              f"once")
+    _require_hub("the book's TinyStories extract", fixes)
+    out.mkdir(parents=True, exist_ok=True)
+    for split, count in BOOK_EXTRACT_SIZES.items():
+        write_stories_txt(out / f"{split}.txt", _stream_hub_stories(split, 0, count))
+    return out
+
+
+def download_held_out_stories(out_file: str | os.PathLike, count: int,
+                              split: str = "validation") -> Path:
+    """Stream ``count`` stories of a hub split that come after the book's extract (``validation``:
+    stories 1,000 onwards) and write them to ``out_file`` in the txt layout, atomically.
+
+    They are stories no book model has been tuned or measured on, to check that a figure
+    measured on the extract's ``validation.txt`` holds beyond it (``tlib-evaluate --data FILE``).
+    """
+    require_int("count", count, minimum=1)
+    out = Path(out_file).expanduser()
+    if out.suffix != ".txt":
+        raise ValueError(f"out_file={str(out_file)!r}: give a .txt file name (the stories are "
+                         f"written in TinyStories' txt layout)")
+    if split not in BOOK_EXTRACT_SIZES:
+        raise ValueError(f"split={split!r}: the hub dataset {HUB_DATASET} has splits "
+                         f"{tuple(BOOK_EXTRACT_SIZES)}")
+    _require_hub(f"{count:,} {split} stories beyond the book's extract",
+                 f"go online (unset {'/'.join(OFFLINE_ENV_VARS)}) so that {HUB_DATASET} can be "
+                 f"streamed")
+    start = BOOK_EXTRACT_SIZES[split]
+    return write_stories_txt(out, _stream_hub_stories(split, start, start + count))
+
+
+def _require_hub(what: str, fixes: str) -> None:
+    """Fail within seconds, saying why and how to fix it, when the hub cannot be streamed."""
+    import datasets
     offline_vars = [name for name in OFFLINE_ENV_VARS if _env_flag(name)]
     if offline_vars:
-        raise ConnectionError(f"cannot fetch the book's TinyStories extract: offline mode is on "
+        raise ConnectionError(f"cannot fetch {what}: offline mode is on "
                               f"({', '.join(offline_vars)}). Fix: {fixes}.")
     endpoint = datasets.config.HF_ENDPOINT
     if not url_reachable(endpoint):
-        raise ConnectionError(f"cannot fetch the book's TinyStories extract: {endpoint} is "
-                              f"unreachable. Fix: {fixes}.")
-    out.mkdir(parents=True, exist_ok=True)
-    for split, count in BOOK_EXTRACT_SIZES.items():
-        stream = datasets.load_dataset(HUB_DATASET, split=split, streaming=True)
-        rows = [row["text"] for row in islice(stream, count)]
-        if len(rows) < count:
-            raise ConnectionError(f"the hub's {split} split ended after {len(rows)} stories "
-                                  f"(expected {count})")
-        write_stories_txt(out / f"{split}.txt", rows)
-    return out
+        raise ConnectionError(f"cannot fetch {what}: {endpoint} is unreachable. Fix: {fixes}.")
+
+
+def _stream_hub_stories(split: str, start: int, stop: int) -> list[str]:
+    """The hub split's rows [start, stop), streamed; an error if the split is shorter."""
+    import datasets
+    stream = datasets.load_dataset(HUB_DATASET, split=split, streaming=True)
+    rows = [row["text"] for row in islice(stream, start, stop)]
+    if len(rows) < stop - start:
+        raise ConnectionError(f"the hub's {split} split ended after {start + len(rows)} stories "
+                              f"(expected at least {stop})")
+    return rows
 
 
 def write_stories_txt(path: str | os.PathLike, stories: Iterable[str]) -> Path:
