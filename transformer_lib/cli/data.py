@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "held-out":
             if args.count < 1:
                 parser.error(f"--count {args.count}: give at least one story")
+            if not args.out.endswith(".txt"):
+                parser.error(f"--out {args.out}: give a .txt file name (the stories are written "
+                             f"in TinyStories' txt layout)")
             path = download_held_out_stories(args.out, args.count, args.split)
             stories = list(load_stories(args.split, source=path)["text"])
             print(f"{path}: {len(stories):,} {args.split} stories after the book's first "
