@@ -48,6 +48,14 @@ def test_short_module_form_runs_the_same_command(name):
     assert result.stdout.startswith(f"usage: tlib-{name}"), result.stdout[:200]
 
 
+def test_short_module_form_keeps_the_commands_exit_status(tmp_path):
+    missing = tmp_path / "no-such-run"
+    result = subprocess.run([sys.executable, "-m", "transformer_lib.evaluate", "--checkpoint",
+                             str(missing)], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert "neither a checkpoint" in result.stderr
+
+
 def test_generate_stays_the_function_after_the_command_is_imported():
     result = run_python(
         "import inspect, transformer_lib.cli.generate\n"

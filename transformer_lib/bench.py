@@ -1,6 +1,8 @@
 """``python -m transformer_lib.bench``: the same command as ``tlib-bench`` (see transformer_lib.cli.bench)."""
 
+import sys
+
 from transformer_lib.cli.bench import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())  # the command's exit status, not 0 whatever happened

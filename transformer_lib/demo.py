@@ -1,6 +1,8 @@
 """``python -m transformer_lib.demo``: the same command as ``tlib-demo`` (see transformer_lib.cli.demo)."""
 
+import sys
+
 from transformer_lib.cli.demo import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())  # the command's exit status, not 0 whatever happened

@@ -1,6 +1,8 @@
 """``python -m transformer_lib.train``: the same command as ``tlib-train`` (see transformer_lib.cli.train)."""
 
+import sys
+
 from transformer_lib.cli.train import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())  # the command's exit status, not 0 whatever happened
