@@ -363,7 +363,7 @@ def test_held_out_command_writes_the_stories_and_says_how_to_score_them(tmp_path
     assert f"tlib-evaluate --checkpoint DIR --data {out}" in printed
     assert out.read_text(encoding="utf-8").count("<|endoftext|>") == 3
     assert fake_hub == ["validation"]
-    for bad, message in ((["--count", "0"], "give at least one story"),
+    for bad, message in ((["--count", "0"], "count=0 must be an integer >= 1"),
                          (["--out", str(tmp_path / "beyond.parquet")], "give a .txt file name")):
         with pytest.raises(SystemExit) as exit_code:
             main(["held-out", "--out", str(out), *bad])

@@ -39,12 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "held-out":
-            if args.count < 1:
-                parser.error(f"--count {args.count}: give at least one story")
-            if not args.out.endswith(".txt"):
-                parser.error(f"--out {args.out}: give a .txt file name (the stories are written "
-                             f"in TinyStories' txt layout)")
-            path = download_held_out_stories(args.out, args.count, args.split)
+            try:
+                path = download_held_out_stories(args.out, args.count, args.split)
+            except ValueError as err:  # a bad --out or --count, found before any download
+                parser.error(str(err))
             stories = list(load_stories(args.split, source=path)["text"])
             print(f"{path}: {len(stories):,} {args.split} stories after the book's first "
                   f"{BOOK_EXTRACT_SIZES[args.split]:,}, sha256 of the text "
