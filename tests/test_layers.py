@@ -29,8 +29,13 @@ BELOW = {
     "cli": {"base", "model", "data", "training", "interop", "analysis", "book"},
     "api": {"model"},  # transformer_lib/__init__.py: the top-level names
 }
-# transformer_lib/NAME.py for these names only runs transformer_lib.cli.NAME's main
-SHORT_FORMS = [[name] for name in ("ablate", "train", "evaluate", "bench", "demo")]
+
+
+def is_short_form(parts: list[str]) -> bool:
+    """transformer_lib/NAME.py beside transformer_lib/cli/NAME.py: the `python -m
+    transformer_lib.NAME` form of that command (tests/test_cli.py lists which must exist)."""
+    return (len(parts) == 1 and (PACKAGE / f"{parts[0]}.py").is_file()
+            and (PACKAGE / "cli" / f"{parts[0]}.py").is_file())
 
 
 def layer(module: str) -> str:
@@ -38,7 +43,7 @@ def layer(module: str) -> str:
     parts = module.split(".")[1:]
     if not parts:
         return "api"
-    if parts[-1] == "__main__" or parts in SHORT_FORMS:  # `python -m transformer_lib.NAME` shims
+    if parts[-1] == "__main__" or is_short_form(parts):
         return "main"
     head = parts[0]
     if head in {"checks", "device", "fileio"}:

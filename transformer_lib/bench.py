@@ -1,4 +1,4 @@
-"""``python -m transformer_lib.bench``: the same command as ``tlib-bench`` (see transformer_lib.cli.bench)."""
+"""``python -m transformer_lib.bench``: the ``tlib-bench`` command (transformer_lib.cli.bench)."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""``python -m transformer_lib.demo``: the same command as ``tlib-demo`` (see transformer_lib.cli.demo)."""
+"""``python -m transformer_lib.demo``: the ``tlib-demo`` command (transformer_lib.cli.demo)."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""``python -m transformer_lib.evaluate``: the same command as ``tlib-evaluate`` (see transformer_lib.cli.evaluate)."""
+"""``python -m transformer_lib.evaluate``: the ``tlib-evaluate`` command (see cli.evaluate)."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""``python -m transformer_lib.train``: the same command as ``tlib-train`` (see transformer_lib.cli.train)."""
+"""``python -m transformer_lib.train``: the ``tlib-train`` command (transformer_lib.cli.train)."""
 
 import sys
 
