@@ -176,6 +176,81 @@ def test_logit_soft_cap_bounds_the_logits():
     assert logits.abs().max() > 1.9  # large logits saturate at the cap
 
 
+def test_value_embeddings_add_a_learned_vector_per_token():
+    model = model_of(value_embeddings=True)
+    attention = model.layers[1].self_attn
+    assert attention.value_embedding.weight.abs().max() == 0  # each layer starts as a plain one
+    table = torch.randn_like(attention.value_embedding.weight)
+    with torch.no_grad():
+        attention.value_embedding.weight.copy_(table)
+    x = torch.randn(2, 5, TINY.d_model)
+    ids = torch.randint(0, TINY.vocab_size, (2, 5))
+    added = attention.values(x, ids) - attention.v_proj(x).view(2, 5, TINY.num_kv_heads, -1
+                                                                 ).transpose(1, 2)
+    expected = table[ids].view(2, 5, TINY.num_kv_heads, -1).transpose(1, 2)  # (B, K, T, D)
+    torch.testing.assert_close(added, expected)
+    extra = TINY.num_layers * TINY.vocab_size * TINY.num_kv_heads * TINY.head_dim
+    assert model.num_parameters() == model_of().num_parameters() + extra
+    with pytest.raises(ValueError, match="input_ids"):
+        attention.values(x)
+
+
+def test_value_residual_averages_each_layers_values_with_the_first_layers():
+    attention = Attention(dataclasses.replace(TINY, value_residual=True, positions="none"))
+    x = torch.randn(2, 5, TINY.d_model)
+    first = torch.randn(2, TINY.num_kv_heads, 5, TINY.head_dim)
+    _, _, v = attention._project(x, None, None, None, None, first)
+    torch.testing.assert_close(v, 0.5 * (attention.values(x) + first))
+    with pytest.raises(ValueError, match="first_values"):
+        attention._project(x, None, None, None)
+    # The model hands every layer the first layer's own values, so its first layer is plain.
+    model = model_of(value_residual=True).eval()
+    ids = torch.randint(0, TINY.vocab_size, (1, 6))
+    stream, cos, sin = model._rope_and_embed(ids, 0)
+    block = model.layers[0]
+    plain = Block(dataclasses.replace(TINY)).eval()
+    plain.load_state_dict(block.state_dict())
+    _, hidden = model(ids, return_hidden=True)
+    torch.testing.assert_close(hidden[1], plain(stream, cos, sin), atol=1e-6, rtol=1e-5)
+    assert not torch.allclose(hidden[2], model_of().eval()(ids, return_hidden=True)[1][2])
+
+
+@pytest.mark.parametrize("changes", [dict(value_embeddings=True), dict(value_residual=True),
+                                     dict(value_embeddings=True, value_residual=True)])
+def test_value_options_decode_with_the_cache_as_without(changes):
+    model = model_of(**changes).eval()
+    with torch.no_grad():  # trained-looking tables, so that they matter
+        for layer in model.layers:
+            if layer.self_attn.value_embedding is not None:
+                layer.self_attn.value_embedding.weight.normal_(std=0.5)
+    ids = torch.randint(0, TINY.vocab_size, (2, 9))
+    with torch.no_grad():
+        full = model(ids)
+        caches = model.make_caches(2)
+        steps = [model(ids[:, :4], caches)] + [model(ids[:, t:t + 1], caches)
+                                                for t in range(4, 9)]
+    torch.testing.assert_close(torch.cat(steps, 1), full, atol=1e-5, rtol=1e-5)
+    maps_model = model.attention_maps(ids)  # the explicit path takes the same inputs
+    assert len(maps_model) == TINY.num_layers
+
+
+def test_value_embeddings_train_with_adamw_without_decay():
+    model = model_of(value_embeddings=True)
+    config = trainer.TrainConfig(max_steps=5, optimizer="muon", weight_decay=1.0)
+    optimizer = trainer.make_optimizer(model, config, torch.device("cpu"))
+    tables = {id(layer.self_attn.value_embedding.weight) for layer in model.layers}
+    muon = {id(p) for group in optimizer.muon.param_groups for p in group["params"]}
+    assert not tables & muon
+    undecayed = {id(p) for group in optimizer.adamw.param_groups
+                 if group["weight_decay"] == 0 for p in group["params"]}
+    assert tables <= undecayed
+
+
+def test_boolean_options_refuse_other_values():
+    with pytest.raises(TypeError, match="value_embeddings"):
+        ModelConfig.from_preset("tiny", value_embeddings=1)
+
+
 def test_wsd_schedule_is_flat_then_decays_linearly():
     config = trainer.TrainConfig(max_steps=100, warmup_steps=10, lr=1.0, min_lr_ratio=0.0,
                                  schedule="wsd", decay_fraction=0.2)
@@ -203,3 +278,14 @@ def test_export_to_transformers_refuses_the_non_llama_options():
     with pytest.raises(ValueError, match="positions='none'"):
         to_hf_config(ModelConfig.from_preset("tiny", positions="none"))
     assert to_hf_config(ModelConfig.from_preset("tiny", zero_init_output=True)).hidden_size == 64
+    for option in ("value_embeddings", "value_residual"):
+        with pytest.raises(ValueError, match=f"{option}=True"):
+            to_hf_config(ModelConfig.from_preset("tiny", **{option: True}))
+
+
+@pytest.mark.parametrize("option", ["value_embeddings", "value_residual"])
+def test_compiled_decoding_refuses_the_value_options(option):
+    from transformer_lib.model.generation import decoding_weights
+
+    with pytest.raises(ValueError, match=f"{option}=True.*compile=False"):
+        decoding_weights(model_of(**{option: True}))

@@ -49,7 +49,8 @@ def to_hf_config(config: ModelConfig, tokenizer=None):
     # The ablation options (chapter 12) have no LlamaConfig equivalent: refuse, not mis-export.
     llama = ModelConfig(vocab_size=config.vocab_size)
     different = [name for name in ("norm", "positions", "mlp", "norm_placement",
-                                   "attention_scale", "qk_norm", "logit_softcap")
+                                   "attention_scale", "qk_norm", "logit_softcap",
+                                   "value_embeddings", "value_residual")
                  if getattr(config, name) != getattr(llama, name)]
     if different:
         raise ValueError(f"a LlamaForCausalLM cannot hold this model: its config sets "

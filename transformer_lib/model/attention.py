@@ -127,13 +127,35 @@ class Attention(nn.Module):
             self.k_norm = RMSNorm(config.head_dim, config.norm_eps)
         else:
             self.q_norm = self.k_norm = None
+        # Speed-run additions (chapter 12 measures them): a table of per-token vectors added to
+        # the values, and values averaged with the first layer's (given to forward).
+        self.value_embedding = (nn.Embedding(config.vocab_size, kv_dim)
+                                if config.value_embeddings else None)
+        self.value_residual = config.value_residual
 
-    def _project(self, x, cos, sin, cache):
+    def values(self, x: torch.Tensor, input_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """This layer's own values (B, K, T, D) for x (B, T, C): the projection of x, plus the
+        value embeddings of ``input_ids`` (B, T) if the model has them."""
         B, T, _ = x.shape
-        # (B, T, C) -> (B, T, H, D) -> (B, H, T, D); likewise with K heads for keys and values
+        v = self.v_proj(x)  # (B, T, K*D)
+        if self.value_embedding is not None:
+            if input_ids is None:
+                raise ValueError("this model adds value embeddings to its values: pass the "
+                                 "input_ids (Transformer.forward does)")
+            v = v + self.value_embedding(input_ids).to(v.dtype)
+        return v.view(B, T, self.num_kv_heads, self.head_dim).transpose(1, 2)  # -> (B, K, T, D)
+
+    def _project(self, x, cos, sin, cache, input_ids=None, first_values=None):
+        B, T, _ = x.shape
+        # (B, T, C) -> (B, T, H, D) -> (B, H, T, D); likewise with K heads for keys
         q = self.q_proj(x).view(B, T, self.num_heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(B, T, self.num_kv_heads, self.head_dim).transpose(1, 2)
-        v = self.v_proj(x).view(B, T, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        v = self.values(x, input_ids)  # (B, K, T, D)
+        if self.value_residual:
+            if first_values is None:
+                raise ValueError("this model averages each layer's values with the first "
+                                 "layer's: pass first_values (Transformer.forward does)")
+            v = 0.5 * (v + first_values.to(v.dtype))  # the first layer's own: 0.5 (v + v) = v
         compute_dtype = attention_dtype(q.dtype, q.device)
         if compute_dtype != q.dtype:
             q, k, v = q.to(compute_dtype), k.to(compute_dtype), v.to(compute_dtype)
@@ -150,9 +172,13 @@ class Attention(nn.Module):
         return self.o_proj(out.transpose(1, 2).reshape(B, T, -1))  # (B, H, T, D) -> (B, T, C)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                cache: KVCache | None = None) -> torch.Tensor:
-        """x (B, T, C); cos/sin (T, D) for the positions of x; returns (B, T, C)."""
-        q, k, v = self._project(x, cos, sin, cache)
+                cache: KVCache | None = None, input_ids: torch.Tensor | None = None,
+                first_values: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, T, C); cos/sin (T, D) for the positions of x; returns (B, T, C).
+
+        ``input_ids`` (B, T) and ``first_values`` (B, K, T, D) are needed only by a model with
+        value embeddings and value residuals respectively (see :meth:`values`)."""
+        q, k, v = self._project(x, cos, sin, cache, input_ids, first_values)
         T, S = q.shape[2], k.shape[2]
         if T == S:
             mask, is_causal = None, True
@@ -171,9 +197,11 @@ class Attention(nn.Module):
         return self._merge_heads(out.to(x.dtype))
 
     def forward_with_weights(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                             cache: KVCache | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                             cache: KVCache | None = None, input_ids: torch.Tensor | None = None,
+                             first_values: torch.Tensor | None = None
+                             ) -> tuple[torch.Tensor, torch.Tensor]:
         """The same computation spelled out; returns (output (B, T, C), weights (B, H, T, S))."""
-        q, k, v = self._project(x, cos, sin, cache)
+        q, k, v = self._project(x, cos, sin, cache, input_ids, first_values)
         groups = self.num_heads // self.num_kv_heads
         k, v = repeat_kv(k, groups), repeat_kv(v, groups)  # (B, H, S, D)
         weights = attention_weights(q, k, self.scale)  # (B, H, T, S)

@@ -53,24 +53,35 @@ class Block(nn.Module):
         self.post_norm = config.norm_placement == "post"
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                cache: KVCache | None = None) -> torch.Tensor:
+                cache: KVCache | None = None, input_ids: torch.Tensor | None = None,
+                first_values: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, T, C) -> (B, T, C). ``input_ids`` and ``first_values`` feed the value options
+        (see Attention.forward); a Llama block ignores them."""
+        values = (input_ids, first_values)
         if self.post_norm:
-            x = self.input_layernorm(x + self._dropout(self.self_attn(x, cos, sin, cache)))
+            x = self.input_layernorm(x + self._dropout(self.self_attn(x, cos, sin, cache, *values)))
             return self.post_attention_layernorm(x + self._dropout(self.mlp(x)))
-        x = x + self._dropout(self.self_attn(self.input_layernorm(x), cos, sin, cache))
+        x = x + self._dropout(self.self_attn(self.input_layernorm(x), cos, sin, cache, *values))
         return x + self._dropout(self.mlp(self.post_attention_layernorm(x)))
 
     def forward_with_weights(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                             cache: KVCache | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                             cache: KVCache | None = None, input_ids: torch.Tensor | None = None,
+                             first_values: torch.Tensor | None = None
+                             ) -> tuple[torch.Tensor, torch.Tensor]:
         """As ``forward``, through explicit attention; also returns its weights (B, H, T, S)."""
+        values = (input_ids, first_values)
         if self.post_norm:
-            attn_out, weights = self.self_attn.forward_with_weights(x, cos, sin, cache)
+            attn_out, weights = self.self_attn.forward_with_weights(x, cos, sin, cache, *values)
             x = self.input_layernorm(x + self._dropout(attn_out))
             return self.post_attention_layernorm(x + self._dropout(self.mlp(x))), weights
         attn_out, weights = self.self_attn.forward_with_weights(
-            self.input_layernorm(x), cos, sin, cache)
+            self.input_layernorm(x), cos, sin, cache, *values)
         x = x + self._dropout(attn_out)
         return x + self._dropout(self.mlp(self.post_attention_layernorm(x))), weights
+
+    def attention_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What this block's attention reads from the stream x: norm(x) in pre-norm, else x."""
+        return x if self.post_norm else self.input_layernorm(x)
 
     def _dropout(self, branch: torch.Tensor) -> torch.Tensor:
         # An inactive Dropout still costs a module call: skipping it makes a cached decoding

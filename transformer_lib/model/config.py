@@ -46,6 +46,10 @@ class ModelConfig:
     qk_norm: bool = False  # RMSNorm on each head's queries and keys before RoPE
     zero_init_output: bool = False  # o_proj and down_proj start at zero: each block starts as x
     logit_softcap: float | None = None  # logits -> cap * tanh(logits / cap) (Gemma 2)
+    # Two additions from the small-model speed-runs; neither is in Llama, so a model using them
+    # converts to no other format (interop refuses it).
+    value_embeddings: bool = False  # each layer adds a learned vector per input token to its values
+    value_residual: bool = False  # each layer's values averaged with the first layer's (ResFormer)
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "d_model", "num_layers", "num_heads", "max_seq_len"):
@@ -84,6 +88,10 @@ class ModelConfig:
             raise ValueError(f"norm_eps={self.norm_eps} must be positive (Llama uses 1e-5)")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout={self.dropout} must lie in [0, 1)")
+        for name in ("tie_embeddings", "attention_scale", "qk_norm", "zero_init_output",
+                     "value_embeddings", "value_residual"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name}={getattr(self, name)!r} must be True or False")
         if self.logit_softcap is not None and not self.logit_softcap > 0:
             raise ValueError(f"logit_softcap={self.logit_softcap} must be positive or None")
 

@@ -344,19 +344,22 @@ def decoding_weights(model) -> tuple:
 
     Covers the Llama architecture the library defaults to (RMSNorm, RoPE, SwiGLU, pre-norm)
     with or without QK-norm, the attention scale and logit soft-capping; the ablation variants
-    raise a ValueError naming the setting.
+    and the value options (value embeddings, value residual) raise a ValueError naming the
+    setting.
     """
     from .lora import LoRALinear  # not at import time: lora imports this package's modules
 
     cfg = model.config
     unsupported = {name: getattr(cfg, name) for name, value in
                    (("norm", "rms"), ("positions", "rope"), ("mlp", "swiglu"),
-                    ("norm_placement", "pre")) if getattr(cfg, name) != value}
+                    ("norm_placement", "pre"), ("value_embeddings", False),
+                    ("value_residual", False)) if getattr(cfg, name) != value}
     if unsupported:
         settings = ", ".join(f"{k}={v!r}" for k, v in unsupported.items())
         raise ValueError(f"compile=True decodes the Llama architecture (norm='rms', "
-                         f"positions='rope', mlp='swiglu', norm_placement='pre'); this model has "
-                         f"{settings}: use compile=False")
+                         f"positions='rope', mlp='swiglu', norm_placement='pre', no value "
+                         f"embeddings or value residual); this model has {settings}: use "
+                         f"compile=False")
 
     def matrix(linear) -> torch.Tensor:  # (out, in), with an unmerged LoRA correction added
         weight = linear.weight

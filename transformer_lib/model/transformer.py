@@ -135,6 +135,8 @@ class Transformer(nn.Module):
                     nn.init.zeros_(proj.weight)
                 else:
                     nn.init.normal_(proj.weight, std=residual_std)
+            if attn.value_embedding is not None:  # each layer starts as a plain one
+                nn.init.zeros_(attn.value_embedding.weight)
             for norm in (layer.input_layernorm, layer.post_attention_layernorm, attn.q_norm,
                          attn.k_norm):
                 if norm is not None:
@@ -153,6 +155,17 @@ class Transformer(nn.Module):
         if self.config.positions != "rope":
             return x, None, None
         return x, self.rope_cos[start:start + T], self.rope_sin[start:start + T]
+
+    def first_values(self, x: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor | None:
+        """The first layer's values (B, K, T, D) for the embedded stream x (B, T, C), which a
+        model with ``value_residual`` averages into every layer's; None for other models.
+
+        Computed once here, at the cost of repeating the first layer's value projection, so
+        that a block keeps returning only its output."""
+        if not self.config.value_residual:
+            return None
+        first = self.layers[0]
+        return first.self_attn.values(first.attention_input(x), input_ids)
 
     def check_input_ids(self, input_ids: torch.Tensor, start: int = 0,
                         check_ids: bool = True) -> None:
@@ -213,8 +226,10 @@ class Transformer(nn.Module):
         if self.training and self.dropout.p:  # as in Block: no call when it would do nothing
             x = self.dropout(x)
         hidden = [x] if return_hidden else None
+        first_values = self.first_values(x, input_ids)
         for i, layer in enumerate(self.layers):
-            x = layer(x, cos, sin, caches[i] if caches is not None else None)
+            x = layer(x, cos, sin, caches[i] if caches is not None else None, input_ids,
+                      first_values)
             if hidden is not None:
                 hidden.append(x)
         if last_only:
@@ -230,9 +245,10 @@ class Transformer(nn.Module):
         """Attention weights of every layer, each (B, num_heads, T, T), via the explicit path."""
         self.check_input_ids(input_ids, 0)
         x, cos, sin = self._rope_and_embed(input_ids, 0)
+        first_values = self.first_values(x, input_ids)
         maps = []
         for layer in self.layers:
-            x, weights = layer.forward_with_weights(x, cos, sin)
+            x, weights = layer.forward_with_weights(x, cos, sin, None, input_ids, first_values)
             maps.append(weights.float())
         return maps
 

@@ -228,9 +228,15 @@ class MuonWithAdamW:
         self.adamw.load_state_dict(state["adamw"])
 
 
+def is_embedding_table(name: str) -> bool:
+    """Whether parameter ``name`` is a lookup table (the token embedding, or a layer's value
+    embedding): rows indexed by token, trained by AdamW without decay, never by Muon."""
+    return "embed_tokens" in name or name.endswith("value_embedding.weight")
+
+
 def make_optimizer(model: torch.nn.Module, config: TrainConfig,
                    device: torch.device) -> torch.optim.AdamW | MuonWithAdamW:
-    """AdamW with decay on weight matrices only (not on norms or the embedding table).
+    """AdamW with decay on weight matrices only (not on norms or the embedding tables).
 
     ``config.optimizer == "muon"``: the blocks' matrices go to the library's ``Muon`` instead
     (torch.optim.Muon's rule, its update rescaled to AdamW's RMS so that the same learning rate
@@ -240,7 +246,7 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig,
     """
     decay, no_decay = [], []
     for name, param in model.named_parameters():  # a tied output head is the embedding
-        (no_decay if param.dim() < 2 or "embed_tokens" in name else decay).append(param)
+        (no_decay if param.dim() < 2 or is_embedding_table(name) else decay).append(param)
     if config.optimizer == "muon":
         names = {id(p): name for name, p in model.named_parameters()}
         matrices = [p for p in decay if names[id(p)].startswith("layers.")]
