@@ -1,5 +1,6 @@
 """The trainer: schedule, optimizer groups, reproducibility, exact resume, checkpoints, DDP."""
 
+import dataclasses
 import json
 import math
 import os
@@ -425,6 +426,21 @@ def test_cli_optimizer_is_muon_for_a_new_model_and_adamw_for_fine_tuning():
     assert train_config_from_args(explicit, None, "cpu").optimizer == "adamw"
     saved = TrainConfig(max_steps=5).to_dict()  # a run made before the change: AdamW
     assert train_config_from_args(fresh, saved, "cpu").optimizer == "adamw"
+
+
+def test_cli_value_options_are_off_unless_asked_for():
+    from transformer_lib.cli.train import build_parser, model_config_from_args
+
+    def config(*flags):
+        return model_config_from_args(build_parser().parse_args(["--out", "x", *flags]), 2048)
+
+    default = config()
+    assert not default.value_embeddings and not default.value_residual
+    both = config("--value-embeddings", "--value-residual")
+    assert both.value_embeddings and both.value_residual
+    assert dataclasses.replace(both, value_embeddings=False, value_residual=False) == default
+    assert config("--no-value-embeddings") == default
+    assert config("--preset", "seed-22.5M", "--value-residual").value_residual
 
 
 def test_cli_new_model_trains_on_8_windows_under_wsd_and_fine_tuning_keeps_the_library_defaults():

@@ -29,6 +29,11 @@ from ..training.trainer import (
 # holds the training defaults that differ from TrainConfig's, and why).
 DEFAULT_PRESET = "tinystories-cpu"
 DEFAULT_VOCAB_SIZE = PRESETS[DEFAULT_PRESET]["vocab_size"]  # the BPE the preset expects
+# Chapter 12's value options, off unless asked for: at the command's 1,300 float32 steps they
+# measured lower on average but not beyond the seeds' spread, and no lower in five bf16 minutes
+# (benchmarks/RESULTS.md). Neither is Llama's, so a model with them converts to no other format.
+VALUE_OPTIONS = {"value_embeddings": "a learned vector per token added to each layer's values",
+                 "value_residual": "each layer's values averaged with the first layer's"}
 
 
 def prepare_tokenizer(run_dir: Path, data, tokenizer_arg: str | None, vocab_size: int,
@@ -134,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="RMSNorm on each head's queries and keys (chapter 12)")
     model.add_argument("--zero-init-output", action="store_true",
                        help="o_proj and down_proj start at zero (chapter 12)")
+    for name, what in VALUE_OPTIONS.items():
+        model.add_argument(f"--{name.replace('_', '-')}", action=argparse.BooleanOptionalAction,
+                           default=None, help=f"{what} (chapter 12; default off)")
     tok = parser.add_argument_group("tokens")
     tok.add_argument("--tokenizer", default=None,
                      help="tokenizer file or 'gpt2' (default: train a BPE on the train split)")
@@ -227,6 +235,9 @@ def model_config_from_args(args, vocab_size: int) -> ModelConfig:
         overrides["qk_norm"] = True
     if args.zero_init_output:
         overrides["zero_init_output"] = True
+    for name in VALUE_OPTIONS:
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
     return ModelConfig.from_preset(args.preset, **overrides)
 
 
@@ -262,6 +273,11 @@ def check_init_matches(args, init_model, tokenizer, init_tokenizer_file) -> None
                          "--init-from already has its weights: drop the flag")
     if getattr(args, "qk_norm", False) and not config.qk_norm:
         wrong.append("--qk-norm (the model has no query/key norms)")
+    for name in VALUE_OPTIONS:
+        asked = getattr(args, name, None)
+        if asked is not None and asked != getattr(config, name):
+            flag = ("--" if asked else "--no-") + name.replace("_", "-")
+            wrong.append(f"{flag} (the model has {name}={getattr(config, name)})")
     if wrong or args.untied and config.tie_embeddings:
         raise SystemExit(f"error: shape mismatch with --init-from {args.init_from}: "
                          f"{', '.join(wrong) or '--untied'}; drop those flags to keep its shape")
