@@ -22,8 +22,10 @@ def test_every_variant_changes_one_thing_and_is_matched():
     per_ffn_unit = 3 * baseline.d_model * baseline.num_layers  # SwiGLU: three matrices
     for name in ablate.VARIANTS:
         config, matched = ablate.variant_config(name, BOOK_VOCAB_SIZE)
-        # within half a feed-forward unit of the baseline's count
-        assert abs(ablate.parameter_count(config) - target) <= per_ffn_unit / 2, name
+        # within half a feed-forward unit of the baseline's count, lookup tables aside
+        tables = (config.num_layers * config.vocab_size * config.num_kv_heads * config.head_dim
+                  if config.value_embeddings else 0)
+        assert abs(ablate.parameter_count(config) - tables - target) <= per_ffn_unit / 2, name
         changed = {f for f in config.to_dict() if config.to_dict()[f] != baseline.to_dict()[f]}
         model_changes = set(ablate.VARIANTS[name][0])
         assert changed - {"ffn_hidden_dim"} == model_changes, name
@@ -33,6 +35,8 @@ def test_every_variant_changes_one_thing_and_is_matched():
     assert untied.ffn_hidden_dim < baseline.ffn_hidden_dim and "->" in matched
     unmatched, how = ablate.variant_config("untied", BOOK_VOCAB_SIZE, match=False)
     assert how == f"+{BOOK_VOCAB_SIZE * baseline.d_model} parameters"
+    tables, how = ablate.variant_config("value-embeddings", BOOK_VOCAB_SIZE)
+    assert tables.ffn_hidden_dim == baseline.ffn_hidden_dim and "not matched" in how
 
 
 def test_unknown_variant_is_refused():
@@ -77,7 +81,23 @@ def test_merge_joins_the_seeds_of_one_recipe(tmp_path):
     assert merged["recipe"]["seeds"] == [0, 1, 2]
     assert [run["seed"] for run in merged["variants"]["baseline"]["runs"]] == [0, 1, 2]
     assert [p["seeds"] for p in merged["parts"]] == [[2], [0, 1]]
+    assert merged["command"].endswith("1.json " + str(tmp_path / "0.json"))  # the merge's own
     with pytest.raises(ValueError, match="recipe"):
         ablate_cli.merge_results([part([0]), part([1], steps=60)])
     with pytest.raises(ValueError, match="two files"):
         ablate_cli.merge_results([part([0]), part([0])])
+
+
+def test_merge_adds_variants_swept_later_and_refuses_a_gap(tmp_path):
+    def part(variants, seeds=(0, 1)):
+        return {"command": "ablate", "torch": "2", "cpu": "x", "recipe": {"steps": 30,
+                "seeds": list(seeds)}, "data": {"v": "abc"},
+                "variants": {name: {"description": name, "runs": [
+                    {"seed": s, "val_bpb": 2.0 + s} for s in seeds]} for name in variants}}
+
+    merged = ablate_cli.merge_results([part(["baseline", "muon"]), part(["value-residual"])])
+    assert list(merged["variants"]) == ["baseline", "muon", "value-residual"]
+    assert [run["seed"] for run in merged["variants"]["value-residual"]["runs"]] == [0, 1]
+    assert merged["variants"]["value-residual"]["description"] == "value-residual"
+    with pytest.raises(ValueError, match="value-residual has seeds \\[0\\]"):
+        ablate_cli.merge_results([part(["baseline"]), part(["value-residual"], seeds=[0])])

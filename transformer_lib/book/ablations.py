@@ -32,21 +32,33 @@ VARIANTS: dict[str, tuple[dict, dict, str]] = {
     "logit-softcap": ({"logit_softcap": 15.0}, {}, "logits soft-capped at 15 (tanh)"),
     "muon": ({}, {"optimizer": "muon"}, "Muon for the blocks' matrices, AdamW for the rest"),
     "wsd": ({}, {"schedule": "wsd"}, "warm-up / stable / decay (last 20%) for the cosine"),
+    "value-embeddings": ({"value_embeddings": True}, {},
+                         "a learned vector per token added to each layer's values"),
+    "value-residual": ({"value_residual": True}, {},
+                       "each layer's values averaged with the first layer's"),
 }
+# Variants whose extra parameters are lookup tables: a table row costs no multiplication per
+# token, like the token embedding, so narrowing the feed-forward layers to pay for it would
+# take compute away instead of matching it. Their count is recorded, not matched.
+TABLES_ONLY = ("value-embeddings",)
 
 
 def variant_config(name: str, vocab_size: int, match: bool = True) -> tuple[ModelConfig, str]:
     """The variant's ModelConfig and how its parameter count was matched to the baseline's.
 
     With ``match``, a variant whose change alters the parameter count gets the feed-forward width
-    whose total comes closest to the baseline's (parameters are linear in that width).
+    whose total comes closest to the baseline's (parameters are linear in that width), except
+    one whose extra parameters are lookup tables (``TABLES_ONLY``).
     """
     model_changes = VARIANTS[name][0]
     baseline = ModelConfig(vocab_size=vocab_size, **BOOK_MODEL)
     config = ModelConfig(vocab_size=vocab_size, **{**BOOK_MODEL, **model_changes})
     target, count = parameter_count(baseline), parameter_count(config)
-    if not match or count == target:
-        return config, "equal" if count == target else f"{count - target:+d} parameters"
+    if count == target:
+        return config, "equal"
+    if not match or name in TABLES_ONLY:
+        tables = " in lookup tables, not matched" if match else ""
+        return config, f"{count - target:+d} parameters{tables}"
     wider = ModelConfig(vocab_size=vocab_size, **{**BOOK_MODEL, **model_changes,
                                                   "ffn_hidden_dim": config.ffn_hidden_dim + 1})
     per_unit = parameter_count(wider) - count

@@ -102,7 +102,8 @@ def run_ablations(variants: list[str], seeds: list[int], steps: int, eval_tokens
 
 def merge_results(parts: list[dict]) -> dict:
     """One results file from sweeps of the same recipe over different seeds (say, run as
-    separate processes): the runs of each variant together, in seed order."""
+    separate processes) or different variants (one added later): the runs of each variant
+    together, in seed order. Every variant must end with every seed the files cover."""
     if len(parts) < 2:
         raise ValueError("give at least two results files to merge")
     first = parts[0]
@@ -116,16 +117,22 @@ def merge_results(parts: list[dict]) -> dict:
             if a != b:
                 raise ValueError(f"the files differ in {key!r}: only sweeps of one recipe, data "
                                  f"and torch version can be merged")
-        if set(part["variants"]) != set(first["variants"]):
-            raise ValueError("the files sweep different variants")
     merged = json.loads(json.dumps(first))
     seeds = sorted({seed for part in parts for seed in part["recipe"]["seeds"]})
     merged["recipe"]["seeds"] = seeds
-    for name, entry in merged["variants"].items():
-        runs = [run for part in parts for run in part["variants"][name]["runs"]]
+    variants = {}
+    for name in dict.fromkeys(name for part in parts for name in part["variants"]):
+        entries = [part["variants"][name] for part in parts if name in part["variants"]]
+        runs = [run for entry in entries for run in entry["runs"]]
         if len({run["seed"] for run in runs}) != len(runs):
             raise ValueError(f"variant {name}: a seed appears in two files")
-        entry["runs"] = sorted(runs, key=lambda run: run["seed"])
+        if sorted(run["seed"] for run in runs) != seeds:
+            raise ValueError(f"variant {name} has seeds {sorted(run['seed'] for run in runs)} "
+                             f"of the files' {seeds}: merge files that complete each other")
+        variants[name] = {**json.loads(json.dumps(entries[0])),
+                          "runs": sorted(runs, key=lambda run: run["seed"])}
+    merged["variants"] = variants
+    merged.pop("command", None)  # the merge's own command heads the file; the parts keep theirs
     merged["parts"] = [{"command": part["command"], "seeds": part["recipe"]["seeds"],
                         "cpu": part["cpu"], "wall_s": part.get("wall_s"),
                         **({"note": part["note"]} if "note" in part else {})} for part in parts]
