@@ -42,20 +42,28 @@ for name, (model_changes, train_changes, description) in ablations.VARIANTS.item
     print(f"{name:21s} {option:28s} {description}"[:99])
 
 # %% [markdown]
-# The last five come from the small-model speed-runs: QK-norm
+# The last seven come from the small-model speed-runs: QK-norm
 # (RMSNorm on each head's queries and keys), output projections that start at zero (each block
 # starts as the identity), soft-capped logits ($15\tanh(z/15)$), Muon (it replaces each matrix's
 # update by the nearest orthogonal matrix, through five Newton–Schulz steps) for the blocks'
-# matrices, and a schedule that stays at the peak learning rate and decays only over the last
-# fifth of the run.
+# matrices, a schedule that stays at the peak learning rate and decays only over the last
+# fifth of the run, and two changes to the values that attention averages. *Value embeddings*
+# give each layer a table with one learned vector per token, added to the values it computes
+# (modded-nanogpt's speed-run): $v_t = W_v x_t + E[\text{token}_t]$. A *value residual* makes
+# each layer average its values with the first layer's, $v^{(l)} \leftarrow
+# \tfrac12 (v^{(l)} + v^{(1)})$ (Zhou et al., 2024, ResFormer), so every layer can still read
+# what the first one took from the tokens. Neither is in Llama.
 #
 # Some changes alter the parameter count: a learned position table adds
 # `max_seq_len` $\times$ `d_model` numbers, untying adds a second vocabulary matrix, multi-head
 # attention adds key and value projections, multi-query removes some. The sweep gives those
 # variants a different feed-forward width, the one whose total comes nearest the baseline's, so
 # no variant wins by having more weights. The GELU MLP has two matrices where SwiGLU has three,
-# so its width is $3/2$ of SwiGLU's and the count is equal exactly. The stored file records each
-# variant's matching:
+# so its width is $3/2$ of SwiGLU's and the count is equal exactly. Value embeddings are the
+# exception: their extra parameters are lookup tables, which, like the token embedding, cost no
+# multiplication per token, so narrowing the feed-forward layers to pay for them would take
+# compute away rather than match it; their count is recorded, not matched. The stored file
+# records each variant's matching:
 
 # %%
 results = book.stored_ablations()
@@ -69,8 +77,11 @@ for name, entry in results["variants"].items():
 # %%
 summaries = summarise_ablations(results)
 base_parameters = summaries["baseline"].parameters
-assert all(abs(s.parameters - base_parameters) < 0.01 * base_parameters
-           for s in summaries.values())  # every variant within 1% of the baseline's size
+assert all(abs(s.parameters - base_parameters) < 0.01 * base_parameters for s in
+           summaries.values() if s.name not in ablations.TABLES_ONLY)  # within 1% of the size
+tabled = ablations.variant_config("value-embeddings", book.BOOK_VOCAB_SIZE)[0]
+tables = tabled.num_layers * tabled.vocab_size * tabled.num_kv_heads * tabled.head_dim
+assert summaries["value-embeddings"].parameters == base_parameters + tables  # only the tables
 assert all(len(s.bits_per_byte) == len(recipe["seeds"]) >= 3 for s in summaries.values())
 
 # %% [markdown]
@@ -122,7 +133,8 @@ CHAPTER_CHOICES = {
     "4 (attention)": ["no-attention-scale", "multi-head", "multi-query"],
     "5 (SwiGLU)": ["gelu-mlp"],
     "6 (the block and the model)": ["post-norm", "untied"],
-    "speed-run changes": ["qk-norm", "zero-init-output", "logit-softcap", "muon", "wsd"],
+    "speed-run changes": ["qk-norm", "zero-init-output", "logit-softcap", "muon", "wsd",
+                          "value-embeddings", "value-residual"],
 }
 verdicts = {}
 for chapter, names in CHAPTER_CHOICES.items():
@@ -265,6 +277,71 @@ assert all(r["val_bpb"] > r["evals"][-1]["val_bpb"] for r in equal_time["runs"])
 # the new two.
 
 # %% [markdown]
+# ## The value options at the command's length
+#
+# The two value rows of the sweep sit within the seeds' noise: after 300 steps of chapter 7's
+# recipe, neither bought anything measurable. The speed-runs that introduced them train far
+# longer, and so does the training command: its five minutes reach about 1,300 float32 steps
+# on a 2-core CPU without bf16 arithmetic (an AVX2 AMD EPYC, the slowest machine it was tuned
+# on), under its own recipe (Muon, batches of 8, the warm-up/stable/decay schedule).
+# `book_config/make_value_option_runs.py` trained the command's model for exactly those 1,300
+# steps, from three seeds, with both options (`values`) and without (`plain`), one run at a
+# time; stopping by steps keeps the machine's speed out of the comparison:
+
+# %%
+value_runs = book.stored_value_option_runs()
+print(f"{value_runs['meta']['command']}\n({value_runs['meta']['cpu']}, "
+      f"{value_runs['meta']['threads']} threads, torch {value_runs['meta']['torch']})")
+print(f"{'model':8s} {'seed':>4s} {'steps':>6s} {'bits/byte':>10s}")
+for run in value_runs["runs"]:
+    print(f"{run['name']:8s} {run['seed']:4d} {run['steps']:6d} {run['val_bpb']:10.3f}")
+
+# %%
+viz.plot_equal_time_runs(value_runs["runs"], x="step",
+                         title="The command's model for 1,300 steps, with and without the "
+                               "value options")
+
+# %% [markdown]
+# The curves part after a few hundred steps and stay apart, by about 0.05 on the sampled windows,
+# while the learning rate holds at its peak; the decay over the last fifth brings them most of
+# the way together (at step 800, every seed with the options is below every seed without):
+
+# %%
+def sampled_at(step: int, name: str) -> list[float]:
+    return [e["val_bpb"] for r in value_runs["runs"] if r["name"] == name
+            for e in r["evals"] if e["step"] == step]
+
+
+assert max(sampled_at(800, "values")) < min(sampled_at(800, "plain"))
+
+# %% [markdown]
+# The final figures, over every validation token, are what counts. By the rule above, three
+# seeds a side:
+
+# %%
+by_name = {name: sorted(r["val_bpb"] for r in value_runs["runs"] if r["name"] == name)
+           for name in ("plain", "values")}
+value_gap = (sum(by_name["plain"]) - sum(by_name["values"])) / 3
+print(f"plain {by_name['plain'][0]:.3f} to {by_name['plain'][-1]:.3f}, with the value options "
+      f"{by_name['values'][0]:.3f} to {by_name['values'][-1]:.3f}: {value_gap:.3f} bits per byte "
+      f"lower on average")
+
+# %%
+assert value_gap > 0  # lower on average...
+assert by_name["values"][-1] > by_name["plain"][0]  # ...but the seeds' ranges overlap
+
+# %% [markdown]
+# Lower on average, but the worst seed with the options lies above the best seed without: by
+# the rule above, not a difference the seeds can vouch for. In the command's five minutes on a
+# CPU with bf16 arithmetic (2,100 to 2,400 bf16 steps) they measured no lower at all: 1.059,
+# 1.068 and 1.066 bits per byte with them against 1.066, 1.061 and 1.061 without
+# (`benchmarks/RESULTS.md`). So the training command
+# leaves them off; `--value-embeddings --value-residual` turn them on, for a reader who wants
+# to run more seeds. They would also have had a price beyond the 2.5% longer step: neither is
+# in Llama, so a model with them cannot be converted to Hugging Face's `LlamaForCausalLM`
+# (chapter 10).
+
+# %% [markdown]
 # ## What this does and does not say
 #
 # The sweep is short: chapter 7's 300 steps, about one pass over the training split, so it
@@ -273,8 +350,8 @@ assert all(r["val_bpb"] > r["evals"][-1]["val_bpb"] for r in equal_time["runs"])
 # choices exist for reasons these runs cannot see: RoPE lets a model run past the lengths it was
 # trained on; grouped-query attention shrinks the KV cache of chapter 8 (its price here is
 # measured, its gain is memory); pre-norm matters most in deep stacks, and ours has four
-# blocks; the speed-run changes were tuned for larger models and longer runs. Only Muon was
-# also measured at equal time, above.
+# blocks; the speed-run changes were tuned for larger models and longer runs. Muon was also
+# measured at equal time, and the value options at the command's length, above.
 #
 # ## Exercises
 #
@@ -320,7 +397,7 @@ ch12.exercise_3(my_variant, tokenizer)
 #
 # | in this chapter | in `transformer_lib` |
 # |---|---|
-# | the variants | `ModelConfig` fields `norm`, `positions`, `mlp`, `norm_placement`, `num_kv_heads`, `tie_embeddings`, `attention_scale`, `qk_norm`, `zero_init_output`, `logit_softcap`; `TrainConfig` fields `optimizer`, `schedule`, `z_loss` |
+# | the variants | `ModelConfig` fields `norm`, `positions`, `mlp`, `norm_placement`, `num_kv_heads`, `tie_embeddings`, `attention_scale`, `qk_norm`, `zero_init_output`, `logit_softcap`, `value_embeddings`, `value_residual`; `TrainConfig` fields `optimizer`, `schedule`, `z_loss` |
 # | the list and the parameter matching | `book.ablations.VARIANTS`, `variant_config` |
 # | one run of one variant | `book.ablations.train_variant` |
 # | the sweep | `python -m transformer_lib.ablate` (`tlib-ablate`), stored as `book.stored_ablations()` |

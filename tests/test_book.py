@@ -128,6 +128,24 @@ def test_answer_leak_search_finds_whole_numbers_but_not_times_of_day(monkeypatch
     assert answer_leaks.leaks("any", [13, 152]) == []
 
 
+def test_the_stored_value_option_runs_are_equal_steps_and_differ_only_in_the_options():
+    """book_config/make_value_option_runs.py's output, which chapter 12 draws and which chose
+    the training command's value options."""
+    from transformer_lib.book import stored_value_option_runs
+
+    stored = stored_value_option_runs()
+    assert {"command", "cpu", "torch", "threads", "date", "made_by"} <= set(stored["meta"])
+    assert "--max-steps 1300 --precision fp32" in stored["meta"]["command"]
+    for name, on in (("plain", False), ("values", True)):
+        mine = [run for run in stored["runs"] if run["name"] == name]
+        assert sorted(run["seed"] for run in mine) == [0, 1, 2]
+        assert all(run["value_embeddings"] is on and run["value_residual"] is on for run in mine)
+    for run in stored["runs"]:
+        assert run["steps"] == 1300 and 0.5 < run["val_bpb"] < 3
+        steps = [e["step"] for e in run["evals"]]
+        assert steps == sorted(steps) and steps[-1] < run["steps"]
+
+
 def test_the_stored_five_minute_runs_are_equal_time_and_seeded():
     """book_config/make_five_minute_runs.py's output, which chapter 12 draws and which chose the
     training command's optimizer."""

@@ -642,3 +642,13 @@ def test_equal_time_runs_plot_one_line_and_star_per_run_labelled_once_per_optimi
     assert ax.lines[0].get_color() == ax.lines[2].get_color() != ax.lines[1].get_color()
     with pytest.raises(ValueError, match="empty"):
         viz.plot_equal_time_runs([], title="t")
+
+
+def test_equal_step_runs_plot_against_steps_with_the_star_at_the_last_step():
+    run = {"name": "plain", "seed": 0, "val_bpb": 1.1, "steps": 1300, "train_seconds": 250,
+           "evals": [{"step": s, "val_bpb": 2.0 - s / 1000} for s in (100, 200, 300)]}
+    ax = viz.plot_equal_time_runs([run], title="t", x="step").axes[0]
+    assert list(ax.lines[0].get_xdata()) == [100, 200, 300]
+    assert ax.collections[0].get_offsets()[0][0] == 1300 and ax.get_xlabel() == "training steps"
+    with pytest.raises(ValueError, match="'minutes' or 'step'"):
+        viz.plot_equal_time_runs([run], title="t", x="tokens")

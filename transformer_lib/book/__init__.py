@@ -51,6 +51,7 @@ STORED_DECODING_TABLE = STORED_ABLATIONS.parent / "decoding" / "table.json"
 STORED_DECODING_BENCH = STORED_ABLATIONS.parent / "decoding" / "llama2c_bench.json"
 STORED_WEIGHT_DECAY_SWEEP = STORED_ABLATIONS.parent / "weight_decay_sweep.json"
 STORED_FIVE_MINUTE_RUNS = STORED_ABLATIONS.parent / "five_minute_runs.json"
+STORED_VALUE_OPTION_RUNS = STORED_ABLATIONS.parent / "value_option_runs.json"
 
 
 @dataclass
@@ -108,6 +109,12 @@ def stored_weight_decay_sweep(path: str | Path = STORED_WEIGHT_DECAY_SWEEP) -> d
 def stored_five_minute_runs(path: str | Path = STORED_FIVE_MINUTE_RUNS) -> dict:
     """The training command's five-minute run with AdamW and with Muon, several seeds, with the
     machine they ran on (JSON: book_config/make_five_minute_runs.py)."""
+    return _read_json(path)
+
+
+def stored_value_option_runs(path: str | Path = STORED_VALUE_OPTION_RUNS) -> dict:
+    """The training command's model with and without the value options, several seeds at equal
+    steps, with the machine they ran on (JSON: book_config/make_value_option_runs.py)."""
     return _read_json(path)
 
 

@@ -37,10 +37,13 @@ def plot_ablations(summaries: dict[str, VariantSummary], *, baseline: str = "bas
     return figure
 
 
-def plot_equal_time_runs(runs: list[dict], *, title: str) -> Figure:
+def plot_equal_time_runs(runs: list[dict], *, title: str, x: str = "minutes") -> Figure:
     """Validation bits per byte against training minutes, one line per run (the periodic
     evaluations on a sample of validation windows) and a star per run at its final figure over
-    every validation token; one colour per optimizer. ``runs`` as in five_minute_runs.json."""
+    every validation token; one colour per run name. ``runs`` as in five_minute_runs.json.
+    ``x="step"`` draws against training steps instead (runs compared at equal steps)."""
+    if x not in ("minutes", "step"):
+        raise ValueError(f"x={x!r}: draw against 'minutes' or 'step'")
     if not runs:
         raise ValueError("runs is empty: pass book.stored_five_minute_runs()['runs']")
     palette = (TRAIN_COLOUR, EVAL_COLOUR, "tab:green", "tab:red", "tab:purple")
@@ -51,12 +54,13 @@ def plot_equal_time_runs(runs: list[dict], *, title: str) -> Figure:
         name = run["name"]
         first = name not in colours  # label each optimizer's line and star once
         colour = colours.setdefault(name, palette[len(colours) % len(palette)])
-        ax.plot([e["minutes"] for e in run["evals"]], [e["val_bpb"] for e in run["evals"]],
+        ax.plot([e[x] for e in run["evals"]], [e["val_bpb"] for e in run["evals"]],
                 color=colour, marker="o", markersize=3, linewidth=1,
                 label=f"{name}, sampled windows" if first else None)
-        ax.scatter([run["train_seconds"] / 60], [run["val_bpb"]], marker="*", s=90,
+        end = run["train_seconds"] / 60 if x == "minutes" else run["steps"]
+        ax.scatter([end], [run["val_bpb"]], marker="*", s=90,
                    color=colour, zorder=3, label=f"{name}, every token (final)" if first else None)
-    ax.set(title=title, xlabel="training time (minutes)",
+    ax.set(title=title, xlabel="training time (minutes)" if x == "minutes" else "training steps",
            ylabel="validation bits per byte (lower is better)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
