@@ -234,6 +234,24 @@ def test_value_options_decode_with_the_cache_as_without(changes):
     assert len(maps_model) == TINY.num_layers
 
 
+def test_a_llama_model_calls_attention_with_x_cos_sin_cache_alone():
+    """A replacement attention written for Llama's call (a reader's piece) keeps working."""
+
+    class FourArguments(Attention):
+        def forward(self, x, cos, sin, cache=None):
+            return super().forward(x, cos, sin, cache)
+
+    model = model_of().eval()
+    ids = torch.randint(0, TINY.vocab_size, (2, 7))
+    with torch.no_grad():
+        expected = model(ids)
+        for layer in model.layers:
+            layer.self_attn.__class__ = FourArguments
+        torch.testing.assert_close(model(ids), expected)
+        caches = model.make_caches(2)
+        torch.testing.assert_close(model(ids, caches), expected, atol=1e-5, rtol=1e-5)
+
+
 def test_value_embeddings_train_with_adamw_without_decay():
     model = model_of(value_embeddings=True)
     config = trainer.TrainConfig(max_steps=5, optimizer="muon", weight_decay=1.0)

@@ -51,13 +51,16 @@ class Block(nn.Module):
         self.mlp = make_mlp(config)
         self.resid_dropout = nn.Dropout(config.dropout)
         self.post_norm = config.norm_placement == "post"
+        # A Llama block calls attention as (x, cos, sin, cache), so a replacement attention
+        # module written for that call (a reader's, say) keeps working.
+        self.value_options = config.has_value_options
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                 cache: KVCache | None = None, input_ids: torch.Tensor | None = None,
                 first_values: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, T, C) -> (B, T, C). ``input_ids`` and ``first_values`` feed the value options
         (see Attention.forward); a Llama block ignores them."""
-        values = (input_ids, first_values)
+        values = (input_ids, first_values) if self.value_options else ()
         if self.post_norm:
             x = self.input_layernorm(x + self._dropout(self.self_attn(x, cos, sin, cache, *values)))
             return self.post_attention_layernorm(x + self._dropout(self.mlp(x)))
@@ -69,7 +72,7 @@ class Block(nn.Module):
                              first_values: torch.Tensor | None = None
                              ) -> tuple[torch.Tensor, torch.Tensor]:
         """As ``forward``, through explicit attention; also returns its weights (B, H, T, S)."""
-        values = (input_ids, first_values)
+        values = (input_ids, first_values) if self.value_options else ()
         if self.post_norm:
             attn_out, weights = self.self_attn.forward_with_weights(x, cos, sin, cache, *values)
             x = self.input_layernorm(x + self._dropout(attn_out))

@@ -100,6 +100,12 @@ class ModelConfig:
         return self.d_model // self.num_heads
 
     @property
+    def has_value_options(self) -> bool:
+        """Whether attention takes the input ids or the first layer's values (the value options);
+        a model without them calls its blocks and attention with (x, cos, sin, cache) alone."""
+        return self.value_embeddings or self.value_residual
+
+    @property
     def kv_groups(self) -> int:
         """How many query heads share one key/value head."""
         return self.num_heads // self.num_kv_heads

@@ -167,6 +167,13 @@ class Transformer(nn.Module):
         first = self.layers[0]
         return first.self_attn.values(first.attention_input(x), input_ids)
 
+    def _value_inputs(self, x: torch.Tensor, input_ids: torch.Tensor) -> tuple:
+        """What the blocks take beyond (x, cos, sin, cache): (input_ids, first values) for a
+        model with the value options, nothing for a Llama (whose blocks a reader may replace)."""
+        if not self.config.has_value_options:
+            return ()
+        return input_ids, self.first_values(x, input_ids)
+
     def check_input_ids(self, input_ids: torch.Tensor, start: int = 0,
                         check_ids: bool = True) -> None:
         """Raise a clear error unless input_ids is an integer (B, T) tensor whose positions
@@ -226,10 +233,9 @@ class Transformer(nn.Module):
         if self.training and self.dropout.p:  # as in Block: no call when it would do nothing
             x = self.dropout(x)
         hidden = [x] if return_hidden else None
-        first_values = self.first_values(x, input_ids)
+        values = self._value_inputs(x, input_ids)
         for i, layer in enumerate(self.layers):
-            x = layer(x, cos, sin, caches[i] if caches is not None else None, input_ids,
-                      first_values)
+            x = layer(x, cos, sin, caches[i] if caches is not None else None, *values)
             if hidden is not None:
                 hidden.append(x)
         if last_only:
@@ -245,10 +251,10 @@ class Transformer(nn.Module):
         """Attention weights of every layer, each (B, num_heads, T, T), via the explicit path."""
         self.check_input_ids(input_ids, 0)
         x, cos, sin = self._rope_and_embed(input_ids, 0)
-        first_values = self.first_values(x, input_ids)
+        values = self._value_inputs(x, input_ids)
         maps = []
         for layer in self.layers:
-            x, weights = layer.forward_with_weights(x, cos, sin, None, input_ids, first_values)
+            x, weights = layer.forward_with_weights(x, cos, sin, None, *values)
             maps.append(weights.float())
         return maps
 
