@@ -335,10 +335,10 @@ assert by_name["values"][-1] > by_name["plain"][0]  # ...but the seeds' ranges o
 # the rule above, not a difference the seeds can vouch for. In the command's five minutes on a
 # CPU with bf16 arithmetic (2,100 to 2,400 bf16 steps) they measured no lower at all: 1.059,
 # 1.068 and 1.066 bits per byte with them against 1.066, 1.061 and 1.061 without
-# (`benchmarks/RESULTS.md`). So the training command
-# leaves them off; `--value-embeddings --value-residual` turn them on, for a reader who wants
-# to run more seeds. They would also have had a price beyond the 2.5% longer step: neither is
-# in Llama, so a model with them cannot be converted to Hugging Face's `LlamaForCausalLM`
+# (`benchmarks/RESULTS.md`). So the training command leaves them off; `--value-embeddings
+# --value-residual` turn them on, for a reader who wants to run more seeds. They would also
+# have had a price beyond a step about 2% longer (2.5% in float32, 1.4% in bf16): neither is in
+# Llama, so a model with them cannot be converted to Hugging Face's `LlamaForCausalLM`
 # (chapter 10).
 
 # %% [markdown]
