@@ -151,6 +151,16 @@ def test_speed_run_options_reach_the_model_and_trainer(tmp_path):
                   "--out", str(tmp_path / "b")])
 
 
+def test_a_value_option_the_model_lacks_is_a_shape_mismatch(base_run, tmp_path):
+    root, common = base_run
+    with pytest.raises(SystemExit, match="shape mismatch.*--value-residual"):
+        cli.main([*common, "--init-from", str(root / "base"), "--value-residual",
+                  "--max-steps", "2", "--out", str(tmp_path / "a")])
+    # saying what the model already is, is no mismatch
+    assert cli.main([*common, "--init-from", str(root / "base"), "--no-value-embeddings",
+                     "--max-steps", "2", "--out", str(tmp_path / "b")]) == 0
+
+
 def test_qk_norm_on_a_model_without_it_is_a_shape_mismatch(base_run, tmp_path):
     root, common = base_run
     with pytest.raises(SystemExit, match="shape mismatch.*--qk-norm"):
