@@ -19,79 +19,40 @@ byte over every validation token, and the periodic evaluations (step, minutes, b
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import json
-import os
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
-import torch
+import stored_runs
 
-from transformer_lib.device import cpu_name
-
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "transformer_lib" / "assets" / "five_minute_runs.json"
+OUT = stored_runs.ROOT / "transformer_lib" / "assets" / "five_minute_runs.json"
 PLAN = [("adamw", 0), ("muon", 0), ("adamw", 1), ("muon", 1)]
 # The command's defaults when the comparison was made (they are now 8 windows and the
 # warm-up/stable/decay schedule for a new model): pinned, so that the stored runs stay repeatable.
 FIXED = ["--batch-size", "16", "--schedule", "cosine"]
 
 
-def train(optimizer: str, seed: int, folder: Path, data: str) -> Path:
-    out = folder / f"{optimizer}_s{seed}"
-    command = [sys.executable, "-m", "transformer_lib.cli.train", "--data", data, "--out",
-               str(out), "--cache-dir", str(folder / "cache"), "--max-minutes", "5",
-               "--seed", str(seed), "--optimizer", optimizer, *FIXED, "--no-progress"]
-    subprocess.run(command, check=True, cwd=ROOT)
-    return out
+def flags(optimizer: str) -> list[str]:
+    return ["--max-minutes", "5", "--optimizer", optimizer, *FIXED]
 
 
 def summarise(name: str, run: Path) -> dict:
-    latest = (run / "latest").read_text().strip()
-    meta = json.loads((run / latest / "meta.json").read_text())  # latest: checkpoints/step_N
+    meta = stored_runs.latest_meta(run)
     config = meta["train_config"]
     if config["max_minutes"] != 5 or config["max_steps"] is not None:
         raise SystemExit(f"{run} is not a five-minute run (max_minutes {config['max_minutes']}, "
                          f"max_steps {config['max_steps']})")
-    evals = [r for r in meta["history"] if r["kind"] == "eval"]
+    final, periodic = stored_runs.final_eval(meta)
     return {"name": name, "optimizer": config["optimizer"], "seed": config["seed"],
             "lr": config["lr"], "weight_decay": config["weight_decay"],
             "precision": config["precision"], "steps": meta["step"],
-            "val_bpb": evals[-1]["val_bpb"], "train_seconds": evals[-1]["elapsed_s"],
+            "val_bpb": final["val_bpb"], "train_seconds": final["elapsed_s"],
             "evals": [{"step": r["step"], "minutes": r["elapsed_s"] / 60,
-                       "val_bpb": r["val_bpb"]} for r in evals[:-1]]}
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", nargs="*", default=None, help="NAME:SEED=DIR of made runs")
-    args = parser.parse_args()
-    if args.runs:
-        runs = []
-        for spec in args.runs:
-            label, folder = spec.split("=", 1)
-            runs.append(summarise(label.split(":")[0], Path(folder)))
-    else:
-        data = os.environ.get("TINYSTORIES_PATH")
-        if not data:
-            raise SystemExit("set TINYSTORIES_PATH to the book's extract of TinyStories")
-        runs = []
-        with tempfile.TemporaryDirectory() as folder:
-            for optimizer, seed in PLAN:
-                runs.append(summarise(optimizer, train(optimizer, seed, Path(folder), data)))
-                print({k: v for k, v in runs[-1].items() if k != "evals"}, flush=True)
-    meta = {"command": "tlib-train --data $TINYSTORIES_PATH --max-minutes 5 --seed S "
-                       "--optimizer O " + " ".join(FIXED),
-            "cpu": cpu_name(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "date": datetime.date.today().isoformat(),
-            "made_by": "python book_config/make_five_minute_runs.py",
-            "note": "one run at a time, optimizers alternating, on an otherwise idle machine"}
-    OUT.write_text(json.dumps({"meta": meta, "runs": runs}, indent=2) + "\n")
-    print(f"wrote {OUT}")
+                       "val_bpb": r["val_bpb"]} for r in periodic]}
 
 
 if __name__ == "__main__":
-    main()
+    stored_runs.main(
+        __doc__.splitlines()[0], OUT, PLAN, flags, summarise,
+        command="tlib-train --data $TINYSTORIES_PATH --max-minutes 5 --seed S --optimizer O "
+                + " ".join(FIXED),
+        made_by="python book_config/make_five_minute_runs.py",
+        note="one run at a time, optimizers alternating, on an otherwise idle machine")

@@ -233,12 +233,17 @@ assert live["parameters"] == summaries["baseline"].parameters
 # five minutes, so a slower step would have cost it steps:
 
 # %%
+def print_runs(stored: dict, label: str) -> None:
+    """A stored file of training-command runs: its command, machine, and each run's result."""
+    meta = stored["meta"]
+    print(f"{meta['command']}\n({meta['cpu']}, {meta['threads']} threads, torch {meta['torch']})")
+    print(f"{label:10s} {'seed':>4s} {'steps':>6s} {'bits/byte':>10s}")
+    for run in stored["runs"]:
+        print(f"{run['name']:10s} {run['seed']:4d} {run['steps']:6d} {run['val_bpb']:10.3f}")
+
+
 equal_time = book.stored_five_minute_runs()
-print(f"{equal_time['meta']['command']}\n({equal_time['meta']['cpu']}, "
-      f"{equal_time['meta']['threads']} threads, torch {equal_time['meta']['torch']})")
-print(f"{'optimizer':10s} {'seed':>4s} {'steps':>6s} {'bits/byte':>10s}")
-for run in equal_time["runs"]:
-    print(f"{run['name']:10s} {run['seed']:4d} {run['steps']:6d} {run['val_bpb']:10.3f}")
+print_runs(equal_time, "optimizer")
 
 # %%
 viz.plot_equal_time_runs(equal_time["runs"],
@@ -290,11 +295,7 @@ assert all(r["val_bpb"] > r["evals"][-1]["val_bpb"] for r in equal_time["runs"])
 
 # %%
 value_runs = book.stored_value_option_runs()
-print(f"{value_runs['meta']['command']}\n({value_runs['meta']['cpu']}, "
-      f"{value_runs['meta']['threads']} threads, torch {value_runs['meta']['torch']})")
-print(f"{'model':8s} {'seed':>4s} {'steps':>6s} {'bits/byte':>10s}")
-for run in value_runs["runs"]:
-    print(f"{run['name']:8s} {run['seed']:4d} {run['steps']:6d} {run['val_bpb']:10.3f}")
+print_runs(value_runs, "model")
 
 # %%
 viz.plot_equal_time_runs(value_runs["runs"], x="step",
