@@ -122,6 +122,8 @@ def test_no_weight_decay_on_norms_and_embeddings():
     (dict(max_steps=0), "max_steps=0"),
     (dict(max_steps=5, batch_size=0), "batch_size=0"),
     (dict(max_minutes=-1.0), "max_minutes"),
+    (dict(max_steps=5, eval_windows=0), "eval_windows=0.*None"),
+    (dict(max_steps=5, save_every=0), "save_every=0.*None"),
 ])
 def test_bad_train_config(kwargs, words):
     with pytest.raises(ValueError, match=words):
@@ -236,6 +238,19 @@ def test_resume_refuses_a_checkpoint_of_another_shape(tmp_path):
     other = make_trainer(None, model=small_model(d_model=64), max_steps=2)
     with pytest.raises(ckpt.CheckpointError, match="another shape"):
         other.resume(tmp_path)
+
+
+def test_cli_refuses_a_bad_flag_value_with_an_error_not_a_traceback():
+    from transformer_lib.cli.train import build_parser, train_config_from_args
+    args = build_parser().parse_args(["--out", "x", "--max-steps", "5", "--eval-windows", "0"])
+    with pytest.raises(SystemExit, match="error: eval_windows=0 must be"):
+        train_config_from_args(args, None, "cpu")
+
+
+def test_evaluation_refuses_zero_windows():
+    with pytest.raises(ValueError, match="max_windows=0.*None"):
+        evaluate_tokens(small_model(), pattern_tokens(100), np.ones(64, dtype=np.int64),
+                        seq_len=16, max_windows=0)
 
 
 def test_evaluation_covers_every_token():

@@ -220,7 +220,10 @@ def train_config_from_args(args, saved: dict | None = None, device_type: str = "
     values["compile"] = args.compile or values.get("compile", False)
     if values.get("max_steps") is None and values.get("max_minutes") is None:
         values["max_minutes"] = CLI_RECIPE["max_minutes"]
-    return TrainConfig(**values)
+    try:
+        return TrainConfig(**values)
+    except (TypeError, ValueError) as err:  # a bad flag value: say which, with no traceback
+        raise SystemExit(f"error: {err}") from err
 
 
 def model_config_from_args(args, vocab_size: int) -> ModelConfig:

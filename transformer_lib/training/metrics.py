@@ -13,6 +13,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..checks import require_int
 from ..data.tokens import IGNORE_INDEX, SequentialWindows, bits_per_byte
 from ..device import Precision
 from ..model.transformer import Transformer, eval_mode
@@ -91,6 +92,7 @@ def evaluate_tokens(model: Transformer, tokens: np.ndarray, byte_lengths: np.nda
     check_token_array("tokens", tokens)
     rank, world = rank_and_world()
     if max_windows is not None:
+        require_int("max_windows", max_windows, 1, "; pass None to score every token")
         tokens = tokens[: max_windows * seq_len + 1]
     # Checked once on the host, so the batches need no device read (pads are id 0).
     check_token_ids(np.asarray(tokens), model.config.vocab_size)

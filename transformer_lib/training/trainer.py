@@ -81,6 +81,12 @@ class TrainConfig:
         for name in ("batch_size", "seq_len", "grad_accum", "warmup_steps", "eval_every",
                      "log_every"):
             require_int(name, getattr(self, name), 0 if name == "warmup_steps" else 1)
+        if self.eval_windows is not None:
+            require_int("eval_windows", self.eval_windows, 1,
+                        "; leave it unset (None) to score every validation token")
+        if self.save_every is not None:
+            require_int("save_every", self.save_every, 1,
+                        "; leave it unset (None) to save only at the end")
         if self.max_steps is None and self.max_minutes is None:
             raise ValueError("give max_steps or max_minutes (or both): the learning-rate schedule "
                              "is planned for the stop that applies")
