@@ -50,7 +50,11 @@ def main(description: str, out: Path, plan: list[tuple[str, int]],
     already made; summarise each and write ``out``."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--runs", nargs="*", default=None, help="NAME:SEED=DIR of made runs")
+    parser.add_argument("--note", default=None,
+                        help="added to the stored note: how collected runs were made, say")
     args = parser.parse_args()
+    if args.note:
+        note = f"{note}; {args.note}"
     runs = []
     if args.runs:
         for spec in args.runs:

@@ -1,6 +1,7 @@
 """The book's helpers: exercise checks, the book's data, and the stored model it studies."""
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -144,6 +145,37 @@ def test_the_stored_value_option_runs_are_equal_steps_and_differ_only_in_the_opt
         assert run["steps"] == 1300 and 0.5 < run["val_bpb"] < 3
         steps = [e["step"] for e in run["evals"]]
         assert steps == sorted(steps) and steps[-1] < run["steps"]
+
+
+def test_the_stored_vocabulary_runs_are_at_equal_time_and_differ_only_in_the_vocabulary(
+        monkeypatch):
+    """book_config/make_vocabulary_runs.py's output, which chapter 12 draws and which backs the
+    book's 2,048 ids."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "book_config"))
+    import make_vocabulary_runs as script
+
+    from transformer_lib.book import stored_vocabulary_runs
+    from transformer_lib.model import ModelConfig, Transformer
+
+    stored = stored_vocabulary_runs()
+    assert {"command", "cpu", "torch", "threads", "date", "made_by"} <= set(stored["meta"])
+    assert "--precision fp32" in stored["meta"]["command"]
+    by_vocab = {}
+    for run in stored["runs"]:
+        by_vocab.setdefault(run["vocab_size"], []).append(run)
+        # equal time: the 2,048-id model's steps, scaled by the measured step-time ratio
+        assert run["steps"] == script.STEPS[run["vocab_size"]]
+        assert abs(run["steps"] * script.STEP_TIME_RATIO[run["vocab_size"]] - 1300) < 1
+        shape = ModelConfig.from_preset("tinystories-cpu", vocab_size=run["vocab_size"])
+        assert run["parameters"] == Transformer(shape).num_parameters()
+        assert 0.5 < run["val_bpb"] < 3 and 2 < run["bytes_per_token"] < 6
+        steps = [e["step"] for e in run["evals"]]
+        assert steps == sorted(steps) and steps[-1] < run["steps"]
+    assert sorted(by_vocab) == sorted(script.STEP_TIME_RATIO)
+    assert all(sorted(r["seed"] for r in runs) == [0, 1, 2] for runs in by_vocab.values())
+    # more ids, more text in each token
+    bytes_per_token = [by_vocab[v][0]["bytes_per_token"] for v in sorted(by_vocab)]
+    assert bytes_per_token == sorted(bytes_per_token)
 
 
 def test_the_stored_five_minute_runs_are_equal_time_and_seeded():

@@ -52,6 +52,7 @@ STORED_DECODING_BENCH = STORED_ABLATIONS.parent / "decoding" / "llama2c_bench.js
 STORED_WEIGHT_DECAY_SWEEP = STORED_ABLATIONS.parent / "weight_decay_sweep.json"
 STORED_FIVE_MINUTE_RUNS = STORED_ABLATIONS.parent / "five_minute_runs.json"
 STORED_VALUE_OPTION_RUNS = STORED_ABLATIONS.parent / "value_option_runs.json"
+STORED_VOCABULARY_RUNS = STORED_ABLATIONS.parent / "vocabulary_runs.json"
 
 
 @dataclass
@@ -115,6 +116,13 @@ def stored_five_minute_runs(path: str | Path = STORED_FIVE_MINUTE_RUNS) -> dict:
 def stored_value_option_runs(path: str | Path = STORED_VALUE_OPTION_RUNS) -> dict:
     """The training command's model with and without the value options, several seeds at equal
     steps, with the machine they ran on (JSON: book_config/make_value_option_runs.py)."""
+    return _read_json(path)
+
+
+def stored_vocabulary_runs(path: str | Path = STORED_VOCABULARY_RUNS) -> dict:
+    """The training command's model with BPE vocabularies of several sizes, several seeds each,
+    at equal time, with the step-time ratios and the machine (JSON:
+    book_config/make_vocabulary_runs.py)."""
     return _read_json(path)
 
 
