@@ -544,7 +544,8 @@ for tokenizer in (story_tokenizer, large_tokenizer):
 # exactly as many as the whole of the book's model (1,049,728 with its 2,048-id table, chapter
 # 0). For a model this small the
 # parameters are better spent on its blocks, and 2,048 ids already carry more than three and
-# a half bytes each.
+# a half bytes each. Chapter 12 measures the choice by training the book's model for the same
+# time with each vocabulary: 1,024 ids give a clearly worse model, 3,072 and 4,096 no better one.
 
 # %%
 assert 0.10 < comparison[8192] / comparison[2048] - 1 < 0.16
