@@ -12,8 +12,8 @@ Each run is ``tlib-train --data $TINYSTORIES_PATH --vocab-size V --max-steps N -
 but makes every step longer (the output layer scores every id at every position), so the sizes
 are compared at equal time, not equal steps: N is the 1,300 float32 steps that the command's
 five minutes reach on a 2-core CPU without bf16 arithmetic (an AVX2 AMD EPYC), divided by the
-size's step time relative to 2,048 ids. Those ratios (``STEP_TIME_RATIO``) were measured with
-``--time``: float32 training steps of the four shapes interleaved in one process under the
+size's step time relative to 2,048 ids. Those ratios (``STEP_TIME_RATIO``) were measured the
+way ``--time`` measures them: float32 training steps of the four shapes interleaved in one process under the
 AVX2 stand-in (``MKL_ENABLE_INSTRUCTIONS=AVX2 ATEN_CPU_CAPABILITY=avx2
 ONEDNN_MAX_CPU_ISA=AVX2``, set by ``--time`` itself), medians of 25 steps. Stopping by steps
 keeps the machine's speed out of the comparison. ``--runs`` collects runs made by that command
@@ -38,8 +38,8 @@ import stored_runs
 
 OUT = stored_runs.ROOT / "transformer_lib" / "assets" / "vocabulary_runs.json"
 BASE_STEPS = 1300  # the AVX2 EPYC's five minutes at 2,048 ids
-# Float32 step time relative to 2,048 ids (--time, 2026-12-05, 2-core AMD EPYC under the AVX2
-# stand-in: 164.1, 179.9, 205.0 and 236.8 ms a step).
+# Float32 step time relative to 2,048 ids (as --time measures it; 2026-12-05, 2-core AMD EPYC
+# under the AVX2 stand-in: 164.1, 179.9, 205.0 and 236.8 ms a step).
 STEP_TIME_RATIO = {1024: 0.912, 2048: 1.0, 3072: 1.140, 4096: 1.316}
 STEPS = {vocab: round(BASE_STEPS / ratio) for vocab, ratio in STEP_TIME_RATIO.items()}
 PLAN = [(str(vocab), seed) for seed in (0, 1, 2) for vocab in STEP_TIME_RATIO]

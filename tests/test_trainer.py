@@ -123,7 +123,7 @@ def test_no_weight_decay_on_norms_and_embeddings():
     (dict(max_steps=5, batch_size=0), "batch_size=0"),
     (dict(max_minutes=-1.0), "max_minutes"),
     (dict(max_steps=5, eval_windows=0), "eval_windows=0.*None"),
-    (dict(max_steps=5, save_every=0), "save_every=0.*None"),
+    (dict(max_steps=5, save_every=-1), "save_every=-1.*None"),
 ])
 def test_bad_train_config(kwargs, words):
     with pytest.raises(ValueError, match=words):

@@ -84,8 +84,8 @@ class TrainConfig:
         if self.eval_windows is not None:
             require_int("eval_windows", self.eval_windows, 1,
                         "; leave it unset (None) to score every validation token")
-        if self.save_every is not None:
-            require_int("save_every", self.save_every, 1,
+        if self.save_every is not None:  # 0, like None, saves only at the end (as it always has)
+            require_int("save_every", self.save_every, 0,
                         "; leave it unset (None) to save only at the end")
         if self.max_steps is None and self.max_minutes is None:
             raise ValueError("give max_steps or max_minutes (or both): the learning-rate schedule "
