@@ -400,6 +400,8 @@ per_token = {r["vocab_size"]: r["bytes_per_token"] for r in vocab_runs["runs"]}
 assert (round(per_token[1024], 1), round(per_token[2048], 1)) == (3.1, 3.7)
 assert round(per_token[2048] / per_token[1024] - 1, 2) == 0.18  # 18% more tokens
 assert [round(per_token[v] / per_token[2048] - 1, 2) for v in (3072, 4096)] == [0.06, 0.09]
+step_time = {r["vocab_size"]: r["step_time_ratio"] for r in vocab_runs["runs"]}
+assert [round(step_time[v] - 1, 2) for v in (1024, 3072, 4096)] == [-0.09, 0.14, 0.32]
 
 # %% [markdown]
 # So the book keeps 2,048 ids: neither larger vocabulary did better beyond the noise, and 2,048
