@@ -5,6 +5,8 @@ so the process loses everything after it exactly as a SIGKILL between two saves 
 (tests/test_trainer.py kills real processes for the plain run).
 """
 
+import json
+
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -126,6 +128,17 @@ def test_fine_tunes_a_llama2c_file_with_its_own_tokenizer(tmp_path, monkeypatch)
     original = Llama2cTokenizer.load(tokenizer_file)
     assert isinstance(saved, Llama2cTokenizer) and saved.content_hash == original.content_hash
     assert model.config.vocab_size == saved.vocab_size == 512
+    # Bits per byte count the text's bytes, not sentencepiece's dummy space before each story:
+    # the command's evaluation checks its byte count against the text's, and the run's own
+    # final figure is the same one.
+    from transformer_lib.cli.evaluate import evaluate_checkpoint
+
+    scored = evaluate_checkpoint(str(tmp_path / "straight"), str(corpus), progress=False,
+                                 cache_dir=str(tmp_path / "eval-cache"))
+    final = json.loads((ckpt.resolve_checkpoint(tmp_path / "straight") / "meta.json")
+                       .read_text())["history"][-1]
+    assert final["kind"] == "eval"
+    assert final["val_bpb"] == pytest.approx(scored["bits_per_byte"], rel=1e-5)
 
 
 def test_speed_run_options_reach_the_model_and_trainer(tmp_path):

@@ -361,6 +361,33 @@ EXAMPLES = ["Once upon a time, there was a little girl named Lily.", "  leading 
 
 
 @needs_local
+def test_bits_per_byte_counts_the_text_not_the_dummy_spaces(tok512):
+    """Each text is encoded with a space in front that decode drops after BOS: evaluation
+    counts the text's own UTF-8 bytes (the separators and the dummy spaces spell none)."""
+    from transformer_lib import ModelConfig, Transformer
+    from transformer_lib.training.metrics import (
+        byte_lengths_after_eot,
+        evaluate_tokens,
+        token_byte_lengths,
+    )
+
+    texts = [text for text in EXAMPLES if text] + ["Once", " Once", "\u00fcber"]
+    ids = [tok512.eot_id]
+    for text in texts:
+        ids += tok512.encode(text) + [tok512.eot_id]
+    assert tok512.decode(ids).replace("<s>", "") == "".join(texts)
+    tokens = np.array(ids, dtype=np.int64)
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig(vocab_size=512, d_model=16, num_layers=1, num_heads=2,
+                                    max_seq_len=16))
+    table, after = token_byte_lengths(tok512), byte_lengths_after_eot(tok512)
+    result = evaluate_tokens(model, tokens, table, seq_len=16, after_eot=after)
+    assert result["bytes"] == sum(len(text.encode("utf-8")) for text in texts)
+    plain = evaluate_tokens(model, tokens, table, seq_len=16)
+    assert plain["bytes"] == result["bytes"] + len(texts)  # one dummy space a text
+
+
+@needs_local
 @pytest.mark.parametrize("text", EXAMPLES)
 def test_tok512_matches_naive_loop_and_round_trips(tok512, text):
     ids = tok512.encode(text)

@@ -626,6 +626,49 @@ def test_bad_token_ids_are_refused_on_the_host_before_any_step():
         evaluate_tokens(small_model(), tokens, BYTES, seq_len=16)
 
 
+@pytest.mark.parametrize("val, table, match", [
+    (pattern_tokens(1), BYTES, "at least 2 ids"),
+    (pattern_tokens(50), np.ones(10, dtype=np.int64), "no entry in byte_lengths"),
+    (pattern_tokens(50), np.zeros(64, dtype=np.int64), "spell no bytes"),
+    (pattern_tokens(50).reshape(2, 25), BYTES, "flat array"),
+    (np.array([1, 2, 64], dtype=np.uint16), BYTES, "token id 64 is outside"),
+])
+def test_a_bad_validation_set_is_refused_before_any_step(val, table, match, tmp_path):
+    """Found at the final evaluation, it used to cost the whole run: the last checkpoint is
+    written after that evaluation."""
+    with pytest.raises(ValueError, match=match):
+        Trainer(small_model(), pattern_tokens(), val, TrainConfig(batch_size=4, seq_len=16,
+                max_steps=2), table, run_dir=tmp_path, progress=False, log=None)
+
+
+def test_the_final_checkpoint_is_written_even_if_the_final_evaluation_fails(tmp_path,
+                                                                             monkeypatch):
+    trainer = make_trainer(tmp_path, max_steps=4, eval_every=100)
+
+    def fail(max_windows=None):
+        raise MemoryError("out of memory in the final evaluation")
+
+    monkeypatch.setattr(trainer, "evaluate", fail)
+    with pytest.raises(MemoryError):
+        trainer.fit()
+    saved = ckpt.resolve_checkpoint(tmp_path)
+    assert saved.name == "step_00000004"
+    assert torch.equal(load_file(saved / "model.safetensors")["embed_tokens.weight"],
+                       trainer.model.embed_tokens.weight.detach())
+
+
+def test_tensors_of_token_ids_train_as_their_numpy_arrays():
+    runs = []
+    for as_tensor in (False, True):
+        train, val = pattern_tokens().astype(np.int64), pattern_tokens(seed=1).astype(np.int64)
+        if as_tensor:
+            train, val = torch.from_numpy(train), torch.from_numpy(val)
+        trainer = Trainer(small_model(), train, val, TrainConfig(batch_size=4, seq_len=16,
+                          max_steps=3, precision="fp32"), BYTES, progress=False, log=None)
+        runs.append(trainer.fit()[-1]["val_loss"])
+    assert runs[0] == runs[1]
+
+
 def test_float_token_arrays_are_refused_with_a_fix():
     with pytest.raises(TypeError, match=r"astype\(np.int64\)"):
         Trainer(small_model(), pattern_tokens().astype(np.float32), pattern_tokens(seed=1),

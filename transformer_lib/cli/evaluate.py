@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..device import keep_freed_cpu_memory, pick_precision
 from ..training import checkpoint as ckpt
-from ..training.metrics import evaluate_tokens, token_byte_lengths
+from ..training.metrics import byte_lengths_after_eot, evaluate_tokens, token_byte_lengths
 
 
 def evaluate_checkpoint(path: str, data: str | None, split: str = "validation",
@@ -32,7 +32,7 @@ def evaluate_checkpoint(path: str, data: str | None, split: str = "validation",
         seq_len = meta.get("train_config", {}).get("seq_len", model.config.max_seq_len)
         result = evaluate_tokens(model, cache.tokens, token_byte_lengths(tokenizer), seq_len,
                                  batch_size, device_, pick_precision(device_, precision),
-                                 progress=progress)
+                                 progress=progress, after_eot=byte_lengths_after_eot(tokenizer))
         text_bytes = cache.n_bytes
     if result["bytes"] != text_bytes:
         raise RuntimeError(f"evaluated {result['bytes']} bytes but the text has {text_bytes}")

@@ -16,6 +16,7 @@ from ..model.config import PRESETS, ModelConfig
 from ..model.lora import TARGETS, LoRAConfig, add_lora, trainable_parameters
 from ..model.transformer import Transformer
 from ..training import checkpoint as ckpt
+from ..training.metrics import byte_lengths_after_eot
 from ..training.trainer import (
     CLI_RECIPE,
     NEW_MODEL_ONLY,
@@ -377,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         trainer = Trainer(model, train_cache.tokens, val_cache.tokens, train_config,
                           token_byte_lengths(tokenizer), run_dir=run_dir,
                           tokenizer_file=tokenizer_file, progress=not args.no_progress,
+                          after_eot=byte_lengths_after_eot(tokenizer),
                           extra_meta={"data": str(args.data or os.environ.get(
                               "TINYSTORIES_PATH", "hub")), "world_size": world,
                               **({"init_from": str(args.init_from)} if args.init_from else {})})

@@ -315,6 +315,12 @@ class Llama2cTokenizer:
             raise ValueError(f"token id {token_id} is outside [0, {self.vocab_size})")
         return self._piece_bytes(token_id, self._pieces[token_id])
 
+    def token_bytes_after_bos(self, token_id: int) -> bytes:
+        """The bytes one token spells as a text's first piece, right after BOS: decode drops
+        the leading space there (it is the dummy prefix, not the text's)."""
+        piece = self.token_bytes(token_id)
+        return piece[1:] if self._pieces[token_id].startswith(b" ") else piece
+
     def __repr__(self) -> str:
         return (f"Llama2cTokenizer(name={self.name!r}, vocab_size={self.vocab_size}, "
                 f"bos_id={self.bos_id}, eos_id={self.eos_id}, hash={self.content_hash[:12]})")

@@ -30,9 +30,11 @@ from ..fileio import write_text_atomically
 from ..model.transformer import Transformer
 from . import checkpoint as ckpt
 from .metrics import (
+    AfterSeparator,
     all_reduce,
-    check_token_array,
+    as_token_array,
     check_token_ids,
+    check_validation_set,
     evaluate_tokens,
     rank_and_world,
     sum_over_processes,
@@ -309,7 +311,8 @@ class Trainer:
                  train_weights: np.ndarray | None = None,
                  run_dir: str | Path | None = None, tokenizer_file: str | Path | None = None,
                  callbacks: Sequence[Callable[[dict], None]] = (), progress: bool = True,
-                 log: Callable[[str], None] | None = tqdm.write, extra_meta: dict | None = None):
+                 log: Callable[[str], None] | None = tqdm.write, extra_meta: dict | None = None,
+                 after_eot: AfterSeparator | None = None):
         self.config = config
         self.rank, self.world = rank_and_world()
         if config.batch_size % (self.world * config.grad_accum):
@@ -319,15 +322,20 @@ class Trainer:
         if config.seq_len > model.config.max_seq_len:
             raise ValueError(f"seq_len={config.seq_len} exceeds the model's max_seq_len="
                              f"{model.config.max_seq_len}")
-        check_token_array("train_tokens", train_tokens)
-        check_token_array("val_tokens", val_tokens)
+        train_tokens = as_token_array("train_tokens", train_tokens)
+        val_tokens = as_token_array("val_tokens", val_tokens)
+        if train_weights is not None and isinstance(train_weights, torch.Tensor):
+            train_weights = train_weights.detach().cpu().numpy()
+        # Checked now, not at the final evaluation: a bad validation set found there would
+        # cost the whole run, since the final checkpoint is written after it.
+        byte_lengths = check_validation_set(val_tokens, byte_lengths, model.config.vocab_size)
         self.device = pick_device(config.device)
         if self.device.type == "cuda" and self.world > 1:
             self.device = torch.device("cuda", torch.cuda.current_device())
         self.precision = pick_precision(self.device, config.precision)
         self.model = model.to(self.device)
         self.train_tokens, self.val_tokens = train_tokens, val_tokens
-        self.byte_lengths = byte_lengths
+        self.byte_lengths, self.after_eot = byte_lengths, after_eot
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.tokenizer_file = tokenizer_file
         self.callbacks = list(callbacks)
@@ -507,7 +515,7 @@ class Trainer:
         """Validation loss and bits per byte (every token, or the first max_windows windows)."""
         return evaluate_tokens(self.model, self.val_tokens, self.byte_lengths,
                                self.config.seq_len, self.config.batch_size, self.device,
-                               self.precision, max_windows)
+                               self.precision, max_windows, after_eot=self.after_eot)
 
     def _emit(self, record: dict) -> None:
         self.history.append(record)
@@ -593,8 +601,10 @@ class Trainer:
         finally:
             bar.close()
         self._read_losses(lr)  # the steps since the last log: a diverged end is not saved
-        self._evaluate_and_log(None, elapsed)
-        self.save(elapsed)
+        try:
+            self._evaluate_and_log(None, elapsed)
+        finally:  # the trained weights are kept even if the final evaluation fails
+            self.save(elapsed)
         for callback in self.callbacks if self.rank == 0 else ():
             if hasattr(callback, "close"):  # e.g. a LiveDashboard draws its final state
                 callback.close()
