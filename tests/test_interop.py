@@ -153,3 +153,43 @@ def test_conversion_refuses_source_weights_it_would_drop():
     with pytest.raises(KeyError, match="model.norm.weigth"):
         from_hf_state_dict(misspelled, config)
     assert torch.equal(from_hf_state_dict(state, config).norm.weight, state["model.norm.weight"])
+
+
+def test_a_tied_model_saved_by_transformers_loads_without_its_head(tmp_path):
+    """save_pretrained leaves lm_head.weight out of a tied model's files."""
+    from safetensors.torch import load_file
+
+    hf = random_llama(2, True, seed=7)
+    hf.save_pretrained(tmp_path)
+    saved = load_file(tmp_path / "model.safetensors")
+    assert "lm_head.weight" not in saved
+    ours = from_hf_state_dict(saved, hf.config)
+    assert not ours.training
+    ids = torch.randint(0, 128, (2, 17))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(ids), hf(ids).logits, atol=1e-5, rtol=0)
+    state = dict(hf.state_dict())
+    state["lm_head.weight"] = state["lm_head.weight"] + 1  # no longer the embedding
+    with pytest.raises(ValueError, match="tie_word_embeddings=False"):
+        from_hf_state_dict(state, hf.config)
+
+
+def test_models_that_only_look_like_llama_are_refused():
+    """Mistral with a sliding window and Gemma share Llama's weight names but compute other
+    logits; converting them would give a wrong model without a word."""
+    shape = dict(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=32)
+    windowed = transformers.MistralForCausalLM(transformers.MistralConfig(**shape,
+                                                                        sliding_window=4))
+    with pytest.raises(ValueError, match="sliding_window=4"):
+        from_hf(windowed)
+    gemma = transformers.GemmaForCausalLM(transformers.GemmaConfig(**shape, head_dim=8))
+    with pytest.raises(ValueError, match="model_type='gemma'"):
+        from_hf(gemma)
+    # Mistral without a window is Llama under another name, and converts exactly.
+    torch.manual_seed(0)
+    plain = randomize_(transformers.MistralForCausalLM(
+        transformers.MistralConfig(**shape, sliding_window=None)).float().eval(), seed=1)
+    ids = torch.randint(0, 64, (1, 20))
+    with torch.no_grad():
+        torch.testing.assert_close(from_hf(plain)(ids), plain(ids).logits, atol=1e-5, rtol=0)

@@ -90,8 +90,23 @@ def _rope_theta(hf_config) -> float:
     return float(theta)
 
 
+# Families whose checkpoints are Llama's architecture under another name (Mistral: when its
+# sliding window, the one difference, covers the whole context). Others that share Llama's
+# weight names compute something else (Gemma scales the embedding, uses 1 + w norms and GELU).
+LLAMA_ARCHITECTURES = ("llama", "mistral")
+
+
 def from_hf_config(hf_config) -> ModelConfig:
     """The ``ModelConfig`` of a ``LlamaConfig``; unsupported features raise a ValueError."""
+    model_type = getattr(hf_config, "model_type", "llama")
+    if model_type not in LLAMA_ARCHITECTURES:
+        raise ValueError(f"model_type={model_type!r} is not Llama's architecture; only "
+                         f"{', '.join(LLAMA_ARCHITECTURES)} checkpoints convert")
+    window = getattr(hf_config, "sliding_window", None)
+    if window is not None and window < hf_config.max_position_embeddings:
+        raise ValueError(f"sliding_window={window} limits attention to the last {window} "
+                         f"positions; transformer_lib attends to the whole context (set "
+                         f"sliding_window=None if the model was trained without it)")
     for flag in ("attention_bias", "mlp_bias"):
         if getattr(hf_config, flag, False):
             raise ValueError(f"Llama config has {flag}=True; transformer_lib models have no biases")
@@ -144,20 +159,29 @@ def _copy_weights(source: dict[str, torch.Tensor], target: torch.nn.Module, rena
 
 
 def from_hf(hf_model) -> Transformer:
-    """A ``Transformer`` with the weights of a ``LlamaForCausalLM`` (copied, on the CPU, float32)."""
+    """A ``Transformer`` with the weights of a ``LlamaForCausalLM`` (copied, on the CPU, float32),
+    in eval mode like the model it came from usually is."""
     return from_hf_state_dict(hf_model.state_dict(), hf_model.config)
 
 
 def from_hf_state_dict(state_dict: dict[str, torch.Tensor], hf_config) -> Transformer:
-    """A ``Transformer`` from a ``LlamaForCausalLM`` state dict and its ``LlamaConfig``.
+    """A ``Transformer`` (in eval mode) from a ``LlamaForCausalLM`` state dict and its
+    ``LlamaConfig``: ``model.state_dict()``, or the tensors of its saved safetensors files.
 
     Every weight of the state dict must be used: an unknown or misspelled name raises a
-    ValueError instead of being dropped silently.
+    ValueError instead of being dropped silently. A tied model's files may leave out
+    ``lm_head.weight`` (``save_pretrained`` does): the embedding stands for it.
     """
     model = Transformer(from_hf_config(hf_config))
     source = {k: v.detach().float().cpu() for k, v in state_dict.items()}
+    if model.config.tie_embeddings and "model.embed_tokens.weight" in source:
+        head = source.setdefault("lm_head.weight", source["model.embed_tokens.weight"])
+        if not torch.equal(head, source["model.embed_tokens.weight"]):
+            raise ValueError("the config ties the output head to the embedding "
+                             "(tie_word_embeddings=True) but lm_head.weight differs from "
+                             "model.embed_tokens.weight; set tie_word_embeddings=False")
     _copy_weights(source, model, _hf_name)
-    return model
+    return model.eval()
 
 
 def to_hf(model: Transformer, tokenizer=None):
