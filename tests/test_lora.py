@@ -201,6 +201,17 @@ def test_config_validation_and_target_order():
         add_lora(model, LoRAConfig())
 
 
+def test_a_target_the_model_lacks_is_refused_before_anything_changes():
+    model = base_model(mlp="gelu")  # a GELU MLP has up and down projections, no gate
+    before = {name: param.requires_grad for name, param in model.named_parameters()}
+    with pytest.raises(ValueError, match="LoRA target 'gate'"):
+        add_lora(model, LoRAConfig(targets=("q", "gate")))
+    assert not lora_layers(model) and not hasattr(model, "lora_config")
+    assert {name: param.requires_grad for name, param in model.named_parameters()} == before
+    assert len(lora_layers(add_lora(model, LoRAConfig(targets=("q", "up"))))) == 2 * len(
+        model.layers)
+
+
 def test_adapter_file_round_trip_is_small_and_checks_the_shape(tmp_path):
     config = LoRAConfig(rank=4, alpha=8.0, targets=("q", "v", "o"))
     model = lora_model(config)

@@ -155,13 +155,24 @@ def add_lora(model: Transformer, config: LoRAConfig) -> Transformer:
         raise TypeError(f"add_lora takes a LoRAConfig, got {type(config).__name__}")
     if lora_layers(model):
         raise ValueError("the model already has LoRA layers; merged_copy() or remove them first")
+    # Every target is found before anything changes, so a missing one leaves the model as it was.
+    places = []
+    for index, block in enumerate(model.layers):
+        for target in config.targets:
+            try:
+                parent, name = _parent_and_name(block, TARGETS[target])
+                base = getattr(parent, name)
+            except AttributeError:
+                base = None
+            if base is None:
+                raise ValueError(f"layer {index} has no {TARGETS[target]} linear layer for the "
+                                 f"LoRA target {target!r} (a GELU MLP has no gate, say); choose "
+                                 f"targets the model has")
+            places.append((parent, name, base))
     for param in model.parameters():
         param.requires_grad_(False)
-    for block in model.layers:
-        for target in config.targets:
-            parent, name = _parent_and_name(block, TARGETS[target])
-            base = getattr(parent, name)
-            setattr(parent, name, LoRALinear(base, config.rank, config.alpha, config.dropout))
+    for parent, name, base in places:
+        setattr(parent, name, LoRALinear(base, config.rank, config.alpha, config.dropout))
     model.lora_config = config  # a plain attribute: what save_adapter and checkpoints record
     return model
 
