@@ -75,6 +75,10 @@ def test_original_design_names_still_work():
         (dict(vocab_size=2.5), TypeError, "vocab_size"),
         (dict(dropout=1.0), ValueError, "dropout"),
         (dict(rope_theta=0.0), ValueError, "rope_theta"),
+        (dict(ffn_multiple_of=0), ValueError, "ffn_multiple_of=0"),
+        (dict(ffn_multiple_of=-64), ValueError, "ffn_multiple_of=-64"),
+        (dict(logit_softcap=float("inf")), ValueError, "logit_softcap=inf"),
+        (dict(logit_softcap=float("nan")), ValueError, "logit_softcap=nan"),
     ],
 )
 def test_bad_config_names_the_field(kwargs, error, words):
@@ -109,3 +113,16 @@ def test_variants_come_from_replace_which_validates():
         dataclasses.replace(config, num_heads=5)
     with pytest.raises(ValueError, match="num_kv_heads=3"):
         dataclasses.replace(config, num_kv_heads=3)
+
+
+def test_numpy_sizes_become_python_numbers_so_the_config_saves():
+    import json
+
+    import numpy as np
+
+    config = ModelConfig(vocab_size=np.int64(64), d_model=np.int32(32), num_heads=2,
+                         num_layers=np.int64(1), num_kv_heads=np.int64(1),
+                         rope_theta=np.float32(500.0))
+    values = config.to_dict()
+    assert type(values["vocab_size"]) is int and type(values["rope_theta"]) is float
+    assert ModelConfig.from_dict(json.loads(json.dumps(values))) == config

@@ -121,6 +121,8 @@ def test_generated_tokens_are_an_ordinary_tensor(tiny_model):
     "kwargs, words",
     [
         (dict(temperature=-0.1), "temperature=-0.1"),
+        (dict(temperature=float("nan")), "temperature=nan"),
+        (dict(temperature=float("inf")), "temperature=inf"),
         (dict(top_k=0), "top_k=0"),
         (dict(top_p=0.0), "top_p=0.0"),
         (dict(top_p=1.5), "top_p=1.5"),
@@ -138,6 +140,16 @@ def test_bad_generation_arguments(tiny_model, kwargs, words):
 def test_empty_prompt_is_an_error(tiny_model):
     with pytest.raises(ValueError, match="empty"):
         generate(tiny_model, torch.tensor([], dtype=torch.long), 3)
+    for shape_less in (torch.tensor(5), torch.zeros(0, 5, dtype=torch.long)):
+        with pytest.raises(ValueError, match=r"one prompt \(T,\) or a batch \(B, T\)"):
+            generate(tiny_model, shape_less, 3)
+
+
+def test_a_temperature_too_small_to_divide_by_decodes_greedily(tiny_model):
+    """Logits over 1e-45 overflow to inf: sampling from them gave NaN probabilities."""
+    prompt = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    greedy = generate(tiny_model, prompt, 6, temperature=0)
+    assert torch.equal(generate(tiny_model, prompt, 6, temperature=1e-45), greedy)
 
 
 def test_generation_checks_the_prompt_once_not_per_step(tiny_model, monkeypatch):

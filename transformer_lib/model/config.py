@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass, field
 
 from ..checks import require_int
@@ -54,6 +56,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         for name in ("vocab_size", "d_model", "num_layers", "num_heads", "max_seq_len"):
             _require_positive_int(name, getattr(self, name))
+        _as_python_numbers(self)  # numpy sizes would pass the checks but not json.dumps
         # A frozen dataclass sets its derived fields through object.__setattr__, here only.
         if self.num_kv_heads is None:
             object.__setattr__(self, "num_kv_heads", self.num_heads)
@@ -61,6 +64,7 @@ class ModelConfig:
         for name, allowed in VARIANT_CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not one of {allowed}")
+        _require_positive_int("ffn_multiple_of", self.ffn_multiple_of)
         if self.ffn_hidden_dim is None:
             width = _round_up(int(8 * self.d_model / 3), self.ffn_multiple_of)
             if self.mlp == "gelu":  # two matrices instead of three: 3/2 the width, same parameters
@@ -80,7 +84,8 @@ class ModelConfig:
         if self.head_dim % 2:
             raise ValueError(
                 f"head dimension d_model/num_heads = {self.head_dim} is odd; RoPE rotates pairs "
-                f"of dimensions, so choose d_model and num_heads giving an even head dimension"
+                f"of dimensions (and the model builds its tables whatever positions it uses), so "
+                f"choose d_model and num_heads giving an even head dimension"
             )
         if not self.rope_theta > 0:
             raise ValueError(f"rope_theta={self.rope_theta} must be positive (Llama uses 10000)")
@@ -92,8 +97,9 @@ class ModelConfig:
                      "value_embeddings", "value_residual"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name}={getattr(self, name)!r} must be True or False")
-        if self.logit_softcap is not None and not self.logit_softcap > 0:
-            raise ValueError(f"logit_softcap={self.logit_softcap} must be positive or None")
+        if self.logit_softcap is not None and not 0 < self.logit_softcap < math.inf:
+            raise ValueError(f"logit_softcap={self.logit_softcap} must be a finite positive "
+                             f"number, or None for no cap")
 
     @property
     def head_dim(self) -> int:
@@ -139,6 +145,19 @@ VARIANT_CHOICES: dict[str, tuple[str, ...]] = {
     "mlp": ("swiglu", "gelu"),
     "norm_placement": ("pre", "post"),
 }
+
+
+def _as_python_numbers(config: ModelConfig) -> None:
+    """Replace numpy (or other) integers and reals among the fields by Python int and float."""
+    for item in dataclasses.fields(config):
+        value = getattr(config, item.name)
+        if isinstance(value, bool) or value is None or isinstance(value, str):
+            continue
+        if isinstance(value, numbers.Integral) and type(value) is not int:
+            object.__setattr__(config, item.name, int(value))
+        elif isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral) \
+                and type(value) is not float:
+            object.__setattr__(config, item.name, float(value))
 
 
 def _require_positive_int(name: str, value) -> None:

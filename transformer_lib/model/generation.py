@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import tempfile
 import warnings
 from pathlib import Path
@@ -20,8 +21,9 @@ from .transformer import eval_mode, projection_dtype
 def check_sampling_args(temperature: float, top_k: int | None, top_p: float | None,
                         min_p: float | None = None) -> None:
     """Raise a ValueError naming the bad sampling setting."""
-    if temperature < 0:
-        raise ValueError(f"temperature={temperature} must be >= 0 (0 means greedy decoding)")
+    if not 0 <= temperature < math.inf:  # also refuses NaN
+        raise ValueError(f"temperature={temperature} must be a finite number >= 0 (0 means "
+                         f"greedy decoding)")
     if top_k is not None:
         require_int("top_k", top_k, 1, why=", or None to keep every token")
     if top_p is not None and not 0.0 < top_p <= 1.0:
@@ -45,7 +47,12 @@ def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | N
         keep = torch.zeros_like(logits, dtype=torch.bool)
         keep.scatter_(-1, logits.argmax(dim=-1, keepdim=True), True)
         return logits.masked_fill(~keep, float("-inf"))
-    logits = logits / temperature
+    scaled = logits / temperature
+    # A temperature so small that a logit overflows leaves only the argmax, as 0 does; the
+    # choice is made per row on the device (no host read).
+    overflow = torch.isposinf(scaled).any(dim=-1, keepdim=True)
+    greedy = torch.where(logits == logits.amax(dim=-1, keepdim=True), 0.0, float("-inf"))
+    logits = torch.where(overflow, greedy, scaled)
     if top_k is not None and top_k < logits.shape[-1]:
         kth_largest = torch.topk(logits, top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth_largest, float("-inf"))
@@ -149,6 +156,9 @@ def generate(model, prompt_ids, max_new_tokens: int, temperature: float = 1.0,
         prompt_ids = torch.tensor(prompt_ids, dtype=torch.long)
     if prompt_ids.dim() == 1:
         prompt_ids, squeeze = prompt_ids.unsqueeze(0), True
+    if prompt_ids.dim() != 2 or prompt_ids.shape[0] == 0:
+        raise ValueError(f"prompt_ids must be one prompt (T,) or a batch (B, T) with B >= 1, got "
+                         f"shape {tuple(prompt_ids.shape)}")
     require_int("max_new_tokens", max_new_tokens, 0)
     _check_decoding_args(temperature, top_k, top_p, min_p, num_beams, length_penalty,
                          repetition_penalty)
