@@ -105,6 +105,17 @@ def test_attention_weights_are_causal_distributions():
     assert torch.all(weights.triu(diagonal=1) == 0)
 
 
+def test_attention_weights_keep_float64_and_compute_half_precision_in_float32():
+    torch.manual_seed(0)
+    q, k = torch.randn(1, 2, 5, 8, dtype=torch.float64), torch.randn(1, 2, 5, 8, dtype=torch.float64)
+    scores = (q @ k.mT) / 8 ** 0.5
+    expected = torch.softmax(scores.masked_fill(~causal_mask(5, 5), float("-inf")), dim=-1)
+    torch.testing.assert_close(attention_weights(q, k), expected, atol=1e-15, rtol=0)
+    half = attention_weights(q.bfloat16(), k.bfloat16())
+    assert half.dtype == torch.bfloat16
+    torch.testing.assert_close(half.double(), expected, atol=2e-2, rtol=0)
+
+
 @pytest.mark.parametrize("num_kv_heads", [4, 2, 1])
 def test_sdpa_and_explicit_attention_agree(num_kv_heads):
     torch.manual_seed(0)

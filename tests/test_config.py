@@ -39,6 +39,14 @@ def test_parameter_count_matches_the_closed_form(overrides):
     assert parameter_counts(model)["total"] == closed_form_parameter_count(model.config)
 
 
+def test_the_learned_position_table_counts_as_embedding_not_as_norms():
+    plain = parameter_counts(Transformer(ModelConfig.from_preset("tiny")))
+    learned = parameter_counts(Transformer(ModelConfig.from_preset("tiny", positions="learned")))
+    config = ModelConfig.from_preset("tiny")
+    assert learned["norms"] == plain["norms"]
+    assert learned["embedding"] - plain["embedding"] == config.max_seq_len * config.d_model
+
+
 def test_presets_and_overrides():
     assert {"seed-22.5M", "tiny", "gpt2-small"} <= set(PRESETS)
     gpt2 = ModelConfig.from_preset("gpt2-small")

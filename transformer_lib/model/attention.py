@@ -87,7 +87,9 @@ def attention_weights(q: torch.Tensor, k: torch.Tensor, scale: float | None = No
     scores = (q @ k.transpose(-2, -1)) * scale  # (B, H, T, S)
     mask = causal_mask(q.shape[-2], k.shape[-2], device=q.device)
     scores = scores.masked_fill(~mask, float("-inf"))
-    return torch.softmax(scores.float(), dim=-1).to(q.dtype)
+    if scores.dtype in (torch.float16, torch.bfloat16):  # half precision: the softmax in float32
+        scores = scores.float()
+    return torch.softmax(scores, dim=-1).to(q.dtype)
 
 
 def repeat_kv(x: torch.Tensor, groups: int) -> torch.Tensor:

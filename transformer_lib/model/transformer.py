@@ -293,10 +293,11 @@ class Transformer(nn.Module):
 
 
 def parameter_counts(model: Transformer) -> dict[str, int]:
-    """Parameters by component; a tied output head counts 0 (it is the embedding)."""
+    """Parameters by component; a tied output head counts 0 (it is the embedding). The
+    embedding counts the token table and, in a model with learned positions, the position table."""
     counts = dict(embedding=0, attention=0, feed_forward=0, norms=0, lm_head=0)
     for name, param in model.named_parameters():  # shared tensors are listed once
-        if name.startswith("embed_tokens"):
+        if name.startswith(("embed_tokens", "position_embedding")):
             counts["embedding"] += param.numel()
         elif name.startswith("lm_head"):
             counts["lm_head"] += param.numel()
