@@ -361,6 +361,14 @@ EXAMPLES = ["Once upon a time, there was a little girl named Lily.", "  leading 
 
 
 @needs_local
+def test_tok512_decodes_one_id_and_refuses_a_batch(tok512):
+    ids = tok512.encode("Once upon a time")
+    assert tok512.decode(torch.tensor(ids[0])) == tok512.decode(ids[:1]) == "Once"
+    with pytest.raises(ValueError, match=r"decode each row"):
+        tok512.decode(np.array([ids, ids]))
+
+
+@needs_local
 def test_bits_per_byte_counts_the_text_not_the_dummy_spaces(tok512):
     """Each text is encoded with a space in front that decode drops after BOS: evaluation
     counts the text's own UTF-8 bytes (the separators and the dummy spaces spell none)."""

@@ -212,6 +212,16 @@ def test_a_target_the_model_lacks_is_refused_before_anything_changes():
         model.layers)
 
 
+def test_export_of_a_lora_model_points_to_merged_copy():
+    model = lora_model(LoRAConfig(rank=2))
+    with pytest.raises(ValueError, match=r"merged_copy\(model\)"):
+        to_hf(model)
+    ids = torch.randint(0, model.config.vocab_size, (1, 9))
+    with torch.no_grad():
+        torch.testing.assert_close(to_hf(merged_copy(model))(ids).logits, model.eval()(ids),
+                                   atol=1e-5, rtol=0)
+
+
 def test_adapter_file_round_trip_is_small_and_checks_the_shape(tmp_path):
     config = LoRAConfig(rank=4, alpha=8.0, targets=("q", "v", "o"))
     model = lora_model(config)

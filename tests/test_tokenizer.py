@@ -284,6 +284,11 @@ def test_decode_accepts_int_like_ids():
     ids = tokenizer.encode("hello")
     assert tokenizer.decode([torch.tensor(i) for i in ids]) == "hello"
     assert tokenizer.decode([np.int64(i) for i in ids]) == "hello"
+    # a single id, as a 0-dim tensor or an int, is one token; a batch is refused with a fix
+    assert tokenizer.decode(torch.tensor(ids[0])) == tokenizer.decode(ids[0]) == \
+        tokenizer.decode(ids[:1])
+    with pytest.raises(ValueError, match=r"one sequence of ids \(T,\), got shape \(2, 1\)"):
+        tokenizer.decode(torch.tensor([ids[:1], ids[:1]]))
 
 
 # ---- special tokens in text, and GPT-2's vocab.json + merges.txt ----------------------------

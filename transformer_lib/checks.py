@@ -8,6 +8,7 @@ name the argument and say what it must be.
 from __future__ import annotations
 
 import numbers
+import operator
 
 
 def is_int(value) -> bool:
@@ -31,3 +32,29 @@ def require_positive_number(name: str, value, why: str = "") -> float:
     if not value > 0:  # also refuses NaN
         raise ValueError(f"{name}={value!r} must be a positive number{why}")
     return float(value)
+
+
+def require_token_ids(ids, vocab_size: int) -> list[int]:
+    """One sequence of token ids as a list of ints, each in [0, vocab_size): a list, a numpy
+    array or tensor of shape (T,), or a single id (an int or a 0-dim array) for one token."""
+    shape = getattr(ids, "shape", None)
+    if shape is not None and len(shape) > 1:
+        raise ValueError(f"decode takes one sequence of ids (T,), got shape {tuple(shape)}; "
+                         f"decode each row")
+    if hasattr(ids, "tolist"):
+        ids = ids.tolist()
+    if is_int(ids):
+        ids = [ids]
+    ids = [_as_index(i) for i in ids]
+    bad = [i for i in ids if not isinstance(i, int) or not 0 <= i < vocab_size]
+    if bad:
+        raise ValueError(f"cannot decode ids {bad[:5]}: ids must be ints in [0, {vocab_size})")
+    return ids
+
+
+def _as_index(value):
+    """An int from an int-like id (a numpy integer, a 0-dim tensor); other values unchanged."""
+    try:
+        return operator.index(value)
+    except TypeError:
+        return value

@@ -12,13 +12,14 @@ import base64
 import hashlib
 import heapq
 import json
-import operator
 import os
 import re
 import struct
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import MappingProxyType
+
+from ..checks import require_token_ids
 
 ENV_VAR = "LLAMA2C_PATH"  # a directory holding llama2.c files; read at call time
 HUB_REPO = "karpathy/tinyllamas"
@@ -288,11 +289,7 @@ class Llama2cTokenizer:
 
     def decode(self, ids: Iterable[int]) -> str:
         """Text for ids; see the class docstring for the leading-space rule."""
-        ids = ids.tolist() if hasattr(ids, "tolist") else [_as_index(i) for i in ids]
-        bad = [i for i in ids if not isinstance(i, int) or not 0 <= i < self.vocab_size]
-        if bad:
-            raise ValueError(f"cannot decode ids {bad[:5]}: ids must be ints in "
-                             f"[0, {self.vocab_size})")
+        ids = require_token_ids(ids, self.vocab_size)
         out = bytearray()
         previous = self.bos_id  # the first piece drops its dummy-prefix space too
         for token_id in ids:
@@ -326,11 +323,6 @@ class Llama2cTokenizer:
                 f"bos_id={self.bos_id}, eos_id={self.eos_id}, hash={self.content_hash[:12]})")
 
 
-def _as_index(value):
-    try:
-        return operator.index(value)
-    except TypeError:
-        return value
 
 
 def _parse_tokenizer(data: bytes, path: Path) -> tuple[list[bytes], list[float]]:

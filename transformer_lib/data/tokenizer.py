@@ -25,7 +25,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import operator
 import os
 import re
 import warnings
@@ -35,7 +34,7 @@ from types import MappingProxyType
 
 import tiktoken
 
-from ..checks import require_int
+from ..checks import require_int, require_token_ids
 
 EOT_TEXT = "<|endoftext|>"
 # GPT-2's pre-tokenisation regex as tiktoken writes it (r50k_base/gpt2); it splits text exactly
@@ -264,12 +263,7 @@ class Tokenizer:
         Accepts lists, numpy arrays and torch tensors. decode(encode(s)) == s for every string
         that is valid Unicode (lone surrogates cannot be UTF-8 and are replaced on encode).
         """
-        ids = ids.tolist() if hasattr(ids, "tolist") else [_as_index(i) for i in ids]
-        bad = [i for i in ids if not isinstance(i, int) or not 0 <= i < self.vocab_size]
-        if bad:
-            raise ValueError(
-                f"cannot decode ids {bad[:5]}: ids must be ints in [0, {self.vocab_size})"
-            )
+        ids = require_token_ids(ids, self.vocab_size)
         return self._encoding.decode(ids)
 
     def token_bytes(self, token_id: int) -> bytes:
@@ -340,12 +334,6 @@ def _interleave(encoded_stretches: list[list[int]], special_ids: list[int]) -> l
     return ids
 
 
-def _as_index(value):
-    """An int from an int-like id (a numpy integer or a 0-dim tensor); other values unchanged."""
-    try:
-        return operator.index(value)
-    except TypeError:
-        return value
 
 
 def load_tokenizer(path_or_name: str | os.PathLike):

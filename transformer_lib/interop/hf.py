@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from ..model.config import ModelConfig
+from ..model.lora import lora_layers
 from ..model.transformer import Transformer
 
 __all__ = ["from_hf", "from_hf_config", "from_hf_state_dict", "to_hf", "to_hf_config",
@@ -189,6 +190,10 @@ def to_hf(model: Transformer, tokenizer=None):
 
     Its config's bos/eos/pad ids are None, or ``tokenizer``'s (see :func:`special_token_ids`).
     """
+    if lora_layers(model):
+        raise ValueError("the model has LoRA layers, which Llama's format has no place for; "
+                         "convert lora.merged_copy(model), a plain model with the adapters "
+                         "folded into its weights")
     transformers = _transformers()
     hf_model = transformers.LlamaForCausalLM(to_hf_config(model.config, tokenizer)).float()
     names = {_hf_name(name): name for name in model.state_dict()}
