@@ -207,3 +207,13 @@ def test_sigkill_at_random_instants_then_resume_reaches_the_uninterrupted_result
     keys = [(r["kind"], r["step"]) for r in records]
     assert len(keys) == len(set(keys)), "a step is logged twice"
     assert without_clock(records) == without_clock(log_records(tmp_path / "straight"))
+
+
+@pytest.mark.parametrize("content", [b"[]", b'"x"', b"\xa1\xa2 not utf-8",
+                                     b'{"format": 1, "train_config": []}'])
+def test_damaged_metadata_is_a_checkpoint_error_naming_the_file(tmp_path, content):
+    folder = tmp_path / "step_00000001"
+    folder.mkdir()
+    (folder / ckpt.META).write_bytes(content)
+    with pytest.raises(ckpt.CheckpointError, match=str(folder / ckpt.META)):
+        ckpt.read_meta(folder)

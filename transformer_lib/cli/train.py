@@ -23,6 +23,8 @@ from ..training.trainer import (
     TrainConfig,
     Trainer,
     TrainingDiverged,
+    check_fits,
+    check_run_dir,
     token_byte_lengths,
 )
 
@@ -38,12 +40,27 @@ VALUE_OPTIONS = {"value_embeddings": "a learned vector per token added to each l
 
 
 def prepare_tokenizer(run_dir: Path, data, tokenizer_arg: str | None, vocab_size: int,
-                      is_main: bool):
-    """The run's tokenizer file: given, already in the run directory, or trained on ``data``."""
+                      is_main: bool, new_run: bool = True):
+    """The run's tokenizer file: given, already in the run directory, or trained on ``data``.
+
+    A new run finds one in the run directory only after an attempt killed before its first
+    checkpoint; it is kept if it is the tokenizer the flags ask for, and refused otherwise."""
     from ..data.stories import load_stories
     from ..data.tokenizer import load_tokenizer, train_tokenizer
 
     path = run_dir / ckpt.TOKENIZER
+    if is_main and path.exists() and new_run:
+        # left by an attempt killed before its first checkpoint: reused only if it is the same
+        kept = load_tokenizer(path)
+        if tokenizer_arg is not None:
+            if kept.content_hash != load_tokenizer(tokenizer_arg).content_hash:
+                raise SystemExit(f"error: {path} (from an earlier attempt at this run) differs "
+                                 f"from --tokenizer {tokenizer_arg}; choose another --out, or drop "
+                                 f"--tokenizer to keep it")
+        elif kept.vocab_size != vocab_size:
+            raise SystemExit(f"error: {path} (from an earlier attempt at this run) has "
+                             f"{kept.vocab_size} ids but --vocab-size is {vocab_size}; choose "
+                             f"another --out, or pass --vocab-size {kept.vocab_size}")
     if is_main and not path.exists():
         if tokenizer_arg is not None:
             load_tokenizer(tokenizer_arg).save(path)
@@ -311,11 +328,73 @@ def lora_config_from_args(args) -> LoRAConfig | None:
         raise SystemExit(f"error: {err}") from err
 
 
+def resume_conflicts(args, meta: dict, checkpoint_dir: Path) -> list[str]:
+    """The flags given that contradict the saved run: --resume keeps its model, its starting
+    weights, its tokenizer and its adapters (the same flags again are fine)."""
+    config, wrong = meta.get("model_config", {}), []
+    started_from = meta.get("init_from")
+    if args.init_from is not None and str(args.init_from) != started_from:
+        wrong.append(f"--init-from {args.init_from} (the run started from "
+                     f"{started_from or 'a new model'})")
+    wrong += [f"--{name.replace('_', '-')} {getattr(args, name)} (the run has "
+              f"{config.get(name)})" for name in MODEL_FLAGS
+              if getattr(args, name) is not None and getattr(args, name) != config.get(name)]
+    flags = {"untied": not config.get("tie_embeddings", True), "qk_norm": config.get("qk_norm"),
+             "zero_init_output": config.get("zero_init_output")}
+    wrong += [f"--{name.replace('_', '-')} (the run has {name}={value})"
+              for name, value in flags.items() if getattr(args, name) and not value]
+    for name in VALUE_OPTIONS:
+        asked = getattr(args, name, None)
+        if asked is not None and asked != config.get(name, False):
+            wrong.append(("--" if asked else "--no-") + name.replace("_", "-")
+                         + f" (the run has {name}={config.get(name, False)})")
+    if args.lora_rank is not None:
+        asked = lora_config_from_args(args).to_dict()
+        if asked != meta.get("lora"):
+            wrong.append(f"--lora-rank {args.lora_rank} and its options (the run has "
+                         f"{meta.get('lora') or 'no adapters'})")
+    if args.tokenizer is not None:
+        from ..data.tokenizer import load_tokenizer
+
+        kept = load_tokenizer(checkpoint_dir / ckpt.TOKENIZER)
+        if load_tokenizer(args.tokenizer).content_hash != kept.content_hash:
+            wrong.append(f"--tokenizer {args.tokenizer} (the run has its own, "
+                         f"{kept.name})")
+    return wrong
+
+
+def check_new_run_flags(args, device_type: str, world: int) -> None:
+    """Build the model and training configs a new run's flags ask for, and check that they fit
+    together, before any folder is made or data is read (the tokenizer may take minutes)."""
+    from ..data.tokenizer import check_vocab_size
+
+    if args.tokenizer is None and args.init_from is None:
+        check_vocab_size(args.vocab_size)
+    if args.init_from is not None:
+        return  # the shape comes from the initial model; check_init_matches checks the flags
+    model_config = model_config_from_args(args, args.vocab_size)
+    train_config = train_config_from_args(args, None, device_type, model_config.max_seq_len)
+    check_fits(train_config, model_config, world)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        return train_from_args(args)
+    except KeyboardInterrupt:
+        print("interrupted: any checkpoint already saved is kept; continue with --resume",
+              file=sys.stderr)
+        return 130
+
+
+def train_from_args(args) -> int:
     keep_freed_cpu_memory()  # no page faults for reused activations on CPU
-    if args.threads:
+    if args.threads is not None:
+        if args.threads < 1:
+            raise SystemExit(f"error: --threads {args.threads}: give 1 or more CPU threads")
         torch.set_num_threads(args.threads)
+    if not args.out:
+        raise SystemExit("error: --out is empty; name the run directory")
     run_dir = Path(args.out)
     try:  # a bad device or precision fails now, not after the data is tokenized
         device = pick_device(args.device)
@@ -325,81 +404,108 @@ def main(argv: list[str] | None = None) -> int:
     rank, world = _init_distributed()
     is_main = rank == 0
     try:
-        saved_checkpoint = None
-        if (run_dir / "latest").exists():
-            if not args.resume:
-                raise SystemExit(f"error: {run_dir} already holds a run; pass --resume to "
-                                 f"continue it, or choose another --out (nothing was changed)")
-            saved_checkpoint = ckpt.resolve_checkpoint(run_dir)
-        elif args.resume and is_main:
-            print(f"no checkpoint in {run_dir} yet: starting a new run", file=sys.stderr)
-        if is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-        lora_config = lora_config_from_args(args)
-        if lora_config is not None and args.init_from is None and saved_checkpoint is None:
-            raise SystemExit("error: --lora-rank adapts a trained model: give --init-from")
-        init_model, init_tokenizer_file = None, None
-        if args.init_from is not None and saved_checkpoint is None:
-            init_model, init_tokenizer_file = load_init(args.init_from)
-        tokenizer_arg = args.tokenizer
-        if tokenizer_arg is None and init_tokenizer_file is not None:
-            tokenizer_arg = str(init_tokenizer_file)
-        if init_model is not None and tokenizer_arg is None:
-            raise SystemExit(f"error: --init-from {args.init_from} has no tokenizer: give the "
-                             f"one it was trained with as --tokenizer")
-        tokenizer, tokenizer_file = prepare_tokenizer(run_dir, args.data, tokenizer_arg,
-                                                      args.vocab_size, is_main)
-        if init_model is not None:
-            check_init_matches(args, init_model, tokenizer, init_tokenizer_file)
-        train_cache, val_cache = prepare_tokens(args.data, tokenizer, args.cache_dir, is_main)
-        saved_lora = None
-        if saved_checkpoint is not None:
-            meta = ckpt.read_meta(saved_checkpoint)
-            model_config = ModelConfig.from_dict(meta["model_config"])
-            train_config = train_config_from_args(args, meta["train_config"], device.type)
-            saved_lora = meta.get("lora")
-        elif init_model is not None:
-            model_config = init_model.config
-            train_config = train_config_from_args(args, None, device.type,
-                                                  model_config.max_seq_len)
-        else:
-            model_config = model_config_from_args(args, tokenizer.vocab_size)
-            train_config = train_config_from_args(args, None, device.type,
-                                                  model_config.max_seq_len)
-        if model_config.vocab_size != tokenizer.vocab_size:
-            raise SystemExit(f"error: the model's vocab_size {model_config.vocab_size} differs "
-                             f"from the tokenizer's {tokenizer.vocab_size}")
-        torch.manual_seed(train_config.seed)
-        model = init_model if init_model is not None else Transformer(model_config)
-        if saved_lora is not None:  # a LoRA run resumed: the checkpoint holds base + adapters
-            add_lora(model, LoRAConfig.from_dict(saved_lora))
-        elif lora_config is not None and saved_checkpoint is None:
-            add_lora(model, lora_config)
-        trainer = Trainer(model, train_cache.tokens, val_cache.tokens, train_config,
-                          token_byte_lengths(tokenizer), run_dir=run_dir,
-                          tokenizer_file=tokenizer_file, progress=not args.no_progress,
-                          after_eot=byte_lengths_after_eot(tokenizer),
-                          extra_meta={"data": str(args.data or os.environ.get(
-                              "TINYSTORIES_PATH", "hub")), "world_size": world,
-                              **({"init_from": str(args.init_from)} if args.init_from else {})})
-        if saved_checkpoint is not None:
-            trainer.resume(saved_checkpoint)
-        if is_main:
-            print(f"model: {model.num_parameters():,} parameters "
-                  f"({trainable_parameters(model):,} trainable), {model_config}; "
-                  f"training on {trainer.device} in {trainer.precision.name}, "
-                  f"{world} process(es); {train_cache.n_tokens:,} train tokens")
-        try:
-            trainer.fit()
-        except TrainingDiverged as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 1
-        if is_main:
-            print(f"saved {ckpt.resolve_checkpoint(run_dir)}")
-        return 0
+        setup = _prepare_run(args, run_dir, device, world, is_main)
+    except (ValueError, OSError, ConnectionError) as err:  # bad input, before any step
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+        raise SystemExit(f"error: {err}") from err
+    try:
+        return _fit(setup, run_dir, is_main)
     finally:
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _prepare_run(args, run_dir: Path, device, world: int, is_main: bool):
+    """Everything before the first step: checks, tokenizer, token caches, model and trainer."""
+    check_run_dir(run_dir)
+    saved_checkpoint = None
+    if (run_dir / "latest").exists():
+        if not args.resume:
+            raise SystemExit(f"error: {run_dir} already holds a run; pass --resume to "
+                             f"continue it, or choose another --out (nothing was changed)")
+        saved_checkpoint = ckpt.resolve_checkpoint(run_dir)
+        saved_meta = ckpt.read_meta(saved_checkpoint)
+        conflicts = resume_conflicts(args, saved_meta, saved_checkpoint)
+        if conflicts:
+            raise SystemExit(f"error: --resume continues {run_dir} as it was saved, but "
+                             f"{'; '.join(conflicts)}: drop those flags, or start a new run in "
+                             f"another --out")
+    else:
+        if args.resume and is_main:
+            print(f"no checkpoint in {run_dir} yet: starting a new run", file=sys.stderr)
+        check_new_run_flags(args, device.type, world)
+    lora_config = lora_config_from_args(args)
+    if lora_config is not None and args.init_from is None and saved_checkpoint is None:
+        raise SystemExit("error: --lora-rank adapts a trained model: give --init-from")
+    init_model, init_tokenizer_file = None, None
+    if args.init_from is not None and saved_checkpoint is None:
+        init_model, init_tokenizer_file = load_init(args.init_from)
+    if is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer_arg = args.tokenizer
+    if tokenizer_arg is None and init_tokenizer_file is not None:
+        tokenizer_arg = str(init_tokenizer_file)
+    if init_model is not None and tokenizer_arg is None:
+        raise SystemExit(f"error: --init-from {args.init_from} has no tokenizer: give the "
+                         f"one it was trained with as --tokenizer")
+    tokenizer, tokenizer_file = prepare_tokenizer(run_dir, args.data, tokenizer_arg,
+                                                  args.vocab_size, is_main,
+                                                  new_run=saved_checkpoint is None)
+    if init_model is not None:
+        check_init_matches(args, init_model, tokenizer, init_tokenizer_file)
+    train_cache, val_cache = prepare_tokens(args.data, tokenizer, args.cache_dir, is_main)
+    saved_lora, init_meta = None, {}
+    if saved_checkpoint is not None:
+        model_config = ModelConfig.from_dict(saved_meta["model_config"])
+        train_config = train_config_from_args(args, saved_meta["train_config"], device.type)
+        saved_lora = saved_meta.get("lora")
+        if saved_meta.get("init_from"):
+            init_meta = {"init_from": saved_meta["init_from"]}
+    elif init_model is not None:
+        model_config = init_model.config
+        train_config = train_config_from_args(args, None, device.type,
+                                              model_config.max_seq_len)
+    else:
+        model_config = model_config_from_args(args, tokenizer.vocab_size)
+        train_config = train_config_from_args(args, None, device.type,
+                                              model_config.max_seq_len)
+    if model_config.vocab_size != tokenizer.vocab_size:
+        raise SystemExit(f"error: the model's vocab_size {model_config.vocab_size} differs "
+                         f"from the tokenizer's {tokenizer.vocab_size}")
+    torch.manual_seed(train_config.seed)
+    model = init_model if init_model is not None else Transformer(model_config)
+    if saved_lora is not None:  # a LoRA run resumed: the checkpoint holds base + adapters
+        add_lora(model, LoRAConfig.from_dict(saved_lora))
+    elif lora_config is not None and saved_checkpoint is None:
+        add_lora(model, lora_config)
+    if init_model is not None:  # recorded only where those weights really were the start
+        init_meta = {"init_from": str(args.init_from)}
+    trainer = Trainer(model, train_cache.tokens, val_cache.tokens, train_config,
+                      token_byte_lengths(tokenizer), run_dir=run_dir,
+                      tokenizer_file=tokenizer_file, progress=not args.no_progress,
+                      after_eot=byte_lengths_after_eot(tokenizer),
+                      extra_meta={"data": str(args.data or os.environ.get(
+                          "TINYSTORIES_PATH", "hub")), "world_size": world, **init_meta})
+    if saved_checkpoint is not None:
+        trainer.resume(saved_checkpoint)
+    if is_main:
+        print(f"model: {model.num_parameters():,} parameters "
+              f"({trainable_parameters(model):,} trainable), {model_config}; "
+              f"training on {trainer.device} in {trainer.precision.name}, "
+              f"{world} process(es); {train_cache.n_tokens:,} train tokens")
+    return trainer
+
+
+def _fit(trainer, run_dir: Path, is_main: bool) -> int:
+    try:
+        trainer.fit()
+    except TrainingDiverged as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    if is_main:
+        print(f"saved {ckpt.resolve_checkpoint(run_dir)}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -152,8 +152,14 @@ def read_meta(checkpoint_dir: Path) -> dict:
     meta_path = checkpoint_dir / META
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, ValueError) as err:  # ValueError: not JSON, or not UTF-8
         raise CheckpointError(f"cannot read {meta_path}: {err}") from err
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{meta_path} holds a JSON {type(meta).__name__}, not the object "
+                              f"a checkpoint's metadata is; the checkpoint is damaged")
+    if not isinstance(meta.get("train_config", {}), dict):
+        raise CheckpointError(f"{meta_path}: train_config is not an object; the checkpoint is "
+                              f"damaged")
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{meta_path} has format {meta.get('format')!r}; expected {FORMAT}")
     return meta

@@ -94,11 +94,19 @@ class TrainConfig:
                              "is planned for the stop that applies")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps={self.max_steps} must be >= 1")
-        if self.max_minutes is not None and not self.max_minutes > 0:
-            raise ValueError(f"max_minutes={self.max_minutes} must be positive")
-        if not self.lr > 0 or not 0 <= self.min_lr_ratio <= 1:
+        if self.max_minutes is not None and not 0 < self.max_minutes < math.inf:
+            raise ValueError(f"max_minutes={self.max_minutes} must be a positive number; leave "
+                             f"it unset for no time limit")
+        if not 0 < self.lr < math.inf or not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"lr={self.lr} must be > 0 and min_lr_ratio={self.min_lr_ratio} "
                              f"in [0, 1]")
+        if not 0 <= self.weight_decay < math.inf:
+            raise ValueError(f"weight_decay={self.weight_decay} must be >= 0")
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            raise ValueError(f"beta1={self.beta1} and beta2={self.beta2} must lie in [0, 1)")
+        if not 0 <= self.grad_clip < math.inf:
+            raise ValueError(f"grad_clip={self.grad_clip} must be >= 0 (0 turns clipping off)")
+        require_int("seed", self.seed, 0)
         if self.optimizer not in ("adamw", "muon") or self.schedule not in ("cosine", "wsd"):
             raise ValueError(f"optimizer={self.optimizer!r} must be 'adamw' or 'muon' and "
                              f"schedule={self.schedule!r} 'cosine' or 'wsd'")
@@ -286,6 +294,47 @@ class _Only(torch.nn.Module):
         return iter(self._subset)
 
 
+def check_fits(config: TrainConfig, model_config, world: int = 1) -> None:
+    """Raise ValueError unless the batch splits evenly over ``world`` processes and their
+    micro-batches, and the training window fits the model's context."""
+    if config.batch_size % (world * config.grad_accum):
+        raise ValueError(
+            f"batch_size={config.batch_size} must be divisible by processes x grad_accum = "
+            f"{world} x {config.grad_accum}; each process takes an equal share")
+    if config.seq_len > model_config.max_seq_len:
+        raise ValueError(f"seq_len={config.seq_len} exceeds the model's max_seq_len="
+                         f"{model_config.max_seq_len}")
+
+
+def check_run_dir(run_dir: Path | None) -> None:
+    """Raise ValueError unless ``run_dir`` can hold a run: absent, a folder without checkpoints,
+    or one whose checkpoints folder a run wrote (``latest`` names one of them). Step folders
+    without ``latest`` belong to something else, and saving would prune them."""
+    if run_dir is None:
+        return
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"{run_dir} is a file; the run directory must be a folder")
+    if (run_dir / ckpt.META).is_file():
+        raise ValueError(f"{run_dir} is a checkpoint, not a run directory; give the run "
+                         f"directory that holds it ({run_dir.parent.parent})")
+    checkpoints = run_dir / "checkpoints"
+    if (run_dir / "latest").exists() or not checkpoints.is_dir():
+        return
+    # What a first save killed part-way leaves: hidden folders, and at most one complete step
+    # folder (killed after its rename, before ``latest`` named it). The next save tidies both.
+    foreign = sorted(p.name for p in checkpoints.iterdir() if not p.name.startswith("."))
+    if len(foreign) == 1 and foreign[0].startswith("step_"):
+        try:
+            ckpt.read_meta(checkpoints / foreign[0])
+            return
+        except ckpt.CheckpointError:
+            pass
+    if foreign:
+        raise ValueError(f"{checkpoints} already holds {foreign[:3]} but {run_dir} has no "
+                         f"'latest' file, so they are not a run to continue; choose another run "
+                         f"directory (nothing was changed)")
+
+
 class Trainer:
     """Trains a Transformer on a flat token array; call :meth:`fit`.
 
@@ -315,13 +364,7 @@ class Trainer:
                  after_eot: AfterSeparator | None = None):
         self.config = config
         self.rank, self.world = rank_and_world()
-        if config.batch_size % (self.world * config.grad_accum):
-            raise ValueError(
-                f"batch_size={config.batch_size} must be divisible by processes x grad_accum = "
-                f"{self.world} x {config.grad_accum}; each process takes an equal share")
-        if config.seq_len > model.config.max_seq_len:
-            raise ValueError(f"seq_len={config.seq_len} exceeds the model's max_seq_len="
-                             f"{model.config.max_seq_len}")
+        check_fits(config, model.config, self.world)
         train_tokens = as_token_array("train_tokens", train_tokens)
         val_tokens = as_token_array("val_tokens", val_tokens)
         if train_weights is not None and isinstance(train_weights, torch.Tensor):
@@ -337,6 +380,10 @@ class Trainer:
         self.train_tokens, self.val_tokens = train_tokens, val_tokens
         self.byte_lengths, self.after_eot = byte_lengths, after_eot
         self.run_dir = Path(run_dir) if run_dir is not None else None
+        check_run_dir(self.run_dir)
+        # A run directory that already holds a run is only ever continued (see resume): a
+        # fresh start there would prune that run's checkpoints and append to its log.
+        self._holds_another_run = self.run_dir is not None and (self.run_dir / "latest").exists()
         self.tokenizer_file = tokenizer_file
         self.callbacks = list(callbacks)
         self.progress = progress and self.rank == 0
@@ -417,6 +464,9 @@ class Trainer:
             self.warmup_progress = (self._progress_fraction(self.elapsed_before)
                                     * self.config.warmup_steps / self.step)
         self.history = list(meta.get("history", []))
+        if self.run_dir is not None and checkpoint_dir.parent.parent.resolve() == \
+                self.run_dir.resolve():
+            self._holds_another_run = False  # its own run, continued
         if self.run_dir is not None and self.rank == 0:
             # Steps after the checkpoint were logged by the lost run and will be logged again:
             # the log restarts from the restored history, replaced in one atomic write.
@@ -543,8 +593,13 @@ class Trainer:
     def fit(self) -> list[dict]:
         """Train until the step or time budget is spent; return the history of records."""
         config = self.config
+        if self._holds_another_run:
+            raise ValueError(f"{self.run_dir} already holds a run: call resume({self.run_dir}) "
+                             f"to continue it, or choose another run_dir (nothing was changed)")
         if self.run_dir is not None and self.rank == 0:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            if self.step == 0:  # records of an attempt killed before its first checkpoint
+                (self.run_dir / LOG).unlink(missing_ok=True)
         if self.step > 0 and self._progress_fraction(self.elapsed_before) >= 1.0:
             return self.history  # a finished run, resumed: already evaluated and saved
         if self.step == 0:
