@@ -128,6 +128,10 @@ def test_generated_tokens_are_an_ordinary_tensor(tiny_model):
         (dict(top_p=1.5), "top_p=1.5"),
         (dict(max_new_tokens=-1), "max_new_tokens=-1"),
         (dict(max_new_tokens=200), "exceeds max_seq_len=128"),
+        (dict(repetition_penalty=float("inf")), "repetition_penalty=inf"),
+        (dict(repetition_penalty=float("nan")), "repetition_penalty=nan"),
+        (dict(num_beams=2, temperature=0, length_penalty=float("nan")), "length_penalty=nan"),
+        (dict(num_beams=2, temperature=0, length_penalty=float("-inf")), "length_penalty=-inf"),
     ],
 )
 def test_bad_generation_arguments(tiny_model, kwargs, words):

@@ -91,6 +91,16 @@ def test_truncated_cache_is_rebuilt_not_served(toy_tokenizer, tmp_path):
     assert not rebuilt.reused and rebuilt.tokens.tolist() == expected
 
 
+@pytest.mark.parametrize("meta", ["[]", "5", '"text"', "null", '{"format": 1}'])
+def test_cache_whose_metadata_is_not_an_object_is_rebuilt(toy_tokenizer, tmp_path, meta):
+    first = build_token_cache(STORIES, toy_tokenizer, tmp_path, progress=False)
+    expected = first.tokens.tolist()
+    first.path.with_suffix(".json").write_text(meta, encoding="utf-8")
+    rebuilt = build_token_cache(STORIES, toy_tokenizer, tmp_path, progress=False)
+    assert not rebuilt.reused and rebuilt.tokens.tolist() == expected
+    assert json.loads(first.path.with_suffix(".json").read_text())["n_tokens"] == len(expected)
+
+
 def test_cache_reads_a_datasets_dataset_like_a_list(toy_tokenizer, tmp_path):
     import datasets
 

@@ -32,6 +32,7 @@ from ..data.tokenizer import load_tokenizer
 from ..device import cpu_name
 from ..fileio import write_text_atomically
 from ..training import checkpoint as ckpt
+from . import output_file_problem, positive_int
 
 
 def sha256_of_file(path: str | Path) -> str:
@@ -151,8 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--first-seed", type=int, default=0,
                         help="the first seed (to split a sweep over several processes)")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), metavar="NAME",
+                        choices=list(VARIANTS),
                         help=f"which variants (default all): {', '.join(VARIANTS)}")
-    parser.add_argument("--eval-tokens", type=int, default=65536,
+    parser.add_argument("--eval-tokens", type=positive_int, default=65536,
                         help="validation tokens scored per run (the first ones)")
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (processes)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
@@ -165,22 +167,61 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def read_results_file(path: str | Path) -> dict:
+    """One results file written by this command, checked for the fields a merge reads."""
+    try:
+        part = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is not a tlib-ablate results file (not JSON: {err})") from None
+    needed = {"command": str, "cpu": str, "torch": str, "data": dict, "recipe": dict,
+              "variants": dict}
+    if not isinstance(part, dict):
+        raise ValueError(f"{path} is not a tlib-ablate results file (a JSON "
+                         f"{type(part).__name__}, not an object)")
+    for key, kind in needed.items():
+        if not isinstance(part.get(key), kind):
+            found = "no" if key not in part else f"a {type(part[key]).__name__} as"
+            raise ValueError(f"{path} is not a tlib-ablate results file: it has {found} "
+                             f"{key!r} (want {kind.__name__})")
+    seeds = part["recipe"].get("seeds")
+    if not isinstance(seeds, list) or not all(isinstance(seed, int) for seed in seeds):
+        raise ValueError(f"{path}: 'recipe' has no list of 'seeds'; is it a tlib-ablate file?")
+    for name, entry in part["variants"].items():
+        runs = entry.get("runs") if isinstance(entry, dict) else None
+        if not isinstance(runs, list) or not all(
+                isinstance(run, dict) and isinstance(run.get("seed"), int) for run in runs):
+            raise ValueError(f"{path}: variant {name!r} has no list of 'runs' with a 'seed' each")
+    return part
+
+
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.steps < 5 or args.seeds < 1 or args.jobs < 1 or args.threads < 1:
-        sys.exit("tlib-ablate: --steps must be >= 5 and --seeds, --jobs, --threads >= 1")
+        parser.error("--steps must be >= 5 and --seeds, --jobs, --threads >= 1")
     argv_used = sys.argv[1:] if argv is None else argv
     header = {"command": "python -m transformer_lib.ablate " + shlex.join(argv_used),
               "torch": torch.__version__, "python": platform.python_version(), "cpu": cpu_name()}
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    # Checked before the first run: a sweep takes hours, and its results are written as it goes.
+    problem = output_file_problem(out)
+    if problem:
+        parser.error(problem)
 
     def write(results: dict) -> None:
+        out.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomically(out, json.dumps({**header, **results}, indent=1) + "\n")
 
     if args.merge:
-        parts = [json.loads(Path(path).read_text(encoding="utf-8")) for path in args.merge]
-        write(merge_results(parts))
+        if len(args.merge) < 2:
+            parser.error("--merge needs at least two results files")
+        try:
+            merged = merge_results([read_results_file(path) for path in args.merge])
+        except ValueError as err:
+            parser.error(str(err))
+        write(merged)
         print(f"wrote {out}")
         return
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))

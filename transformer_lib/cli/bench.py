@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import statistics
 import sys
 import time
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 from ..device import describe, keep_freed_cpu_memory, pick_device
 from ..model.config import ModelConfig
 from ..model.transformer import Transformer
+from . import nonnegative_int, positive_int
 
 
 def _sync(device: torch.device) -> None:
@@ -84,12 +86,17 @@ def peak_rss_mib() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
+def model_config(args) -> ModelConfig:
+    """The benchmarked model's shape, with room for a training row and for a generation."""
+    return ModelConfig(vocab_size=args.vocab_size, d_model=args.d_model,
+                       num_layers=args.num_layers, num_heads=args.num_heads,
+                       max_seq_len=max(args.seq_len + 1, args.prompt_len + args.new_tokens))
+
+
 def run(args) -> dict:
     torch.manual_seed(args.seed)
     device = pick_device(args.device)
-    config = ModelConfig(vocab_size=args.vocab_size, d_model=args.d_model,
-                         num_layers=args.num_layers, num_heads=args.num_heads,
-                         max_seq_len=max(args.seq_len + 1, args.prompt_len + args.new_tokens))
+    config = model_config(args)
     ours = Transformer(config).to(device)
     results: dict = {"device": describe(device), "torch": torch.__version__,
                      "config": config.to_dict(), "batch_size": args.batch_size,
@@ -168,20 +175,22 @@ def main(argv: list[str] | None = None) -> None:
         description="Time training steps (forward, backward, AdamW) and batch-1 greedy generation "
                     "for transformer_lib and transformers' LlamaForCausalLM on the same weights.")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--d-model", type=int, default=288)
-    parser.add_argument("--num-layers", type=int, default=6)
-    parser.add_argument("--num-heads", type=int, default=6)
-    parser.add_argument("--vocab-size", type=int, default=4096)
-    parser.add_argument("--seq-len", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--prompt-len", type=int, default=8)
-    parser.add_argument("--new-tokens", type=int, default=200)
-    parser.add_argument("--warmup", type=int, default=2, help="untimed training steps per library")
-    parser.add_argument("--repeats", type=int, default=7, help="timed training steps per library")
-    parser.add_argument("--generate-repeats", type=int, default=5)
-    parser.add_argument("--matmul-size", type=int, default=2048,
+    parser.add_argument("--d-model", type=positive_int, default=288)
+    parser.add_argument("--num-layers", type=positive_int, default=6)
+    parser.add_argument("--num-heads", type=positive_int, default=6)
+    parser.add_argument("--vocab-size", type=positive_int, default=4096)
+    parser.add_argument("--seq-len", type=positive_int, default=256)
+    parser.add_argument("--batch-size", type=positive_int, default=8)
+    parser.add_argument("--prompt-len", type=positive_int, default=8)
+    parser.add_argument("--new-tokens", type=positive_int, default=200)
+    parser.add_argument("--warmup", type=nonnegative_int, default=2,
+                        help="untimed training steps per library")
+    parser.add_argument("--repeats", type=positive_int, default=7,
+                        help="timed training steps per library")
+    parser.add_argument("--generate-repeats", type=positive_int, default=5)
+    parser.add_argument("--matmul-size", type=positive_int, default=2048,
                         help="side of the float32 matmul whose speed is the MFU's peak")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--llama2c", metavar="PATH",
@@ -191,14 +200,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runc", metavar="BINARY",
                         help="with --llama2c: a compiled llama2.c run.c to time on the same "
                              "file and thread count, and print the ratio")
-    parser.add_argument("--llama2c-steps", type=int, default=256,
+    parser.add_argument("--llama2c-steps", type=positive_int, default=256,
                         help="with --llama2c: positions to decode to, prompt included")
     args = parser.parse_args(argv)
     if args.llama2c:
         from .bench_llama2c import print_llama2c, run_llama2c
 
-        results = run_llama2c(args.llama2c, args.tokenizer, args.runc, args.llama2c_steps,
-                              args.generate_repeats)
+        # Checked first: otherwise a wrong path fails only after compiling and timing.
+        if args.runc and shutil.which(args.runc) is None:
+            parser.error(f"--runc {args.runc}: no such executable; give the path of a compiled "
+                         f"llama2.c run (gcc -Ofast -march=native -o run run.c -lm)")
+        try:
+            results = run_llama2c(args.llama2c, args.tokenizer, args.runc, args.llama2c_steps,
+                                  args.generate_repeats)
+        except (ValueError, OSError) as err:  # OSError: a missing file, or no hub to fetch it
+            parser.error(str(err))
         if args.json:
             print(json.dumps(results, indent=2))
         else:
@@ -206,6 +222,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.runc or args.tokenizer:
         parser.error("--runc and --tokenizer go with --llama2c")
+    try:  # both cheap, and both fail before any model is built or timed
+        pick_device(args.device)
+        model_config(args)
+    except ValueError as err:
+        parser.error(str(err))
     keep_freed_cpu_memory()  # one process, so both libraries get the same allocator settings
     if args.threads:
         torch.set_num_threads(args.threads)

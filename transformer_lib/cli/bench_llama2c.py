@@ -42,16 +42,22 @@ def run_llama2c(model_path: str, tokenizer: str | None = None, runc: str | None 
     from ..interop.llama2c import from_llama2c
 
     torch.set_num_threads(1)
+    llama2c_file(model_path)  # a missing file is named as such, before any tokenizer question
     model = from_llama2c(model_path).eval()
     tokenizer_name = tokenizer or default_tokenizer_name(model_path)
     if tokenizer_name is None:
         raise ValueError(f"no known tokenizer for {model_path!r}: pass --tokenizer PATH")
     tok = load_llama2c_tokenizer(tokenizer_name)
+    if tok.vocab_size != model.config.vocab_size:
+        raise ValueError(f"the tokenizer {tokenizer_name!r} ({tok.vocab_size} ids) and the model "
+                         f"{model_path!r} (vocab_size {model.config.vocab_size}) disagree; pass "
+                         f"the model's own tokenizer with --tokenizer")
     ids = [tok.bos_id] + tok.encode(prompt)  # as run.c: BOS, then the prompt
     steps = min(steps, model.config.max_seq_len)
     new_tokens = steps - len(ids)
     if new_tokens < 2:
-        raise ValueError(f"--llama2c-steps {steps} leaves no room after the {len(ids)}-token prompt")
+        raise ValueError(f"--llama2c-steps {steps} leaves no room after the {len(ids)}-token "
+                         f"prompt; give at least {len(ids) + 2}")
     prompt_ids = torch.tensor([ids])
     results: dict = {"model": str(model_path), "threads": torch.get_num_threads(),
                      "steps": steps, "new_tokens": new_tokens, "torch": torch.__version__}

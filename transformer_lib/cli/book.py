@@ -52,18 +52,53 @@ def copy_book(to: str | os.PathLike, *, source: str | os.PathLike | None = None,
     if target == source or source in target.parents:
         raise ValueError(f"{target} is inside the book's own folder {source}: choose a folder "
                          f"outside it, e.g. --to ~/transformer-book")
-    existing = [target / path for path in files if (target / path).exists()]
-    if existing and not force:
-        names = ", ".join(str(path) for path in existing[:3])
-        more = f" and {len(existing) - 3} more" if len(existing) > 3 else ""
+    _check_target_folder(target)
+    # lexists: a link counts as existing even when it dangles, so a dangling link is never
+    # written through (that would create its target, outside DIR).
+    existing = [target / path for path in files if os.path.lexists(target / path)]
+    folders = [target / path for path in existing
+               if (target / path).is_dir() and not (target / path).is_symlink()]
+    if folders:
+        raise FileExistsError(f"{folders[0]} is a folder where the book has a file; nothing was "
+                              f"copied. Move it away, or choose another --to folder")
+    linked = sorted({folder for path in files for folder in _folders_between(target, path)
+                     if folder.is_symlink()})
+    if (existing or linked) and not force:
+        clashes = [*linked, *existing]
+        names = ", ".join(str(path) for path in clashes[:3])
+        more = f" and {len(clashes) - 3} more" if len(clashes) > 3 else ""
         raise FileExistsError(
             f"{names}{more} already exist; nothing was copied. Pass --force to overwrite them "
             f"(your changes there are lost), or choose another --to folder")
+    for folder in linked:  # a linked folder is replaced by a real one; what it points to stays
+        folder.unlink()
     copied = []
     for path in files:
-        (target / path).parent.mkdir(parents=True, exist_ok=True)
-        copied.append(Path(shutil.copy2(source / path, target / path)))
+        destination = target / path
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        if destination.is_symlink():
+            # copy2 would write through the link into the file it points to, which may lie
+            # outside DIR; replace the link itself by the notebook.
+            destination.unlink()
+        copied.append(Path(shutil.copy2(source / path, destination)))
     return copied
+
+
+def _check_target_folder(target: Path) -> None:
+    """Refuse a --to that is a file, or lies under one, before anything is copied."""
+    for folder in (target, *target.parents):
+        if folder.is_dir():
+            return
+        if folder.exists():
+            where = "is" if folder == target else f"lies under {folder}, which is"
+            raise FileExistsError(f"{target} {where} a file, not a folder; nothing was copied. "
+                                  f"Choose a folder for --to (a new one is created), e.g. "
+                                  f"--to ~/transformer-book")
+
+
+def _folders_between(target: Path, path: Path) -> list[Path]:
+    """The folders inside target that lead to target / path (for solutions/x.py: solutions)."""
+    return [target / parent for parent in path.parents if parent != Path(".")]
 
 
 def _data_note() -> str:
@@ -99,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         copied = copy_book(args.to, source=args.source, force=args.force)
-    except (FileNotFoundError, FileExistsError, ValueError) as err:
+    except (OSError, ValueError) as err:  # OSError: also a folder that cannot be written
         print(f"error: {err}", file=sys.stderr)
         return 1
     target = Path(args.to).expanduser().resolve()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..data import stories as _stories  # its extract sizes are read when used, not bound here
 from ..data.stories import (
-    BOOK_EXTRACT_SIZES,
     SOURCE_ENV_VAR,
     download_book_extract,
     download_held_out_stories,
@@ -34,26 +34,29 @@ def main(argv: list[str] | None = None) -> int:
     held_out.add_argument("--out", required=True, help="the .txt file to write")
     held_out.add_argument("--count", type=int, default=1000,
                           help="how many stories (default 1000, as many as validation.txt)")
-    held_out.add_argument("--split", default="validation", choices=sorted(BOOK_EXTRACT_SIZES),
+    held_out.add_argument("--split", default="validation",
+                          choices=sorted(_stories.BOOK_EXTRACT_SIZES),
                           help="the hub split to read past the extract (default validation)")
     args = parser.parse_args(argv)
     try:
         if args.command == "held-out":
-            try:
-                path = download_held_out_stories(args.out, args.count, args.split)
-            except ValueError as err:  # a bad --out or --count, found before any download
-                parser.error(str(err))
+            path = download_held_out_stories(args.out, args.count, args.split)
             stories = list(load_stories(args.split, source=path)["text"])
             print(f"{path}: {len(stories):,} {args.split} stories after the book's first "
-                  f"{BOOK_EXTRACT_SIZES[args.split]:,}, sha256 of the text "
+                  f"{_stories.BOOK_EXTRACT_SIZES[args.split]:,}, sha256 of the text "
                   f"{stories_fingerprint(stories)[:16]}")
             print(f"score a model on them: tlib-evaluate --checkpoint DIR --data {path}")
             return 0
         folder = download_book_extract(args.out)
+    except ValueError as err:  # a bad --out or --count, found before any download
+        parser.error(str(err))
     except ConnectionError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    for split in BOOK_EXTRACT_SIZES:
+    except OSError as err:  # the folder could not be created or written, e.g. no permission
+        print(f"error: cannot write {args.out}: {err.strerror or err}", file=sys.stderr)
+        return 2
+    for split in _stories.BOOK_EXTRACT_SIZES:
         stories = list(load_stories(split, source=folder)["text"])
         print(f"{folder / (split + '.txt')}: {len(stories):,} stories, "
               f"sha256 of the text {stories_fingerprint(stories)[:16]}")

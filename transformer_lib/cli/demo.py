@@ -10,6 +10,7 @@ import torch
 from ..device import describe, pick_device
 from ..model.config import PRESETS, ModelConfig
 from ..model.transformer import Transformer, parameter_counts
+from . import positive_int
 
 
 def format_parameter_table(counts: dict[str, int]) -> str:
@@ -31,14 +32,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--preset", default="seed-22.5M", choices=sorted(PRESETS),
                         help="model configuration (default: seed-22.5M, the original design's)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    parser.add_argument("--seq-len", type=int, default=32, help="tokens in the forward pass")
-    parser.add_argument("--new-tokens", type=int, default=16, help="tokens to generate")
+    parser.add_argument("--seq-len", type=positive_int, default=32,
+                        help="tokens in the forward pass (at most the preset's context)")
+    parser.add_argument("--new-tokens", type=positive_int, default=16,
+                        help="tokens to generate (fewer than the preset's context)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    torch.manual_seed(args.seed)
-    device = pick_device(args.device)
+    # Checked before the model is built: a large preset takes seconds and gigabytes.
     config = ModelConfig.from_preset(args.preset)
+    context = config.max_seq_len
+    if args.seq_len > context:
+        parser.error(f"--seq-len {args.seq_len} exceeds the context of preset {args.preset!r} "
+                     f"({context} tokens); give at most {context}")
+    if args.new_tokens >= context:
+        parser.error(f"--new-tokens {args.new_tokens} leaves no room for a prompt in the "
+                     f"{context}-token context of preset {args.preset!r}; give at most "
+                     f"{context - 1}")
+    try:
+        device = pick_device(args.device)
+    except ValueError as err:
+        parser.error(str(err))
+    torch.manual_seed(args.seed)
     model = Transformer(config).to(device).eval()
     print(f"preset {args.preset!r} on {describe(device)}")
     print(config)

@@ -11,6 +11,7 @@ from pathlib import Path
 from ..device import keep_freed_cpu_memory, pick_precision
 from ..training import checkpoint as ckpt
 from ..training.metrics import byte_lengths_after_eot, evaluate_tokens, token_byte_lengths
+from . import positive_int
 
 
 def evaluate_checkpoint(path: str, data: str | None, split: str = "validation",
@@ -29,6 +30,10 @@ def evaluate_checkpoint(path: str, data: str | None, split: str = "validation",
     with tempfile.TemporaryDirectory() as tmp:
         cache = cache_split(split, tokenizer, source=data, cache_dir=cache_dir or tmp,
                             progress=progress)
+        if cache.n_bytes == 0:  # only the leading end-of-text token: nothing to predict
+            where = data if data is not None else f"the {split} split of $TINYSTORIES_PATH"
+            raise ValueError(f"{where} holds no text (no stories); give a text with at least "
+                             f"one story")
         seq_len = meta.get("train_config", {}).get("seq_len", model.config.max_seq_len)
         result = evaluate_tokens(model, cache.tokens, token_byte_lengths(tokenizer), seq_len,
                                  batch_size, device_, pick_precision(device_, precision),
@@ -51,20 +56,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="validation", help="split of a directory to read")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16"])
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=positive_int, default=16)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     keep_freed_cpu_memory()
     try:
         result = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.device,
                                      args.precision, args.batch_size, progress=not args.json)
-    except (ckpt.CheckpointError, FileNotFoundError, ValueError) as err:
+    except (ckpt.CheckpointError, FileNotFoundError, ValueError, ConnectionError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{Path(result['checkpoint'])} (step {result['step']}) on {args.split}: "
+        print(f"{Path(result['checkpoint'])} (step {result['step']}) on {result['split']}: "
               f"loss {result['loss']:.4f} nats/token, {result['bits_per_byte']:.4f} bits/byte "
               f"over {result['tokens']:,} tokens, {result['bytes']:,} bytes")
     return 0

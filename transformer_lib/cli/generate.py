@@ -12,6 +12,7 @@ import sys
 import torch
 
 from ..training import checkpoint as ckpt
+from . import finite_float, positive_int
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,22 +29,22 @@ def main(argv: list[str] | None = None) -> int:
                              "for stories260K; llama2.c's tokenizer.bin for the larger models)")
     parser.add_argument("--prompt", default="Once upon a time")
     parser.add_argument("--max-new-tokens", type=int, default=200)
-    parser.add_argument("--temperature", type=float, default=None,
+    parser.add_argument("--temperature", type=finite_float, default=None,
                         help="0 = greedy (default 0.8; beam search does not sample)")
     parser.add_argument("--top-k", type=int, default=None)
     parser.add_argument("--top-p", type=float, default=None)
     parser.add_argument("--min-p", type=float, default=None,
                         help="keep tokens at least this fraction as likely as the likeliest")
-    parser.add_argument("--repetition-penalty", type=float, default=1.0,
+    parser.add_argument("--repetition-penalty", type=finite_float, default=1.0,
                         help="above 1 discourages tokens already in the text (transformers' "
                              "convention)")
-    parser.add_argument("--num-beams", type=int, default=1,
+    parser.add_argument("--num-beams", type=positive_int, default=1,
                         help="beam search with this many beams (deterministic: give "
                              "--temperature 0 or leave the sampling options unset)")
-    parser.add_argument("--length-penalty", type=float, default=1.0,
+    parser.add_argument("--length-penalty", type=finite_float, default=1.0,
                         help="with --num-beams: a finished beam's log-probability is divided "
                              "by its length to this power")
-    parser.add_argument("--num-samples", type=int, default=1)
+    parser.add_argument("--num-samples", type=positive_int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
@@ -96,10 +97,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _load_llama2c(model_name: str, tokenizer_name: str | None, device: str):
     """(model on the device, tokenizer) for --llama2c, checking that their vocabularies agree."""
-    from ..data.llama2c import default_tokenizer_name, load_llama2c_tokenizer
+    from ..data.llama2c import default_tokenizer_name, llama2c_file, load_llama2c_tokenizer
     from ..device import pick_device
     from ..interop.llama2c import from_llama2c
 
+    llama2c_file(model_name)  # a missing file is named as such, before any tokenizer question
     tokenizer_name = tokenizer_name or default_tokenizer_name(model_name)
     if tokenizer_name is None:
         raise ValueError(f"no known tokenizer for {model_name!r}: pass --tokenizer PATH (the "

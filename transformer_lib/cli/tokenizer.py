@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..data.stories import load_stories
 from ..data.tokenizer import check_vocab_size, train_tokenizer
+from . import output_file_problem
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -18,7 +20,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, TypeError, KeyError, FileNotFoundError, ConnectionError) as err:
+    except (ValueError, TypeError, KeyError, OSError) as err:  # OSError: also ConnectionError
         parser.exit(2, f"error: {err}\n")
 
 
@@ -57,12 +59,24 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-
-    check_vocab_size(args.vocab_size)  # before loading data, which may mean a download
+    # Both before loading data, which may mean a download, and training, which may take long.
+    check_vocab_size(args.vocab_size)
+    problem = output_file_problem(args.out)
+    if problem:
+        raise ValueError(problem)
     started = time.perf_counter()
     stories = load_stories("train", source=args.input, limit=args.limit)["text"]
+    if len(stories) == 0:
+        where = args.input or "the train split"
+        raise ValueError(f"{where} holds no stories (it is empty, or only blank lines and "
+                         f"separators); give it some text")
     loaded = time.perf_counter()
-    tokenizer = train_tokenizer(stories, args.vocab_size, name=args.name or Path(args.out).stem)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tokenizer = train_tokenizer(stories, args.vocab_size,
+                                    name=args.name or Path(args.out).stem)
+    for warning in caught:  # the message alone: the source line it came from means nothing here
+        print(f"warning: {warning.message}", file=sys.stderr)
     trained = time.perf_counter()
     out = tokenizer.save(args.out)
     n_bytes = sum(len(story.encode("utf-8")) for story in stories)

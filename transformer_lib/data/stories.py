@@ -17,6 +17,7 @@ Command line (writes the extract for a machine that is offline, and stories beyo
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import os
@@ -190,6 +191,7 @@ def download_book_extract(out_dir: str | os.PathLike) -> Path:
              f"download --out DIR` writes them), or go online so the "
              f"{sum(BOOK_EXTRACT_SIZES.values()):,} stories can be streamed from {HUB_DATASET} "
              f"once")
+    _check_output_path(out, "out_dir", folder=True)  # before the hub: a typo fails at once
     _require_hub("the book's TinyStories extract", fixes)
     out.mkdir(parents=True, exist_ok=True)
     for split, count in BOOK_EXTRACT_SIZES.items():
@@ -213,11 +215,28 @@ def download_held_out_stories(out_file: str | os.PathLike, count: int,
     if split not in BOOK_EXTRACT_SIZES:
         raise ValueError(f"split={split!r}: the hub dataset {HUB_DATASET} has splits "
                          f"{tuple(BOOK_EXTRACT_SIZES)}")
+    _check_output_path(out, "out_file", folder=False)
     _require_hub(f"{count:,} {split} stories beyond the book's extract",
                  f"go online (unset {'/'.join(OFFLINE_ENV_VARS)}) so that {HUB_DATASET} can be "
                  f"streamed")
     start = BOOK_EXTRACT_SIZES[split]
-    return write_stories_txt(out, _stream_hub_stories(split, start, start + count))
+    stories = _stream_hub_stories(split, start, start + count)
+    out.parent.mkdir(parents=True, exist_ok=True)  # only now: a failed stream leaves no folder
+    return write_stories_txt(out, stories)
+
+
+def _check_output_path(path: Path, name: str, folder: bool) -> None:
+    """Refuse, before anything is streamed, a path that could not be written: a file where a
+    folder is wanted (or the reverse), or a path under a file."""
+    if path.exists() and path.is_dir() != folder:
+        kind, wanted = ("a file", "a folder") if folder else ("a folder", "a file name")
+        raise ValueError(f"{name}={str(path)!r} is {kind}; give {wanted}")
+    for parent in path.parents:
+        if parent.is_dir():
+            return
+        if parent.exists():
+            raise ValueError(f"{name}={str(path)!r} lies under {str(parent)!r}, which is a file, "
+                             f"not a folder; choose another path")
 
 
 def _require_hub(what: str, fixes: str) -> None:
@@ -319,16 +338,52 @@ def _iter_txt_stories(paths: list[str], stamp: str = "") -> Iterator[dict[str, s
     """
     del stamp
     for path in paths:
-        with open(path, encoding="utf-8") as file:  # universal newlines: \r\n becomes \n
-            lines: list[str] = []
-            for line in file:
-                *finished, rest = line.split(STORY_SEPARATOR)
-                for piece in finished:  # each separator closes the story in progress
-                    lines.append(piece)
-                    yield {"text": "".join(lines)}
-                    lines = []
-                lines.append(rest)
-            yield {"text": "".join(lines)}  # text after the last separator (usually empty)
+        try:
+            yield from _txt_file_stories(path)
+        except UnicodeDecodeError:
+            # The error's repr holds the whole undecodable chunk (kilobytes of the user's text)
+            # and an offset within that chunk; say where in the file instead.
+            raise NotUtf8Error(path, *_first_invalid_utf8(path)) from None
+
+
+def _txt_file_stories(path: str) -> Iterator[dict[str, str]]:
+    with open(path, encoding="utf-8") as file:  # universal newlines: \r\n becomes \n
+        lines: list[str] = []
+        for line in file:
+            *finished, rest = line.split(STORY_SEPARATOR)
+            for piece in finished:  # each separator closes the story in progress
+                lines.append(piece)
+                yield {"text": "".join(lines)}
+                lines = []
+            lines.append(rest)
+        yield {"text": "".join(lines)}  # text after the last separator (usually empty)
+
+
+class NotUtf8Error(ValueError):
+    """A text file that is not valid UTF-8, with the byte offset of the first bad byte."""
+
+    def __init__(self, path: str | os.PathLike, offset: int | None, reason: str = ""):
+        where = f" (invalid byte at offset {offset})" if offset is not None else ""
+        why = f" (UnicodeDecodeError: {reason})" if reason else ""
+        super().__init__(f"{path} is not UTF-8 text{where}; save it as UTF-8{why}")
+
+
+def _first_invalid_utf8(path: str | os.PathLike,
+                        chunk_size: int = 1 << 20) -> tuple[int | None, str]:
+    """The byte offset of the first byte that breaks UTF-8 in the file, and why; read in chunks."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    fed = 0
+    with open(path, "rb") as file:
+        while True:
+            chunk = file.read(chunk_size)
+            pending = len(decoder.getstate()[0])  # bytes of a character split across chunks
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as err:
+                return fed - pending + err.start, err.reason
+            if not chunk:
+                return None, ""
+            fed += len(chunk)
 
 
 def _files_stamp(files: list[Path], split: str) -> str:
@@ -356,6 +411,8 @@ def _load_local(
                 fingerprint=stamp,
             )
         except datasets.exceptions.DatasetGenerationError as err:
+            if isinstance(err.__cause__, NotUtf8Error):  # already names the file and the byte
+                raise err.__cause__ from None
             names = ", ".join(str(p) for p in files)  # the wrapper hides which file and why
             raise ValueError(f"cannot read stories from {names}: {err.__cause__!r}") from err
     dataset = datasets.load_dataset(

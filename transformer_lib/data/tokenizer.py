@@ -303,9 +303,18 @@ class Tokenizer:
                 f"{str(path)!r} is not a {FILE_FORMAT} file (format: {found!r}); "
                 f"write one with Tokenizer.save or `tlib-tokenizer train`"
             )
-        ranks = {base64.b64decode(token): rank
-                 for rank, token in enumerate(payload["ranks"]) if token is not None}
-        tokenizer = cls(payload["name"], payload["pattern"], ranks, payload["special_tokens"])
+        _check_payload_fields(path, payload)
+        try:
+            ranks = {base64.b64decode(token, validate=True): rank
+                     for rank, token in enumerate(payload["ranks"]) if token is not None}
+        except ValueError as err:  # binascii.Error: a rank that is not base64
+            raise ValueError(f"{str(path)!r}: field 'ranks' holds a token that is not base64 "
+                             f"({err}); re-train or re-save the tokenizer") from err
+        try:
+            tokenizer = cls(payload["name"], payload["pattern"], ranks, payload["special_tokens"])
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"{str(path)!r} is not a valid tokenizer: {err}; re-train or "
+                             f"re-save it") from err
         if tokenizer.content_hash != payload["content_hash"]:
             raise ValueError(
                 f"{str(path)!r} is corrupted or was edited: content hash {tokenizer.content_hash} "
@@ -323,6 +332,32 @@ class Tokenizer:
             f"Tokenizer(name={self.name!r}, vocab_size={self.vocab_size}, eot_id={self.eot_id}, "
             f"hash={self.content_hash[:12]})"
         )
+
+
+# field of a saved tokenizer -> (the type it must have, what to call that type in an error)
+_PAYLOAD_FIELDS = {"name": (str, "a string"), "pattern": (str, "a string"),
+                   "special_tokens": (dict, "an object"), "content_hash": (str, "a string"),
+                   "ranks": (list, "a list")}
+
+
+def _check_payload_fields(path: Path, payload: dict) -> None:
+    """A ValueError naming the file and the field, for a field missing or of the wrong type:
+    a hand-edited file would otherwise fail with a bare KeyError or TypeError."""
+    for field, (kind, described) in _PAYLOAD_FIELDS.items():
+        if field not in payload:
+            raise ValueError(f"{str(path)!r} has no field {field!r}; it is not a complete "
+                             f"tokenizer file: re-train or re-save it")
+        if not isinstance(payload[field], kind):
+            raise ValueError(f"{str(path)!r}: field {field!r} must be {described}, got "
+                             f"{type(payload[field]).__name__} {str(payload[field])[:40]!r}; "
+                             f"re-train or re-save the tokenizer")
+    if not all(token is None or isinstance(token, str) for token in payload["ranks"]):
+        raise ValueError(f"{str(path)!r}: field 'ranks' must hold base64 strings (or null); "
+                         f"re-train or re-save the tokenizer")
+    special = payload["special_tokens"]
+    if not all(isinstance(k, str) and type(v) is int for k, v in special.items()):
+        raise ValueError(f"{str(path)!r}: field 'special_tokens' must map strings to integer "
+                         f"ids; re-train or re-save the tokenizer")
 
 
 def _interleave(encoded_stretches: list[list[int]], special_ids: list[int]) -> list[int]:

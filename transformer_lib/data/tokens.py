@@ -447,11 +447,17 @@ def _open_if_valid(bin_path: Path, key_fields: dict[str, Any]) -> TokenCache | N
         return None
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    # Anything but the object this module writes (say a `[]` left by another tool) is stale.
+    if not isinstance(meta, dict):
         return None
     if any(meta.get(field) != value for field, value in key_fields.items()):
         return None
-    if not _size_matches(bin_path, meta):
+    try:
+        if not _size_matches(bin_path, meta):
+            return None
+    except (KeyError, TypeError, ValueError):  # a count or dtype missing or mistyped
         return None
     return TokenCache(_memmap(bin_path, meta), meta, bin_path, reused=True)
 

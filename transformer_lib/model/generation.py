@@ -105,9 +105,12 @@ def _check_decoding_args(temperature, top_k, top_p, min_p, num_beams, length_pen
                          repetition_penalty) -> None:
     check_sampling_args(temperature, top_k, top_p, min_p)
     require_int("num_beams", num_beams, 1, why=" (1 means no beam search)")
-    if not repetition_penalty > 0:
-        raise ValueError(f"repetition_penalty={repetition_penalty} must be > 0 (1 means none; "
-                         f"above 1 discourages repeats)")
+    if not 0 < repetition_penalty < math.inf:  # also refuses NaN
+        raise ValueError(f"repetition_penalty={repetition_penalty} must be a finite number > 0 "
+                         f"(1 means none; above 1 discourages repeats)")
+    if not math.isfinite(length_penalty):
+        raise ValueError(f"length_penalty={length_penalty} must be a finite number (1 divides a "
+                         f"beam's log-probability by its length)")
     if num_beams > 1:
         cut = {name: value for name, value in
                dict(top_k=top_k, top_p=top_p, min_p=min_p).items() if value is not None}
