@@ -747,7 +747,7 @@ ch06.exercise_4(large_init_model, large_init_loss, story_ids)
 # output to unit RMS, and take as the loss its `F.mse_loss` from the fixed target
 # `torch.randn(2, 32, 64, generator=torch.Generator().manual_seed(1))`. Call `backward`, and
 # record the norm of the gradient of the *first* block's parameters (all of them together) at
-# each depth. The check measures two depths of each arrangement again. How much does the norm
+# each depth. The check measures every depth of each arrangement again. How much does the norm
 # grow from 2 to 32 blocks in each arrangement?
 
 # %%

@@ -595,7 +595,7 @@ ch08.exercise_2(kept)
 # `continuations = {temperature: ids}`. For each, measure the fraction of its 4-grams (runs of
 # four consecutive token ids) that already occurred earlier in the same continuation, and store
 # the results as `repetition = {temperature: fraction}`. The check measures the fractions again
-# from your continuations and generates two of them again from your seed. Then read a sample at
+# from your continuations and generates each of them again from your seed. Then read a sample at
 # each end of the range: which temperatures read best, and what does a low fraction of repeats
 # not guarantee?
 

@@ -424,20 +424,24 @@ assert [round(step_time[v] - 1, 2) for v in (1024, 3072, 4096)] == [-0.09, 0.14,
 #
 # ## Exercises
 #
-# **Exercise 1.** The GELU variant keeps the parameter count of SwiGLU. SwiGLU's feed-forward
-# network in the book's model has hidden width 384. What width must a GELU MLP (one matrix up,
-# one down, no biases) have to hold exactly as many parameters?
+# **Exercise 1.** GPT-2's MLP is four times as wide as the stream, 4 $\times$ `d_model`, with
+# two matrices (one up, one down). The sweep matched its GELU variant to SwiGLU instead. In the
+# book's model (`d_model` 128, a SwiGLU width of 384), how many parameters more does a GELU MLP
+# of GPT-2's width, without biases, hold than the SwiGLU MLP of one block? Give a negative
+# number if it holds fewer.
 
 # %%
-gelu_width = ...  # hidden units
+more_parameters = ...  # GELU MLP of width 4 x d_model minus the book's SwiGLU MLP, one block
 
 # %%
-ch12.exercise_1(gelu_width, ablations.variant_config("baseline", 2048)[0].ffn_hidden_dim)
+ch12.exercise_1(more_parameters, ablations.variant_config("baseline", 2048)[0].ffn_hidden_dim)
 
 # %% [markdown]
-# **Exercise 2.** From `results` (not from the figure by eye), list every variant that differs
-# from the baseline beyond the seeds' noise, by the rule above, and say for each whether it is
-# `"better"` or `"worse"`.
+# **Exercise 2.** Three seeds make the rule strict. Suppose the sweep had run only the seeds
+# numbered 0 and 2. From `results` (not from the figure by eye), keep those runs of every
+# variant and list each variant that would then differ from the baseline beyond the seeds'
+# noise, by the rule above, with `"better"` or `"worse"`. Compare your list with the three-seed
+# one: what did the third seed change?
 
 # %%
 directions = ...  # {variant name: "better" or "worse"}

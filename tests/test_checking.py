@@ -9,6 +9,7 @@ from transformer_lib.book.checking import (
     check,
     check_parts,
     compare_function,
+    function_answer,
 )
 
 
@@ -95,3 +96,32 @@ def test_compare_function_gives_each_call_its_own_copy_of_the_inputs():
 
     cases = [(torch.randn(3), 2.0)]
     assert compare_function(in_place, scale, cases) is True
+
+
+def test_a_function_that_forgets_its_return_is_attempted_and_told_so():
+    def placeholder(x, f):
+        """Scale x by f."""
+        ...
+
+    def forgot_return(x, f):
+        """Scale x by f."""
+        y = x * f  # noqa: F841 - the mistake under test
+
+    assert function_answer(placeholder, torch.ones(2), 2.0) is None
+    assert function_answer(forgot_return, torch.ones(2), 2.0) is forgot_return
+    message = compare_function(forgot_return, scale, [(torch.randn(3), 2.0)])
+    assert "returned None" in message and "return" in message
+
+
+def test_a_function_that_writes_into_nested_inputs_cannot_change_the_cases():
+    def add_bias(x, layer):
+        return x + layer["bias"]
+
+    def zero_then_add(x, layer):
+        layer["bias"].zero_()  # writes into the case's weights
+        return x + layer["bias"]
+
+    cases = [(torch.randn(3), {"bias": torch.ones(3)})]
+    assert compare_function(zero_then_add, add_bias, cases) is not True
+    assert compare_function(zero_then_add, add_bias, cases) is not True  # still caught
+    assert torch.equal(cases[0][1]["bias"], torch.ones(3))

@@ -171,7 +171,7 @@ def test_exercise_4_measures_the_loss_again(capsys, large_init):
         assert printed(capsys).startswith("exercise 4: not yet")
 
 
-def test_exercise_5_measures_two_depths_again(capsys):
+def test_exercise_5_measures_every_depth_again(capsys):
     right = {name: [ch06.first_block_gradient(name, d) for d in ch06.DEPTHS]
              for name in ("pre-norm", "post-norm")}
     ch06.exercise_5(...)
@@ -186,6 +186,8 @@ def test_exercise_5_measures_two_depths_again(capsys):
         changed,  # a real answer with one entry changed
         {"pre-norm": right["post-norm"], "post-norm": right["pre-norm"]},  # swapped
         {name: values[:2] for name, values in right.items()},  # too few depths
+        {name: [values[0], 1.0, values[2], 1.0, 1e6] for name, values in right.items()},  # the
+        # depths of the old check right, the others made up
     ]:
         ch06.exercise_5(wrong)
         assert printed(capsys).startswith("exercise 5: not yet")

@@ -73,6 +73,8 @@ def test_exercise_3_measures_the_continuations_again(capsys, generated):
     one_changed[0.8] += 0.01
     other_text = dict(continuations)
     other_text[1.5] = list(reversed(continuations[1.5]))
+    made_up_middle = dict(continuations)  # an intermediate temperature's text invented
+    made_up_middle[0.8] = [5] * len(continuations[0.8])
     for wrong in [
         ({t: 0.0 for t in repetition}, continuations, 3),  # all zeros
         ({0.0: 0.8, 0.8: 0.3, 1.5: 0.05}, continuations, 3),  # the right direction, made up
@@ -80,6 +82,8 @@ def test_exercise_3_measures_the_continuations_again(capsys, generated):
         (repetition, continuations, 4),  # another seed than the one used
         ({t: ch08.repeated_fraction(ids) for t, ids in other_text.items()}, other_text, 3),
         ({0.0: 0.8, 0.8: 0.3, 1.5: 0.05}, ..., 3),  # no continuations handed back
+        ({t: ch08.repeated_fraction(ids) for t, ids in made_up_middle.items()}, made_up_middle,
+         3),
     ]:
         ch08.exercise_3(*wrong)
         assert printed(capsys).startswith("exercise 3: not yet")

@@ -17,11 +17,17 @@ needs_real_data = pytest.mark.skipif(
     reason="TINYSTORIES_PATH is unset: no local copy of the book's extract")
 
 
-def test_exercise_1_matched_gelu_width(capsys):
-    assert_cases(capsys, 1, ch12.exercise_1, (..., 384), (576, 384),
-                 [(384, 384), (512, 384), (575, 384), ("wide", 384), (576.5, 384)])
-    ch12.exercise_1(384, 384)
-    assert "two matrices" in printed(capsys)
+def test_exercise_1_gpt2_width_against_swiglu(capsys):
+    # C = 128: 2 * C * 4C - 3 * C * 384
+    assert_cases(capsys, 1, ch12.exercise_1, (..., 384), (-16384, 384),
+                 [(16384, 384), (32768, 384), (49152, 384), (-16384 + 640, 384),
+                  (-65536, 384), (-16000, 384), ("many", 384), (-16384.5, 384)])
+    for wrong, words in ((16384, "the sign"), (32768, "three matrices"), (49152, "no gate"),
+                         (-15744, "no biases"), (-65536, "one block")):
+        ch12.exercise_1(wrong, 384)
+        assert words in printed(capsys)
+    ch12.exercise_1(-4096, 352)  # another SwiGLU width, another answer: nothing is hard-coded
+    assert printed(capsys) == "exercise 1: correct"
 
 
 def _results(**values):
@@ -30,18 +36,35 @@ def _results(**values):
                          for name, seeds in values.items()}}
 
 
-def test_exercise_2_directions_recomputed_from_the_results(capsys):
+def test_exercise_2_directions_of_seeds_0_and_2_recomputed_from_the_results(capsys):
+    # seed 1 of "close" sits inside the baseline's range: only without it is "close" worse
     results = _results(baseline=[2.0, 2.02, 2.01], worse=[2.2, 2.3, 2.25],
-                       better=[1.8, 1.85, 1.9], noise=[2.03, 1.98, 2.1])
-    right = {"worse": "worse", "better": "better"}
+                       better=[1.8, 1.85, 1.9], noise=[1.99, 1.98, 2.1],
+                       close=[2.05, 2.015, 2.04])
+    right = {"worse": "worse", "better": "better", "close": "worse"}
+    three_seeds = {"worse": "worse", "better": "better"}
     assert_cases(capsys, 2, ch12.exercise_2, (..., results), (right, results),
-                 [({"worse": "better", "better": "worse"}, results),
-                  ({**right, "noise": "worse"}, results), ({"worse": "worse"}, results),
-                  ({"worse": "bad", "better": "better"}, results), (["worse"], results)])
+                 [({"worse": "better", "better": "worse", "close": "worse"}, results),
+                  ({**right, "noise": "worse"}, results), (three_seeds, results),
+                  ({**right, "worse": "bad"}, results), (["worse"], results)])
+    ch12.exercise_2(three_seeds, results)
+    assert "verdict of all three seeds" in printed(capsys)
     # a different file gives a different answer: nothing is hard-coded
     other = _results(baseline=[2.0, 2.02, 2.01], worse=[2.0, 2.3, 2.25])
     ch12.exercise_2({}, other)
     assert printed(capsys) == "exercise 2: correct"
+
+
+def test_the_chapter_shows_no_answer():
+    from answer_leaks import leaks
+
+    from transformer_lib import book
+
+    results = book.stored_ablations()
+    answers = [-16384, *sorted(set(ch12._directions(ch12._only_seeds(results, (0, 2))))
+                               - set(ch12._directions(results)))]
+    assert answers[1:], "dropping seed 1 must change the verdict, or exercise 2 shows its answer"
+    assert leaks("12_what_each_choice_buys", answers[:1]) == []
 
 
 @needs_real_data

@@ -14,6 +14,8 @@ characters onto indented continuation lines, so it reads in a narrow notebook co
 
 from __future__ import annotations
 
+import ast
+import inspect
 import math
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
@@ -34,16 +36,44 @@ def is_placeholder(answer: Any) -> bool:
 def function_answer(function: Any, *probe: Any) -> Any:
     """The reader's function, or None while it is still the placeholder (a body of ``...``).
 
-    ``probe`` is one call's arguments. A function that raises on it counts as attempted, so the
-    check then says "not yet" rather than "not attempted yet".
+    The body is read from the source where there is one, so a written function that forgets its
+    ``return`` counts as attempted (the check then says it returned None). Without a source,
+    ``probe`` (one call's arguments) decides: a function returning ``...`` or None is the
+    placeholder, one that raises is attempted and gets "not yet".
     """
     if is_placeholder(function):
         return None
+    body_is_placeholder = _body_is_placeholder(function)
+    if body_is_placeholder is not None:
+        return None if body_is_placeholder else function
     try:
         result = function(*probe)
     except Exception:  # noqa: BLE001 - attempted but failing: the check will say "not yet"
         return function
     return None if is_placeholder(result) else function
+
+
+def is_placeholder_source(source: str) -> bool:
+    """True when the function in ``source`` has a body of only a docstring and ``...`` (or
+    ``return ...``): what an exercise cell holds before the reader writes it."""
+    function = ast.parse(textwrap.dedent(source)).body[0]
+    if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        raise ValueError("expected the source of one function")
+    body = function.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        body = body[1:]  # the docstring
+    return all(isinstance(node, (ast.Expr, ast.Return)) and isinstance(node.value, ast.Constant)
+               and node.value.value is Ellipsis for node in body)
+
+
+def _body_is_placeholder(function: Any) -> bool | None:
+    """Whether a function's body is the placeholder; None without a source to read (a builtin,
+    a lambda, a function made by exec)."""
+    try:
+        return is_placeholder_source(inspect.getsource(function))
+    except (OSError, TypeError, SyntaxError, ValueError, IndexError):
+        return None
 
 
 def say(text: str) -> None:
@@ -163,6 +193,8 @@ def _mismatch(got: Any, want: Any) -> str:
     if len(got) != len(want):
         return f"returned {len(got)} value(s), expected {len(want)}"
     for g, w in zip(got, want, strict=True):
+        if g is None and w is not None:
+            return "your function returned None: is its `return` missing?"
         if isinstance(w, torch.Tensor):
             if not isinstance(g, torch.Tensor):
                 return f"returned {_describe(g)}, expected {_describe(w)}"
@@ -224,5 +256,18 @@ def in_dtype(case: tuple, dtype: torch.dtype) -> tuple:
 
 
 def _cloned(case: tuple) -> tuple:
-    return tuple(a.detach().clone().requires_grad_(a.requires_grad)
-                 if isinstance(a, torch.Tensor) else a for a in case)
+    """A fresh copy of every tensor in ``case``, inside dicts and lists too: a function that
+    writes into its inputs (a layer's weights, a cache) cannot change the cases for the next
+    call, nor for a later check in the same session."""
+    def clone(value):
+        if isinstance(value, torch.Tensor):
+            return value.detach().clone().requires_grad_(value.requires_grad)
+        if isinstance(value, dict):
+            return {key: clone(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [clone(item) for item in value]
+        if isinstance(value, tuple):
+            items = [clone(item) for item in value]
+            return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
+        return value
+    return tuple(clone(value) for value in case)

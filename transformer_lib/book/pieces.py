@@ -12,7 +12,6 @@ overwrite a piece the reader wrote earlier.
 
 from __future__ import annotations
 
-import ast
 import inspect
 import math
 import textwrap
@@ -25,7 +24,7 @@ import torch.nn.functional as F
 
 from ..fileio import write_text_atomically
 from ..model.generation import sample_next_token
-from .checking import say
+from .checking import is_placeholder_source, say
 
 PIECES_DIR = Path("my_pieces")  # relative to the notebook's folder: the kernel's working directory
 # Which chapter asks for each piece (the order chapter 6 assembles them in).
@@ -38,19 +37,6 @@ PIECES = {
     "block_forward": 6,
     "model_forward": 6,
 }
-
-
-def is_placeholder_source(source: str) -> bool:
-    """True when the function in ``source`` has a body of only a docstring and ``...``."""
-    function = ast.parse(textwrap.dedent(source)).body[0]
-    if not isinstance(function, ast.FunctionDef):
-        raise ValueError("expected the source of one function")
-    body = function.body
-    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-            and isinstance(body[0].value.value, str):
-        body = body[1:]  # the docstring
-    return all(isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
-               and node.value.value is Ellipsis for node in body)
 
 
 def _check_name(name: str) -> None:

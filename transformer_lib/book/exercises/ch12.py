@@ -13,34 +13,62 @@ from ...training.metrics import evaluate_tokens, token_byte_lengths
 from .. import BOOK_MODEL, BOOK_TRAINING, book_tokens, check
 
 
-def exercise_1(gelu_width, swiglu_width: int) -> None:
-    """The GELU MLP width whose two matrices hold as many parameters as SwiGLU's three."""
+def exercise_1(difference, swiglu_width: int) -> None:
+    """How many parameters a GELU MLP of GPT-2's width, 4 x d_model, holds more (positive) or
+    fewer (negative) than the book's SwiGLU MLP of width ``swiglu_width``, in one block."""
+    d_model = BOOK_MODEL["d_model"]
+    gelu, swiglu = 2 * d_model * 4 * d_model, 3 * d_model * swiglu_width
+    expected = gelu - swiglu
 
     def is_right(answer) -> bool | str:
-        width = int(answer)
-        if width != answer:
-            return "a width is a whole number of hidden units"
-        if width == swiglu_width:
-            return ("at the same width the GELU MLP has a third fewer parameters: it has two "
-                    "matrices, SwiGLU three")
-        if width == 4 * BOOK_MODEL["d_model"]:
-            return "4 x d_model is GPT-2's width, not the one that matches SwiGLU's parameters"
-        return 2 * width == 3 * swiglu_width
+        count = int(answer)
+        if count != answer:
+            return "a count of parameters is a whole number"
+        if count == -expected:
+            return "the sign: positive when the GELU MLP holds more, negative when fewer"
+        if count == gelu - 2 * d_model * swiglu_width:
+            return "SwiGLU has three matrices (gate, up and down), the GELU MLP two"
+        if count == 3 * d_model * 4 * d_model - swiglu:
+            return "the GELU MLP has two matrices, up and down: no gate"
+        if count == expected + 4 * d_model + d_model:  # GPT-2's two bias vectors
+            return "the book's model has no biases"
+        if count == expected * BOOK_MODEL["num_layers"]:
+            return "one block's MLP, not the whole model's"
+        return count == expected
 
-    check("exercise 1", gelu_width, is_right, expects="a whole number",
-          hint="count the parameters of each MLP per hidden unit (d_model per matrix) and solve "
-               "for the width that makes the totals equal")
+    check("exercise 1", difference, is_right, expects="a whole number",
+          hint="count each MLP's parameters: every matrix maps d_model to the hidden width or "
+               "back")
+
+
+# The seeds exercise 2 keeps: the first and the last of the sweep's three.
+EXERCISE_2_SEEDS = (0, 2)
+
+
+def _only_seeds(results: dict, seeds) -> dict:
+    """``results`` with each variant's runs of ``seeds`` alone."""
+    return {**results, "variants": {
+        name: {**entry, "runs": [run for run in entry["runs"] if run["seed"] in seeds]}
+        for name, entry in results["variants"].items()}}
+
+
+def _directions(results: dict) -> dict[str, str]:
+    return {name: "worse" if gap > 0 else "better"
+            for name, gap in clear_differences(summarise_ablations(results)).items()}
 
 
 def exercise_2(directions, results: dict) -> None:
-    """{variant: "better" or "worse"} for every variant beyond the seeds' noise, from results."""
-    expected = {name: "worse" if gap > 0 else "better"
-                for name, gap in clear_differences(summarise_ablations(results)).items()}
+    """{variant: "better" or "worse"} for every variant beyond the seeds' noise, by the chapter's
+    rule, had the sweep run only seeds 0 and 2."""
+    expected = _directions(_only_seeds(results, EXERCISE_2_SEEDS))
+    all_seeds = _directions(results)
 
     def is_right(answer) -> bool | str:
         given = {str(name): str(word) for name, word in dict(answer).items()}
         if any(word not in ("better", "worse") for word in given.values()):
             return "say 'better' (fewer bits per byte than the baseline) or 'worse' for each"
+        if given == all_seeds != expected:
+            return "that is the verdict of all three seeds; keep only the runs of seeds 0 and 2"
         missing, extra = set(expected) - set(given), set(given) - set(expected)
         if extra:
             return (f"{len(extra)} of your variants have a seed inside the baseline's seed range "
@@ -50,8 +78,8 @@ def exercise_2(directions, results: dict) -> None:
         return "a direction is the wrong way round" if given != expected else True
 
     check("exercise 2", directions, is_right, expects="a dict {variant name: 'better'/'worse'}",
-          hint="a variant differs beyond noise when all its seeds lie on one side of all the "
-               "baseline's seeds")
+          hint="keep each variant's runs of seeds 0 and 2; a variant differs beyond noise when "
+               "all its seeds lie on one side of all the baseline's seeds")
 
 
 def exercise_3(my_variant, tokenizer) -> None:
