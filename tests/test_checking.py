@@ -125,3 +125,51 @@ def test_a_function_that_writes_into_nested_inputs_cannot_change_the_cases():
     assert compare_function(zero_then_add, add_bias, cases) is not True
     assert compare_function(zero_then_add, add_bias, cases) is not True  # still caught
     assert torch.equal(cases[0][1]["bias"], torch.ones(3))
+
+
+def test_named_outputs_say_which_output_differs():
+    def with_grad(function):
+        def run(x):
+            x = x.clone().requires_grad_()
+            out = function(x)
+            out.sum().backward()
+            return out.detach(), x.grad
+        return run
+
+    def square(x):
+        return x * x
+
+    def square_with_a_detached_factor(x):  # the same values, half the gradient
+        return x * x.detach()
+
+    names = ("the output", "the gradient of x")
+    cases = [(torch.randn(4),)]
+    message = compare_function(with_grad(square_with_a_detached_factor), with_grad(square),
+                               cases, output_names=names)
+    assert message == "the gradient of x differs from the library's (the output matches)"
+
+    def no_grad_at_all(x):
+        return (x * x).detach() + 0 * x.detach()
+
+    def run_without_grad(x):
+        out = no_grad_at_all(x)
+        return out, None
+
+    message = compare_function(run_without_grad, with_grad(square), cases, output_names=names)
+    assert message.startswith("the gradient of x is None")
+
+
+def test_an_unrecognised_difference_keeps_the_exercises_hint(capsys):
+    def double(x):
+        return 2 * x
+
+    def triple(x):
+        return 3 * x
+
+    check("exercise 9", triple, lambda f: compare_function(f, double, [(torch.ones(2),)]),
+          hint="multiply by two")
+    assert printed(capsys) == ("exercise 9: not yet - hint: the values differ from the "
+                               "library's; multiply by two")
+    check("exercise 9", triple, lambda f: compare_function(
+        f, double, [(torch.ones(2),)], {"you multiplied by three": triple}), hint="multiply by two")
+    assert printed(capsys) == "exercise 9: not yet - hint: you multiplied by three"

@@ -86,7 +86,7 @@ def test_exercise_1_other_wrong_answers(capsys):
 
     ch02.exercise_1(no_cast_back)
     said = printed(capsys)
-    assert "returned torch.float32, expected torch.bfloat16" in said, said
+    assert "the output is torch.float32, expected torch.bfloat16" in said, said
     ch02.exercise_1(detached)
     assert "not connected to x and weight by autograd" in printed(capsys)
     ch02.exercise_1(wrong_gradient)

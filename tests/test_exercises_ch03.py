@@ -128,7 +128,7 @@ def test_exercise_2_other_wrong_answers(capsys):
     ch03.exercise_2(interleaved_by_hand)
     assert "rotated neighbouring dimensions (2i, 2i+1)" in printed(capsys)
     ch03.exercise_2(in_float32_always)
-    assert "returned torch.float32, expected torch.bfloat16" in printed(capsys)
+    assert "the output is torch.float32, expected torch.bfloat16" in printed(capsys)
     ch03.exercise_2(detached)
     assert "not connected to x by autograd" in printed(capsys)
 

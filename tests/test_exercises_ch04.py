@@ -87,7 +87,7 @@ def test_exercise_1_names_each_mistake(capsys, wrong, message):
 
 def test_exercise_1_other_wrong_answers(capsys):
     ch04.exercise_1(lambda q, k, v: attention(q, k, v).float())  # bfloat16 in, float32 out
-    assert "returned torch.float32, expected torch.bfloat16" in printed(capsys)
+    assert "the output is torch.float32, expected torch.bfloat16" in printed(capsys)
     ch04.exercise_1(lambda q, k, v: attention(q, k, v).detach())
     assert "not connected to q, k and v by autograd" in printed(capsys)
     ch04.exercise_1(lambda q, k, v: attention(q, k, v)[:, :, -1:])  # the last query only

@@ -67,7 +67,7 @@ def test_exercise_1_names_each_mistake(capsys, wrong, message):
 
 def test_exercise_1_other_wrong_answers(capsys):
     ch05.exercise_1(lambda x, g, u, d: swiglu(x, g, u, d).float())  # bfloat16 in, float32 out
-    assert "returned torch.float32, expected torch.bfloat16" in printed(capsys)
+    assert "the output is torch.float32, expected torch.bfloat16" in printed(capsys)
     ch05.exercise_1(lambda x, g, u, d: swiglu(x, g.detach(), u, d))  # no gradient for w_gate
     assert printed(capsys).startswith("exercise 1: not yet")
 

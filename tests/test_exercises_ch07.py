@@ -148,7 +148,22 @@ def test_exercise_5_placeholder_right_and_each_named_mistake(capsys):
         optimizer.zero_grad()
         return sum(v.item() for v in losses) / len(losses)
 
-    for wrong, message in [(clip_after, "clip between backward() and optimizer.step()")] + [
+    def summed_not_averaged(model, optimizer, micro_batches, step, config):
+        for group in optimizer.param_groups:
+            group["lr"] = ch07.trainer.learning_rate(config, step, step / config.max_steps)
+        total = 0.0
+        for x, y in micro_batches:
+            loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
+            loss.backward()  # not divided by the number of micro-batches
+            total += loss.item()
+        if config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad()
+        return total / len(micro_batches)
+
+    for wrong, message in [(clip_after, "clip between backward() and optimizer.step()"),
+                           (summed_not_averaged, "divide each micro-batch's loss")] + [
             (variant, message[:30]) for message, variant in ch07.STEP_MISTAKES.items()]:
         ch07.exercise_5(wrong)
         out = " ".join(line.strip() for line in capsys.readouterr().out.splitlines())

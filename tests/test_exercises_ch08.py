@@ -93,7 +93,7 @@ def test_exercise_3_measures_the_continuations_again(capsys, generated):
 
 
 def sampler(logits, temperature, top_k, top_p, generator, temperature_after=False,
-            nucleus_shift=0, exact_k=False):
+            nucleus_shift=0, exact_k=False, strict_nucleus=False):
     if temperature == 0:
         return logits.argmax(-1)
     scaled = logits if temperature_after else logits / temperature
@@ -108,7 +108,8 @@ def sampler(logits, temperature, top_k, top_p, generator, temperature_after=Fals
     if top_p is not None:
         probs, order = scaled.softmax(-1).sort(-1, descending=True)
         before = probs.cumsum(-1) - probs
-        count = (before < top_p).sum(-1, keepdim=True) + nucleus_shift  # tokens to keep
+        inside = before <= top_p if strict_nucleus else before < top_p
+        count = inside.sum(-1, keepdim=True) + nucleus_shift  # tokens to keep
         keep_sorted = torch.arange(probs.shape[-1]) < count.clamp(min=1)
         keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
         scaled = scaled.masked_fill(~keep, -math.inf)
@@ -116,6 +117,24 @@ def sampler(logits, temperature, top_k, top_p, generator, temperature_after=Fals
     if temperature_after:
         probs = probs / temperature
     return torch.multinomial(probs, 1, generator=generator)[:, 0]
+
+
+def meta_style_sampler(logits, temperature, top_k, top_p, generator):
+    """Right distribution, draw over the sorted probabilities (Meta's sample_top_p)."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    probs = (sample_logits := logits / temperature).softmax(-1)
+    if top_k is not None:
+        kth = sample_logits.sort(-1, descending=True).values[:, top_k - 1:top_k]
+        probs = torch.where(sample_logits >= kth, probs, 0.0)
+    sorted_probs, order = probs.sort(-1, descending=True)
+    if top_p is not None:
+        sorted_probs = sorted_probs / sorted_probs.sum(-1, keepdim=True)
+        before = sorted_probs.cumsum(-1) - sorted_probs
+        sorted_probs = torch.where(before < top_p, sorted_probs, 0.0)
+    drawn = torch.multinomial(sorted_probs / sorted_probs.sum(-1, keepdim=True), 1,
+                              generator=generator)
+    return order.gather(-1, drawn)[:, 0]
 
 
 def test_exercise_4_next_token(capsys):
@@ -128,6 +147,8 @@ def test_exercise_4_next_token(capsys):
         (lambda *a: sampler(*a, temperature_after=True), "before the softmax"),
         (lambda *a: sampler(*a, nucleus_shift=-1), "the nucleus is one token too small"),
         (lambda *a: sampler(*a, nucleus_shift=1), "the nucleus is one token too large"),
+        (lambda *a: sampler(*a, strict_nucleus=True), "not only when it is > top_p"),
+        (meta_style_sampler, "in the vocabulary's own order"),
         (lambda *a: sampler(*a, exact_k=True), "top-k keeps every token tied"),
         (lambda logits, *a: sampler(logits, *a)[:1], "returned shape"),
     ]:
@@ -171,7 +192,8 @@ def test_exercise_5_decode_step(capsys):
         (lambda *a: step(*a, angle_shift=1), "yours are one position ahead"),
         (lambda *a: step(*a, slot_shift=1), "one slot too far"),
         (lambda *a: step(*a, sees_itself=False), "must also see its own key"),
-        (lambda x, layer, k, v, *a: step(x, layer, k.clone(), v.clone(), *a), "values differ"),
+        (lambda x, layer, k, v, *a: step(x, layer, k.clone(), v.clone(), *a),
+         "cache_k after the step differs from the library's (the output matches)"),
         (lambda *a: step(*a).float(), "in bfloat16"),  # right in float32, leaves bfloat16
     ]:
         ch08.exercise_5(wrong)

@@ -28,6 +28,11 @@ LINE_WIDTH = 99  # printed lines stay under 100 characters
 SHAPE_ERRORS = (TypeError, ValueError, IndexError, KeyError, AttributeError, RuntimeError)
 
 
+class Unrecognised(str):
+    """What differs, from a comparison that recognised no known mistake: :func:`check` adds
+    the exercise's own hint after it, where a named mistake replaces the hint."""
+
+
 def is_placeholder(answer: Any) -> bool:
     """True for what an exercise cell holds before the reader answers: ``...`` or ``None``."""
     return answer is None or answer is Ellipsis
@@ -91,6 +96,8 @@ def judge(answer: Any, is_right: Callable[[Any], bool | str], hint: str,
         return False, f"expected {expects}" if expects else hint
     except Exception:  # noqa: BLE001 - any failure of a wrong answer is "not yet", not a crash
         return False, hint
+    if isinstance(result, Unrecognised):  # it says what differs, the hint how to build it
+        return False, f"{result}; {hint}"
     if isinstance(result, str):
         return False, result
     return bool(result), hint
@@ -187,28 +194,44 @@ def _same(got: Any, want: Any, atol: float, rtol: float) -> bool:
     return True
 
 
-def _mismatch(got: Any, want: Any) -> str:
-    """What differs between the reader's output and the library's, in a few words."""
+def _mismatch(got: Any, want: Any, names: Sequence[str] | None = None, atol: float = 0.0,
+              rtol: float = 0.0) -> str:
+    """What differs between the reader's output and the library's, in a few words; with
+    ``names`` (one per output, e.g. "the output", "the gradient of x"), which output differs."""
     got, want = _as_outputs(got), _as_outputs(want)
-    if len(got) != len(want):
-        return f"returned {len(got)} value(s), expected {len(want)}"
-    for g, w in zip(got, want, strict=True):
-        if g is None and w is not None:
+    if names is None or len(names) != len(want):
+        if len(got) != len(want):
+            return f"returned {len(got)} value(s), expected {len(want)}"
+        if all(g is None for g in got) and not all(w is None for w in want):
             return "your function returned None: is its `return` missing?"
+        names = None
+    for index, (g, w) in enumerate(zip(got, want, strict=True)):
+        part = names[index] if names else None
+        if g is None and w is not None and part is not None:
+            return (f"{part} is None: something between the inputs and the output is cut off "
+                    f"from autograd (a .detach(), .data or torch.no_grad())")
         if isinstance(w, torch.Tensor):
             if not isinstance(g, torch.Tensor):
-                return f"returned {_describe(g)}, expected {_describe(w)}"
+                return f"{part or 'returned'} {_describe(g)}, expected {_describe(w)}"
             if g.shape != w.shape:
-                return f"returned shape {tuple(g.shape)}, expected {tuple(w.shape)}"
+                return (f"{part + ' has' if part else 'returned'} shape {tuple(g.shape)}, "
+                        f"expected {tuple(w.shape)}")
             if g.dtype != w.dtype:
-                return f"returned {g.dtype}, expected {w.dtype} (keep the input's dtype)"
+                return (f"{part + ' is' if part else 'returned'} {g.dtype}, expected {w.dtype} "
+                        f"(keep the input's dtype)")
+        if part is not None and not _same(g, w, atol, rtol):
+            rest = [name for name, g2, w2 in zip(names, got, want, strict=True)
+                    if name != part and _same(g2, w2, atol, rtol)]
+            verb = "matches" if len(rest) == 1 else "match"
+            matching = f" ({' and '.join(rest)} {verb})" if rest else ""
+            return f"{part} differs from the library's{matching}"
     return "the values differ from the library's"
 
 
 def compare_function(reader: Callable, reference: Callable, cases: Sequence[tuple],
                      mistakes: Mapping[str, Callable] | None = None, *, atol: float = 1e-5,
                      rtol: float = 1e-5, describe_case: Callable[[tuple], str] | None = None,
-                     ) -> bool | str:
+                     output_names: Sequence[str] | None = None) -> bool | str:
     """True when ``reader(*case)`` equals ``reference(*case)`` for every case, else a message.
 
     ``cases`` are argument tuples (random inputs of several shapes and dtypes); tensors in them
@@ -217,7 +240,8 @@ def compare_function(reader: Callable, reference: Callable, cases: Sequence[tupl
     known wrong variant in ``mistakes`` (message -> function with the reference's signature)
     is run on the same cases; the message of the first one that the reader's output matches
     everywhere is returned, so the reader learns the likely mistake. Otherwise the message
-    names the first failing case (``describe_case`` words it) and what differs.
+    names the first failing case (``describe_case`` words it) and what differs: with
+    ``output_names`` (one per returned value), which of the outputs.
     """
     outputs = []
     for case in cases:
@@ -237,8 +261,18 @@ def compare_function(reader: Callable, reference: Callable, cases: Sequence[tupl
     for (got, want), case in zip(outputs, cases, strict=True):
         if not _same(got, want, atol, rtol):
             where = f"on {describe_case(case)}: " if describe_case else ""
-            return where + _mismatch(got, want)
-    return "the values differ from the library's"  # unreachable: some case differed
+            return Unrecognised(where + _mismatch(got, want, output_names, atol, rtol))
+    return Unrecognised("the values differ from the library's")  # unreachable
+
+
+def require_tensor(out: Any) -> torch.Tensor:
+    """``out`` if the reader's function returned a tensor; else a TypeError that says what it
+    returned (None most often means a missing ``return``)."""
+    if out is None:
+        raise TypeError("your function returned None: is its `return` missing?")
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"return a tensor, not a {type(out).__name__}")
+    return out
 
 
 def in_dtype(case: tuple, dtype: torch.dtype) -> tuple:

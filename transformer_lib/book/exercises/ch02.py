@@ -24,7 +24,7 @@ from .. import (
     compare_function,
     function_answer,
 )
-from ..checking import say
+from ..checking import require_tensor, say
 
 # ---- exercise 1: rms_norm(x, weight, eps) ----------------------------------------------------
 
@@ -98,8 +98,7 @@ def with_gradients(function):
     """
     def run(x, weight, eps, grad_out):
         out = function(x, weight, eps)
-        if not isinstance(out, torch.Tensor):
-            raise TypeError(f"return a tensor, not a {type(out).__name__}")
+        require_tensor(out)
         if out.shape != grad_out.shape:
             raise ValueError(f"returned shape {tuple(out.shape)}, expected {tuple(x.shape)}")
         if out.grad_fn is None:
@@ -115,18 +114,22 @@ def _describe_norm_case(case) -> str:
     return f"x of shape {tuple(x.shape)} ({str(x.dtype).removeprefix('torch.')}), eps {eps:g}"
 
 
+# what with_gradients returns, as a hint names it
+NORM_OUTPUTS = ("the output", "the gradient of x", "the gradient of the weight")
+
+
 def compare_rms_norm(reader) -> bool | str:
     """True, or what is wrong with the reader's rms_norm (see the module docstring)."""
     verdict = compare_function(
         with_gradients(reader), with_gradients(rms_norm), FLOAT32_CASES,
         {message: with_gradients(wrong) for message, wrong in RMS_NORM_MISTAKES.items()},
-        describe_case=_describe_norm_case)
+        describe_case=_describe_norm_case, output_names=NORM_OUTPUTS)
     if verdict is not True:
         return verdict
     return compare_function(
         with_gradients(reader), with_gradients(rms_norm), HALF_CASES,
         {message: with_gradients(wrong) for message, wrong in HALF_MISTAKES.items()},
-        atol=2e-2, rtol=2e-2, describe_case=_describe_norm_case)
+        atol=2e-2, rtol=2e-2, describe_case=_describe_norm_case, output_names=NORM_OUTPUTS)
 
 
 def exercise_1(rms_norm_function) -> None:

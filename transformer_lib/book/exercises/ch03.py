@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from ...model.rope import apply_rope, rope_frequencies, rope_tables, rotate_half
 from .. import Part, check, check_parts, compare_function, function_answer
+from ..checking import require_tensor
 
 # ---- exercise 1: rope_tables -----------------------------------------------------------------
 
@@ -152,8 +153,7 @@ def with_gradient(function):
     """Run ``function(x, cos, sin)`` and backpropagate ``grad_out``: (output, x.grad)."""
     def run(x, cos, sin, grad_out):
         out = function(x, cos, sin)
-        if not isinstance(out, torch.Tensor):
-            raise TypeError(f"return a tensor, not a {type(out).__name__}")
+        require_tensor(out)
         if out.shape != x.shape:
             raise ValueError(f"returned shape {tuple(out.shape)}, expected {tuple(x.shape)}")
         if out.grad_fn is None:
@@ -169,15 +169,20 @@ def _describe_rope_case(case) -> str:
     return f"x of shape {tuple(x.shape)} ({str(x.dtype).removeprefix('torch.')})"
 
 
+ROPE_OUTPUTS = ("the output", "the gradient of x")  # what with_gradient returns
+
+
 def compare_apply_rope(reader) -> bool | str:
     """True, or what is wrong with the reader's apply_rope (values and the gradient of x)."""
     mistakes = {message: with_gradient(wrong) for message, wrong in ROPE_MISTAKES.items()}
     verdict = compare_function(with_gradient(reader), with_gradient(apply_rope),
-                               FLOAT32_ROPE_CASES, mistakes, describe_case=_describe_rope_case)
+                               FLOAT32_ROPE_CASES, mistakes, describe_case=_describe_rope_case,
+                               output_names=ROPE_OUTPUTS)
     if verdict is not True:
         return verdict
     return compare_function(with_gradient(reader), with_gradient(apply_rope), BF16_ROPE_CASES,
-                            atol=2e-2, rtol=2e-2, describe_case=_describe_rope_case)
+                            atol=2e-2, rtol=2e-2, describe_case=_describe_rope_case,
+                            output_names=ROPE_OUTPUTS)
 
 
 def exercise_2(apply_rope_function) -> None:

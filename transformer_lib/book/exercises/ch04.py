@@ -17,6 +17,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ...model.attention import attention_weights, causal_mask, repeat_kv
 from ...model.rope import apply_rope, rope_tables
 from .. import Part, check, check_parts, compare_function, function_answer
+from ..checking import require_tensor
 
 # ---- exercise 1: causal grouped-query attention ------------------------------------------------
 
@@ -98,8 +99,7 @@ def attention_with_gradient(function):
     """Run ``function(q, k, v)`` and backpropagate: (output, q.grad, k.grad, v.grad)."""
     def run(q, k, v, grad_out):
         out = function(q, k, v)
-        if not isinstance(out, torch.Tensor):
-            raise TypeError(f"return a tensor, not a {type(out).__name__}")
+        require_tensor(out)
         if out.shape != q.shape:
             raise ValueError(f"returned shape {tuple(out.shape)}, expected {tuple(q.shape)} "
                              "(B, H, T, D), the shape of q")
@@ -118,6 +118,10 @@ def _describe_attention_case(case) -> str:
             f"({str(q.dtype).removeprefix('torch.')})")
 
 
+# what attention_with_gradient returns, as a hint names it
+ATTENTION_OUTPUTS = ("the output", "the gradient of q", "the gradient of k", "the gradient of v")
+
+
 def compare_attention(reader) -> bool | str:
     """True, or what is wrong with the reader's attention (output and the gradients)."""
     mistakes = {message: attention_with_gradient(wrong)
@@ -125,12 +129,14 @@ def compare_attention(reader) -> bool | str:
     verdict = compare_function(attention_with_gradient(reader),
                                attention_with_gradient(library_attention),
                                FLOAT32_ATTENTION_CASES, mistakes, atol=1e-5, rtol=1e-4,
-                               describe_case=_describe_attention_case)
+                               describe_case=_describe_attention_case,
+                               output_names=ATTENTION_OUTPUTS)
     if verdict is not True:
         return verdict
     return compare_function(attention_with_gradient(reader),
                             attention_with_gradient(library_attention), BF16_ATTENTION_CASES,
-                            atol=3e-2, rtol=3e-2, describe_case=_describe_attention_case)
+                            atol=3e-2, rtol=3e-2, describe_case=_describe_attention_case,
+                            output_names=ATTENTION_OUTPUTS)
 
 
 def exercise_1(attention_function) -> None:

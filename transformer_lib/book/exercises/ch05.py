@@ -18,6 +18,7 @@ from torch import nn
 from ...model.config import ModelConfig
 from ...model.swiglu import SwiGLU, silu_mul
 from .. import Part, check, check_parts, compare_function, function_answer
+from ..checking import require_tensor
 
 # ---- exercise 1: swiglu ----------------------------------------------------------------------
 
@@ -80,8 +81,7 @@ def swiglu_with_gradient(function):
     gradients of x, w_gate, w_up and w_down."""
     def run(x, w_gate, w_up, w_down, grad_out):
         out = function(x, w_gate, w_up, w_down)
-        if not isinstance(out, torch.Tensor):
-            raise TypeError(f"return a tensor, not a {type(out).__name__}")
+        require_tensor(out)
         if out.shape != x.shape:
             raise ValueError(f"returned shape {tuple(out.shape)}, expected {tuple(x.shape)}, "
                              "the shape of x")
@@ -99,6 +99,11 @@ def _describe_swiglu_case(case) -> str:
             f"({str(x.dtype).removeprefix('torch.')})")
 
 
+# what swiglu_with_gradient returns, as a hint names it
+SWIGLU_OUTPUTS = ("the output", "the gradient of x", "the gradient of w_gate",
+                  "the gradient of w_up", "the gradient of w_down")
+
+
 def compare_swiglu(reader) -> bool | str:
     """True, or what is wrong with the reader's swiglu (output and all four gradients)."""
     mistakes = {message: swiglu_with_gradient(wrong)
@@ -107,7 +112,8 @@ def compare_swiglu(reader) -> bool | str:
     def compare(cases, atol=1e-5, rtol=1e-4, known=mistakes):
         return compare_function(swiglu_with_gradient(reader),
                                 swiglu_with_gradient(library_swiglu), cases, known, atol=atol,
-                                rtol=rtol, describe_case=_describe_swiglu_case)
+                                rtol=rtol, describe_case=_describe_swiglu_case,
+                                output_names=SWIGLU_OUTPUTS)
 
     verdict = compare(FLOAT32_SWIGLU_CASES)
     if verdict is True:

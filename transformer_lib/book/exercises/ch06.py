@@ -20,7 +20,7 @@ from ...model.block import Block
 from ...model.config import ModelConfig
 from ...model.transformer import Transformer
 from .. import Part, check, check_parts, compare_function, function_answer
-from ..checking import in_dtype
+from ..checking import in_dtype, require_tensor
 from ..pieces import layer_weights, library_pieces, model_weights
 
 # ---- shared: small models with random weights ------------------------------------------------
@@ -137,8 +137,7 @@ def _with_gradient(function):
     """Run function(x, layer, cos, sin, eps), backpropagate grad_out: (output, x.grad)."""
     def run(x, layer, cos, sin, eps, grad_out):
         out = function(x, layer, cos, sin, eps)
-        if not isinstance(out, torch.Tensor):
-            raise TypeError(f"return a tensor, not a {type(out).__name__}")
+        require_tensor(out)
         if out.shape != x.shape:
             raise ValueError(f"returned shape {tuple(out.shape)}, expected {tuple(x.shape)}")
         if out.grad_fn is None:

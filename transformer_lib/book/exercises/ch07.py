@@ -230,7 +230,9 @@ def _wrong_step(*, clip: str = "before", zero_grad: bool = True, lr_at: str = "s
 
 
 # (seed, micro-batches per step, grad_clip, seq_len): clipping on and off, odd lengths
-STEP_CASES = ((0, 1, 0.5, 8), (1, 2, 0.5, 7), (2, 4, 1.0, 5), (3, 2, 0.0, 16))
+# AdamW nearly ignores a gradient's scale, so a loss not divided by the micro-batches shows
+# only where nothing is clipped: two such cases.
+STEP_CASES = ((0, 1, 0.5, 8), (1, 2, 0.5, 7), (2, 4, 1.0, 5), (3, 2, 0.0, 16), (4, 4, 0.0, 8))
 STEP_MISTAKES = {
     "clip between backward() and optimizer.step(): clipping after the step, or not at all, "
     "lets the full gradient through": _wrong_step(clip="after"),
@@ -243,6 +245,9 @@ STEP_MISTAKES = {
     "use the schedule: set every param group's 'lr' to warmup_cosine(step, ...) each step":
         _wrong_step(lr_at="constant"),
     "return the mean loss over the micro-batches, not the last one's": _wrong_step(report="last"),
+    "divide each micro-batch's loss by the number of micro-batches before backward(): the "
+    "gradients add up over them, so the step's gradient comes out that many times too large":
+        _wrong_step(scale=False),
 }
 
 

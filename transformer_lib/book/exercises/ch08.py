@@ -210,11 +210,16 @@ def _top_p_drop(logits, top_p, shift):
     cumulative = torch.cumsum(probs, dim=-1)
     if shift < 0:  # the token that reaches p is dropped too (the likeliest one survives)
         drop_sorted = (cumulative >= top_p).index_fill(-1, torch.tensor([0]), False)
+    elif shift == 0:  # strictly beyond p: the token after the one that reaches p exactly stays
+        drop_sorted = (cumulative - probs) > top_p
     else:
         drop_sorted = torch.cat([torch.zeros_like(cumulative[..., :1], dtype=torch.bool),
                                  (cumulative - probs)[..., :-1] >= top_p], dim=-1)
     drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
     return logits.masked_fill(drop, float("-inf"))
+
+
+TOP_P_SHIFTS = {"top-p one too few": -1, "top-p strict": 0, "top-p one too many": 1}
 
 
 def _sampling_variant(logits, temperature, top_k, top_p, generator, kind):
@@ -234,10 +239,14 @@ def _sampling_variant(logits, temperature, top_k, top_p, generator, kind):
         else:
             logits = filter_logits(logits, 1.0, top_k, None)
     if top_p is not None:
-        if kind in ("top-p one too few", "top-p one too many"):
-            logits = _top_p_drop(logits, top_p, -1 if kind == "top-p one too few" else 1)
+        if kind in TOP_P_SHIFTS:
+            logits = _top_p_drop(logits, top_p, TOP_P_SHIFTS[kind])
         else:
             logits = filter_logits(logits, 1.0, None, top_p)
+    if kind == "sorted draw":  # Meta's sample_top_p: the draw made over the sorted probabilities
+        sorted_probs, order = torch.sort(torch.softmax(logits, dim=-1), dim=-1, descending=True)
+        drawn = torch.multinomial(sorted_probs, 1, generator=generator)  # (B, 1)
+        return order.gather(-1, drawn).squeeze(-1)
     return _multinomial(logits, generator)
 
 
@@ -248,10 +257,15 @@ SAMPLING_MISTAKES = {
     "reaches top_p, including the token that reaches it": "top-p one too few",
     "the nucleus is one token too large: stop at the first token whose cumulative probability "
     "reaches top_p": "top-p one too many",
+    "where the likelier tokens hold exactly top_p, the nucleus is complete: drop a token when "
+    "the probability before it is >= top_p, not only when it is > top_p": "top-p strict",
     "top-k keeps every token tied with the k-th highest logit (logits >= the k-th value), not "
     "exactly k of them": "top-k ties",
     "tokens cut by top-k and top-p must get probability 0: set their logits to -inf before the "
     "softmax": "no cut",
+    "the distribution is right, but draw from the probabilities in the vocabulary's own order "
+    "(torch.multinomial over all the ids), not in sorted order: the check compares the tokens "
+    "drawn with the same generator": "sorted draw",
 }
 
 
@@ -380,17 +394,22 @@ def _describe_decode_case(case) -> str:
             f"{tuple(cache_k.shape)}{dtype}")
 
 
+# what _with_cache returns, as a hint names it
+DECODE_OUTPUTS = ("the output", "cache_k after the step", "cache_v after the step")
+
+
 def compare_decode_step(reader) -> bool | str:
     """True, or what is wrong with the reader's decode_step (output and the cache after it)."""
     mistakes = {message: _with_cache(lambda *a, kind=kind: _decode_variant(*a, kind=kind))
                 for message, kind in DECODE_MISTAKES.items()}
     verdict = compare_function(_with_cache(reader), _with_cache(_decode_variant), DECODE_CASES,
                                mistakes, atol=1e-5, rtol=1e-4,
-                               describe_case=_describe_decode_case)
+                               describe_case=_describe_decode_case, output_names=DECODE_OUTPUTS)
     if verdict is not True:
         return verdict
     return compare_function(_with_cache(reader), _with_cache(_decode_variant), BF16_DECODE_CASES,
-                            atol=5e-2, rtol=5e-2, describe_case=_describe_decode_case)
+                            atol=5e-2, rtol=5e-2, describe_case=_describe_decode_case,
+                            output_names=DECODE_OUTPUTS)
 
 
 def exercise_5(decode_step) -> None:
