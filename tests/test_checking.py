@@ -173,3 +173,17 @@ def test_an_unrecognised_difference_keeps_the_exercises_hint(capsys):
     check("exercise 9", triple, lambda f: compare_function(
         f, double, [(torch.ones(2),)], {"you multiplied by three": triple}), hint="multiply by two")
     assert printed(capsys) == "exercise 9: not yet - hint: you multiplied by three"
+
+
+def test_a_check_leaves_the_readers_random_stream_alone(capsys):
+    def reseeds(answer):
+        torch.manual_seed(0)
+        return bool(torch.rand(1) < 2)
+
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    check("exercise 9", 1, reseeds, hint="")
+    check_parts("exercise 9", Part("a", 1, reseeds, ""))
+    assert torch.equal(torch.rand(3), expected)
+    assert capsys.readouterr().out.count("exercise 9: correct") == 2

@@ -101,6 +101,14 @@ def test_exercise_1_block_forward(capsys):
         assert verdict.startswith("exercise 1: not yet - hint: ") and message in verdict, verdict
 
 
+def test_exercise_1_catches_a_block_that_ignores_its_eps(capsys):
+    def fixed_eps(x, layer, cos, sin, eps):
+        return ch06.library_block_output(x, layer, cos, sin, 1e-6)
+
+    ch06.exercise_1(fixed_eps)
+    assert printed(capsys).startswith("exercise 1: not yet - hint: on x of shape (1, 6, 32)")
+
+
 def test_exercise_1s_reference_is_the_librarys_block():
     config = ModelConfig(vocab_size=50, d_model=48, num_layers=1, num_heads=4, num_kv_heads=2)
     torch.manual_seed(0)

@@ -52,7 +52,8 @@ def function_answer(function: Any, *probe: Any) -> Any:
     if body_is_placeholder is not None:
         return None if body_is_placeholder else function
     try:
-        result = function(*probe)
+        with torch.random.fork_rng(devices=[]):
+            result = function(*probe)
     except Exception:  # noqa: BLE001 - attempted but failing: the check will say "not yet"
         return function
     return None if is_placeholder(result) else function
@@ -117,7 +118,8 @@ def check(exercise: str, answer: Any, is_right: Callable[[Any], bool | str], hin
     if is_placeholder(answer):
         print(f"{exercise}: not attempted yet")
         return
-    passed, message = judge(answer, is_right, hint, expects)
+    with torch.random.fork_rng(devices=[]):  # a check leaves the reader's random stream alone
+        passed, message = judge(answer, is_right, hint, expects)
     if passed:
         print(f"{exercise}: correct")
     else:
@@ -150,7 +152,8 @@ def check_parts(exercise: str, *parts: Part) -> None:
         if is_placeholder(part.answer):
             statuses.append(f"{part.name} not attempted")
             continue
-        passed, message = judge(part.answer, part.is_right, part.hint, part.expects)
+        with torch.random.fork_rng(devices=[]):
+            passed, message = judge(part.answer, part.is_right, part.hint, part.expects)
         statuses.append(f"{part.name} {'right' if passed else 'not yet'}")
         if not passed and first_hint is None:
             first_hint = f"{part.name}: {message}"

@@ -10,6 +10,7 @@ loss, and the first block's gradient norms.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -55,8 +56,10 @@ SHAPES = ((32, 4, 4, 1, 7), (48, 4, 2, 2, 5), (64, 8, 2, 3, 1), (32, 2, 1, 1, 9)
 # ---- exercise 1: block_forward ---------------------------------------------------------------
 
 
-def _block_case(d_model, heads, kv_heads, batch, length, seed):
+def _block_case(d_model, heads, kv_heads, batch, length, seed, norm_eps=None):
     config = _config(d_model, heads, kv_heads)
+    if norm_eps is not None:
+        config = dataclasses.replace(config, norm_eps=norm_eps)
     torch.manual_seed(seed)  # Block's own init; _randomised then redraws every weight
     block = _randomised(Block(config), seed)
     cos, sin = _tables(config, length)
@@ -65,7 +68,9 @@ def _block_case(d_model, heads, kv_heads, batch, length, seed):
     return x.requires_grad_(), layer_weights(block), cos, sin, config.norm_eps, grad_out
 
 
-BLOCK_CASES = tuple(_block_case(*shape, seed=10 + i) for i, shape in enumerate(SHAPES))
+# The last case's large eps shows a block that ignores its eps argument.
+BLOCK_CASES = (*(_block_case(*shape, seed=10 + i) for i, shape in enumerate(SHAPES)),
+               _block_case(32, 4, 2, 1, 6, seed=15, norm_eps=0.5))
 
 
 # bfloat16 keeps 8 significant bits: a block's output and gradient agree to a few percent
