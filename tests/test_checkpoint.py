@@ -217,3 +217,18 @@ def test_damaged_metadata_is_a_checkpoint_error_naming_the_file(tmp_path, conten
     (folder / ckpt.META).write_bytes(content)
     with pytest.raises(ckpt.CheckpointError, match=str(folder / ckpt.META)):
         ckpt.read_meta(folder)
+
+
+def test_weights_of_another_shape_are_one_line_naming_the_first_mismatch(tmp_path):
+    from transformer_lib import ModelConfig, Transformer
+
+    model = Transformer(ModelConfig.from_preset("tiny"))
+    folder = ckpt.save_checkpoint(tmp_path, model, 1, {})
+    meta = json.loads((folder / ckpt.META).read_text())
+    meta["model_config"]["d_model"] = 128  # edited by hand: the weights are 64 wide
+    (folder / ckpt.META).write_text(json.dumps(meta))
+    with pytest.raises(ckpt.CheckpointError) as error:
+        ckpt.load_model_from_checkpoint(tmp_path)
+    message = str(error.value)
+    assert "\n" not in message and "size mismatch for embed_tokens.weight" in message
+    assert "do not match the model_config" in message

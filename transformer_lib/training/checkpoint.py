@@ -187,7 +187,14 @@ def load_model_from_checkpoint(path: str | os.PathLike,
         missing, unexpected = load_model(model, str(weights), strict=False,
                                          device=str(map_location))
     except (OSError, SafetensorError, RuntimeError) as err:
-        raise CheckpointError(f"cannot load weights {weights}: {err}") from err
+        # torch lists every mismatched tensor on its own line: the first says enough
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        detail = next((line for line in lines if line.startswith("size mismatch")),
+                      lines[0] if lines else type(err).__name__)
+        more = f" (and {len(lines) - 2} more)" if detail.startswith("size mismatch") and \
+            len(lines) > 2 else ""
+        raise CheckpointError(f"cannot load weights {weights}: {detail}{more}; the weights do "
+                              f"not match the model_config in {META}") from err
     if missing or unexpected:
         raise CheckpointError(f"{weights} does not match its config: missing {missing}, "
                               f"unexpected {unexpected}")
