@@ -138,7 +138,8 @@ def test_resume_keeps_the_recorded_start_of_a_fine_tuning_run(train, tmp_path):
     assert train("--out", str(tmp_path / "base")) == 0
     tuned = ["--out", str(tmp_path / "tuned"), "--init-from", str(tmp_path / "base")]
     assert train(*tuned) == 0
-    assert train(*tuned, "--resume", steps=("--max-steps", "6")) == 0
+    respelled = ["--out", str(tmp_path / "tuned"), "--init-from", str(tmp_path / "." / "base")]
+    assert train(*respelled, "--resume", steps=("--max-steps", "6")) == 0  # the same folder
     meta = json.loads((ckpt.resolve_checkpoint(tmp_path / "tuned") / "meta.json").read_text())
     assert meta["step"] == 6 and meta["init_from"] == str(tmp_path / "base")
 

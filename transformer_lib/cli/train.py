@@ -333,7 +333,7 @@ def resume_conflicts(args, meta: dict, checkpoint_dir: Path) -> list[str]:
     weights, its tokenizer and its adapters (the same flags again are fine)."""
     config, wrong = meta.get("model_config", {}), []
     started_from = meta.get("init_from")
-    if args.init_from is not None and str(args.init_from) != started_from:
+    if args.init_from is not None and not _same_path(args.init_from, started_from):
         wrong.append(f"--init-from {args.init_from} (the run started from "
                      f"{started_from or 'a new model'})")
     wrong += [f"--{name.replace('_', '-')} {getattr(args, name)} (the run has "
@@ -361,6 +361,12 @@ def resume_conflicts(args, meta: dict, checkpoint_dir: Path) -> list[str]:
             wrong.append(f"--tokenizer {args.tokenizer} (the run has its own, "
                          f"{kept.name})")
     return wrong
+
+
+def _same_path(given: str, recorded: str | None) -> bool:
+    """Whether two spellings name one file (the run may have recorded a relative path)."""
+    return recorded is not None and (str(given) == recorded
+                                     or Path(given).resolve() == Path(recorded).resolve())
 
 
 def check_new_run_flags(args, device_type: str, world: int) -> None:
@@ -426,6 +432,10 @@ def _prepare_run(args, run_dir: Path, device, world: int, is_main: bool):
                              f"continue it, or choose another --out (nothing was changed)")
         saved_checkpoint = ckpt.resolve_checkpoint(run_dir)
         saved_meta = ckpt.read_meta(saved_checkpoint)
+        missing = [key for key in ("model_config", "train_config") if key not in saved_meta]
+        if missing:
+            raise ckpt.CheckpointError(f"{saved_checkpoint / ckpt.META} has no {missing}: the "
+                                       f"checkpoint is damaged and cannot be resumed")
         conflicts = resume_conflicts(args, saved_meta, saved_checkpoint)
         if conflicts:
             raise SystemExit(f"error: --resume continues {run_dir} as it was saved, but "
