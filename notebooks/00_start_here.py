@@ -258,9 +258,9 @@ ch00.exercise_3(count_parameters)
 # **Exercise 4.** While the model generates, every layer keeps the keys and values of all the
 # tokens so far (the *KV cache* of chapter 8), so the cache grows with every token. How many
 # bytes does the book's model's cache take once it holds a full context of `max_seq_len`
-# tokens, in float32 (4 bytes a number)? And how many would it take with one key/value head
-# per query head, as in the original Transformer? The difference is what grouped-query
-# attention saves.
+# tokens of one sequence, in float32 (4 bytes a number)? And how many would it take with one
+# key/value head per query head, as in the original Transformer? The difference is what
+# grouped-query attention saves.
 
 # %%
 kv_cache_bytes_gqa = ...  # your answer: a whole number of bytes

@@ -211,8 +211,8 @@ ch01.exercise_1(train_bpe)
 #
 # The library trains with Hugging Face `tokenizers`: the same loop in Rust, which updates the
 # pair counts after each merge instead of recounting everything, so thousands of merges on
-# megabytes of text take a second. We ask it for 40 merges on the toy corpus: a vocabulary of
-# 256 bytes, 40 merged tokens and one special token that we meet below.
+# megabytes of text take seconds, not hours. We ask it for 40 merges on the toy corpus: a
+# vocabulary of 256 bytes, 40 merged tokens and one special token that we meet below.
 
 # %%
 toy_tokenizer = train_tokenizer([toy_corpus], 256 + 40 + 1)
@@ -336,11 +336,11 @@ assert toy_tokenizer.vocab_size == 297
 # %% [markdown]
 # ### Ranks files
 #
-# A rank table can be written as a *ranks file*: one line per token, its bytes in base64 and
-# its rank. This is the `.tiktoken` format in which GPT-2's vocabulary is published
-# (`r50k_base.tiktoken`), and `load_tokenizer` reads such a file directly (with GPT-2's split
-# pattern and `<|endoftext|>` after the last rank). Writing the toy ranks this way and loading
-# them back gives the same tokenizer.
+# A rank table can be written as a *ranks file*: one line per token, its bytes in base64 and its
+# rank. This is the `.tiktoken` format in which tiktoken ships GPT-2's ranks (`r50k_base.tiktoken`,
+# the same 50,257 tokens as GPT-2's own `encoder.json`), and `load_tokenizer` reads such a file
+# directly (with GPT-2's split pattern and `<|endoftext|>` after the last rank). Writing the toy
+# ranks this way and loading them back gives the same tokenizer.
 
 # %%
 with tempfile.TemporaryDirectory() as folder:

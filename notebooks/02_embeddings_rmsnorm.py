@@ -446,8 +446,7 @@ assert error_bf16 > 1e-3 > 1e-6 > error_float32
 # the RMS is off by a few tenths of a percent, an error that then scales every entry of the
 # normalised vector; in float32 only the final result is rounded. With float16, the other
 # 16-bit format, it is worse: its largest number is 65,504, so any activation above 256
-# overflows when squared, the RMS becomes infinite, and dividing by it normalises the whole
-# vector to zeros.
+# overflows when squared and the RMS becomes infinite.
 
 # %%
 large = torch.full((1, 8), 300.0)
@@ -463,7 +462,7 @@ torch.testing.assert_close(RMSNorm(8)(large.half()).float(), torch.ones(1, 8))
 # ## Measured: what this choice buys
 #
 # Chapter 12 measures this choice on the book's own task: LayerNorm in place of RMSNorm changes
-# validation bits per byte by +0.003, well inside the seeds' spread (about ±0.01). RMSNorm is
+# validation bits per byte by +0.003, well inside the seeds' spread (about ±0.005). RMSNorm is
 # chosen for its cost, not for a better loss. These are runs of chapter 7's 300 steps from three
 # seeds each, so they measure a short run, not where a long one ends up.
 
@@ -505,13 +504,14 @@ ch02.exercise_3(x, shift, rms_norm_shift_change, layer_norm_shift_change)
 
 # %% [markdown]
 # **Exercise 4 (experiment).** Normalisation is not the only way to keep a residual stream in
-# check. GPT-2 instead shrinks the initial weights of the layers that write into the stream
-# by $1/\sqrt{2 \cdot \text{layers}}$. Copy `stream_rms_by_depth` under a new name and change
-# it so that the stack *without* normalisation divides every random weight by
-# $\sqrt{2 \cdot 24}$ as well, keeping its seeded random draws as they are. Run 24 layers of
-# width 256 and hand in the whole list it returns, the RMS before the first layer and after
-# each one; the check runs the same seeded stack and compares every entry. How does the last
-# entry compare with the RMS without normalisation printed above?
+# check. GPT-2 also (beside its LayerNorms) shrinks the initial weights of the layers that write
+# into the stream by $1/\sqrt{2 \cdot \text{layers}}$, two branches per block. Copy
+# `stream_rms_by_depth` under a new name and change it so that the stack *without* normalisation
+# divides every random weight by $\sqrt{2 \cdot 24}$ (as if its 24 layers were the blocks of a
+# 24-block GPT-2), keeping its seeded random draws as they are. Run 24 layers of width 256 and hand
+# in the whole list it returns, the RMS before the first layer and after each one; the check runs
+# the same seeded stack and compares every entry. How does the last entry compare with the RMS
+# without normalisation printed above?
 
 # %%
 scaled_init_rms_by_layer = ...  # your measurement: a list of 25 numbers
@@ -537,7 +537,7 @@ ch02.exercise_5(rms_norm_of_constant, layer_norm_of_constant)
 # | from scratch in this chapter | in `transformer_lib` |
 # |---|---|
 # | one-hot @ $E$ = embedding lookup | `Transformer.embed_tokens` (`nn.Embedding`), tied to `lm_head` |
-# | `LayerNormFromScratch` | not used: the model has no LayerNorm (PyTorch's `F.layer_norm` was our reference) |
+# | `LayerNormFromScratch` | `ModelConfig(norm="layer")`, a bias-free LayerNorm for chapter 12's comparison; the book's model has none (PyTorch's `F.layer_norm` was our reference) |
 # | your `rms_norm` (exercise 1) | `rmsnorm.rms_norm` (float32 inside, a hand-written backward) and the module `rmsnorm.RMSNorm` |
 # | pre-norm residual stream | `block.Block`: `x + attn(norm(x))`, `x + mlp(norm(x))` (chapter 6) |
 #

@@ -392,9 +392,10 @@ viz.plot_rope_similarity(head_dim=64, max_distance=256)
 # %% [markdown]
 # ## Two ways to pair the dimensions
 #
-# Pairing $i$ with $i + D/2$ is one choice. Meta's original Llama code and llama2.c pair
-# *adjacent* dimensions $(2i, 2i+1)$ instead, the **interleaved** layout, and rotate with
-# complex numbers. Both use the same speeds $\theta_i$ for pair $i$. For $D = 8$:
+# Pairing $i$ with $i + D/2$ is one choice. Meta's original Llama code and llama2.c pair *adjacent*
+# dimensions $(2i, 2i+1)$ instead, the **interleaved** layout; Meta's code rotates with complex
+# numbers, llama2.c writes the same product with cos and sin. Both use the same speeds $\theta_i$
+# for pair $i$. For $D = 8$:
 
 # %%
 D = 8
@@ -555,7 +556,7 @@ assert smooth[21:].min() > smooth[2:16].max()  # points centred at 343.5+ vs 39.
 #
 # Chapter 12 measures this choice on the book's own task: learned absolute positions are +0.39 and
 # sinusoidal positions +0.42 bits per byte worse than RoPE, far beyond the seeds' spread; no
-# positions at all (+0.09) is worse too, but better than either table added to the embedding,
+# positions at all (+0.085) is worse too, but better than either table added to the embedding,
 # since a causal model can count positions from its mask. These are runs of chapter 7's 300
 # steps from three seeds each, so they measure a short run, not where a long one ends up.
 

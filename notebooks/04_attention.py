@@ -171,7 +171,7 @@ viz.plot_lines(head_sizes, {"unscaled: q . k": largest_unscaled,
 # %% [markdown]
 # ## The causal mask
 #
-# A language model is trained to predict token $t+1$ from tokens $1..t$. All positions of a
+# A language model is trained to predict token $t+1$ from tokens $0..t$. All positions of a
 # training sequence are computed at once, so position $i$ must be stopped from reading any key
 # $j > i$, or it could simply copy the answer. The *causal mask* is a lower-triangular matrix
 # of booleans: row $i$ (the query) is `True` in columns $0..i$ (the keys it may read). Where it
@@ -612,12 +612,12 @@ viz.plot_lines(lengths, {"explicit math": explicit_ms, "SDPA (fused)": sdpa_ms,
 # In the run stored with this page, SDPA is faster than the explicit math at every length, and
 # the gap is widest at 2,048 tokens. Over the 8-fold increase in length (64-fold in arithmetic),
 # the explicit path's time grows by much more than 64 (last line of the printout): its line is
-# steeper than the slope-2 line, because past a few hundred tokens its score and weight
-# matrices (64 MiB each at 2,048 tokens) no longer fit in the processor's caches and every pass
-# over them goes out to main memory, the traffic the fused kernel avoids. SDPA's line stays
-# much closer to the slope-2 line: its cost is mostly the arithmetic itself. (Rerun the cell
-# and the numbers move, on a busy machine by a lot; these comparisons are the part to look
-# for.)
+# steeper than the slope-2 line, because past a few hundred tokens its score and weight matrices
+# (64 MiB each at 2,048 tokens) no longer fit in the processor's caches and every pass over them
+# goes out to main memory, the traffic the fused kernel avoids. SDPA's line runs roughly parallel
+# to the slope-2 line, a little shallower, with no such jump: its cost is mostly the arithmetic
+# itself. (Rerun the cell and the numbers move, on a busy machine by a lot; these comparisons are
+# the part to look for.)
 #
 # We assert only what does not depend on the machine: the memory of the explicit path
 # quadruples when the sequence doubles, and every timing is a real measurement.

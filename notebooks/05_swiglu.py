@@ -133,8 +133,9 @@ viz.plot_lines(grid, slopes, title="Their derivatives", xlabel="input x",
 
 # %% [markdown]
 # ReLU's slope is a step from 0 to 1. GELU's and SiLU's are smooth: both are $1/2$ at zero,
-# both overshoot 1 a little for positive inputs, and both are slightly negative for negative
-# inputs, so a unit pushed negative still receives a gradient.
+# both overshoot 1 a little for positive inputs, and for negative inputs both are small but
+# rarely zero (positive down to about $-1$, slightly negative below: SiLU's crosses zero at
+# $-1.28$, GELU's at $-0.75$), so a unit pushed negative still receives a gradient.
 
 # %%
 zero = int(grid.abs().argmin())  # the grid point at x = 0

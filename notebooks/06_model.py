@@ -122,7 +122,7 @@ torch.testing.assert_close(logits, tiny_model(ids))
 # scale and measure how far the output moves. We use the library's `Block` for both, calling its
 # parts in post-norm order for the second arrangement. At the book's small initialisation every
 # branch is nearly silent and both arrangements look alike, so here each weight gets the
-# original Transformer's scale, standard deviation $1/\sqrt{C}$: the branches then carry signal
+# Xavier-like scale, standard deviation $1/\sqrt{C}$: the branches then carry signal
 # as large as the stream, as they do once a model has trained. One stack of 32 blocks gives
 # every depth at once, since its first $n$ blocks are an $n$-block model.
 
@@ -364,16 +364,16 @@ viz.plot_parameter_counts(count_by_formula(presets["gpt2-small"]),
 
 # %% [markdown]
 # (Our `gpt2-small` preset has GPT-2's shape with Llama's parts: 123.6M parameters against
-# GPT-2's 124.4M, because SwiGLU at width $8C/3$ costs about what GPT-2's $4C$ MLP did, and
-# RoPE needs no learned position table.)
+# GPT-2's 124.4M, because SwiGLU at width $8C/3$ costs about what GPT-2's $4C$ MLP did, RoPE
+# needs no learned position table, and our layers have no biases.)
 #
 # ## Weight tying
 #
 # The embedding maps a token id to a vector; the output head maps a vector to a score for every
 # token id. Both are $V \times C$ matrices that relate tokens to directions of the stream, and
 # *weight tying* (Press & Wolf, 2017) uses one matrix for both: the logit of token $j$ is the dot
-# product of the final stream with token $j$'s embedding. It saves $VC$ parameters, often most of
-# a small model. In PyTorch, tying means two modules hold the same `Parameter` object, so an
+# product of the final stream with token $j$'s embedding. It saves $VC$ parameters, a large share
+# of a small model. In PyTorch, tying means two modules hold the same `Parameter` object, so an
 # optimiser step on one is a step on the other, and `named_parameters` lists it once.
 
 # %%
@@ -581,7 +581,7 @@ print("sampled:", repr(tokenizer.decode(sampled)))
 # Gibberish, as it must be, but not evenly random. The sampled text is close to uniform noise:
 # the model has learned nothing, so it draws almost any of the 512 tokens with equal chance
 # (pieces of multi-byte characters decode to `\ufffd`, the replacement character). The greedy
-# text repeats the last word of the prompt, and weight tying is the reason. The logit of token
+# text repeats the last word of the prompt, and weight tying explains why. The logit of token
 # $j$ is the final normalised stream dotted with token $j$'s embedding $e_j$. In this small model
 # the blocks' updates start out smaller than the embedding (we measured it at the start of the
 # chapter), so the stream at the last position points mostly along the embedding of the token
@@ -740,15 +740,15 @@ large_init_loss = ...  # its loss on story_ids, nats/token
 ch06.exercise_4(large_init_model, large_init_loss, story_ids)
 
 # %% [markdown]
-# **Exercise 5 (experiment).** The nudge experiment measured how far the output moves; a
-# gradient measures the same sensitivity. Build stacks of 2, 4, 8, 16 and 32 blocks exactly as
-# `output_shifts` does (width 64, `torch.manual_seed(0)`, the blocks, then the input `x`, then
-# every weight matrix at std $1/\sqrt{C}$), run `x` through each arrangement, normalise the
-# output to unit RMS, and take as the loss its `F.mse_loss` from the fixed target
-# `torch.randn(2, 32, 64, generator=torch.Generator().manual_seed(1))`. Call `backward`, and
-# record the norm of the gradient of the *first* block's parameters (all of them together) at
-# each depth. The check measures every depth of each arrangement again. How much does the norm
-# grow from 2 to 32 blocks in each arrangement?
+# **Exercise 5 (experiment).** The nudge experiment measured how far the output moves; a gradient
+# measures the same sensitivity. Build a separate stack for each depth, 2, 4, 8, 16 and 32 blocks,
+# in `output_shifts`' order (width 64, `torch.manual_seed(0)`, that many blocks, then the input
+# `x`, then every weight matrix at std $1/\sqrt{C}$), run `x` through each arrangement, normalise
+# the output to unit RMS, and take as the loss its `F.mse_loss` from the fixed target
+# `torch.randn(2, 32, 64, generator=torch.Generator().manual_seed(1))`. Call `backward`, and record
+# the norm of the gradient of the *first* block's parameters (all of them together) at each depth.
+# The check measures every depth of each arrangement again. How much does the norm grow from 2 to
+# 32 blocks in each arrangement?
 
 # %%
 first_block_grads = ...  # {"pre-norm": [5 norms], "post-norm": [5 norms]}, L = 2 ... 32
@@ -796,7 +796,7 @@ story_from_260K = run_readers_model(mine, stories260K, load_llama2c_tokenizer("t
 # | from scratch in this chapter | in `transformer_lib` |
 # |---|---|
 # | the residual stream as a sum of updates | `Block.forward`, `Transformer.forward` |
-# | `pre_norm` / `post_norm` | the library is pre-norm (`block.Block`) |
+# | `pre_norm` / `post_norm` | the library is pre-norm (`block.Block`); `ModelConfig(norm_placement="post")` for chapter 12's comparison |
 # | `ScratchBlock` | `block.Block` (plus residual dropout and `forward_with_weights`) |
 # | `ScratchTransformer` | `model.Transformer` (plus input checks, KV caches, `generate`, `attention_maps`) |
 # | `count_by_formula` | `model.parameter_counts`, `Transformer.num_parameters` |

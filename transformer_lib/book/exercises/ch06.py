@@ -403,8 +403,8 @@ def _gradients_are_right(grads) -> bool | str:
             measured = first_block_gradient(name, DEPTHS[index])
             if not math.isclose(got[name][index], measured, rel_tol=1e-3):
                 return (f"{name} at {DEPTHS[index]} blocks differs from the check's measurement;"
-                        " build the stack as output_shifts does (seed 0, blocks, then x, then the"
-                        " 1/sqrt(C) weights), with target = torch.randn(2, 32, 64, generator="
+                        " build a separate stack for each depth in output_shifts' order (seed 0,"
+                        " that many blocks, then x, then the 1/sqrt(C) weights), with target = torch.randn(2, 32, 64, generator="
                         "torch.Generator().manual_seed(1)) and the loss F.mse_loss")
     return True
 
