@@ -5,8 +5,9 @@ Usage, from the repository root on an idle machine (about 4 minutes a value on 2
     TINYSTORIES_PATH=/path/to/the/extract python book_config/make_weight_decay_sweep.py
 
 Each run is ``tlib-train --data $TINYSTORIES_PATH --max-steps 600 --precision fp32 --seed 0
---optimizer adamw --weight-decay WD``: the command line's recipe as it was when 1.0 was
-chosen (AdamW; new models have trained with Muon since), with a fixed number of steps rather
+--optimizer adamw --batch-size 16 --schedule cosine --weight-decay WD``: the command line's
+recipe as it was when 1.0 was chosen (AdamW, batches of 16 under the cosine; new models have
+trained with Muon, batches of 8 and the warm-up/stable/decay schedule since), with a fixed number of steps rather
 than minutes, so that every value gets the same steps, data order and initialisation and the only
 difference is the decay (a paired comparison). It records, per value, the last evaluation's
 validation bits per byte and loss and the mean training loss of the last 100 steps, and writes
@@ -38,7 +39,7 @@ def run(decay: float, folder: Path, data: str) -> dict:
     command = [sys.executable, "-m", "transformer_lib.cli.train", "--data", data, "--out",
                str(out), "--cache-dir", str(folder / "cache"), "--max-steps", str(STEPS),
                "--precision", "fp32", "--seed", "0", "--optimizer", "adamw",
-               "--weight-decay", str(decay),
+               "--batch-size", "16", "--schedule", "cosine", "--weight-decay", str(decay),
                "--no-progress"]
     subprocess.run(command, check=True, cwd=ROOT)
     latest = (out / "latest").read_text().strip()
@@ -61,7 +62,8 @@ def main() -> None:
             runs.append(run(decay, Path(folder), data))
             print(runs[-1], flush=True)
     meta = {"command": f"tlib-train --data $TINYSTORIES_PATH --max-steps {STEPS} --precision fp32 "
-                       f"--seed 0 --optimizer adamw --weight-decay WD", "cpu": cpu_name(),
+                       f"--seed 0 --optimizer adamw --batch-size 16 --schedule cosine "
+                       f"--weight-decay WD", "cpu": cpu_name(),
             "torch": torch.__version__,
             "threads": torch.get_num_threads(), "date": datetime.date.today().isoformat(),
             "made_by": "python book_config/make_weight_decay_sweep.py"}

@@ -651,10 +651,10 @@ assert trained.tokenizer.content_hash == tokenizer.content_hash  # the same toke
 # %% [markdown]
 # ## Stories, before and after
 #
-# Now the model can write. We start it the way every training story starts, with an
-# end-of-text token, followed by "Once upon a time", and sample 100 tokens with temperature 0.8
-# and top-k 50 (chapter 8 explains both). A seeded `torch.Generator` fixes the random draws.
-# First, the untrained model:
+# Now the model can write. We start it the way every training story starts, with an end-of-text
+# token, followed by "Once upon a time", and sample up to 100 tokens with temperature 0.8 and top-k
+# 50 (chapter 8 explains both). A seeded `torch.Generator` fixes the random draws. First, the
+# untrained model:
 
 # %%
 prompt = [tokenizer.eot_id] + tokenizer.encode("Once upon a time")
@@ -672,7 +672,9 @@ untrained_story = write_story(untrained, seed=1)
 print(untrained_story)
 
 # %% [markdown]
-# Random tokens: each one is as likely as any other. The `�` marks are no fault of the printing.
+# Nearly random tokens, with one habit: the untrained model often repeats the token it just read
+# ("yummy yummy", "block block"), because its output head is its embedding (tied, chapter 6),
+# so a token's vector scores highest against itself. The `�` marks are no fault of the printing.
 # The tokenizer works on bytes, and a character outside ASCII (a curly quote, an accented letter,
 # an emoji in the stories) takes two to four UTF-8 bytes, which BPE may split over several ids.
 # An id that holds only part of such a character is no text on its own; where a random sequence
@@ -885,7 +887,7 @@ assert min(sweep["runs"], key=lambda run: run["val_bpb"])["weight_decay"] == 1.0
 #   are common, nothing about order;
 # - **bigram counts**: how often each id follows each other id in the training tokens, falling
 #   back on the unigram for pairs it never saw (Witten-Bell smoothing, in
-#   `analysis.baselines.NgramModel`; counting takes well under a second);
+#   `analysis.baselines.NgramModel`; counting takes seconds, not minutes);
 # - **gzip, bz2, xz**: general-purpose compressors at their strongest settings, which find
 #   repeated strings and, for bz2, sort the text's contexts;
 # - **this chapter's model** (300 steps), **the stored model** (the same shape, 2,400 steps on

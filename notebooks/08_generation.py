@@ -531,7 +531,7 @@ assert maps[1][1][comma:comma + 3, first_dog].min() > 0.3
 # "her" on "to", "it" on "get"): 18 of the 21 after the first. "red" reads the token two back,
 # "had"; the first "to" splits its weight between the two tokens before it and reads the
 # farther, "the", by a hair (0.42 against 0.40 for "ball"); and of the two full stops, the
-# first reads "ball" before it and the second reads itself (0.29, against 0.19 for "it").
+# first reads "ball" before it and the second reads itself (0.29, against 0.20 for "to").
 
 # %%
 previous_head_map = maps[previous_token_head[0]][previous_token_head[1]]  # (T, T)

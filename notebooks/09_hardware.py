@@ -186,7 +186,8 @@ assert stored(1 + 2**-8 + 2**-12, torch.bfloat16) == 1 + 2**-7  # not a tie: nea
 # %% [markdown]
 # Two consequences shape every mixed-precision recipe.
 #
-# - **fp16 needs loss scaling.** Gradients below $6 \times 10^{-8}$ vanish in fp16, so fp16
+# - **fp16 needs loss scaling.** Gradients below about $3 \times 10^{-8}$ (half of fp16's
+#   smallest number, $2^{-24} \approx 6 \times 10^{-8}$) round to zero in fp16, so fp16
 #   training multiplies the loss by a large factor and divides the gradients back
 #   (`torch.amp.GradScaler`). bf16 has fp32's range and needs none of that, which is why this
 #   library offers bf16 and not fp16.
@@ -213,7 +214,7 @@ assert (weight + 0.001).item() == 1.0
 # converts the logits to fp32 before the cross-entropy. One exception goes the other way, for
 # speed: on a CPU the library runs RoPE and attention in fp32 even under bf16 autocast, because
 # PyTorch's CPU flash-attention kernel is slower in bf16 (45.6 against 25.8 ms for a forward and
-# backward pass, measured on this book's 2-core test machine).
+# backward pass, measured on a 2-core Xeon; `benchmarks/RESULTS.md`).
 #
 # Here is one training step of the tiny model under bf16 autocast on the CPU. The logits come
 # out in bf16, the loss in fp32, the parameters are untouched, and the gradients arrive in
@@ -297,15 +298,15 @@ for name, ms in matmul_times.items():
     print(f"{name}: {ms:.2f} ms")
 
 # %% [markdown]
-# The same two timings as bars. The figure stored with this notebook was made on a 2-core AMD
-# EPYC with no bf16 instructions (the flags above: none), and there the bf16 product took tens
-# of times as long as the fp32 one: every bf16 multiply is emulated. On an Intel Xeon with
-# AMX-BF16 and AVX-512-BF16 the same product took about a quarter of the fp32 time: that is
-# the kind of CPU where the training command's bf16 pays off, and the only kind on which it
-# picks bf16. To read your own figure: if the bf16 bar is clearly shorter, your CPU multiplies
-# bf16 natively and bf16 is worth it; if it is about as long or longer, the casts cost more
-# than they save and fp32 is the better choice. (The timings are not compared when the book is
-# tested; only the facts asserted below are.)
+# The same two timings as bars. The figure stored with this notebook was made on a 2-core AMD EPYC
+# with no bf16 instructions (the flags above: none), and there the bf16 product took tens of times
+# as long as the fp32 one: every bf16 multiply is emulated. On a 2-core AMD EPYC (Zen 4) with
+# AVX-512-BF16 the same product took 0.46 of the fp32 time (`benchmarks/RESULTS.md`): that is the
+# kind of CPU where the training command's bf16 pays off, and the only kind on which it picks bf16.
+# To read your own figure: if the bf16 bar is clearly shorter, your CPU multiplies bf16 natively
+# and bf16 is worth it; if it is about as long or longer, the casts cost more than they save and
+# fp32 is the better choice. (The timings are not compared when the book is tested; only the facts
+# asserted below are.)
 
 # %%
 viz.plot_bars(matmul_times, title="512 × 512 matmul on one core of this CPU (best of 10)",
@@ -681,7 +682,7 @@ print("averaged gradients of the two halves = gradient of the whole batch")
 #
 # ```bash
 # tlib-train --out runs/seed --preset seed-22.5M --tokenizer gpt2 \
-#     --batch-size 64 --seq-len 512 --max-minutes 60 --device cuda
+#     --batch-size 64 --seq-len 512 --weight-decay 0.1 --max-minutes 60 --device cuda
 # ```
 #
 # - `--out runs/seed`: the run directory (checkpoints, tokenizer, logs); `--resume` continues
@@ -691,6 +692,8 @@ print("averaged gradients of the two halves = gradient of the whole batch")
 # - `--tokenizer gpt2`: GPT-2's BPE through tiktoken (downloaded once), instead of training a
 #   small BPE on the data; its vocabulary matches the preset's.
 # - `--batch-size 64 --seq-len 512`: 64 windows of 512 tokens, 32,768 tokens per step.
+# - `--weight-decay 0.1`: one pass over the full dataset wants the usual decay, not the 1.0 the
+#   command uses against memorising the small extract (chapter 7).
 # - `--max-minutes 60`: stop after an hour of wall-clock time; the learning-rate schedule is
 #   planned to end exactly then.
 # - `--device cuda`: stop with an error if there is no GPU, instead of quietly training on a
@@ -698,7 +701,8 @@ print("averaged gradients of the two halves = gradient of the whole batch")
 # - No `--data`: the stories come from `TINYSTORIES_PATH`, or from the Hugging Face hub when
 #   it is unset.
 #
-# What our estimates say about that run:
+# What our estimates say about that run (the command trains the blocks' matrices with Muon, which
+# keeps one buffer a weight where AdamW keeps two, so the AdamW figure is an upper bound):
 
 # %%
 seed_state = sum(training_state_bytes(seed).values())
@@ -909,7 +913,7 @@ viz.plot_roofline(workloads, peak_flops=peak_flops, bandwidth=bandwidth, measure
 # times faster (the 4 MiB copy above), so its true roof is higher still, and the printed
 # figures say where the time goes instead: a few microseconds for each of about a thousand
 # operator calls. A tiny model is **overhead-bound**: its time goes to the framework, not to
-# arithmetic or memory. The same model, on the same core, does several times fewer FLOP/s
+# arithmetic or memory. The same model, on the same core, does about forty times fewer FLOP/s
 # decoding than training. That is what `torch.compile` attacks (fusing the operators into a
 # few generated kernels, and taking Python out of the loop), and why a hand-written C loop
 # such as llama2.c's `run.c` is so fast on a model this small. For a large model the same
@@ -1047,7 +1051,8 @@ ch09.exercise_4(matmul_errors, matmul_seed)
 #
 # - `transformer_lib.device`: `pick_device` (CUDA, then MPS, then CPU; an absent device asked
 #   for by name is an error), `pick_precision` (bf16 autocast on CUDA with bf16; fp32 on MPS;
-#   fp32 on CPU unless bf16 is requested, as the training command does by default on a CPU;
+#   fp32 on CPU unless bf16 is requested, as the training command does on a CPU with bf16 in
+#   hardware;
 #   `--precision fp32` overrides it) and `describe`. `Precision.autocast(device)` is the
 #   context manager the trainer and the evaluator use.
 # - bf16 has fp32's range and an 8-bit significand: good for arithmetic, too coarse for

@@ -15,7 +15,7 @@
 #   data and evaluation tokens;
 # - draw every seed of every variant, and state only the differences larger than the spread of
 #   the seeds;
-# - rerun one row yourself and get the stored figure back;
+# - rerun one row yourself and get within a hundredth of the stored figure;
 # - compare the two optimizers at equal time, the measure that chose the training command's;
 # - measure the tokenizer's vocabulary size at equal time;
 # - add a variant of your own and measure it.
@@ -46,7 +46,8 @@ for name, (model_changes, train_changes, description) in ablations.VARIANTS.item
 # The last seven come from the small-model speed-runs: QK-norm
 # (RMSNorm on each head's queries and keys), output projections that start at zero (each block
 # starts as the identity), soft-capped logits ($15\tanh(z/15)$), Muon (it replaces each matrix's
-# update by the nearest orthogonal matrix, through five Newton–Schulz steps) for the blocks'
+# update by an approximately orthogonal one computed from its momentum, five Newton–Schulz
+# steps pushing every singular value towards 1) for the blocks'
 # matrices, a schedule that stays at the peak learning rate and decays only over the last
 # fifth of the run, and two changes to the values that attention averages. *Value embeddings*
 # give each layer a table with one learned vector per token, added to the values it computes
@@ -412,15 +413,15 @@ assert [round(step_time[v] - 1, 2) for v in (1024, 3072, 4096)] == [-0.09, 0.14,
 # %% [markdown]
 # ## What this does and does not say
 #
-# The sweep is short: chapter 7's 300 steps, about one pass over the training split, so it
-# measures where each model is after a short run, not where it ends after the 2,400 steps of
-# the stored model (about nine passes) or after days on a GPU. Several
-# choices exist for reasons these runs cannot see: RoPE lets a model run past the lengths it was
-# trained on; grouped-query attention shrinks the KV cache of chapter 8 (its price here is
-# measured, its gain is memory); pre-norm matters most in deep stacks, and ours has four
-# blocks; the speed-run changes were tuned for larger models and longer runs. Muon was also
-# measured at equal time, the value options at the command's length and the vocabulary at equal
-# time, above.
+# The sweep is short: chapter 7's 300 steps, about one pass over the training split, so it measures
+# where each model is after a short run, not where it ends after the 2,400 steps of the stored
+# model (about nine passes) or after days on a GPU. Several choices exist for reasons these runs
+# cannot see: RoPE has no position table to run out of, and with rescaled angles and a short
+# fine-tuning it stretches to longer contexts (chapters 3 and 10), which a learned table cannot;
+# grouped-query attention shrinks the KV cache of chapter 8 (its price here is measured, its gain
+# is memory); pre-norm matters most in deep stacks, and ours has four blocks; the speed-run changes
+# were tuned for larger models and longer runs. Muon was also measured at equal time, the value
+# options at the command's length and the vocabulary at equal time, above.
 #
 # ## Exercises
 #
@@ -441,7 +442,7 @@ ch12.exercise_1(more_parameters, ablations.variant_config("baseline", 2048)[0].f
 # numbered 0 and 2. From `results` (not from the figure by eye), keep those runs of every
 # variant and list each variant that would then differ from the baseline beyond the seeds'
 # noise, by the rule above, with `"better"` or `"worse"`. Compare your list with the three-seed
-# one: what did the third seed change?
+# one: what did adding seed 1 change?
 
 # %%
 directions = ...  # {variant name: "better" or "worse"}

@@ -132,7 +132,7 @@ assert plain["score"] < 0.02
 #   times (chapter 7). When "ball" comes up in one of them, the model predicts it from the story
 #   around it; the header adds nothing it needs, so no gradient asks it to look there.
 # - **The header is a small part of the loss.** It is about 10 tokens before a story of about
-#   200, and its own tokens are arbitrary words the model cannot predict: training on them
+#   250, and its own tokens are arbitrary words the model cannot predict: training on them
 #   teaches nothing useful.
 #
 # ## A recipe that makes the header matter
@@ -214,8 +214,8 @@ assert runs["full"]["score"] > 10 * runs["full_plain"]["score"]
 #
 # with $W$ frozen. $x A^\top$ squeezes each position down to $r$ numbers and $B$ maps them back
 # up. $B$ starts at zero, so training starts from exactly the base model; $A$ starts random (as
-# `nn.Linear` initialises its weights). The scale $\alpha / r$ keeps the update's size about the
-# same when you change $r$, so a learning rate found at one rank works at another.
+# `nn.Linear` initialises its weights). The scale $\alpha / r$ ties the update's size to
+# $\alpha$, not to the rank; our runs set $\alpha = 2r$, so the scale is 2 at every rank.
 #
 # A rank-$r$ adapter on a (out, in) projection trains $r(\text{in} + \text{out})$ numbers instead
 # of $\text{in} \times \text{out}$. After training, $W + \frac{\alpha}{r} B A$ is again one
@@ -249,7 +249,7 @@ assert ADAPTER.stat().st_size < 400 * 1024
 
 # %% [markdown]
 # Merging folds every correction into its weight; the logits do not change beyond float32
-# rounding (they reach about 16 here, and float32 keeps about 7 significant digits, so we
+# rounding (they reach about 15 here, and float32 keeps about 7 significant digits, so we
 # allow 1e-4), and unmerging restores the frozen weights.
 
 # %%
@@ -397,7 +397,8 @@ assert all(torch.equal(p, base_weights[name]) for name, p in demo.named_paramete
 # - **beam search** (`num_beams=4`) keeps the 4 most probable continuations so far and returns
 #   the most probable whole one (divided by its length to the power `length_penalty`);
 # - a **repetition penalty** (`repetition_penalty=1.2`, transformers' convention) divides a
-#   positive logit, or multiplies a negative one, by 1.2 for every token already in the text;
+#   positive logit, or multiplies a negative one, by 1.2, once for each distinct token already
+#   in the text;
 # - **min-p** (`min_p=0.1`) samples only among tokens at least 0.1 times as probable as the
 #   most probable one, a cut that widens when the model is unsure and narrows when it is sure.
 #
