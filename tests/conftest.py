@@ -46,3 +46,35 @@ def model():
 @pytest.fixture(scope="module")
 def tokenizer():
     return ByteTokenizer()
+
+
+HUB_ROWS = [  # as the hub's parquet rows hold them: paragraphs split by a blank line
+    "Lily saw a bird.\n\nThe bird sang. “Hello!” she said.",
+    "Max had a big red 🚒 truck.\n\nHe drove it  to the park.\n\nThe end.",
+    "A short one.",
+    "Sam and Mia played.\n\nThey were happy.",
+    "One more story.",
+]
+
+
+@pytest.fixture
+def fake_hub(monkeypatch):
+    """A hub that streams HUB_ROWS for every split and counts how often it was asked; the
+    book's extract is 4 training and 2 validation stories of it."""
+    import datasets  # here, not at the top: most tests never need it, and it is slow to import
+
+    from transformer_lib.data import stories
+
+    calls = []
+
+    def load_dataset(name, split, streaming=False, **kwargs):
+        assert name == stories.HUB_DATASET and streaming, "the extract must be streamed"
+        calls.append(split)
+        return iter([{"text": text} for text in HUB_ROWS])
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    monkeypatch.setattr(stories, "url_reachable", lambda url, timeout=5.0: True)
+    monkeypatch.setattr(stories, "BOOK_EXTRACT_SIZES", {"train": 4, "validation": 2})
+    for name in ("TINYSTORIES_PATH", *stories.OFFLINE_ENV_VARS):
+        monkeypatch.delenv(name, raising=False)
+    return calls

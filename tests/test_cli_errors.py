@@ -11,7 +11,6 @@ import pytest
 
 from transformer_lib.book import STORED_MODEL_DIR
 from transformer_lib.cli import ablate, bench, book, data, demo, evaluate, generate, tokenizer
-from transformer_lib.data import stories
 
 STORY_TEXT = ("Once upon a time, there was a cat named Tom.\nTom liked to play.\n<|endoftext|>\n"
               "Lily saw a big red ball. She was happy.\n<|endoftext|>\n")
@@ -268,27 +267,10 @@ def test_ablate_merge_names_what_is_wrong_with_a_file(tmp_path, capsys):
 # ---- tlib-data -------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def fake_hub(monkeypatch):
-    """A hub that streams a few stories and records which splits were asked for."""
-    calls = []
-
-    def load_dataset(name, split, streaming=False, **kwargs):
-        calls.append(split)
-        return iter([{"text": f"Story {i}.\n\nThe end."} for i in range(10)])
-
-    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
-    monkeypatch.setattr(stories, "url_reachable", lambda url, timeout=5.0: True)
-    monkeypatch.setattr(stories, "BOOK_EXTRACT_SIZES", {"train": 2, "validation": 2})
-    for name in ("TINYSTORIES_PATH", *stories.OFFLINE_ENV_VARS):
-        monkeypatch.delenv(name, raising=False)
-    return calls
-
-
 def test_data_download_refuses_a_file_as_its_folder(tmp_path, capsys, fake_hub):
     afile = tmp_path / "afile"
     afile.write_text("mine")
-    refused(data.main, ["download", "--out", str(afile)], capsys, "is a file; give a folder")
+    refused(data.main, ["download", "--out", str(afile)], capsys, "is a file, not a folder")
     refused(data.main, ["download", "--out", str(afile / "sub")], capsys, "which is a file")
     assert afile.read_text() == "mine" and fake_hub == []
 

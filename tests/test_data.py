@@ -11,6 +11,7 @@ from pathlib import Path
 import datasets
 import pytest
 
+from conftest import HUB_ROWS
 from transformer_lib.data import describe_source, load_stories, normalize_story
 from transformer_lib.data import stories as data
 
@@ -241,33 +242,6 @@ def test_real_sample_reads_the_same_from_txt_and_parquet_style_jsonl(tmp_path):
 
 
 # ---- the book's extract ----------------------------------------------------------------------
-
-HUB_ROWS = [  # as the hub's parquet rows hold them: paragraphs split by a blank line
-    "Lily saw a bird.\n\nThe bird sang. “Hello!” she said.",
-    "Max had a big red 🚒 truck.\n\nHe drove it  to the park.\n\nThe end.",
-    "A short one.",
-    "Sam and Mia played.\n\nThey were happy.",
-    "One more story.",
-]
-
-
-@pytest.fixture
-def fake_hub(monkeypatch):
-    """A hub that streams HUB_ROWS for every split and counts how often it was asked."""
-    calls = []
-
-    def load_dataset(name, split, streaming=False, **kwargs):
-        assert name == data.HUB_DATASET and streaming, "the extract must be streamed"
-        calls.append(split)
-        return iter([{"text": text} for text in HUB_ROWS])
-
-    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
-    monkeypatch.setattr(data, "url_reachable", lambda url, timeout=5.0: True)
-    monkeypatch.setattr(data, "BOOK_EXTRACT_SIZES", {"train": 4, "validation": 2})
-    for name in ("TINYSTORIES_PATH", *data.OFFLINE_ENV_VARS):
-        monkeypatch.delenv(name, raising=False)
-    return calls
-
 
 def test_book_extract_is_the_same_from_the_hub_and_from_local_txt(tmp_path, monkeypatch,
                                                                   fake_hub):

@@ -112,15 +112,16 @@ def test_exercise_4_recomputes_and_refuses_fabrications(capsys, mask_runs):
 # ---- exercise 5: one training step -----------------------------------------------------------
 
 
-def reader_step(model, optimizer, micro_batches, step, config):
-    """Written as a reader would, from the chapter's pieces (not the check's own variants)."""
+def reader_step(model, optimizer, micro_batches, step, config, divide=True):
+    """Written as a reader would, from the chapter's pieces (not the check's own variants);
+    ``divide=False`` forgets to divide each micro-batch's loss by their number."""
     lr = ch07.trainer.learning_rate(config, step, step / config.max_steps)
     for group in optimizer.param_groups:
         group["lr"] = lr
     total = 0.0
     for x, y in micro_batches:
         loss = F.cross_entropy(model(x).reshape(-1, model.config.vocab_size), y.reshape(-1))
-        (loss / len(micro_batches)).backward()
+        (loss / len(micro_batches) if divide else loss).backward()
         total += loss.item()
     if config.grad_clip:
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -148,22 +149,9 @@ def test_exercise_5_placeholder_right_and_each_named_mistake(capsys):
         optimizer.zero_grad()
         return sum(v.item() for v in losses) / len(losses)
 
-    def summed_not_averaged(model, optimizer, micro_batches, step, config):
-        for group in optimizer.param_groups:
-            group["lr"] = ch07.trainer.learning_rate(config, step, step / config.max_steps)
-        total = 0.0
-        for x, y in micro_batches:
-            loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
-            loss.backward()  # not divided by the number of micro-batches
-            total += loss.item()
-        if config.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad()
-        return total / len(micro_batches)
-
     for wrong, message in [(clip_after, "clip between backward() and optimizer.step()"),
-                           (summed_not_averaged, "divide each micro-batch's loss")] + [
+                           (lambda *a: reader_step(*a, divide=False),
+                            "divide each micro-batch's loss")] + [
             (variant, message[:30]) for message, variant in ch07.STEP_MISTAKES.items()]:
         ch07.exercise_5(wrong)
         out = " ".join(line.strip() for line in capsys.readouterr().out.splitlines())

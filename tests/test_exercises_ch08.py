@@ -123,10 +123,11 @@ def meta_style_sampler(logits, temperature, top_k, top_p, generator):
     """Right distribution, draw over the sorted probabilities (Meta's sample_top_p)."""
     if temperature == 0:
         return logits.argmax(-1)
-    probs = (sample_logits := logits / temperature).softmax(-1)
+    scaled = logits / temperature
+    probs = scaled.softmax(-1)
     if top_k is not None:
-        kth = sample_logits.sort(-1, descending=True).values[:, top_k - 1:top_k]
-        probs = torch.where(sample_logits >= kth, probs, 0.0)
+        kth = scaled.sort(-1, descending=True).values[:, top_k - 1:top_k]
+        probs = torch.where(scaled >= kth, probs, 0.0)
     sorted_probs, order = probs.sort(-1, descending=True)
     if top_p is not None:
         sorted_probs = sorted_probs / sorted_probs.sum(-1, keepdim=True)

@@ -1,4 +1,5 @@
-"""Durable file writes: the one atomic-write helper every module that saves a file uses.
+"""Durable file writes: the one atomic-write helper every module that saves a file uses, and
+the check that a destination can be written at all, made before the work that fills it.
 
 A file is written beside its destination under a hidden temporary name, flushed and fsynced,
 renamed over the destination, and then the directory is fsynced so that the rename itself
@@ -62,3 +63,28 @@ def write_bytes_atomically(path: str | os.PathLike, data: bytes) -> Path:
 def write_text_atomically(path: str | os.PathLike, text: str) -> Path:
     """Replace ``path`` with UTF-8 ``text`` atomically and durably."""
     return write_bytes_atomically(path, text.encode("utf-8"))
+
+
+def output_path_problem(path: str | os.PathLike, name: str = "--out",
+                        folder: bool = False) -> str | None:
+    """Why nothing can be written at ``path`` (one line saying what to change), or None.
+
+    ``folder``: ``path`` is to be a folder, else a file. Run before long work (training,
+    streaming a download): a file where a folder is wanted or the reverse, a path under a file,
+    or a folder without write permission would otherwise fail only when the result is saved,
+    and the work would be lost.
+    """
+    path = Path(path).expanduser()
+    if path.exists() and path.is_dir() != folder:
+        if folder:
+            return f"{name} {path} is a file, not a folder; give a folder"
+        return f"{name} {path} is a folder; give a file name, e.g. {name} {path / 'out.json'}"
+    for parent in path.parents:
+        if parent.is_dir():
+            if not os.access(parent, os.W_OK | os.X_OK):
+                return f"{name} {path}: cannot write in {parent} (permission denied)"
+            return None
+        if parent.exists() or parent.is_symlink():
+            return (f"{name} {path} lies under {parent}, which is a file, not a folder; choose "
+                    f"another path")
+    return None

@@ -30,9 +30,9 @@ from ..book.ablations import VARIANTS, recipe_training, train_variant, variant_c
 from ..data.stories import book_stories, stories_fingerprint
 from ..data.tokenizer import load_tokenizer
 from ..device import cpu_name
-from ..fileio import write_text_atomically
+from ..fileio import output_path_problem, write_text_atomically
 from ..training import checkpoint as ckpt
-from . import output_file_problem, positive_int
+from . import positive_int
 
 
 def sha256_of_file(path: str | Path) -> str:
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
               "torch": torch.__version__, "python": platform.python_version(), "cpu": cpu_name()}
     out = Path(args.out)
     # Checked before the first run: a sweep takes hours, and its results are written as it goes.
-    problem = output_file_problem(out)
+    problem = output_path_problem(out)
     if problem:
         parser.error(problem)
 

@@ -16,6 +16,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from ..fileio import output_path_problem
+
 PAIR_CONFIG = "jupytext.toml"  # pairs each .ipynb with its .py when JupyterLab opens the folder
 CHAPTER_GLOBS = ("[0-9][0-9]_*.py", "[0-9][0-9]_*.ipynb", "solutions/[0-9][0-9]_*.py",
                  "solutions/[0-9][0-9]_*.ipynb")
@@ -52,7 +54,10 @@ def copy_book(to: str | os.PathLike, *, source: str | os.PathLike | None = None,
     if target == source or source in target.parents:
         raise ValueError(f"{target} is inside the book's own folder {source}: choose a folder "
                          f"outside it, e.g. --to ~/transformer-book")
-    _check_target_folder(target)
+    problem = output_path_problem(target, "--to", folder=True)
+    if problem:  # before anything is copied
+        raise FileExistsError(f"{problem}; nothing was copied (a new folder is created, e.g. "
+                              f"--to ~/transformer-book)")
     # lexists: a link counts as existing even when it dangles, so a dangling link is never
     # written through (that would create its target, outside DIR).
     existing = [target / path for path in files if os.path.lexists(target / path)]
@@ -82,18 +87,6 @@ def copy_book(to: str | os.PathLike, *, source: str | os.PathLike | None = None,
             destination.unlink()
         copied.append(Path(shutil.copy2(source / path, destination)))
     return copied
-
-
-def _check_target_folder(target: Path) -> None:
-    """Refuse a --to that is a file, or lies under one, before anything is copied."""
-    for folder in (target, *target.parents):
-        if folder.is_dir():
-            return
-        if folder.exists():
-            where = "is" if folder == target else f"lies under {folder}, which is"
-            raise FileExistsError(f"{target} {where} a file, not a folder; nothing was copied. "
-                                  f"Choose a folder for --to (a new one is created), e.g. "
-                                  f"--to ~/transformer-book")
 
 
 def _folders_between(target: Path, path: Path) -> list[Path]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..data.stories import load_stories
 from ..data.tokenizer import check_vocab_size, train_tokenizer
-from . import output_file_problem
+from ..fileio import output_path_problem
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,7 +61,7 @@ def _build_parser() -> argparse.ArgumentParser:
 def _run_train(args: argparse.Namespace) -> int:
     # Both before loading data, which may mean a download, and training, which may take long.
     check_vocab_size(args.vocab_size)
-    problem = output_file_problem(args.out)
+    problem = output_path_problem(args.out)
     if problem:
         raise ValueError(problem)
     started = time.perf_counter()

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..checks import require_int
-from ..fileio import write_text_atomically
+from ..fileio import output_path_problem, write_text_atomically
 
 if TYPE_CHECKING:  # imported inside the functions that use it: datasets loads pyarrow (seconds)
     import datasets
@@ -191,7 +191,7 @@ def download_book_extract(out_dir: str | os.PathLike) -> Path:
              f"download --out DIR` writes them), or go online so the "
              f"{sum(BOOK_EXTRACT_SIZES.values()):,} stories can be streamed from {HUB_DATASET} "
              f"once")
-    _check_output_path(out, "out_dir", folder=True)  # before the hub: a typo fails at once
+    _refuse_unwritable(out, "out_dir", folder=True)  # before the hub: a typo fails at once
     _require_hub("the book's TinyStories extract", fixes)
     out.mkdir(parents=True, exist_ok=True)
     for split, count in BOOK_EXTRACT_SIZES.items():
@@ -215,7 +215,7 @@ def download_held_out_stories(out_file: str | os.PathLike, count: int,
     if split not in BOOK_EXTRACT_SIZES:
         raise ValueError(f"split={split!r}: the hub dataset {HUB_DATASET} has splits "
                          f"{tuple(BOOK_EXTRACT_SIZES)}")
-    _check_output_path(out, "out_file", folder=False)
+    _refuse_unwritable(out, "out_file", folder=False)
     _require_hub(f"{count:,} {split} stories beyond the book's extract",
                  f"go online (unset {'/'.join(OFFLINE_ENV_VARS)}) so that {HUB_DATASET} can be "
                  f"streamed")
@@ -225,18 +225,10 @@ def download_held_out_stories(out_file: str | os.PathLike, count: int,
     return write_stories_txt(out, stories)
 
 
-def _check_output_path(path: Path, name: str, folder: bool) -> None:
-    """Refuse, before anything is streamed, a path that could not be written: a file where a
-    folder is wanted (or the reverse), or a path under a file."""
-    if path.exists() and path.is_dir() != folder:
-        kind, wanted = ("a file", "a folder") if folder else ("a folder", "a file name")
-        raise ValueError(f"{name}={str(path)!r} is {kind}; give {wanted}")
-    for parent in path.parents:
-        if parent.is_dir():
-            return
-        if parent.exists():
-            raise ValueError(f"{name}={str(path)!r} lies under {str(parent)!r}, which is a file, "
-                             f"not a folder; choose another path")
+def _refuse_unwritable(path: Path, name: str, folder: bool) -> None:
+    problem = output_path_problem(path, name, folder=folder)
+    if problem:
+        raise ValueError(problem)
 
 
 def _require_hub(what: str, fixes: str) -> None:
