@@ -1,4 +1,5 @@
-"""The reader's pieces are kept across chapters; a placeholder never overwrites a real one."""
+"""The reader's pieces are kept across chapters; a placeholder or a piece that fails its check
+never overwrites one kept before."""
 
 import importlib.util
 
@@ -10,16 +11,23 @@ from transformer_lib.book import pieces
 REAL = '''
 def rms_norm(x, weight, eps):
     """My RMSNorm."""
-    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * weight
+    x32 = x.float()
+    return (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype) * weight
+'''
+NO_EPS = '''
+def rms_norm(x, weight, eps):
+    """My RMSNorm, eps forgotten: it fails the check."""
+    x32 = x.float()
+    return (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True))).to(x.dtype) * weight
 '''
 PLACEHOLDER = '''
 def rms_norm(x, weight, eps):
     """(B, T, C) -> (B, T, C)"""
     ...
 '''
-USES_ANOTHER_PIECE = '''
+SWIGLU = '''
 def swiglu(x, w_gate, w_up, w_down):
-    return rms_norm(x, torch.ones(x.shape[-1]), 1e-5)
+    return (torch.nn.functional.silu(x @ w_gate.T) * (x @ w_up.T)) @ w_down.T
 '''
 
 
@@ -44,13 +52,17 @@ def test_keep_and_load_round_trip(tmp_path, capsys):
     pieces.keep(function_from(tmp_path, REAL, "rms_norm"), folder)
     assert "kept in" in capsys.readouterr().out
     pieces.keep(function_from(tmp_path, PLACEHOLDER, "rms_norm"), folder)
-    assert "not kept" in capsys.readouterr().out
-    pieces.keep(function_from(tmp_path, USES_ANOTHER_PIECE, "swiglu"), folder)
+    assert "still `...`, not kept" in capsys.readouterr().out
+    pieces.keep(function_from(tmp_path, NO_EPS, "rms_norm"), folder)
+    assert "not kept, as it does not pass its check yet" in capsys.readouterr().out
+    pieces.keep(function_from(tmp_path, SWIGLU, "swiglu"), folder)
     loaded = pieces.load_pieces(folder)
-    x = torch.randn(2, 3, 4)
+    x = torch.full((2, 3, 4), 1e-3)  # where eps matters: the kept rms_norm is REAL's, not NO_EPS's
     expected = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5)
     torch.testing.assert_close(loaded["rms_norm"](x, torch.ones(4), 1e-5), expected)
-    torch.testing.assert_close(loaded["swiglu"](x, None, None, None), expected)
+    w_gate, w_up, w_down = torch.randn(6, 4), torch.randn(6, 4), torch.randn(4, 6)
+    torch.testing.assert_close(loaded["swiglu"](x, w_gate, w_up, w_down),
+                               torch.nn.functional.silu(x @ w_gate.T) * (x @ w_up.T) @ w_down.T)
     assert pieces.missing(loaded) == [f"{name} (chapter {chapter})"
                                       for name, chapter in pieces.PIECES.items()
                                       if name not in ("rms_norm", "swiglu")]

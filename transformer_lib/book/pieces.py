@@ -6,12 +6,13 @@ the notebook (``my_pieces/`` in the kernel's working directory), and chapter 6 r
 back with :func:`load_pieces` to run the reader's own model on real weights.
 
 Only the reader's own code is stored and read back (it runs in their kernel either way). A
-function whose body is still the exercise's placeholder ``...`` is never kept, so it cannot
-overwrite a piece the reader wrote earlier.
+function is kept only once it passes its exercise's check, so neither the placeholder ``...``
+nor a half-finished edit overwrites a piece the reader wrote earlier.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import math
 import textwrap
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 
 from ..fileio import write_text_atomically
 from ..model.generation import sample_next_token
-from .checking import is_placeholder_source, say
+from .checking import is_placeholder_source, judge, say
 
 PIECES_DIR = Path("my_pieces")  # relative to the notebook's folder: the kernel's working directory
 # Which chapter asks for each piece (the order chapter 6 assembles them in).
@@ -37,6 +38,17 @@ PIECES = {
     "block_forward": 6,
     "model_forward": 6,
 }
+# The check each piece must pass to be kept: (its chapter's exercise module, the predicate its
+# exercise runs). Imported when needed, as the exercise modules import this one.
+PIECE_CHECKS = {
+    "rms_norm": ("ch02", "compare_rms_norm"),
+    "rope_tables": ("ch03", "compare_rope_tables"),
+    "apply_rope": ("ch03", "compare_apply_rope"),
+    "attention": ("ch04", "compare_attention"),
+    "swiglu": ("ch05", "compare_swiglu"),
+    "block_forward": ("ch06", "compare_block_forward"),
+    "model_forward": ("ch06", "compare_model_forward"),
+}
 
 
 def _check_name(name: str) -> None:
@@ -47,7 +59,8 @@ def _check_name(name: str) -> None:
 def keep(function: Callable, folder: str | Path = PIECES_DIR) -> None:
     """Save the reader's ``function`` (named as one of :data:`PIECES`) for chapter 6.
 
-    Prints one line: where it was kept, or that its body is still ``...`` (nothing is written).
+    Prints one line: where it was kept, or why nothing was written: its body is still ``...``,
+    or it does not pass its exercise's check yet (a piece kept earlier then stays as it was).
     """
     name = getattr(function, "__name__", None)
     _check_name(name)
@@ -55,10 +68,24 @@ def keep(function: Callable, folder: str | Path = PIECES_DIR) -> None:
     if is_placeholder_source(source):
         print(f"{name}: still `...`, not kept (chapter 6 uses it once you write it)")
         return
+    if not passes_its_check(function):
+        say(f"{name}: not kept, as it does not pass its check yet (the check cell says what "
+            f"differs); chapter 6 keeps what was kept before, if anything")
+        return
     path = Path(folder) / f"{name}.py"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomically(path, source)
     print(f"{name}: kept in {path.as_posix()} for chapter 6")
+
+
+def passes_its_check(function: Callable) -> bool:
+    """Whether the reader's piece passes the check of the exercise that asks for it."""
+    _check_name(function.__name__)
+    module_name, predicate = PIECE_CHECKS[function.__name__]
+    module = importlib.import_module(f"{__package__}.exercises.{module_name}")
+    with torch.random.fork_rng(devices=[]):  # as the check cell: the reader's stream untouched
+        passed, _ = judge(function, getattr(module, predicate), hint="")
+    return passed
 
 
 def load_pieces(folder: str | Path = PIECES_DIR,
