@@ -89,10 +89,18 @@ def test_refuses_a_shape_or_tokenizer_mismatch(base_run, tmp_path, capsys):
     with pytest.raises(SystemExit, match="tokenizer mismatch"):
         cli.main([*args, "--tokenizer", str(tmp_path / "other.json"), "--out",
                   str(tmp_path / "b")])
+    assert not (tmp_path / "b").exists()  # refused before the run folder: nothing to clear
     train_tokenizer(texts, 280).save(tmp_path / "smaller.json")
-    with pytest.raises(SystemExit, match="tokenizer mismatch.*280 ids"):
+    with pytest.raises(SystemExit, match="has 280 ids but --vocab-size is 300"):
         cli.main([*args, "--tokenizer", str(tmp_path / "smaller.json"), "--out",
                   str(tmp_path / "c")])
+    no_vocab_size = [arg for arg in args if arg not in ("--vocab-size", "300")]
+    with pytest.raises(SystemExit, match="tokenizer mismatch.*280 ids"):
+        cli.main([*no_vocab_size, "--tokenizer", str(tmp_path / "smaller.json"), "--out",
+                  str(tmp_path / "c")])
+    with pytest.raises(SystemExit, match="--vocab-size 280 \\(the model has 300\\)"):
+        cli.main([*no_vocab_size, "--vocab-size", "280", "--out", str(tmp_path / "c")])
+    assert cli.main([*args, "--out", str(tmp_path / "c")]) == 0  # the refusals left no trace
     with pytest.raises(SystemExit, match="give --init-from"):
         cli.main([*common, "--lora-rank", "2", "--max-steps", "2", "--out", str(tmp_path / "d")])
     with pytest.raises(SystemExit, match="targets"):

@@ -117,11 +117,25 @@ def test_a_kept_tokenizer_that_differs_from_the_flags_is_refused(train, corpus, 
     assert load_tokenizer(out / ckpt.TOKENIZER).vocab_size == 280  # left as it was
 
 
+def test_a_vocab_size_that_contradicts_the_given_tokenizer_is_refused(train, corpus, tmp_path,
+                                                                     capsys):
+    given = tmp_path / "given.json"
+    train_tokenizer([corpus.joinpath("train.txt").read_text()[:20000]], 280).save(given)
+    out = tmp_path / "run"
+    message = error_of(capsys, lambda: train("--out", str(out), "--tokenizer", str(given)))
+    assert "--tokenizer " + str(given) + " has 280 ids but --vocab-size is 300" in message
+    assert not out.exists()
+    assert cli.main(["--data", str(corpus), "--cache-dir", str(tmp_path / "cache"),
+                     *[arg for arg in TINY_ARGS if arg not in ("--vocab-size", "300")],
+                     "--max-steps", "2", "--out", str(out), "--tokenizer", str(given)]) == 0
+
+
 def test_resume_refuses_flags_that_contradict_the_saved_run(train, tmp_path, capsys):
     out = tmp_path / "run"
     assert train("--out", str(out)) == 0
     saved = sorted((out / "checkpoints").iterdir())
     for flags, words in ((["--d-model", "64"], "--d-model 64 (the run has 32)"),
+                         (["--vocab-size", "280"], "--vocab-size 280 (the run has 300)"),
                          (["--init-from", str(out)], "the run started from a new model"),
                          (["--qk-norm"], "--qk-norm (the run has qk_norm=False)")):
         message = error_of(capsys, lambda flags=flags: train(

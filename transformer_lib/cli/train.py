@@ -39,6 +39,12 @@ VALUE_OPTIONS = {"value_embeddings": "a learned vector per token added to each l
                  "value_residual": "each layer's values averaged with the first layer's"}
 
 
+def requested_vocab_size(args) -> int:
+    """The BPE vocabulary a new run trains: --vocab-size, or the preset's. (The flag's default is
+    None, so that --resume and --init-from can tell a given size from the default.)"""
+    return DEFAULT_VOCAB_SIZE if args.vocab_size is None else args.vocab_size
+
+
 def prepare_tokenizer(run_dir: Path, data, tokenizer_arg: str | None, vocab_size: int,
                       is_main: bool, new_run: bool = True):
     """The run's tokenizer file: given, already in the run directory, or trained on ``data``.
@@ -163,8 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     tok = parser.add_argument_group("tokens")
     tok.add_argument("--tokenizer", default=None,
                      help="tokenizer file or 'gpt2' (default: train a BPE on the train split)")
-    tok.add_argument("--vocab-size", type=int, default=DEFAULT_VOCAB_SIZE,
-                     help="vocabulary of the BPE trained when --tokenizer is not given")
+    tok.add_argument("--vocab-size", type=int, default=None,
+                     help="vocabulary of the BPE trained when --tokenizer is not given "
+                          f"(default {DEFAULT_VOCAB_SIZE})")
     tok.add_argument("--cache-dir", default=None,
                      help="token cache directory (default ~/.cache/transformer_lib/tokens)")
     opt = parser.add_argument_group("optimisation (defaults: TrainConfig's, except weight "
@@ -287,7 +294,7 @@ def check_init_matches(args, init_model, tokenizer, init_tokenizer_file) -> None
     """Refuse a model-shape flag that contradicts the initial model, or another tokenizer."""
     config = init_model.config
     wrong = [f"--{name.replace('_', '-')} {getattr(args, name)} (the model has "
-             f"{getattr(config, name)})" for name in MODEL_FLAGS
+             f"{getattr(config, name)})" for name in MODEL_FLAGS + ("vocab_size",)
              if getattr(args, name) is not None and getattr(args, name) != getattr(config, name)]
     if getattr(args, "zero_init_output", False):
         raise SystemExit("error: --zero-init-output sets how a new model starts; a model from "
@@ -312,7 +319,7 @@ def check_init_matches(args, init_model, tokenizer, init_tokenizer_file) -> None
         own = load_tokenizer(init_tokenizer_file)
         if getattr(own, "content_hash", None) != getattr(tokenizer, "content_hash", None):
             raise SystemExit(f"error: tokenizer mismatch: {init_tokenizer_file} (the model's) "
-                             f"differs from the one given or already in --out; drop --tokenizer")
+                             f"differs from --tokenizer {args.tokenizer}; drop --tokenizer")
 
 
 def lora_config_from_args(args) -> LoRAConfig | None:
@@ -337,7 +344,7 @@ def resume_conflicts(args, meta: dict, checkpoint_dir: Path) -> list[str]:
         wrong.append(f"--init-from {args.init_from} (the run started from "
                      f"{started_from or 'a new model'})")
     wrong += [f"--{name.replace('_', '-')} {getattr(args, name)} (the run has "
-              f"{config.get(name)})" for name in MODEL_FLAGS
+              f"{config.get(name)})" for name in MODEL_FLAGS + ("vocab_size",)
               if getattr(args, name) is not None and getattr(args, name) != config.get(name)]
     flags = {"untied": not config.get("tie_embeddings", True), "qk_norm": config.get("qk_norm"),
              "zero_init_output": config.get("zero_init_output")}
@@ -372,13 +379,20 @@ def _same_path(given: str, recorded: str | None) -> bool:
 def check_new_run_flags(args, device_type: str, world: int) -> None:
     """Build the model and training configs a new run's flags ask for, and check that they fit
     together, before any folder is made or data is read (the tokenizer may take minutes)."""
-    from ..data.tokenizer import check_vocab_size
+    from ..data.tokenizer import check_vocab_size, load_tokenizer
 
+    if args.tokenizer is not None and args.vocab_size is not None:
+        given = load_tokenizer(args.tokenizer).vocab_size
+        if given != args.vocab_size:
+            raise SystemExit(f"error: --tokenizer {args.tokenizer} has {given} ids but "
+                             f"--vocab-size is {args.vocab_size} (the size of the BPE a run "
+                             f"trains without --tokenizer): drop --vocab-size")
+    vocab_size = requested_vocab_size(args)
     if args.tokenizer is None and args.init_from is None:
-        check_vocab_size(args.vocab_size)
+        check_vocab_size(vocab_size)
     if args.init_from is not None:
         return  # the shape comes from the initial model; check_init_matches checks the flags
-    model_config = model_config_from_args(args, args.vocab_size)
+    model_config = model_config_from_args(args, vocab_size)
     train_config = train_config_from_args(args, None, device_type, model_config.max_seq_len)
     check_fits(train_config, model_config, world)
 
@@ -451,19 +465,21 @@ def _prepare_run(args, run_dir: Path, device, world: int, is_main: bool):
     init_model, init_tokenizer_file = None, None
     if args.init_from is not None and saved_checkpoint is None:
         init_model, init_tokenizer_file = load_init(args.init_from)
-    if is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
     tokenizer_arg = args.tokenizer
     if tokenizer_arg is None and init_tokenizer_file is not None:
         tokenizer_arg = str(init_tokenizer_file)
-    if init_model is not None and tokenizer_arg is None:
-        raise SystemExit(f"error: --init-from {args.init_from} has no tokenizer: give the "
-                         f"one it was trained with as --tokenizer")
+    if init_model is not None:  # checked before the run directory is made
+        if tokenizer_arg is None:
+            raise SystemExit(f"error: --init-from {args.init_from} has no tokenizer: give the "
+                             f"one it was trained with as --tokenizer")
+        from ..data.tokenizer import load_tokenizer
+
+        check_init_matches(args, init_model, load_tokenizer(tokenizer_arg), init_tokenizer_file)
+    if is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     tokenizer, tokenizer_file = prepare_tokenizer(run_dir, args.data, tokenizer_arg,
-                                                  args.vocab_size, is_main,
+                                                  requested_vocab_size(args), is_main,
                                                   new_run=saved_checkpoint is None)
-    if init_model is not None:
-        check_init_matches(args, init_model, tokenizer, init_tokenizer_file)
     train_cache, val_cache = prepare_tokens(args.data, tokenizer, args.cache_dir, is_main)
     saved_lora, init_meta = None, {}
     if saved_checkpoint is not None:
