@@ -73,6 +73,30 @@ def test_held_out_triples_are_distinct_and_unseen_in_training():
         tasks.held_out_triples(validation, train, count=10)
 
 
+def test_held_out_triples_leave_out_the_headers_of_the_swapped_copies():
+    """The fine-tuning data heads swapped copies with new triples: those are seen in training
+    too, so none of them may be held out."""
+    train = [LONG_STORY]
+    swapped_heads = [tasks.swapped_story(LONG_STORY, f"train:0:{copy}").split("\n", 1)[0]
+                     for copy in (1, 2)]
+    swapped_triples = [tuple(head.removeprefix(tasks.HEADER_PREFIX).split(", "))
+                       for head in swapped_heads]
+    assert {frozenset(t) for t in swapped_triples} <= tasks.training_triples(train)
+    assert not {frozenset(t) for t in swapped_triples} & tasks.training_triples(
+        train, swapped_copies=0)
+    # validation stories that use exactly a swapped copy's words
+    validation = [f"The {' and the '.join(words)}." for words in swapped_triples]
+    with pytest.raises(ValueError, match="only 0 held-out triples"):
+        tasks.held_out_triples(validation, train, count=1)
+    assert len(tasks.held_out_triples(validation, train, count=1, swapped_copies=0)) == 1
+
+
+def test_a_story_without_an_unused_word_of_a_kind_has_no_swapped_copy():
+    story = "They like to jump, run, swim, climb and laugh."  # five of the six verbs
+    assert tasks.choose_words(story, "train:0:1") is not None
+    assert tasks.swapped_story(story, "train:0:1") is None
+
+
 @pytest.mark.skipif(not os.environ.get("TINYSTORIES_PATH"), reason="needs the book's extract")
 def test_book_extract_gives_enough_training_stories_and_200_held_out_triples():
     from transformer_lib.data import book_stories

@@ -14,7 +14,8 @@ fewer than three list words are left out of the task's training set.
 
 The score (:func:`words_score`) is the fraction of generated stories that contain all three
 requested words, over held-out triples (:func:`held_out_triples`): triples drawn the same way
-from the validation stories, leaving out any triple that heads a training story.
+from the validation stories, leaving out any triple that heads a training text, the swapped
+copies' headers included.
 
 The model-facing functions take the model and tokenizer as arguments and only call their
 methods, so this module stays in the data layer.
@@ -47,6 +48,7 @@ TASK_WORDS = NOUNS + ADJECTIVES + VERBS
 HEADER_PREFIX = "Words: "
 TASK_SEED = 0
 NUM_HELD_OUT = 200
+SWAPPED_COPIES = 2  # swapped copies of each story in the fine-tuning data (training_rows)
 _WORD = re.compile(r"[a-z]+")
 
 
@@ -101,7 +103,8 @@ def task_stories(stories: Sequence[str], split: str = "train",
 
 
 def swapped_story(story: str, key: str, seed: int = TASK_SEED) -> str | None:
-    """A headed story whose three header words were swapped in: None if it uses < 3.
+    """A headed story whose three header words were swapped in: None if it uses < 3, or if
+    a word's kind has no list word left that the story does not use (five of the six verbs).
 
     The story's three words (:func:`choose_words`) are each replaced, everywhere the story uses
     them, by another list word of the same kind (noun, adjective or verb) that the story does
@@ -118,7 +121,10 @@ def swapped_story(story: str, key: str, seed: int = TASK_SEED) -> str | None:
     new: list[str] = []
     for word in words:
         kind = NOUNS if word in NOUNS else ADJECTIVES if word in ADJECTIVES else VERBS
-        new.append(rng.choice([w for w in kind if w not in present and w not in new]))
+        unused = [w for w in kind if w not in present and w not in new]
+        if not unused:
+            return None
+        new.append(rng.choice(unused))
     mapping = dict(zip(words, new, strict=True))
 
     def swap(match: re.Match) -> str:
@@ -130,7 +136,8 @@ def swapped_story(story: str, key: str, seed: int = TASK_SEED) -> str | None:
     return headed_story(pattern.sub(swap, story), new)
 
 
-def training_rows(stories: Sequence[str], tokenizer, seq_len: int, *, swapped_copies: int = 2,
+def training_rows(stories: Sequence[str], tokenizer, seq_len: int, *,
+                  swapped_copies: int = SWAPPED_COPIES,
                   word_weight: float = 5.0,
                   seed: int = TASK_SEED) -> tuple[np.ndarray, np.ndarray]:
     """The task's fine-tuning data: (rows, weights), each (N, seq_len + 1), for the trainer.
@@ -177,22 +184,34 @@ def encode_texts(texts: Sequence[str], tokenizer) -> np.ndarray:
     return np.asarray(ids, dtype=np.int64)
 
 
-def training_triples(stories: Sequence[str], seed: int = TASK_SEED) -> set[frozenset[str]]:
-    """The word sets that head the training stories (as sets: order does not matter)."""
+def training_triples(stories: Sequence[str], seed: int = TASK_SEED,
+                     swapped_copies: int = SWAPPED_COPIES) -> set[frozenset[str]]:
+    """The word sets that head the training texts of :func:`training_rows`: the stories'
+    own, and those of their ``swapped_copies`` swapped copies (as sets: order does not
+    matter)."""
+    require_int("swapped_copies", swapped_copies, 0)
     triples = set()
     for index, story in enumerate(stories):
         words = choose_words(story, f"train:{index}", seed)
-        if words is not None:
-            triples.add(frozenset(words))
+        if words is None:
+            continue
+        triples.add(frozenset(words))
+        for copy in range(1, swapped_copies + 1):
+            swapped = swapped_story(story, f"train:{index}:{copy}", seed)
+            if swapped is not None:
+                head = swapped.split("\n", 1)[0].removeprefix(HEADER_PREFIX)
+                triples.add(frozenset(head.split(", ")))
     return triples
 
 
 def held_out_triples(validation_stories: Sequence[str], training_stories: Sequence[str],
-                     count: int = NUM_HELD_OUT, seed: int = TASK_SEED) -> list[tuple[str, ...]]:
+                     count: int = NUM_HELD_OUT, seed: int = TASK_SEED,
+                     swapped_copies: int = SWAPPED_COPIES) -> list[tuple[str, ...]]:
     """``count`` distinct word triples from the validation stories, none heading a training
-    story; the first ones in story order (every draw is seeded, so the list is fixed)."""
+    text of :func:`training_rows` with ``swapped_copies``; the first ones in story order
+    (every draw is seeded, so the list is fixed)."""
     require_int("count", count, 1)
-    seen_in_training = training_triples(training_stories, seed)
+    seen_in_training = training_triples(training_stories, seed, swapped_copies)
     chosen: list[tuple[str, ...]] = []
     used: set[frozenset[str]] = set()
     for index, story in enumerate(validation_stories):
