@@ -108,6 +108,30 @@ def test_head_ablation_losses_match_one_ablation_at_a_time(tiny, ids):
     assert all(not layer.self_attn.o_proj._forward_pre_hooks for layer in tiny.layers)
 
 
+VARIANTS = [{"logit_softcap": 2.0}, {"positions": "learned"}, {"positions": "sinusoidal"},
+            {"positions": "none"}, {"value_embeddings": True, "value_residual": True}]
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(map(str, v.values())))
+def test_head_ablation_losses_and_the_lens_follow_the_models_own_forward(variant, ids):
+    """Each variant enters the forward pass somewhere the blocks alone do not see: positions
+    added to the embedding, no RoPE, the value options' inputs, the soft cap on the logits."""
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig.from_preset("tiny", num_layers=2, max_seq_len=32,
+                                                **variant)).eval()
+    with torch.no_grad():  # let the value options' zero-initialised weights matter
+        for name, param in model.named_parameters():
+            if "value_embedding" in name:
+                param.normal_(std=0.5)
+    baseline, losses = interpret.head_ablation_losses(model, ids)
+    assert math.isclose(baseline, interpret.mean_loss(model, ids), rel_tol=1e-5)
+    for layer, head in ((0, 1), (1, 3)):
+        expected = interpret.ablated_loss(model, ids, [(layer, head)])
+        assert math.isclose(float(losses[layer, head]), expected, rel_tol=1e-5)
+    with torch.no_grad():
+        torch.testing.assert_close(interpret.logit_lens(model, ids)[-1], model(ids))
+
+
 def test_logit_lens_ends_with_the_model_logits(tiny, ids):
     lens = interpret.logit_lens(tiny, ids)
     assert lens.shape == (4, 2, 20, 512)

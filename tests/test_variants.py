@@ -206,7 +206,7 @@ def test_value_residual_averages_each_layers_values_with_the_first_layers():
     # The model hands every layer the first layer's own values, so its first layer is plain.
     model = model_of(value_residual=True).eval()
     ids = torch.randint(0, TINY.vocab_size, (1, 6))
-    stream, cos, sin = model._rope_and_embed(ids, 0)
+    stream, cos, sin = model.embed(ids, 0)
     block = model.layers[0]
     plain = Block(dataclasses.replace(TINY)).eval()
     plain.load_state_dict(block.state_dict())

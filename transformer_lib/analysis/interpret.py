@@ -179,23 +179,26 @@ def head_ablation_losses(model: Transformer, windows: torch.Tensor,
     layer l is computed once, and the H ablations of layer l run as one batch from there on.
     """
     config = model.config
-    H, D, T = config.num_heads, config.head_dim, windows.shape[1]
+    H, D = config.num_heads, config.head_dim
     device = _device(model)
+    model.check_input_ids(windows, 0)
     windows = windows.to(device)
-    cos, sin = model.rope_cos[:T], model.rope_sin[:T]
     targets = windows[:, 1:]
     keep = torch.ones_like(targets, dtype=torch.bool) if mask is None else mask.to(device)
 
     def loss_of(x: torch.Tensor, start: int, replicas: int) -> torch.Tensor:
+        extra = tuple(None if value is None else value.repeat(replicas, *[1] * (value.dim() - 1))
+                      for value in values)  # the value options' inputs, one copy per replica
         for layer in model.layers[start:]:
-            x = layer(x, cos, sin)
-        logits = model.lm_head(model.norm(x))[:, :-1].float()  # (R*B, T-1, V)
+            x = layer(x, cos, sin, None, *extra)
+        logits = model.output_logits(x)[:, :-1].float()  # (R*B, T-1, V)
         losses = F.cross_entropy(logits.transpose(1, 2), targets.repeat(replicas, 1),
                                  reduction="none").view(replicas, *targets.shape)
         return (losses * keep).sum(dim=(1, 2)) / keep.sum()  # (R,)
 
     with eval_mode(model), torch.no_grad():
-        x = model.embed_tokens(windows)  # (B, T, C)
+        x, cos, sin = model.embed(windows)  # (B, T, C); the RoPE tables, or None
+        values = model.value_inputs(x, windows)
         baseline = loss_of(x, 0, 1)[0]
         ablated = torch.empty(config.num_layers, H, device=device)
         for index, layer in enumerate(model.layers):
@@ -212,7 +215,7 @@ def head_ablation_losses(model: Transformer, windows: torch.Tensor,
                 ablated[index] = loss_of(x.repeat(H, 1, 1), index, H)
             finally:
                 handle.remove()
-            x = layer(x, cos, sin)
+            x = layer(x, cos, sin, None, *values)
     return float(baseline), ablated.cpu()  # (L, H): small, and ready to plot
 
 
@@ -234,7 +237,7 @@ def logit_lens(model: Transformer, ids: torch.Tensor) -> torch.Tensor:
     """
     streams = residual_streams(model, ids)
     with torch.no_grad():
-        return torch.stack([model.lm_head(model.norm(x)).float() for x in streams])
+        return torch.stack([model.output_logits(x).float() for x in streams])
 
 
 # ----------------------------------------------------------------------------- RoPE

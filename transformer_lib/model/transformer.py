@@ -143,9 +143,11 @@ class Transformer(nn.Module):
                     norm.reset_parameters()
         self.norm.reset_parameters()
 
-    def _rope_and_embed(self, input_ids: torch.Tensor, start: int):
-        """Token embeddings (B, T, C), plus absolute positions if the model uses them, and the
-        RoPE tables (T, D) for positions start..start+T (None, None without RoPE)."""
+    def embed(self, input_ids: torch.Tensor, start: int = 0):
+        """The blocks' first input: token embeddings (B, T, C), plus absolute positions if the
+        model uses them, and the RoPE tables (T, D) for positions start..start+T (None, None
+        without RoPE). With :meth:`value_inputs` and :meth:`output_logits`, the pieces of
+        ``forward`` that analysis code running the blocks one by one needs."""
         T = input_ids.shape[1]
         x = self.embed_tokens(input_ids)  # (B, T, C)
         if self.position_embedding is not None:
@@ -167,7 +169,7 @@ class Transformer(nn.Module):
         first = self.layers[0]
         return first.self_attn.values(first.attention_input(x), input_ids)
 
-    def _value_inputs(self, x: torch.Tensor, input_ids: torch.Tensor) -> tuple:
+    def value_inputs(self, x: torch.Tensor, input_ids: torch.Tensor) -> tuple:
         """What the blocks take beyond (x, cos, sin, cache): (input_ids, first values) for a
         model with the value options, nothing for a Llama (whose blocks a reader may replace)."""
         if not self.config.has_value_options:
@@ -229,29 +231,35 @@ class Transformer(nn.Module):
                                  f"({[cache.length for cache in caches]}); make them together "
                                  f"with make_caches and reset them together")
         self.check_input_ids(input_ids, start, check_ids)
-        x, cos, sin = self._rope_and_embed(input_ids, start)  # (B, T, C), (T, D), (T, D)
+        x, cos, sin = self.embed(input_ids, start)  # (B, T, C), (T, D), (T, D)
         if self.training and self.dropout.p:  # as in Block: no call when it would do nothing
             x = self.dropout(x)
         hidden = [x] if return_hidden else None
-        values = self._value_inputs(x, input_ids)
+        values = self.value_inputs(x, input_ids)
         for i, layer in enumerate(self.layers):
             x = layer(x, cos, sin, caches[i] if caches is not None else None, *values)
             if hidden is not None:
                 hidden.append(x)
         if last_only:
             x = x[:, -1:]  # (B, 1, C)
-        logits = self.lm_head(self.norm(x))  # (B, T, V)
+        logits = self.output_logits(x)  # (B, T, V)
+        return (logits, hidden) if hidden is not None else logits
+
+    def output_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (..., V) for residual streams x (..., C): the final norm, the output head and
+        the soft cap if the model has one."""
+        logits = self.lm_head(self.norm(x))
         cap = self.config.logit_softcap
         if cap is not None:
             logits = cap * torch.tanh(logits / cap)
-        return (logits, hidden) if hidden is not None else logits
+        return logits
 
     @torch.no_grad()
     def attention_maps(self, input_ids: torch.Tensor) -> list[torch.Tensor]:
         """Attention weights of every layer, each (B, num_heads, T, T), via the explicit path."""
         self.check_input_ids(input_ids, 0)
-        x, cos, sin = self._rope_and_embed(input_ids, 0)
-        values = self._value_inputs(x, input_ids)
+        x, cos, sin = self.embed(input_ids, 0)
+        values = self.value_inputs(x, input_ids)
         maps = []
         for layer in self.layers:
             x, weights = layer.forward_with_weights(x, cos, sin, None, *values)
