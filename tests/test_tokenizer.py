@@ -219,6 +219,23 @@ def test_decode_accepts_arrays_and_refuses_bad_ids(toy_tokenizer):
         toy_tokenizer.encode(["a list"])
     with pytest.raises(TypeError, match="one str"):
         toy_tokenizer.encode_batch("a str")
+    for flags in (torch.tensor([True, False]), [True], True):  # a mask is not a list of ids
+        with pytest.raises(ValueError, match="ids must be ints"):
+            toy_tokenizer.decode(flags)
+
+
+def test_training_on_a_dataset_reads_its_text_column():
+    """Iterating a datasets.Dataset gives rows as dicts: Hugging Face's trainer then learned
+    the column's name ("text") and nothing of the stories."""
+    from datasets import Dataset
+
+    stories = Dataset.from_dict({"text": TOY_CORPUS})
+    from_dataset = train_tokenizer(stories, 300)
+    assert from_dataset.ranks == train_tokenizer(list(TOY_CORPUS), 300).ranks
+    with pytest.raises(KeyError, match="no 'text' column"):
+        train_tokenizer(Dataset.from_dict({"story": TOY_CORPUS}), 300)
+    with pytest.raises(TypeError, match="got dict"):
+        train_tokenizer([{"text": story} for story in TOY_CORPUS], 300)
 
 
 def test_ranks_missing_a_byte_are_refused(toy_tokenizer):

@@ -43,17 +43,31 @@ def require_token_ids(ids, vocab_size: int) -> list[int]:
                          f"decode each row")
     if hasattr(ids, "tolist"):
         ids = ids.tolist()
-    if is_int(ids):
+    if is_int(ids) or isinstance(ids, bool):  # one id (a bool is refused below)
         ids = [ids]
     ids = [_as_index(i) for i in ids]
-    bad = [i for i in ids if not isinstance(i, int) or not 0 <= i < vocab_size]
+    bad = [i for i in ids if not is_int(i) or not 0 <= i < vocab_size]
     if bad:
         raise ValueError(f"cannot decode ids {bad[:5]}: ids must be ints in [0, {vocab_size})")
     return ids
 
 
+def texts_of(texts):
+    """The documents of ``texts``: a datasets.Dataset's "text" column, read in batches (what
+    load_stories returns; iterating the Dataset itself would give its rows as dicts), else
+    ``texts`` itself."""
+    if hasattr(texts, "column_names"):
+        if "text" not in texts.column_names:
+            raise KeyError(f"dataset has no 'text' column (columns: {texts.column_names})")
+        return (text for batch in texts.iter(batch_size=1000) for text in batch["text"])
+    return texts
+
+
 def _as_index(value):
-    """An int from an int-like id (a numpy integer, a 0-dim tensor); other values unchanged."""
+    """An int from an int-like id (a numpy integer, a 0-dim tensor); other values unchanged
+    (a bool too: True is not a token id)."""
+    if isinstance(value, bool):
+        return value
     try:
         return operator.index(value)
     except TypeError:

@@ -34,7 +34,7 @@ from types import MappingProxyType
 
 import tiktoken
 
-from ..checks import require_int, require_token_ids
+from ..checks import require_int, require_token_ids, texts_of
 
 EOT_TEXT = "<|endoftext|>"
 # GPT-2's pre-tokenisation regex as tiktoken writes it (r50k_base/gpt2); it splits text exactly
@@ -460,6 +460,7 @@ def train_hf_bpe(texts: Iterable[str], vocab_size: int):
     check_vocab_size(vocab_size)
     if isinstance(texts, str):
         raise TypeError("texts must be an iterable of str (one per document), got one str")
+    texts = texts_of(texts)
     hf_tokenizer = HFTokenizer(models.BPE())
     hf_tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     hf_tokenizer.decoder = decoders.ByteLevel()
@@ -468,8 +469,18 @@ def train_hf_bpe(texts: Iterable[str], vocab_size: int):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # all 256 bytes, seen or not
         show_progress=False,
     )
-    hf_tokenizer.train_from_iterator(texts, trainer)
+    hf_tokenizer.train_from_iterator(_only_str(texts), trainer)
     return hf_tokenizer
+
+
+def _only_str(texts: Iterable[str]) -> Iterable[str]:
+    """The texts, refusing the first that is not a str (Hugging Face's trainer would train on
+    a dict's keys)."""
+    for text in texts:
+        if not isinstance(text, str):
+            raise TypeError(f"texts must all be str (one per document), got "
+                            f"{type(text).__name__}")
+        yield text
 
 
 def hf_bpe_ranks(hf_tokenizer) -> dict[bytes, int]:
