@@ -79,6 +79,21 @@ def test_a_deterministic_sequence_costs_the_bigram_almost_nothing():
     assert np.exp(model.log_probs(np.array([2]), np.array([3])))[0] > 0.99
 
 
+def test_a_large_vocabulary_costs_the_bigram_only_the_pairs_it_sees():
+    """A dense (V, V) table took over 1 GB for V = 8,192 (and 20 GB a table for GPT-2's)."""
+    import tracemalloc
+
+    stream = np.random.default_rng(0).integers(0, 8192, size=10_000)
+    tracemalloc.start()
+    try:
+        model = baselines.NgramModel(stream, 8192, order=2)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 5_000_000  # bytes
+    assert np.exp(model.log_probs(stream[:1], stream[1:2]))[0] > 1 / 8192  # a seen pair
+
+
 def test_compressors_agree_with_the_standard_library():
     data = "\n".join(TEXTS).encode()
     assert baselines.compressed_bits_per_byte(TEXTS, "gzip") == (

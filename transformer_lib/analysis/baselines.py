@@ -67,23 +67,32 @@ class NgramModel:
         counts = np.bincount(tokens, minlength=vocab_size).astype(np.float64)
         self.unigram = (counts + 1.0) / (counts.sum() + vocab_size)  # (V,)
         if order == 2:
-            pairs = np.bincount(tokens[:-1] * vocab_size + tokens[1:],
-                                minlength=vocab_size * vocab_size)
-            self.pairs = pairs.reshape(vocab_size, vocab_size).astype(np.float64)  # (V, V)
-            self.context_counts = self.pairs.sum(axis=1)  # c(a), (V,)
-            self.followers = (self.pairs > 0).sum(axis=1).astype(np.float64)  # T(a), (V,)
+            # Only the pairs that occur, sorted by their code a * V + b: a dense (V, V) table
+            # would take gigabytes for a 32K or 50K vocabulary.
+            codes, counts = np.unique(tokens[:-1] * vocab_size + tokens[1:], return_counts=True)
+            self.pair_codes, self.pair_counts = codes, counts.astype(np.float64)  # (P,) each
+            contexts = codes // vocab_size
+            self.context_counts = np.bincount(contexts, weights=self.pair_counts,
+                                              minlength=vocab_size)  # c(a), (V,)
+            self.followers = np.bincount(contexts, minlength=vocab_size).astype(np.float64)
 
     def log_probs(self, previous: np.ndarray, following: np.ndarray) -> np.ndarray:
         """ln P(following | previous) for arrays of ids of equal shape."""
         if self.order == 1:
             return np.log(self.unigram[following])
         seen, kinds = self.context_counts[previous], self.followers[previous]
-        numerator = self.pairs[previous, following] + kinds * self.unigram[following]
+        numerator = self._pair_counts(previous, following) + kinds * self.unigram[following]
         denominator = seen + kinds
         # a context never seen in training (c = T = 0) falls back on the unigram entirely
         probs = np.where(denominator > 0, numerator / np.maximum(denominator, 1.0),
                          self.unigram[following])
         return np.log(probs)
+
+    def _pair_counts(self, previous: np.ndarray, following: np.ndarray) -> np.ndarray:
+        """c(previous, following) for arrays of ids of equal shape (0 for pairs never seen)."""
+        query = np.asarray(previous, dtype=np.int64) * self.vocab_size + following
+        at = np.minimum(np.searchsorted(self.pair_codes, query), len(self.pair_codes) - 1)
+        return np.where(self.pair_codes[at] == query, self.pair_counts[at], 0.0)
 
     def score(self, tokenizer, texts: Sequence[str], *, start_id: int) -> TextScore:
         """The total loss on ``texts``, counted as :func:`~.interpret.score_texts` counts it."""
