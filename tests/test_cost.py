@@ -16,12 +16,17 @@ CONFIG = ModelConfig(vocab_size=96, d_model=64, num_layers=3, num_heads=4, num_k
                      max_seq_len=32)
 
 
-def test_matmul_parameters_are_the_built_models_minus_embedding_and_norms():
-    model = Transformer(CONFIG)
+GELU = ModelConfig(vocab_size=96, d_model=64, num_layers=3, num_heads=4, num_kv_heads=2,
+                   max_seq_len=32, mlp="gelu")
+
+
+@pytest.mark.parametrize("config", [CONFIG, GELU], ids=["swiglu", "gelu"])
+def test_matmul_parameters_are_the_built_models_minus_embedding_and_norms(config):
+    model = Transformer(config)
     norms = sum(p.numel() for name, p in model.named_parameters() if "norm" in name)
-    embedding = CONFIG.vocab_size * CONFIG.d_model
+    embedding = config.vocab_size * config.d_model
     head = embedding  # tied: the head's matrix is the embedding, and it does multiply
-    assert cost.matmul_parameters(CONFIG) == model.num_parameters() - norms - embedding + head
+    assert cost.matmul_parameters(config) == model.num_parameters() - norms - embedding + head
 
 
 def counted_flops(model, ids, backward):

@@ -31,7 +31,8 @@ def matmul_parameters(config: ModelConfig) -> int:
     """N: the weights a token is multiplied by (block matrices and output head), no embedding."""
     d, kv_width = config.d_model, config.num_kv_heads * config.head_dim
     attention = 2 * d * d + 2 * d * kv_width  # q and o; k and v
-    feed_forward = 3 * d * config.ffn_hidden_dim  # gate, up, down
+    matrices = 2 if config.mlp == "gelu" else 3  # up and down; SwiGLU adds the gate
+    feed_forward = matrices * d * config.ffn_hidden_dim
     return config.num_layers * (attention + feed_forward) + config.vocab_size * d  # + lm_head
 
 
