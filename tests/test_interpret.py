@@ -173,6 +173,13 @@ def test_windows_score_every_target_once_within_the_context(length):
     assert seen == list(range(1, length))
 
 
+def test_windows_of_one_position_are_refused_not_looped_forever():
+    assert interpret._windows([0, 1], 2) == [([0, 1], 0)]
+    assert [first for _, first in interpret._windows([0, 1, 2, 3], 2)] == [0, 0, 0]
+    with pytest.raises(ValueError, match="context of 1 position"):
+        interpret._windows([0, 1, 2], 1)
+
+
 class CharTokenizer:
     """One id per character (codepoint mod 500, + 10), so the bytes differ from the tokens."""
 

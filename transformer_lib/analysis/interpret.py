@@ -295,6 +295,9 @@ def _windows(ids: list[int], context: int) -> list[tuple[list[int], int]]:
     """
     if len(ids) <= context:
         return [(ids, 0)]
+    if context < 2:
+        raise ValueError(f"a context of {context} position cannot score a text of {len(ids)} "
+                         f"tokens: each window must hold a token and its target")
     stride, out, scored_to = context // 2, [], 0  # targets ids[1..scored_to] are done
     start = 0
     while scored_to < len(ids) - 1:
