@@ -94,6 +94,14 @@ def test_txt_drops_empty_stories_and_splits_on_separator_inside_a_line(tmp_path)
     assert list(stories["text"]) == ["First story.", "Second.", "Third."]
 
 
+def test_a_byte_order_mark_does_not_open_the_first_story(tmp_path):
+    path = tmp_path / "train.txt"
+    path.write_bytes(b"\xef\xbb\xbfOnce upon a time.\n<|endoftext|>\nThe end.\n")
+    expected = ["Once upon a time.", "The end."]
+    assert list(load_stories("train", path, cache_dir=tmp_path / "hf")["text"]) == expected
+    assert list(load_stories("train", path, limit=1)["text"]) == expected[:1]
+
+
 def test_limit_reads_only_what_it_needs(tmp_path):
     # Bytes that are not UTF-8 ~100 kB in: a full read must fail, a read of 2 stories must not.
     fillers = [f"Filler story number {i}." for i in range(4000)]

@@ -45,7 +45,9 @@ HUB_PROBE_TIMEOUT_S = 5.0  # datasets itself retries an unreachable hub for ~25 
 # file suffix -> the `datasets` builder that reads it (".txt" is split on STORY_SEPARATOR here)
 LOCAL_FORMATS = {".txt": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 _SPLIT_NAME = re.compile(r"^[A-Za-z0-9_]+$")
-_NORMALIZATION_VERSION = 1  # bump when normalize_story changes, to invalidate cached Datasets
+# Bump when normalize_story or the reading of files changes, to invalidate cached Datasets
+# (2: a byte-order mark at the start of a file is dropped).
+_NORMALIZATION_VERSION = 2
 
 # The book's data: the first stories of each hub split (``train[0:2316]``, ``validation[0:1000]``).
 # About 3 MB, so every chapter runs in minutes and prints the same numbers on every machine.
@@ -339,7 +341,9 @@ def _iter_txt_stories(paths: list[str], stamp: str = "") -> Iterator[dict[str, s
 
 
 def _txt_file_stories(path: str) -> Iterator[dict[str, str]]:
-    with open(path, encoding="utf-8") as file:  # universal newlines: \r\n becomes \n
+    # universal newlines (\r\n becomes \n); "utf-8-sig" drops the byte-order mark some
+    # editors write at the start, which would otherwise open the first story
+    with open(path, encoding="utf-8-sig") as file:
         lines: list[str] = []
         for line in file:
             *finished, rest = line.split(STORY_SEPARATOR)
