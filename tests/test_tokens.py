@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from transformer_lib.data.tokenizer import train_tokenizer
+from transformer_lib.data.tokenizer import GPT2_PATTERN, Tokenizer, train_tokenizer
 from transformer_lib.data.tokens import (
     IGNORE_INDEX,
     RandomRows,
@@ -57,6 +57,15 @@ def test_cache_holds_stories_between_eot_ids_with_metadata(toy_tokenizer, tmp_pa
     assert meta["n_bytes"] == sum(len(s.encode("utf-8")) for s in STORIES) == cache.n_bytes
     assert meta["n_stories"] == len(STORIES) and meta["source"] == "in-test"
     assert meta["texts_sha256"] == fingerprint_texts(STORIES).sha256 and meta["dtype"] == "uint16"
+
+
+def test_a_tokenizer_name_with_a_slash_names_a_file_in_the_cache_folder(toy_tokenizer,
+                                                                        tmp_path):
+    named = Tokenizer("stories/v2", GPT2_PATTERN, toy_tokenizer.ranks)  # tlib-tokenizer --name
+    cache = build_token_cache(STORIES, named, tmp_path / "cache", progress=False)
+    assert cache.path.parent == tmp_path / "cache" and "stories_v2" in cache.path.name
+    assert json.loads(cache.path.with_suffix(".json").read_text())["tokenizer_name"] == (
+        "stories/v2")
 
 
 def test_cache_is_reused_when_inputs_match(toy_tokenizer, tmp_path, monkeypatch):

@@ -13,6 +13,7 @@ import itertools
 import json
 import math
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,7 +117,9 @@ def build_token_cache(
         "texts_sha256": fingerprint.sha256,
     }
     key = hashlib.sha256(json.dumps(key_fields, sort_keys=True).encode()).hexdigest()[:16]
-    bin_path = cache_dir / f"{name}-{tokenizer.name}-{key}.bin"
+    # the names only label the file (the key identifies it): keep them to safe characters
+    label = re.sub(r"[^A-Za-z0-9._-]", "_", f"{name}-{tokenizer.name}")
+    bin_path = cache_dir / f"{label}-{key}.bin"
 
     existing = _open_if_valid(bin_path, key_fields)
     if existing is not None:
