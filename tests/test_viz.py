@@ -391,6 +391,10 @@ def test_gradient_norm_plot_marks_clipped_steps():
         viz.plot_gradient_norms(range(4), {"short": [1.0, 2.0]}, threshold=1.0)
     with pytest.raises(ValueError, match="threshold"):
         viz.plot_gradient_norms(range(4), norms, threshold=0)
+    many = {f"seed {seed}": [1.0, 2.0, 0.5, 0.1] for seed in range(12)}  # past tab10's ten
+    lines = viz.plot_gradient_norms(range(4), many, threshold=1.0).axes[0].lines
+    runs = [line for line in lines if line.get_label().startswith("seed")]
+    assert len(runs) == 24 and len({line.get_color() for line in runs}) == 10
 
 
 def test_training_records_are_validated():
@@ -625,6 +629,10 @@ def test_plot_roofline_places_each_workload_on_the_roof():
     with pytest.raises(ValueError, match="not among"):
         viz.plot_roofline(workloads, peak_flops=1e11, bandwidth=1e10, title="x",
                           measured={"prefill": 1.0})
+    for flops, moved in ((1e6, 0), (0, 1e6), (float("nan"), 1e6)):
+        with pytest.raises(ValueError, match="must be a positive finite number"):
+            Workload("empty", flops=flops, bytes=moved)
+    assert Workload("numpy", flops=np.int64(4), bytes=np.float32(2.0)).intensity == 2.0
 
 
 def test_equal_time_runs_plot_one_line_and_star_per_run_labelled_once_per_optimizer():

@@ -135,6 +135,9 @@ def test_rope_explorer_follows_position_and_pair(capsys):
     assert from_config.controls["position"].max == config.max_seq_len - 1
     with pytest.raises(ValueError, match="pair=8"):
         widgets.RopeExplorer(head_dim=16, pair=8)
+    short = widgets.RopeExplorer.from_config(ModelConfig.from_preset("tiny", max_seq_len=6),
+                                             dpi=DPI)  # the default position 8 is past the end
+    assert short.controls["position"].value == short.controls["position"].max == 5
 
 
 # --------------------------------------------------------------------------- sampling

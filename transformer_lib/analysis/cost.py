@@ -16,6 +16,8 @@ decoding is memory-bound on any hardware; a batch of B tokens shares one read.
 
 from __future__ import annotations
 
+import math
+import numbers
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,6 +81,14 @@ class Workload:
     name: str
     flops: float
     bytes: float
+
+    def __post_init__(self) -> None:
+        for field in ("flops", "bytes"):  # a roofline is log-log: both must be positive
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+                    or not 0 < value < math.inf:
+                raise ValueError(f"Workload {self.name!r}: {field}={value!r} must be a positive "
+                                 f"finite number (per token)")
 
     @property
     def intensity(self) -> float:

@@ -282,6 +282,7 @@ class RopeExplorer(Explorer):
     def from_config(cls, config, **kwargs) -> RopeExplorer:
         """An explorer for a model config's head dimension, RoPE base and context."""
         kwargs.setdefault("max_position", min(config.max_seq_len - 1, 128))
+        kwargs.setdefault("position", min(8, kwargs["max_position"]))
         return cls(head_dim=config.head_dim, theta=config.rope_theta, **kwargs)
 
     def draw(self) -> Figure:

@@ -149,6 +149,12 @@ def training_rows(stories: Sequence[str], tokenizer, seq_len: int, *,
     its words are arbitrary), 1 for each story token, and ``word_weight`` for a token that
     starts one of the header's words in the story (" ball", " Ball" or "Ball"), where the
     model has to look back at the header. Rows come in a fixed, shuffled order.
+
+    The weighted tokens are found by id, not by word: where a word's first token also starts
+    other words (" kind" in " kindly", or a one-letter piece), those get the weight too; about
+    a tenth of the weighted tokens with the book's tokenizer. With a sentencepiece tokenizer
+    (llama2.c's), whose words start with a lone space piece, every such space would be
+    weighted: the recipe is meant for byte-level BPEs like the book's.
     """
     require_int("seq_len", seq_len, 1)
     require_int("swapped_copies", swapped_copies, 0)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter, FuncFormatter
 
@@ -159,7 +158,7 @@ def plot_gradient_norms(x, norms: Mapping[str, Sequence[float]], threshold: floa
         values = np.asarray(values, dtype=np.float64)
         if values.shape != x.shape:
             raise ValueError(f"run {label!r} has {values.shape[0]} norms but x has {x.shape[0]}")
-        colour = colormaps["tab10"].colors[index]
+        colour = f"C{index % 10}"  # the default cycle (tab10), repeated after ten runs
         ax.plot(x, values, color=colour, linewidth=1, label=label)
         over = values > threshold
         ax.plot(x[over], values[over], color=colour, marker="x", linestyle="none",
