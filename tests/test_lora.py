@@ -239,6 +239,26 @@ def test_adapter_file_round_trip_is_small_and_checks_the_shape(tmp_path):
         load_adapter(tmp_path / "junk.safetensors", base_model())
 
 
+def test_adapters_are_not_loaded_into_a_merged_model(tmp_path):
+    """Loading would replace A and B while the old correction stays in the weight: the logits
+    would be neither adapter's, and unmerging would then corrupt the base for good."""
+    config = LoRAConfig(rank=2, alpha=4.0, targets=("q", "v"))
+    model = lora_model(config)
+    save_adapter(tmp_path / "adapter.safetensors", model)
+    merge_lora(model)
+    before = {name: t.clone() for name, t in model.state_dict().items()}
+    with pytest.raises(ValueError, match="unmerge_lora"):
+        load_adapter(tmp_path / "adapter.safetensors", model)
+    assert all(torch.equal(before[name], t) for name, t in model.state_dict().items())
+
+
+def test_merged_copy_keeps_the_models_dtype():
+    model = lora_model(LoRAConfig(rank=2, alpha=4.0, targets=("q", "gate"))).to(torch.bfloat16)
+    copy = merged_copy(model)
+    assert {p.dtype for p in copy.parameters()} == {torch.bfloat16}
+    assert copy.rope_cos.dtype == torch.float32  # the tables stay float32, as in any model
+
+
 def test_merged_checkpoint_loads_as_a_plain_model(tmp_path):
     model = lora_model(LoRAConfig(rank=2, alpha=4.0, targets=("q", "gate")))
     ckpt.save_checkpoint(tmp_path / "run", merged_copy(model), step=7, meta={})

@@ -83,6 +83,20 @@ def test_attention_maps_match_the_forward_pass(tiny_model):
         assert torch.all(weights.triu(diagonal=1) == 0)
 
 
+def test_attention_maps_of_a_model_in_training_mode_are_its_eval_maps(tiny_config):
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    model = Transformer(replace(tiny_config, dropout=0.3))  # a fresh model trains: dropout on
+    ids = torch.randint(0, tiny_config.vocab_size, (2, 12))
+    first, again = model.attention_maps(ids), model.attention_maps(ids)
+    assert model.training  # the mode is restored
+    model.eval()
+    for a, b, c in zip(first, again, model.attention_maps(ids), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+        torch.testing.assert_close(a, c, rtol=0, atol=0)
+
+
 def test_cached_chunks_match_a_full_forward(tiny_model):
     ids = torch.randint(0, 512, (2, 30))
     full = tiny_model(ids)

@@ -208,10 +208,11 @@ def trainable_parameters(model: nn.Module) -> int:
 def merged_copy(model: Transformer) -> Transformer:
     """A plain ``Transformer`` whose weights are the base weights plus every s * B A.
 
-    The LoRA model is left as it was; the copy has every parameter trainable, like a fresh
-    model, and saves and loads with the ordinary checkpoint code.
+    The LoRA model is left as it was; the copy has its device and dtype, every parameter
+    trainable, like a fresh model, and saves and loads with the ordinary checkpoint code.
     """
-    plain = Transformer(model.config).to(model.embed_tokens.weight.device)
+    weight = model.embed_tokens.weight
+    plain = Transformer(model.config).to(device=weight.device, dtype=weight.dtype)
     state = {}
     layers = lora_layers(model)
     with torch.no_grad():
@@ -265,6 +266,9 @@ def load_adapter(path: str | os.PathLike, model: Transformer) -> Transformer:
     if saved_shape != model.config:
         raise ValueError(f"{path} adapts a model of another shape: {saved_shape} vs the given "
                          f"{model.config}; load the base model it was trained on")
+    if any(layer.merged for layer in lora_layers(model).values()):
+        raise ValueError("unmerge_lora(model) before loading adapters: the merged weights hold "
+                         "the current adapters, which new ones would not replace")
     if lora_layers(model):
         if lora_config_of(model) != config:
             raise ValueError(f"the model's LoRA config {lora_config_of(model)} differs from the "

@@ -256,14 +256,16 @@ class Transformer(nn.Module):
 
     @torch.no_grad()
     def attention_maps(self, input_ids: torch.Tensor) -> list[torch.Tensor]:
-        """Attention weights of every layer, each (B, num_heads, T, T), via the explicit path."""
+        """Attention weights of every layer, each (B, num_heads, T, T), via the explicit path,
+        in eval mode (dropout off, so the maps are the model's, the same at every call)."""
         self.check_input_ids(input_ids, 0)
-        x, cos, sin = self.embed(input_ids, 0)
-        values = self.value_inputs(x, input_ids)
-        maps = []
-        for layer in self.layers:
-            x, weights = layer.forward_with_weights(x, cos, sin, None, *values)
-            maps.append(weights.float())
+        with eval_mode(self):
+            x, cos, sin = self.embed(input_ids, 0)
+            values = self.value_inputs(x, input_ids)
+            maps = []
+            for layer in self.layers:
+                x, weights = layer.forward_with_weights(x, cos, sin, None, *values)
+                maps.append(weights.float())
         return maps
 
     def make_caches(self, batch_size: int, max_seq_len: int | None = None) -> nn.ModuleList:
