@@ -174,6 +174,23 @@ def test_a_tied_model_saved_by_transformers_loads_without_its_head(tmp_path):
         from_hf_state_dict(state, hf.config)
 
 
+def test_rotary_frequency_buffers_of_older_checkpoints_are_checked_and_skipped():
+    """Llama checkpoints saved by transformers before 4.31 hold each layer's inv_freq."""
+    hf = random_llama(2, False, seed=3)
+    head_dim = hf.config.hidden_size // hf.config.num_attention_heads
+    frequencies = 1.0 / 500.0 ** (torch.arange(0, head_dim, 2).double() / head_dim)
+    state = dict(hf.state_dict())
+    for layer in range(hf.config.num_hidden_layers):
+        state[f"model.layers.{layer}.self_attn.rotary_emb.inv_freq"] = frequencies.float()
+    ids = torch.randint(0, 128, (1, 20))
+    with torch.no_grad():
+        torch.testing.assert_close(from_hf_state_dict(state, hf.config)(ids), hf(ids).logits,
+                                   atol=1e-5, rtol=0)
+    state["model.layers.1.self_attn.rotary_emb.inv_freq"] = frequencies.float() / 8  # scaled
+    with pytest.raises(ValueError, match="rotary frequencies other than those of rope_theta=500"):
+        from_hf_state_dict(state, hf.config)
+
+
 def test_models_that_only_look_like_llama_are_refused():
     """Mistral with a sliding window and Gemma share Llama's weight names but compute other
     logits; converting them would give a wrong model without a word."""

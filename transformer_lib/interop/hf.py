@@ -11,6 +11,7 @@ import torch
 
 from ..model.config import ModelConfig
 from ..model.lora import lora_layers
+from ..model.rope import rope_frequencies
 from ..model.transformer import Transformer
 
 __all__ = ["from_hf", "from_hf_config", "from_hf_state_dict", "to_hf", "to_hf_config",
@@ -175,6 +176,7 @@ def from_hf_state_dict(state_dict: dict[str, torch.Tensor], hf_config) -> Transf
     """
     model = Transformer(from_hf_config(hf_config))
     source = {k: v.detach().float().cpu() for k, v in state_dict.items()}
+    _drop_rotary_frequencies(source, model.config)
     if model.config.tie_embeddings and "model.embed_tokens.weight" in source:
         head = source.setdefault("lm_head.weight", source["model.embed_tokens.weight"])
         if not torch.equal(head, source["model.embed_tokens.weight"]):
@@ -183,6 +185,19 @@ def from_hf_state_dict(state_dict: dict[str, torch.Tensor], hf_config) -> Transf
                              "model.embed_tokens.weight; set tie_word_embeddings=False")
     _copy_weights(source, model, _hf_name)
     return model.eval()
+
+
+def _drop_rotary_frequencies(source: dict[str, torch.Tensor], config: ModelConfig) -> None:
+    """Remove the ``rotary_emb.inv_freq`` buffers that older transformers versions saved with
+    every layer (transformers itself ignores them), once they agree with the config's
+    rope_theta: frequencies that do not (a scaled RoPE) would give a model with other logits."""
+    expected = rope_frequencies(config.head_dim, config.rope_theta)
+    for name in [name for name in source if name.endswith("rotary_emb.inv_freq")]:
+        saved = source.pop(name)
+        if saved.shape != expected.shape or not torch.allclose(saved, expected, rtol=1e-5):
+            raise ValueError(f"{name} holds rotary frequencies other than those of "
+                             f"rope_theta={config.rope_theta:g} (a scaled RoPE?), which "
+                             f"transformer_lib does not support")
 
 
 def to_hf(model: Transformer, tokenizer=None):
