@@ -327,6 +327,9 @@ def test_decoding_weights_are_kept_until_a_parameter_changes(tiny_model):
     second = _decoding_weights_of(model)
     assert second is not first
     torch.testing.assert_close(second[3][1][5], 2 * first[3][1][5])  # layer 1's down, (F, C)
+    third = _decoding_weights_of(model)
+    model.layers[0].self_attn.q_proj.weight.data.add_(1.0)  # through .data: no version bump
+    assert _decoding_weights_of(model) is not third
     model.to(torch.float64)
     assert _decoding_weights_of(model)[2].dtype == torch.float64
     fresh = decoding_weights(model)
@@ -388,6 +391,24 @@ def test_compiled_decoding_refuses_beams_and_no_cache(tiny_model):
     for kwargs in (dict(num_beams=2), dict(use_cache=False)):
         with pytest.raises(ValueError, match="compile=True"):
             generate(tiny_model, torch.tensor([1, 2]), 3, compile=True, **kwargs)
+    with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(ValueError,
+                                                                     match="outside torch.autocast"):
+        generate(tiny_model, torch.tensor([1, 2]), 3, compile=True)
+
+
+def test_compiled_decoding_of_one_token_compiles_nothing(monkeypatch):
+    """The first new token comes from the eager prompt pass; only later ones need the step,
+    whose build also failed for a context of two positions."""
+    from transformer_lib.model import generation
+
+    monkeypatch.setattr(generation, "_step_function",
+                        lambda *args: pytest.fail("built a step that no token needs"))
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig(vocab_size=32, d_model=16, num_layers=1, num_heads=2,
+                                    max_seq_len=2)).eval()
+    prompt = torch.tensor([[1]])
+    assert torch.equal(generate(model, prompt, 1, temperature=0, compile=True),
+                       generate(model, prompt, 1, temperature=0))
 
 
 def test_importing_generation_does_not_load_the_compiler():

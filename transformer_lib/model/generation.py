@@ -151,7 +151,9 @@ def generate(model, prompt_ids, max_new_tokens: int, temperature: float = 1.0,
 
     ``compile=True`` decodes with one compiled step function over a static KV cache (see
     :func:`_compiled_loop`): the first call per model and batch size compiles (seconds to a
-    minute), later ones reuse it. Greedy tokens equal the eager path's; not with beam search.
+    minute), later ones reuse it. Greedy tokens equal the eager path's for a float32 or
+    float64 model; a bfloat16 model's step rounds in another order, so where two tokens are
+    within its rounding the choice can differ. Not with beam search, nor inside autocast.
     """
     device = model.embed_tokens.weight.device
     squeeze = False
@@ -168,6 +170,10 @@ def generate(model, prompt_ids, max_new_tokens: int, temperature: float = 1.0,
     if compile and (num_beams > 1 or not use_cache):
         raise ValueError("compile=True decodes one token at a time with a static KV cache: it "
                          "needs use_cache=True and num_beams=1")
+    if compile and torch.is_autocast_enabled(device.type):
+        raise ValueError("compile=True decodes in the model's own dtype, which autocast does not "
+                         "reach inside the compiled step: call generate outside torch.autocast, "
+                         "on a model converted with .to(torch.bfloat16) if that is the aim")
     if prompt_ids.shape[-1] == 0:
         raise ValueError("the prompt is empty; give at least one token (e.g. the end-of-text id)")
     total = prompt_ids.shape[1] + max_new_tokens
@@ -398,11 +404,16 @@ def decoding_weights(model) -> tuple:
 
 def _decoding_weights_of(model) -> tuple:
     """:func:`decoding_weights` of ``model``, kept on the model and remade once a parameter
-    changes: an in-place update bumps its version counter, ``.to()`` gives it new storage, and
-    a replaced parameter is a new object. Preparing them copies every weight, a noticeable part
+    changes: an in-place update bumps its version counter (and changes its sum, which also
+    catches a write through ``.data``), ``.to()`` gives it new storage, and a replaced
+    parameter is a new object. Preparing them copies every weight, a noticeable part
     of a short request's time (benchmarks/RESULTS.md), so calls reuse it; the price is that
     copy's memory while the model lives."""
-    key = tuple((id(p), p.data_ptr(), p._version, p.dtype, p.device) for p in model.parameters())
+    parameters = list(model.parameters())
+    key = tuple((id(p), p.data_ptr(), p._version, p.dtype, p.device) for p in parameters)
+    # Writes through .data (older EMA or averaging code) leave the version counter alone: a sum
+    # of each parameter (one read of the weights, far cheaper than the copies) catches them.
+    key += (torch.stack([p.detach().sum(dtype=torch.float64) for p in parameters]).tolist(),)
     kept = model.__dict__.get("_decoding_weights")
     if kept is not None and kept[0] == key:
         return kept[1]
@@ -609,7 +620,7 @@ def _compiled_loop(model, prompt, max_new_tokens, total, choose, eos_id,
                                torch.arange(T, device=prompt.device), caches, *tables,
                                span=torch.empty(T, device=prompt.device))
     position = torch.tensor([T], device=prompt.device)  # (1,), advanced in place
-    step = _step_function(model, weights, caches, tables)
+    step = None  # built when first needed: a request of one new token compiles nothing
     end = T
     for index in range(max_new_tokens):
         next_token = choose(logits)
@@ -621,6 +632,8 @@ def _compiled_loop(model, prompt, max_new_tokens, total, choose, eos_id,
         if eos_id is not None and bool(finished.all()):
             break
         if index < max_new_tokens - 1:
+            if step is None:
+                step = _step_function(model, weights, caches, tables)
             # The new token as its own (B, 1) tensor: a view into `tokens` would move its
             # storage offset every step, which the compiled graph would have to guard on.
             logits = step(next_token.view(B, 1), position, end)  # attends over `end` positions
