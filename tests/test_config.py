@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from transformer_lib import PRESETS, ModelConfig, SOTAConfig, SOTATransformer, Transformer
 from transformer_lib.model import parameter_counts
@@ -87,6 +88,12 @@ def test_original_design_names_still_work():
         (dict(ffn_multiple_of=-64), ValueError, "ffn_multiple_of=-64"),
         (dict(logit_softcap=float("inf")), ValueError, "logit_softcap=inf"),
         (dict(logit_softcap=float("nan")), ValueError, "logit_softcap=nan"),
+        (dict(norm_eps=float("inf")), ValueError, "norm_eps=inf"),  # every logit alike
+        (dict(rope_theta=True), TypeError, "rope_theta=True"),  # not theta = 1
+        (dict(logit_softcap=True), TypeError, "logit_softcap=True"),
+        (dict(rope_theta="10000"), TypeError, "rope_theta='10000'"),
+        (dict(rope_theta=torch.tensor(1e4)), TypeError, "rope_theta=tensor"),  # json cannot save it
+        (dict(dropout=None), TypeError, "dropout=None"),
     ],
 )
 def test_bad_config_names_the_field(kwargs, error, words):

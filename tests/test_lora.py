@@ -191,10 +191,13 @@ def test_dropout_acts_on_the_adapter_path_only_in_training():
 def test_config_validation_and_target_order():
     assert LoRAConfig(targets=("v", "q")).targets == ("q", "v")
     assert set(TARGETS) == set(ATTENTION_AND_FFN)
-    for bad in (dict(rank=0), dict(alpha=0), dict(dropout=1.0), dict(targets=("q", "lm_head")),
+    for bad in (dict(rank=0), dict(alpha=0), dict(alpha=float("inf")), dict(alpha=True),
+                dict(dropout=1.0), dict(dropout=None), dict(targets=("q", "lm_head")),
                 dict(targets=())):
         with pytest.raises(ValueError):
             LoRAConfig(**bad)
+    with pytest.raises(TypeError, match="got the string 'qv'"):
+        LoRAConfig(targets="qv")
     assert LoRAConfig.from_dict(LoRAConfig(rank=3).to_dict()) == LoRAConfig(rank=3)
     model = add_lora(base_model(), LoRAConfig())
     with pytest.raises(ValueError, match="already has LoRA"):

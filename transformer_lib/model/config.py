@@ -87,19 +87,17 @@ class ModelConfig:
                 f"of dimensions (and the model builds its tables whatever positions it uses), so "
                 f"choose d_model and num_heads giving an even head dimension"
             )
-        if not self.rope_theta > 0:
-            raise ValueError(f"rope_theta={self.rope_theta} must be positive (Llama uses 10000)")
-        if not self.norm_eps > 0:
-            raise ValueError(f"norm_eps={self.norm_eps} must be positive (Llama uses 1e-5)")
+        _require_finite_positive("rope_theta", self.rope_theta, " (Llama uses 10000)")
+        _require_finite_positive("norm_eps", self.norm_eps, " (Llama uses 1e-5)")
+        _require_real("dropout", self.dropout)
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout={self.dropout} must lie in [0, 1)")
         for name in ("tie_embeddings", "attention_scale", "qk_norm", "zero_init_output",
                      "value_embeddings", "value_residual"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name}={getattr(self, name)!r} must be True or False")
-        if self.logit_softcap is not None and not 0 < self.logit_softcap < math.inf:
-            raise ValueError(f"logit_softcap={self.logit_softcap} must be a finite positive "
-                             f"number, or None for no cap")
+        if self.logit_softcap is not None:
+            _require_finite_positive("logit_softcap", self.logit_softcap, ", or None for no cap")
 
     @property
     def head_dim(self) -> int:
@@ -162,6 +160,19 @@ def _as_python_numbers(config: ModelConfig) -> None:
 
 def _require_positive_int(name: str, value) -> None:
     require_int(name, value, 1)
+
+
+def _require_real(name: str, value) -> None:
+    """A Python or numpy real number: not a bool, a string or a tensor (which json cannot
+    save)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}={value!r} must be a number, got {type(value).__name__}")
+
+
+def _require_finite_positive(name: str, value, why: str = "") -> None:
+    _require_real(name, value)
+    if not 0 < value < math.inf:  # also refuses NaN
+        raise ValueError(f"{name}={value} must be a finite positive number{why}")
 
 
 PRESETS: dict[str, dict] = {
