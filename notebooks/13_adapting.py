@@ -75,10 +75,10 @@ assert 1000 < len(task_train) < len(train)
 
 # %% [markdown]
 # The score uses 200 **held-out** triples: drawn the same way from the validation stories,
-# leaving out any triple that heads a training story. For each, the model writes one story
-# (sampled at temperature 0.8, up to 240 tokens, which with the prompt fills the model's 256
-# positions, with a fixed seed), and the story counts if it uses all three words as whole words
-# ("trees" is not "tree").
+# leaving out any triple that heads a training text (the swapped copies below included). For
+# each, the model writes one story (sampled at temperature 0.8, up to 240 tokens, which with the
+# prompt fills the model's 256 positions, with a fixed seed), and the story counts if it uses
+# all three words as whole words ("trees" is not "tree").
 
 # %%
 triples = tasks.held_out_triples(validation, train)
@@ -90,10 +90,11 @@ print(tasks.plain_prompt(triples[0]))
 assert len(triples) == 200 and [list(t) for t in triples] == results["triples"]
 
 # %% [markdown]
-# How does the stored model do? Given only the header it has never seen, it writes some story;
-# given a plain story opening that mentions the words, it does no better: it continues text,
-# it does not follow requests. (The stored scores were measured by the results script;
-# sampled stories depend on the CPU's rounding, so they are not recomputed here.)
+# How does the stored model do? Given only the header it has never seen, it writes some story,
+# which used all three words in none of 200 tries; given a plain story opening that mentions
+# the words, in one: it continues text, it does not follow requests. (The stored scores were
+# measured by the results script; sampled stories depend on the CPU's rounding, so they are not
+# recomputed here.)
 
 # %%
 for name, label in (("base_header", "header only"), ("base_plain", "plain prompt")):
@@ -125,7 +126,7 @@ print(f"full fine-tuning on headed stories: score {plain['score']:.3f} "
 assert plain["score"] < 0.02
 
 # %% [markdown]
-# It did not learn the task: one story in 200 uses all three words, as for the base model. Two
+# It did not learn the task: not one story in 200 uses all three words, as for the base model. Two
 # reasons, both about the signal the loss gives:
 #
 # - **The model already knows these stories.** Pretraining read each training story about 9
@@ -196,8 +197,8 @@ assert runs["full_swaps"]["score"] < 0.05
 assert runs["full"]["score"] > 10 * runs["full_plain"]["score"]
 
 # %% [markdown]
-# The recipe takes the score from one story in 200 to more than half (110 of 200). The swaps
-# without the weighting did almost nothing (four stories in 200): both changes are needed. The
+# The recipe takes the score from none of 200 stories to about half (102 of 200). The swaps
+# without the weighting did almost nothing (one story in 200): both changes are needed. The
 # swaps make the header the only source of those words, and the weights make those few tokens a
 # large enough part of the loss to learn from in 300 steps. Half is still far from every story,
 # for a 1M-parameter model that must decide, while telling a story, to bring three given words
@@ -307,10 +308,10 @@ assert min(runs["lora_r1"]["score"], runs["lora_r8"]["score"]) > 5 * runs["full_
 viz.plot_adaptation_results({labels[name]: runs[name] for name in labels})
 
 # %% [markdown]
-# Read it from left to right. **Score**: with the recipe, full fine-tuning wrote 110 stories of
-# 200 that use all three words; LoRA wrote 22 at rank 1 and 76 at rank 8. Here the rank
-# matters: eight dimensions of correction per matrix bought three and a half times the score of
-# one. Every one of them is far above the obvious fine-tuning's one story.
+# Read it from left to right. **Score**: with the recipe, full fine-tuning wrote 102 stories of
+# 200 that use all three words; LoRA wrote 17 at rank 1 and 69 at rank 8. Here the rank
+# matters: eight dimensions of correction per matrix bought four times the score of one. Every
+# one of them is far above the obvious fine-tuning's none.
 # **Cost**: LoRA at rank 1 trains under one percent of the weights and stores them in a file of
 # about 45 KB, while full fine-tuning needs a whole new copy of the model (and AdamW's two
 # moments for every weight while it trains); the minutes are about the same here, because a
