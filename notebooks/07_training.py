@@ -774,7 +774,7 @@ stored_train_losses = [r["loss"] for r in stored_meta["history"] if r["kind"] ==
 late_train_loss = sum(stored_train_losses[-10:]) / 10
 print(f"{stored_meta['tokens_seen']:,} training tokens over {train_cache.n_targets:,} in the cache: "
       f"{stored_passes:.1f} passes")
-print(f"last 100 steps: training loss {late_train_loss:.2f} nats/token; validation "
+print(f"last 100 steps (every 10th): training loss {late_train_loss:.2f} nats/token; validation "
       f"{stored_meta['validation']['loss']:.2f} on every validation token")
 viz.plot_training_curves(stored_meta["history"], title="The stored model's run, from its record")
 
@@ -844,12 +844,12 @@ sweep = book.stored_weight_decay_sweep()
 print(f"{sweep['meta']['command']}  ({sweep['meta']['cpu']}, torch {sweep['meta']['torch']})")
 for run in sweep["runs"]:
     print(f"weight decay {run['weight_decay']:>3}: validation {run['val_bpb']:.3f} bits/byte; "
-          f"loss {run['late_train_loss']:.2f} training (last 100 steps), "
+          f"loss {run['late_train_loss']:.2f} training (last 100 steps, every 10th), "
           f"{run['val_loss']:.2f} validation nats/token; gap {run['val_loss'] - run['late_train_loss']:.2f}")
 
 # %%
 decays = [run["weight_decay"] for run in sweep["runs"]]
-viz.plot_lines(decays, {"training loss (last 100 steps)": [r["late_train_loss"] for r in sweep["runs"]],
+viz.plot_lines(decays, {"training loss (last 100 steps, every 10th)": [r["late_train_loss"] for r in sweep["runs"]],
                         "validation loss": [r["val_loss"] for r in sweep["runs"]]},
                title="The training command's recipe at four weight decays (600 steps, seed 0)",
                xlabel="weight decay (log scale)", ylabel="loss (nats per token)", logx=True,
