@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     torch.set_num_threads(args.threads)
     train, validation = book_stories("train"), book_stories("validation")
-    triples = tasks.held_out_triples(validation, train)
+    triples = tasks.held_out_triples(validation, train, swapped_copies=SWAPPED_COPIES)
     stored = book.stored_model()
     tokenizer = stored.tokenizer
     byte_lengths = token_byte_lengths(tokenizer)

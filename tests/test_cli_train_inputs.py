@@ -108,7 +108,7 @@ def test_a_kept_tokenizer_that_differs_from_the_flags_is_refused(train, corpus, 
     other = train_tokenizer([corpus.joinpath("train.txt").read_text()[:20000]], 280,
                             name="bpe-280")
     other.save(out / ckpt.TOKENIZER)  # what an attempt killed before its first save leaves
-    assert "has 280 ids but --vocab-size is 300" in error_of(
+    assert "has 280 ids but this run asks for 300 (--vocab-size)" in error_of(
         capsys, lambda: train("--out", str(out)))
     given = tmp_path / "given.json"
     train_tokenizer([corpus.joinpath("train.txt").read_text()[:20000]], 300).save(given)

@@ -336,6 +336,10 @@ def test_decoding_weights_are_kept_until_a_parameter_changes(tiny_model):
     for kept, made in zip(torch.utils._pytree.tree_leaves(_decoding_weights_of(model)),
                           torch.utils._pytree.tree_leaves(fresh), strict=True):
         assert kept is made is None or torch.equal(kept, made)  # None: no QK-norm gains
+    with torch.no_grad():
+        model.layers[0].mlp.up_proj.weight[0, 0] = float("nan")
+    with_nan = _decoding_weights_of(model)
+    assert _decoding_weights_of(model) is with_nan  # NaN != NaN must not defeat the reuse
 
 
 @pytest.mark.parametrize("variant", [{"norm": "layer"}, {"positions": "learned"},

@@ -186,6 +186,11 @@ def test_rotary_frequency_buffers_of_older_checkpoints_are_checked_and_skipped()
     with torch.no_grad():
         torch.testing.assert_close(from_hf_state_dict(state, hf.config)(ids), hf(ids).logits,
                                    atol=1e-5, rtol=0)
+        for dtype in (torch.float16, torch.bfloat16):  # saved in a half-precision checkpoint's
+            rounded = {name: (frequencies.to(dtype) if name.endswith("inv_freq") else tensor)
+                       for name, tensor in state.items()}
+            torch.testing.assert_close(from_hf_state_dict(rounded, hf.config)(ids),
+                                       hf(ids).logits, atol=1e-5, rtol=0)
     state["model.layers.1.self_attn.rotary_emb.inv_freq"] = frequencies.float() / 8  # scaled
     with pytest.raises(ValueError, match="rotary frequencies other than those of rope_theta=500"):
         from_hf_state_dict(state, hf.config)

@@ -5,6 +5,7 @@ the adapters' initial values are copied from ours into peft's (B set non-zero fi
 adapters change the output), never the other way round.
 """
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -191,13 +192,17 @@ def test_dropout_acts_on_the_adapter_path_only_in_training():
 def test_config_validation_and_target_order():
     assert LoRAConfig(targets=("v", "q")).targets == ("q", "v")
     assert set(TARGETS) == set(ATTENTION_AND_FFN)
-    for bad in (dict(rank=0), dict(alpha=0), dict(alpha=float("inf")), dict(alpha=True),
-                dict(dropout=1.0), dict(dropout=None), dict(targets=("q", "lm_head")),
-                dict(targets=())):
+    for bad in (dict(rank=0), dict(alpha=0), dict(alpha=float("inf")), dict(dropout=1.0),
+                dict(targets=("q", "lm_head")), dict(targets=())):
         with pytest.raises(ValueError):
+            LoRAConfig(**bad)
+    for bad in (dict(alpha=True), dict(dropout=None), dict(alpha="16")):
+        with pytest.raises(TypeError, match="must be a number"):
             LoRAConfig(**bad)
     with pytest.raises(TypeError, match="got the string 'qv'"):
         LoRAConfig(targets="qv")
+    from_numpy = LoRAConfig(alpha=np.float32(2.0), dropout=np.float64(0.1))
+    assert type(from_numpy.alpha) is float and from_numpy.to_dict()["alpha"] == 2.0
     assert LoRAConfig.from_dict(LoRAConfig(rank=3).to_dict()) == LoRAConfig(rank=3)
     model = add_lora(base_model(), LoRAConfig())
     with pytest.raises(ValueError, match="already has LoRA"):

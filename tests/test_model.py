@@ -241,10 +241,10 @@ def test_checked_ids_skip_the_range_check(tiny_model, monkeypatch):
         tiny_model.check_input_ids(torch.tensor([[1, 512]]))
 
 
-def test_bench_flops_estimate_counts_matmul_weights_and_attention():
+def test_training_flops_estimate_counts_matmul_weights_and_attention():
     """6N + 12LTC (PaLM appendix B, nanoGPT): N from the model's own matrices; the attention
     term counted here from the two weightless matmuls, forward and backward."""
-    from transformer_lib.cli.bench import training_flops_per_token
+    from transformer_lib.analysis.cost import training_flops_per_token
 
     config = ModelConfig.from_preset("stories15M")
     n = sum(p.numel() for name, p in Transformer(config).named_parameters()

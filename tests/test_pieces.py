@@ -68,6 +68,38 @@ def test_keep_and_load_round_trip(tmp_path, capsys):
                                       if name not in ("rms_norm", "swiglu")]
 
 
+USES_A_HELPER = '''
+def _mean_square(x):
+    return x.pow(2).mean(-1, keepdim=True)
+
+
+def rms_norm(x, weight, eps):
+    x32 = x.float()
+    return (x32 * torch.rsqrt(_mean_square(x32) + eps)).to(x.dtype) * weight
+'''
+
+
+def test_a_piece_that_needs_a_name_from_outside_it_is_not_kept(tmp_path, capsys):
+    """Chapter 6 reads a piece's source alone: a helper from another cell would be missing
+    there, so the piece would fail in chapter 6 although it passed its check."""
+    folder = tmp_path / "my_pieces"
+    pieces.keep(function_from(tmp_path, USES_A_HELPER, "rms_norm"), folder)
+    out = capsys.readouterr().out
+    assert "not kept: it passes its check here, but uses a name defined outside it" in out
+    assert not (folder / "rms_norm.py").exists()
+
+
+def test_a_block_is_checked_with_the_kept_pieces_or_the_librarys(tmp_path, capsys):
+    write_pieces(tmp_path, skip=("block_forward", "model_forward"))
+    block = SOLUTIONS.split("---")[5]
+    pieces.keep(function_from(tmp_path, "import math\nimport torch.nn.functional as F\n" + block,
+                              "block_forward"), tmp_path)
+    assert "block_forward: kept in" in capsys.readouterr().out
+    other = tmp_path / "alone"
+    pieces.keep(function_from(tmp_path, block, "block_forward"), other)  # no piece kept there
+    assert "block_forward: kept in" in capsys.readouterr().out
+
+
 def test_an_unknown_piece_is_refused(tmp_path):
     def my_norm(x):
         return x

@@ -231,7 +231,8 @@ def residual_streams(model: Transformer, ids: torch.Tensor) -> list[torch.Tensor
 
 
 def logit_lens(model: Transformer, ids: torch.Tensor) -> torch.Tensor:
-    """(L + 1, B, T, V) logits read off each residual stream with the final norm and output head.
+    """(L + 1, B, T, V) logits read off each residual stream with the final norm and output head
+    (and the soft cap, for a model that has one: :meth:`Transformer.output_logits`).
 
     Entry 0 reads the embedding itself; entry L equals the model's own logits.
     """

@@ -59,8 +59,11 @@ def _check_name(name: str) -> None:
 def keep(function: Callable, folder: str | Path = PIECES_DIR) -> None:
     """Save the reader's ``function`` (named as one of :data:`PIECES`) for chapter 6.
 
-    Prints one line: where it was kept, or why nothing was written: its body is still ``...``,
-    or it does not pass its exercise's check yet (a piece kept earlier then stays as it was).
+    Prints one line: where it was kept, or why nothing was written (a piece kept earlier then
+    stays as it was): its body is still ``...``; it does not pass its exercise's check yet; or
+    it passes only with a name defined outside it, which chapter 6, reading the function's
+    source alone, will not have. The check runs on the function rebuilt as chapter 6 rebuilds
+    it, with the library's versions standing in for pieces not kept yet.
     """
     name = getattr(function, "__name__", None)
     _check_name(name)
@@ -68,14 +71,38 @@ def keep(function: Callable, folder: str | Path = PIECES_DIR) -> None:
     if is_placeholder_source(source):
         print(f"{name}: still `...`, not kept (chapter 6 uses it once you write it)")
         return
-    if not passes_its_check(function):
-        say(f"{name}: not kept, as it does not pass its check yet (the check cell says what "
-            f"differs); chapter 6 keeps what was kept before, if anything")
+    rebuilt = _rebuilt(name, source, folder)
+    if rebuilt is None or not passes_its_check(rebuilt):
+        if passes_its_check(function):
+            say(f"{name}: not kept: it passes its check here, but uses a name defined outside "
+                f"it (a helper or an import in another cell), which chapter 6, reading the "
+                f"function's source alone, will not have; move it inside the function")
+        else:
+            say(f"{name}: not kept, as it does not pass its check yet (the check cell says "
+                f"what differs); chapter 6 keeps what was kept before, if anything")
         return
     path = Path(folder) / f"{name}.py"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomically(path, source)
     print(f"{name}: kept in {path.as_posix()} for chapter 6")
+
+
+def _rebuilt(name: str, source: str, folder: str | Path) -> Callable | None:
+    """The function as chapter 6 will have it: its source alone, run in :func:`load_pieces`'
+    namespace, the library's versions standing in for earlier pieces not kept yet; None if
+    the source does not even run there."""
+    from .exercises.ch06 import library_block_output  # lazily: the exercises import this module
+
+    earlier = list(PIECES)[:list(PIECES).index(name)]
+    namespace = {"torch": torch, "math": math, "F": F, **library_pieces(),
+                 "block_forward": library_block_output}
+    namespace.update((piece, fn) for piece, fn in load_pieces(folder, earlier).items()
+                     if fn is not None)
+    try:
+        exec(compile(source, f"<your {name}>", "exec"), namespace)  # the reader's own code
+    except Exception:  # noqa: BLE001 - e.g. a decorator defined in another cell
+        return None
+    return namespace.get(name)
 
 
 def passes_its_check(function: Callable) -> bool:

@@ -21,6 +21,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from ..analysis.cost import training_flops_per_token
 from ..device import describe, keep_freed_cpu_memory, pick_device
 from ..model.config import ModelConfig
 from ..model.transformer import Transformer
@@ -51,24 +52,6 @@ def _timed(fn, device) -> float:
     fn()
     _sync(device)
     return time.perf_counter() - start
-
-
-def training_flops_per_token(config: ModelConfig, seq_len: int) -> float:
-    """Training FLOPs per token: 6 N + 12 L T C (PaLM's estimate, appendix B, as in nanoGPT).
-
-    N counts the matrices a token multiplies through (every parameter but the embedding table;
-    a tied output head still counts, as a matmul); 6 = 2 forward + 4 backward FLOPs per weight.
-    Attention adds two matmuls per layer that have no weights: a query against T keys (scores)
-    and T values against the weights, each T * C multiply-adds per token, so 2 * 2 * T * C FLOPs
-    forward; with backward at twice the forward, 12 L T C in all. Causal masking's halving is
-    ignored, as PaLM and nanoGPT do. Query heads times head size is C whatever the number of
-    key/value heads, so grouped-query attention does not change the term.
-    """
-    c = config
-    kv = c.num_kv_heads * c.head_dim
-    per_layer = 2 * c.d_model * c.d_model + 2 * c.d_model * kv + 3 * c.d_model * c.ffn_hidden_dim
-    matmul_params = c.num_layers * per_layer + c.vocab_size * c.d_model  # + the output head
-    return 6 * matmul_params + 12 * c.num_layers * seq_len * c.d_model
 
 
 def peak_matmul_flops(device: torch.device, size: int = 2048, repeats: int = 5) -> float:

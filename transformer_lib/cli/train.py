@@ -40,8 +40,10 @@ VALUE_OPTIONS = {"value_embeddings": "a learned vector per token added to each l
 
 
 def requested_vocab_size(args) -> int:
-    """The BPE vocabulary a new run trains: --vocab-size, or the preset's. (The flag's default is
-    None, so that --resume and --init-from can tell a given size from the default.)"""
+    """The BPE vocabulary a new run trains: --vocab-size, or the default preset's
+    (DEFAULT_VOCAB_SIZE, whatever --preset says: the model takes its vocabulary from the
+    tokenizer). The flag's default is None, so that
+    --resume and --init-from can tell a given size from the default."""
     return DEFAULT_VOCAB_SIZE if args.vocab_size is None else args.vocab_size
 
 
@@ -65,8 +67,9 @@ def prepare_tokenizer(run_dir: Path, data, tokenizer_arg: str | None, vocab_size
                                  f"--tokenizer to keep it")
         elif kept.vocab_size != vocab_size:
             raise SystemExit(f"error: {path} (from an earlier attempt at this run) has "
-                             f"{kept.vocab_size} ids but --vocab-size is {vocab_size}; choose "
-                             f"another --out, or pass --vocab-size {kept.vocab_size}")
+                             f"{kept.vocab_size} ids but this run asks for {vocab_size} "
+                             f"(--vocab-size); choose another --out, or pass --vocab-size "
+                             f"{kept.vocab_size}")
     if is_main and not path.exists():
         if tokenizer_arg is not None:
             load_tokenizer(tokenizer_arg).save(path)

@@ -100,7 +100,8 @@ def build_token_cache(
     batch_size: int = 1024,
     progress: bool = True,
 ) -> TokenCache:
-    """Encode texts once into ``cache_dir/{name}-{tokenizer.name}-{key}.bin``, or reuse it.
+    """Encode texts once into ``cache_dir/{name}-{tokenizer.name}-{key}.bin`` (the names with
+    characters other than letters, digits, ``.``, ``_`` and ``-`` made ``_``), or reuse it.
 
     texts is a sequence of str or a `datasets.Dataset` with a ``text`` column. The key hashes
     the tokenizer's content hash and a fingerprint of the texts, so the cache is reused exactly

@@ -190,11 +190,13 @@ def from_hf_state_dict(state_dict: dict[str, torch.Tensor], hf_config) -> Transf
 def _drop_rotary_frequencies(source: dict[str, torch.Tensor], config: ModelConfig) -> None:
     """Remove the ``rotary_emb.inv_freq`` buffers that older transformers versions saved with
     every layer (transformers itself ignores them), once they agree with the config's
-    rope_theta: frequencies that do not (a scaled RoPE) would give a model with other logits."""
+    rope_theta: frequencies that do not (a scaled RoPE) would give a model with other logits.
+    They were saved in the checkpoint's dtype, so the comparison allows bfloat16's rounding
+    (4e-3); a scaled RoPE differs by whole factors."""
     expected = rope_frequencies(config.head_dim, config.rope_theta)
     for name in [name for name in source if name.endswith("rotary_emb.inv_freq")]:
         saved = source.pop(name)
-        if saved.shape != expected.shape or not torch.allclose(saved, expected, rtol=1e-5):
+        if saved.shape != expected.shape or not torch.allclose(saved, expected, rtol=1e-2):
             raise ValueError(f"{name} holds rotary frequencies other than those of "
                              f"rope_theta={config.rope_theta:g} (a scaled RoPE?), which "
                              f"transformer_lib does not support")

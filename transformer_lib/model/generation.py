@@ -404,16 +404,19 @@ def decoding_weights(model) -> tuple:
 
 def _decoding_weights_of(model) -> tuple:
     """:func:`decoding_weights` of ``model``, kept on the model and remade once a parameter
-    changes: an in-place update bumps its version counter (and changes its sum, which also
-    catches a write through ``.data``), ``.to()`` gives it new storage, and a replaced
-    parameter is a new object. Preparing them copies every weight, a noticeable part
+    changes: an in-place update bumps its version counter (and nearly always changes its sum,
+    which also catches most writes through ``.data``), ``.to()`` gives it new storage, and a
+    replaced parameter is a new object. Preparing them copies every weight, a noticeable part
     of a short request's time (benchmarks/RESULTS.md), so calls reuse it; the price is that
     copy's memory while the model lives."""
     parameters = list(model.parameters())
     key = tuple((id(p), p.data_ptr(), p._version, p.dtype, p.device) for p in parameters)
     # Writes through .data (older EMA or averaging code) leave the version counter alone: a sum
-    # of each parameter (one read of the weights, far cheaper than the copies) catches them.
-    key += (torch.stack([p.detach().sum(dtype=torch.float64) for p in parameters]).tolist(),)
+    # of each parameter (one read of the weights, far cheaper than the copies) catches nearly
+    # all of them (not one that keeps every sum, such as a permutation). Float32 works on every
+    # device (MPS has no float64); NaN, never equal to itself, would never match.
+    sums = torch.stack([p.detach().sum(dtype=torch.float32) for p in parameters])
+    key += (sums.nan_to_num(nan=0.0).tolist(),)
     kept = model.__dict__.get("_decoding_weights")
     if kept is not None and kept[0] == key:
         return kept[1]

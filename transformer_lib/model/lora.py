@@ -24,6 +24,7 @@ import copy
 import dataclasses
 import json
 import math
+import numbers
 import os
 from dataclasses import dataclass
 
@@ -55,12 +56,15 @@ class LoRAConfig:
 
     def __post_init__(self) -> None:
         require_int("rank", self.rank, 1)
-        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) \
-                or not 0 < self.alpha < math.inf:
+        for name in ("alpha", "dropout"):  # numpy numbers become floats, as in ModelConfig
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+            object.__setattr__(self, name, float(value))
+        if not 0 < self.alpha < math.inf:
             raise ValueError(f"alpha must be a finite positive number, got {self.alpha!r}")
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) \
-                or not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be a number in [0, 1), got {self.dropout!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if isinstance(self.targets, str):  # tuple("qv") would be ("q", "v") by accident
             raise TypeError(f"targets must be a list of names such as ('q', 'v'), got the "
                             f"string {self.targets!r}")
