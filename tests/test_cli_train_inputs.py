@@ -148,6 +148,36 @@ def test_resume_refuses_flags_that_contradict_the_saved_run(train, tmp_path, cap
     assert meta["step"] == 6 and "init_from" not in meta
 
 
+def test_init_std_starts_a_new_model_from_that_draw_and_is_kept_on_resume(train, tmp_path,
+                                                                         capsys, monkeypatch):
+    from transformer_lib.model.transformer import Transformer
+
+    stds = []
+    original = Transformer.init_weights
+
+    def recording(self, std=0.02):
+        stds.append(std)
+        return original(self, std)
+
+    monkeypatch.setattr(Transformer, "init_weights", recording)
+    out = tmp_path / "run"
+    assert train("--out", str(out), "--init-std", "0.01") == 0
+    assert stds[-1] == 0.01
+    meta = json.loads((ckpt.resolve_checkpoint(out) / "meta.json").read_text())
+    assert meta["init_std"] == 0.01
+    message = error_of(capsys, lambda: train("--out", str(out), "--resume", "--init-std", "0.02",
+                                             steps=("--max-steps", "6")))
+    assert "--init-std 0.02 (the run started with 0.01)" in message
+    assert train("--out", str(out), "--resume", "--init-std", "0.01",
+                 steps=("--max-steps", "6")) == 0
+    assert json.loads((ckpt.resolve_checkpoint(out) / "meta.json").read_text())["init_std"] == 0.01
+    tuned = ["--out", str(tmp_path / "tuned"), "--init-from", str(out), "--init-std", "0.01"]
+    assert "--init-std sets how a new model starts" in error_of(capsys, lambda: train(*tuned))
+    with pytest.raises(SystemExit):  # argparse: exit status 2
+        train("--out", str(tmp_path / "bad"), "--init-std", "0")
+    assert "must be a positive number" in capsys.readouterr().err
+
+
 def test_resume_keeps_the_recorded_start_of_a_fine_tuning_run(train, tmp_path):
     assert train("--out", str(tmp_path / "base")) == 0
     tuned = ["--out", str(tmp_path / "tuned"), "--init-from", str(tmp_path / "base")]

@@ -14,7 +14,7 @@ import torch.distributed as dist
 from ..device import cpu_has_native_bf16, keep_freed_cpu_memory, pick_device, pick_precision
 from ..model.config import PRESETS, ModelConfig
 from ..model.lora import TARGETS, LoRAConfig, add_lora, trainable_parameters
-from ..model.transformer import Transformer
+from ..model.transformer import INIT_STD, Transformer
 from ..training import checkpoint as ckpt
 from ..training.metrics import byte_lengths_after_eot
 from ..training.trainer import (
@@ -27,6 +27,7 @@ from ..training.trainer import (
     check_run_dir,
     token_byte_lengths,
 )
+from . import positive_float
 
 # The model and tokenizer the command trains by default (tuned with trainer.CLI_RECIPE, which
 # holds the training defaults that differ from TrainConfig's, and why).
@@ -166,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="RMSNorm on each head's queries and keys (chapter 12)")
     model.add_argument("--zero-init-output", action="store_true",
                        help="o_proj and down_proj start at zero (chapter 12)")
+    model.add_argument("--init-std", type=positive_float, default=None,
+                       help="standard deviation of a new model's initial weights (default "
+                            "0.02, GPT-2's; benchmarks/RESULTS.md measures 0.01)")
     for name, what in VALUE_OPTIONS.items():
         model.add_argument(f"--{name.replace('_', '-')}", action=argparse.BooleanOptionalAction,
                            default=None, help=f"{what} (chapter 12; default off)")
@@ -299,9 +303,10 @@ def check_init_matches(args, init_model, tokenizer, init_tokenizer_file) -> None
     wrong = [f"--{name.replace('_', '-')} {getattr(args, name)} (the model has "
              f"{getattr(config, name)})" for name in MODEL_FLAGS + ("vocab_size",)
              if getattr(args, name) is not None and getattr(args, name) != getattr(config, name)]
-    if getattr(args, "zero_init_output", False):
-        raise SystemExit("error: --zero-init-output sets how a new model starts; a model from "
-                         "--init-from already has its weights: drop the flag")
+    for flag in ("zero_init_output", "init_std"):
+        if getattr(args, flag, None) not in (None, False):
+            raise SystemExit(f"error: --{flag.replace('_', '-')} sets how a new model starts; a "
+                             f"model from --init-from already has its weights: drop the flag")
     if getattr(args, "qk_norm", False) and not config.qk_norm:
         wrong.append("--qk-norm (the model has no query/key norms)")
     for name in VALUE_OPTIONS:
@@ -358,6 +363,9 @@ def resume_conflicts(args, meta: dict, checkpoint_dir: Path) -> list[str]:
         if asked is not None and asked != config.get(name, False):
             wrong.append(("--" if asked else "--no-") + name.replace("_", "-")
                          + f" (the run has {name}={config.get(name, False)})")
+    started_with = meta.get("init_std", INIT_STD)
+    if args.init_std is not None and args.init_std != started_with:
+        wrong.append(f"--init-std {args.init_std:g} (the run started with {started_with:g})")
     if args.lora_rank is not None:
         asked = lora_config_from_args(args).to_dict()
         if asked != meta.get("lora"):
@@ -510,6 +518,11 @@ def _prepare_run(args, run_dir: Path, device, world: int, is_main: bool):
         add_lora(model, lora_config)
     if init_model is not None:  # recorded only where those weights really were the start
         init_meta = {"init_from": str(args.init_from)}
+    elif saved_checkpoint is None and args.init_std is not None:
+        model.init_weights(std=args.init_std)  # a second draw from the seeded generator
+        init_meta = {"init_std": args.init_std}
+    elif saved_checkpoint is not None and "init_std" in saved_meta:
+        init_meta = {**init_meta, "init_std": saved_meta["init_std"]}
     trainer = Trainer(model, train_cache.tokens, val_cache.tokens, train_config,
                       token_byte_lengths(tokenizer), run_dir=run_dir,
                       tokenizer_file=tokenizer_file, progress=not args.no_progress,

@@ -41,6 +41,9 @@ def sinusoidal_positions(max_seq_len: int, d_model: int, base: float = 10000.0) 
     return table.float()
 
 
+INIT_STD = 0.02  # the initial weights' standard deviation: GPT-2's
+
+
 @contextmanager
 def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
     """Run a block with ``module`` in eval mode (dropout off), then restore every submodule's
@@ -113,7 +116,7 @@ class Transformer(nn.Module):
         self._rebuild_rope_tables()
         return self
 
-    def init_weights(self, std: float = 0.02) -> None:
+    def init_weights(self, std: float = INIT_STD) -> None:
         """Normal(0, std) weights; the two projections that write into the residual stream get
         std / sqrt(2 * num_layers) (GPT-2's scaled init), so the stream's variance does not grow
         with depth at initialisation."""
