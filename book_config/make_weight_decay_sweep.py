@@ -7,10 +7,11 @@ Usage, from the repository root on an idle machine (about 4 minutes a value on 2
 Each run is ``tlib-train --data $TINYSTORIES_PATH --max-steps 600 --precision fp32 --seed 0
 --optimizer adamw --batch-size 16 --schedule cosine --weight-decay WD``: the command line's
 recipe as it was when 1.0 was chosen (AdamW, batches of 16 under the cosine; new models have
-trained with Muon, batches of 8 and the warm-up/stable/decay schedule since), with a fixed number of steps rather
-than minutes, so that every value gets the same steps, data order and initialisation and the only
-difference is the decay (a paired comparison). It records, per value, the last evaluation's
-validation bits per byte and loss and the mean training loss of the last 100 steps, and writes
+trained with Muon, batches of 8 and the warm-up/stable/decay schedule since), with a fixed
+number of steps rather than minutes, so that every value gets the same steps, data order and
+initialisation and the only difference is the decay (a paired comparison). It records, per
+value, the last evaluation's validation bits per byte and loss and the mean of the training
+losses logged in the last 100 steps (every 10th step), and writes
 ``transformer_lib/assets/weight_decay_sweep.json`` with the command and machine.
 """
 

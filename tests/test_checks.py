@@ -26,7 +26,7 @@ def test_require_int_refuses_a_value_below_the_minimum_naming_it():
 
 def test_require_positive_number():
     assert require_positive_number("theta", 10000) == 10000.0
-    for bad in (0, -1.0, float("nan")):
+    for bad in (0, -1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="theta"):
             require_positive_number("theta", bad)
     with pytest.raises(TypeError, match="theta must be a number"):

@@ -89,11 +89,12 @@ def test_original_design_names_still_work():
         (dict(logit_softcap=float("inf")), ValueError, "logit_softcap=inf"),
         (dict(logit_softcap=float("nan")), ValueError, "logit_softcap=nan"),
         (dict(norm_eps=float("inf")), ValueError, "norm_eps=inf"),  # every logit alike
-        (dict(rope_theta=True), TypeError, "rope_theta=True"),  # not theta = 1
-        (dict(logit_softcap=True), TypeError, "logit_softcap=True"),
-        (dict(rope_theta="10000"), TypeError, "rope_theta='10000'"),
-        (dict(rope_theta=torch.tensor(1e4)), TypeError, "rope_theta=tensor"),  # json cannot save it
-        (dict(dropout=None), TypeError, "dropout=None"),
+        (dict(rope_theta=True), TypeError, "rope_theta must be a number, got bool"),  # not 1
+        (dict(logit_softcap=True), TypeError, "logit_softcap must be a number, got bool"),
+        (dict(rope_theta="10000"), TypeError, "rope_theta must be a number, got str"),
+        # a tensor, which json cannot save
+        (dict(rope_theta=torch.tensor(1e4)), TypeError, "rope_theta must be a number, got Tensor"),
+        (dict(dropout=None), TypeError, "dropout must be a number, got NoneType"),
     ],
 )
 def test_bad_config_names_the_field(kwargs, error, words):

@@ -97,7 +97,10 @@ def test_exercise_3_silu_derivative(capsys):
                   lambda x: 1 / 0):
         ch05.exercise_3(wrong)
         assert printed(capsys).startswith("exercise 3: not yet - hint: ")
-    in_float32 = lambda x: (lambda s: s * (1 + x.float() * (1 - s)))(torch.sigmoid(x.float()))  # noqa: E731
+    def in_float32(x):
+        s = torch.sigmoid(x.float())
+        return s * (1 + x.float() * (1 - s))
+
     ch05.exercise_3(in_float32)
     assert "the formula is right, but it returned torch.float32" in printed(capsys)
 

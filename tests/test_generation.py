@@ -395,8 +395,8 @@ def test_compiled_decoding_refuses_beams_and_no_cache(tiny_model):
     for kwargs in (dict(num_beams=2), dict(use_cache=False)):
         with pytest.raises(ValueError, match="compile=True"):
             generate(tiny_model, torch.tensor([1, 2]), 3, compile=True, **kwargs)
-    with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(ValueError,
-                                                                     match="outside torch.autocast"):
+    with torch.autocast("cpu", dtype=torch.bfloat16), \
+            pytest.raises(ValueError, match="outside torch.autocast"):
         generate(tiny_model, torch.tensor([1, 2]), 3, compile=True)
 
 

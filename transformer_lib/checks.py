@@ -7,6 +7,7 @@ name the argument and say what it must be.
 
 from __future__ import annotations
 
+import math
 import numbers
 import operator
 
@@ -25,13 +26,20 @@ def require_int(name: str, value, minimum: int = 1, why: str = "") -> int:
     return int(value)
 
 
-def require_positive_number(name: str, value, why: str = "") -> float:
-    """``value`` as a float if it is a real number > 0."""
+def require_real(name: str, value, why: str = "") -> float:
+    """``value`` as a float if it is a real number: a Python or numpy int or float, not a bool, a
+    string or a tensor (which a config saved as JSON could not hold)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}{why}")
-    if not value > 0:  # also refuses NaN
-        raise ValueError(f"{name}={value!r} must be a positive number{why}")
     return float(value)
+
+
+def require_positive_number(name: str, value, why: str = "") -> float:
+    """``value`` as a float if it is a finite real number > 0."""
+    value = require_real(name, value, why)
+    if not 0 < value < math.inf:  # also refuses NaN
+        raise ValueError(f"{name}={value!r} must be a finite positive number{why}")
+    return value
 
 
 def require_token_ids(ids, vocab_size: int) -> list[int]:
@@ -57,10 +65,15 @@ def texts_of(texts):
     load_stories returns; iterating the Dataset itself would give its rows as dicts), else
     ``texts`` itself."""
     if hasattr(texts, "column_names"):
-        if "text" not in texts.column_names:
-            raise KeyError(f"dataset has no 'text' column (columns: {texts.column_names})")
+        require_text_column(texts)
         return (text for batch in texts.iter(batch_size=1000) for text in batch["text"])
     return texts
+
+
+def require_text_column(dataset) -> None:
+    """A KeyError naming the columns of a datasets.Dataset that has no "text" column."""
+    if "text" not in dataset.column_names:
+        raise KeyError(f"dataset has no 'text' column (columns: {dataset.column_names})")
 
 
 def _as_index(value):

@@ -94,8 +94,7 @@ def _rebuilt(name: str, source: str, folder: str | Path) -> Callable | None:
     from .exercises.ch06 import library_block_output  # lazily: the exercises import this module
 
     earlier = list(PIECES)[:list(PIECES).index(name)]
-    namespace = {"torch": torch, "math": math, "F": F, **library_pieces(),
-                 "block_forward": library_block_output}
+    namespace = {**_reader_namespace(), **library_pieces(), "block_forward": library_block_output}
     namespace.update((piece, fn) for piece, fn in load_pieces(folder, earlier).items()
                      if fn is not None)
     try:
@@ -123,7 +122,7 @@ def load_pieces(folder: str | Path = PIECES_DIR,
     the pieces loaded before it, in :data:`PIECES` order, so a block may call the reader's own
     ``rms_norm`` and ``attention``.
     """
-    namespace: dict = {"torch": torch, "math": math, "F": F}
+    namespace = _reader_namespace()
     pieces: dict[str, Callable | None] = {}
     for name in names:
         _check_name(name)
@@ -138,6 +137,11 @@ def load_pieces(folder: str | Path = PIECES_DIR,
         exec(compile(source, str(path), "exec"), namespace)  # the reader's own code
         pieces[name] = namespace[name]
     return pieces
+
+
+def _reader_namespace() -> dict:
+    """What a kept piece's source may use besides the pieces: torch, math and F."""
+    return {"torch": torch, "math": math, "F": F}
 
 
 def missing(pieces: dict[str, Callable | None]) -> list[str]:

@@ -43,8 +43,8 @@ VALUE_OPTIONS = {"value_embeddings": "a learned vector per token added to each l
 def requested_vocab_size(args) -> int:
     """The BPE vocabulary a new run trains: --vocab-size, or the default preset's
     (DEFAULT_VOCAB_SIZE, whatever --preset says: the model takes its vocabulary from the
-    tokenizer). The flag's default is None, so that
-    --resume and --init-from can tell a given size from the default."""
+    tokenizer). The flag's default is None, so that --resume and --init-from can tell a given
+    size from the default."""
     return DEFAULT_VOCAB_SIZE if args.vocab_size is None else args.vocab_size
 
 
@@ -497,8 +497,9 @@ def _prepare_run(args, run_dir: Path, device, world: int, is_main: bool):
         model_config = ModelConfig.from_dict(saved_meta["model_config"])
         train_config = train_config_from_args(args, saved_meta["train_config"], device.type)
         saved_lora = saved_meta.get("lora")
-        if saved_meta.get("init_from"):
-            init_meta = {"init_from": saved_meta["init_from"]}
+        # how the run started, recorded again in every checkpoint it writes
+        init_meta = {key: saved_meta[key] for key in ("init_from", "init_std")
+                     if saved_meta.get(key)}
     elif init_model is not None:
         model_config = init_model.config
         train_config = train_config_from_args(args, None, device.type,
@@ -521,8 +522,6 @@ def _prepare_run(args, run_dir: Path, device, world: int, is_main: bool):
     elif saved_checkpoint is None and args.init_std is not None:
         model.init_weights(std=args.init_std)  # a second draw from the seeded generator
         init_meta = {"init_std": args.init_std}
-    elif saved_checkpoint is not None and "init_std" in saved_meta:
-        init_meta = {**init_meta, "init_std": saved_meta["init_std"]}
     trainer = Trainer(model, train_cache.tokens, val_cache.tokens, train_config,
                       token_byte_lengths(tokenizer), run_dir=run_dir,
                       tokenizer_file=tokenizer_file, progress=not args.no_progress,

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..checks import require_int, texts_of
+from ..checks import require_int, require_text_column
 from ..fileio import write_atomically, write_text_atomically
 
 DEFAULT_CACHE_DIR = "~/.cache/transformer_lib/tokens"
@@ -407,7 +407,7 @@ def nats_to_bits(nats: float) -> float:
 def _text_batches(texts: Sequence[str], batch_size: int) -> Iterator[list[str]]:
     """Yield lists of texts from a sequence of str or a datasets.Dataset with a text column."""
     if hasattr(texts, "column_names"):  # a datasets.Dataset: read Arrow in batches, not rows
-        texts_of(texts)  # checks the column
+        require_text_column(texts)
         for batch in texts.iter(batch_size=batch_size):
             yield batch["text"]
         return

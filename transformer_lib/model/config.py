@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import numbers
 from dataclasses import dataclass, field
 
-from ..checks import require_int
+from ..checks import require_int, require_positive_number, require_real
 
 
 def _round_up(value: int, multiple: int) -> int:
@@ -87,9 +86,9 @@ class ModelConfig:
                 f"of dimensions (and the model builds its tables whatever positions it uses), so "
                 f"choose d_model and num_heads giving an even head dimension"
             )
-        _require_finite_positive("rope_theta", self.rope_theta, " (Llama uses 10000)")
-        _require_finite_positive("norm_eps", self.norm_eps, " (Llama uses 1e-5)")
-        _require_real("dropout", self.dropout)
+        require_positive_number("rope_theta", self.rope_theta, " (Llama uses 10000)")
+        require_positive_number("norm_eps", self.norm_eps, " (Llama uses 1e-5)")
+        require_real("dropout", self.dropout)
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout={self.dropout} must lie in [0, 1)")
         for name in ("tie_embeddings", "attention_scale", "qk_norm", "zero_init_output",
@@ -97,7 +96,7 @@ class ModelConfig:
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name}={getattr(self, name)!r} must be True or False")
         if self.logit_softcap is not None:
-            _require_finite_positive("logit_softcap", self.logit_softcap, ", or None for no cap")
+            require_positive_number("logit_softcap", self.logit_softcap, ", or None for no cap")
 
     @property
     def head_dim(self) -> int:
@@ -160,19 +159,6 @@ def _as_python_numbers(config: ModelConfig) -> None:
 
 def _require_positive_int(name: str, value) -> None:
     require_int(name, value, 1)
-
-
-def _require_real(name: str, value) -> None:
-    """A Python or numpy real number: not a bool, a string or a tensor (which json cannot
-    save)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}={value!r} must be a number, got {type(value).__name__}")
-
-
-def _require_finite_positive(name: str, value, why: str = "") -> None:
-    _require_real(name, value)
-    if not 0 < value < math.inf:  # also refuses NaN
-        raise ValueError(f"{name}={value} must be a finite positive number{why}")
 
 
 PRESETS: dict[str, dict] = {

@@ -24,7 +24,6 @@ import copy
 import dataclasses
 import json
 import math
-import numbers
 import os
 from dataclasses import dataclass
 
@@ -32,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checks import require_int
+from ..checks import require_int, require_positive_number, require_real
 from .config import ModelConfig
 from .transformer import Transformer
 
@@ -56,13 +55,9 @@ class LoRAConfig:
 
     def __post_init__(self) -> None:
         require_int("rank", self.rank, 1)
-        for name in ("alpha", "dropout"):  # numpy numbers become floats, as in ModelConfig
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
-            object.__setattr__(self, name, float(value))
-        if not 0 < self.alpha < math.inf:
-            raise ValueError(f"alpha must be a finite positive number, got {self.alpha!r}")
+        # numpy numbers become floats, as in ModelConfig, so the config saves as JSON
+        object.__setattr__(self, "alpha", require_positive_number("alpha", self.alpha))
+        object.__setattr__(self, "dropout", require_real("dropout", self.dropout))
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if isinstance(self.targets, str):  # tuple("qv") would be ("q", "v") by accident

@@ -404,8 +404,9 @@ def _gradients_are_right(grads) -> bool | str:
             if not math.isclose(got[name][index], measured, rel_tol=1e-3):
                 return (f"{name} at {DEPTHS[index]} blocks differs from the check's measurement;"
                         " build a separate stack for each depth in output_shifts' order (seed 0,"
-                        " that many blocks, then x, then the 1/sqrt(C) weights), with target = torch.randn(2, 32, 64, generator="
-                        "torch.Generator().manual_seed(1)) and the loss F.mse_loss")
+                        " that many blocks, then x, then the 1/sqrt(C) weights), with target ="
+                        " torch.randn(2, 32, 64, generator=torch.Generator().manual_seed(1))"
+                        " and the loss F.mse_loss")
     return True
 
 
